@@ -1,0 +1,102 @@
+# happac - HAProxy Patroni PgBouncer Agent Checker
+#   make build     bin/happac (also plain `make`)
+#   make test      every test: unit (cmocka), integration and cluster (pytest),
+#                  then the same tests against an ASan+UBSan build
+#   make install   PREFIX=/usr/local DESTDIR=
+#   make deps      install the Debian packages that building and testing need
+#   make bench     performance figures (bench/)
+#   make demo      a real three-node Patroni cluster, HAProxy and happac
+
+VERSION    := 0.1.0
+PREFIX     ?= /usr/local
+BINDIR     ?= $(PREFIX)/bin
+CC         ?= cc
+PKGS       := libevent libcurl libpq
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+WARN       := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wstrict-prototypes \
+              -Wmissing-prototypes -Wno-unused-parameter
+# snprintf truncation is how bounded strings are made here, not a bug.
+ifeq ($(findstring clang,$(CC)),)
+WARN       += -Wno-format-truncation
+endif
+CFLAGS     ?= -O2 -g
+ALL_CFLAGS := -std=c11 -D_GNU_SOURCE -DHAPPAC_VERSION='"$(VERSION)"' $(WARN) \
+              $(PKG_CFLAGS) $(CFLAGS)
+PYTEST     := /usr/bin/python3 -m pytest
+
+SRCS := $(wildcard src/*.c)
+LIB_SRCS := $(filter-out src/main.c,$(SRCS))
+
+# Each build flavour lives in its own directory: build/release, build/asan.
+O ?= build/release
+OBJS := $(patsubst src/%.c,$(O)/%.o,$(SRCS))
+
+UNIT_TESTS := $(patsubst tests/unit/%.c,%,$(wildcard tests/unit/test_*.c))
+
+.PHONY: all build install uninstall test test-unit test-integration test-asan \
+        deps check-deps bench demo clean
+
+all: build
+build: bin/happac
+
+bin/happac: $(O)/happac
+	@mkdir -p bin
+	cp $< $@
+
+$(O)/happac: $(OBJS)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $(OBJS) $(PKG_LIBS)
+
+$(O)/%.o: src/%.c
+	@mkdir -p $(O)
+	$(CC) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
+
+-include $(OBJS:.o=.d)
+
+# --- unit tests (cmocka): each tests/unit/test_X.c links the library objects
+$(O)/tests/%: tests/unit/%.c $(filter-out $(O)/main.o,$(OBJS))
+	@mkdir -p $(O)/tests
+	$(CC) $(ALL_CFLAGS) -Isrc -o $@ $^ $(PKG_LIBS) $(shell pkg-config --libs cmocka)
+
+test-unit: $(addprefix $(O)/tests/,$(UNIT_TESTS))
+	@set -e; for t in $^; do echo "== $$t"; $$t; done
+
+test-integration: bin/happac
+	HAPPAC_BIN=$(CURDIR)/$(O)/happac $(PYTEST) -q tests/integration
+
+# The same tests against an ASan+UBSan build (clang), in build/asan.
+ASAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer \
+              -fno-sanitize-recover=all
+test-asan:
+	$(MAKE) --no-print-directory O=build/asan CC=clang CFLAGS="$(ASAN_FLAGS)" \
+	    LDFLAGS="$(ASAN_FLAGS)" build/asan/happac test-unit
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
+	    HAPPAC_BIN=$(CURDIR)/build/asan/happac $(PYTEST) -q tests/integration
+
+check-deps:
+	@scripts/deps.sh --check || scripts/deps.sh
+
+deps:
+	scripts/deps.sh
+
+test: check-deps
+	$(MAKE) --no-print-directory build
+	$(MAKE) --no-print-directory test-unit
+	$(MAKE) --no-print-directory test-integration
+	$(MAKE) --no-print-directory test-asan
+
+install: bin/happac
+	install -d $(DESTDIR)$(BINDIR)
+	install -m 0755 bin/happac $(DESTDIR)$(BINDIR)/happac
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/happac
+
+bench: check-deps build
+	bench/run
+
+demo: check-deps build
+	demo/demo.sh
+
+clean:
+	rm -rf build bin

@@ -1,0 +1,33 @@
+#!/bin/sh
+# Install (or, with --check, only look for) the Debian packages that building
+# and testing happac need. Idempotent; `make test` calls it when something is
+# missing, so a fresh Debian 12 machine needs nothing else.
+set -eu
+
+PACKAGES="build-essential pkg-config clang libclang-rt-14-dev
+libevent-dev libcurl4-openssl-dev libpq-dev libcmocka-dev
+python3 python3-pytest python3-psycopg2
+postgresql-15 pgbouncer patroni etcd-server etcd-client haproxy socat
+prometheus openssl procps iproute2"
+
+missing=""
+for p in $PACKAGES; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" \
+		|| missing="$missing $p"
+done
+
+if [ "${1:-}" = "--check" ]; then
+	[ -z "$missing" ] && exit 0
+	echo "missing Debian packages:$missing" >&2
+	exit 1
+fi
+[ -z "$missing" ] && { echo "deps: all packages present"; exit 0; }
+if [ "$(id -u)" != 0 ]; then
+	echo "deps: need root to install:$missing (run: sudo $0)" >&2
+	exit 1
+fi
+echo "deps: installing:$missing"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q
+# shellcheck disable=SC2086
+apt-get install -y -q --no-install-recommends $missing

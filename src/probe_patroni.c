@@ -1,0 +1,370 @@
+/* probe_patroni.c - Patroni REST probe: libcurl multi socket API on libevent.
+ *
+ * The pattern follows curl's docs/examples/hiperfifo.c: libcurl tells us which
+ * sockets to watch (socket callback) and when to wake it (timer callback); we
+ * hand events back with curl_multi_socket_action() and collect finished
+ * transfers from curl_multi_info_read(). One transfer at a time. */
+#include "probe_patroni.h"
+
+#include "log.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <event2/event.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Patroni's answers are a status line (OPTIONS) or a few KB of JSON; a larger
+ * body is not Patroni. */
+#define PROBE_PATRONI_MAX_BODY (64 * 1024)
+
+struct probe_patroni {
+	struct event_base *base;
+	CURLM *multi;
+	CURL *easy;            /* the attempt in flight, or NULL */
+	struct probe *probe;   /* the attempt's probe, or NULL */
+	struct event *timer;   /* libcurl's timeout */
+	/* Watchers libcurl is done with. Freed later, never inside their own
+	 * event callback (libcurl drops sockets from within our callbacks). */
+	struct probe_patroni_sock *dead;
+	int timeout_ms;
+	size_t body_bytes;
+	char url[512];
+	char path[256];
+	char target[300];
+};
+
+/* Per-socket watcher, attached to the socket with curl_multi_assign(). */
+struct probe_patroni_sock {
+	struct event *ev;
+	struct probe_patroni_sock *next_dead;
+};
+
+static size_t probe_patroni_body(char *data, size_t size, size_t n, void *arg)
+{
+	struct probe_patroni *pp = arg;
+
+	(void)data;
+	pp->body_bytes += size * n;
+	if (pp->body_bytes > PROBE_PATRONI_MAX_BODY)
+		return 0; /* CURLE_WRITE_ERROR: ends the transfer */
+	return size * n;
+}
+
+static void probe_patroni_release(struct probe_patroni *pp)
+{
+	if (pp->easy) {
+		curl_multi_remove_handle(pp->multi, pp->easy);
+		curl_easy_cleanup(pp->easy);
+		pp->easy = NULL;
+	}
+	pp->probe = NULL;
+}
+
+static void probe_patroni_finish(struct probe_patroni *pp, CURLcode rc)
+{
+	struct probe *p = pp->probe;
+	enum probe_result result = PROBE_OK;
+	long status = 0, oserr = 0;
+	char detail[64] = "";
+
+	curl_easy_getinfo(pp->easy, CURLINFO_RESPONSE_CODE, &status);
+	curl_easy_getinfo(pp->easy, CURLINFO_OS_ERRNO, &oserr);
+	switch (rc) {
+	case CURLE_OK:
+		result = status == 200 ? PROBE_OK : PROBE_HTTP_STATUS;
+		break;
+	case CURLE_COULDNT_CONNECT:
+		if (oserr == ECONNREFUSED) {
+			result = PROBE_REFUSED;
+		} else {
+			result = PROBE_CONNECT;
+			snprintf(detail, sizeof(detail), "%s",
+				 oserr ? strerror((int)oserr) : "");
+		}
+		break;
+	case CURLE_COULDNT_RESOLVE_HOST:
+		result = PROBE_RESOLVE;
+		break;
+	case CURLE_OPERATION_TIMEDOUT:
+		result = PROBE_TIMEOUT;
+		break;
+	case CURLE_SSL_CONNECT_ERROR:
+	case CURLE_PEER_FAILED_VERIFICATION:
+	case CURLE_SSL_CERTPROBLEM:
+	case CURLE_SSL_CIPHER:
+	case CURLE_SSL_CACERT_BADFILE:
+	case CURLE_SSL_ISSUER_ERROR:
+	case CURLE_SSL_CRL_BADFILE:
+	case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+	case CURLE_SSL_ENGINE_INITFAILED:
+	case CURLE_USE_SSL_FAILED:
+		result = PROBE_TLS;
+		snprintf(detail, sizeof(detail), "%s", curl_easy_strerror(rc));
+		break;
+	case CURLE_OUT_OF_MEMORY:
+		result = PROBE_INTERNAL;
+		snprintf(detail, sizeof(detail), "%s", curl_easy_strerror(rc));
+		break;
+	case CURLE_SEND_ERROR:
+	case CURLE_RECV_ERROR:
+		/* A reset before any answer is a connection failure, after the
+		 * status line a broken answer. */
+		result = status ? PROBE_BAD_RESPONSE : PROBE_CONNECT;
+		snprintf(detail, sizeof(detail), "%s", curl_easy_strerror(rc));
+		break;
+	case CURLE_WRITE_ERROR:
+		result = PROBE_BAD_RESPONSE;
+		snprintf(detail, sizeof(detail), "body over %d bytes",
+			 PROBE_PATRONI_MAX_BODY);
+		break;
+	default:
+		result = PROBE_BAD_RESPONSE;
+		snprintf(detail, sizeof(detail), "%s", curl_easy_strerror(rc));
+		break;
+	}
+	probe_patroni_release(pp);
+	probe_done(p, result, (int)status, detail);
+}
+
+/* Collect finished transfers. Called after every curl_multi_socket_action. */
+static void probe_patroni_collect(struct probe_patroni *pp)
+{
+	CURLMsg *msg;
+	int left;
+
+	while ((msg = curl_multi_info_read(pp->multi, &left))) {
+		if (msg->msg == CURLMSG_DONE && msg->easy_handle == pp->easy) {
+			probe_patroni_finish(pp, msg->data.result);
+			return; /* pp->easy is gone; nothing else can be pending */
+		}
+	}
+}
+
+static void probe_patroni_on_socket(evutil_socket_t fd, short what, void *arg)
+{
+	struct probe_patroni *pp = arg;
+	int mask = 0, running;
+
+	if (what & EV_READ)
+		mask |= CURL_CSELECT_IN;
+	if (what & EV_WRITE)
+		mask |= CURL_CSELECT_OUT;
+	curl_multi_socket_action(pp->multi, fd, mask, &running);
+	probe_patroni_collect(pp);
+}
+
+static void probe_patroni_on_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct probe_patroni *pp = arg;
+	int running;
+
+	(void)fd;
+	(void)what;
+	curl_multi_socket_action(pp->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+	probe_patroni_collect(pp);
+}
+
+static void probe_patroni_bury(struct probe_patroni *pp)
+{
+	while (pp->dead) {
+		struct probe_patroni_sock *ws = pp->dead;
+
+		pp->dead = ws->next_dead;
+		event_free(ws->ev);
+		free(ws);
+	}
+}
+
+/* CURLMOPT_SOCKETFUNCTION: start, change or stop watching one socket. */
+static int probe_patroni_sockcb(CURL *easy, curl_socket_t s, int action,
+				void *arg, void *sockp)
+{
+	struct probe_patroni *pp = arg;
+	struct probe_patroni_sock *ws = sockp;
+	short kind;
+
+	(void)easy;
+	if (action == CURL_POLL_REMOVE) {
+		if (ws) {
+			event_del(ws->ev);
+			ws->next_dead = pp->dead;
+			pp->dead = ws;
+			curl_multi_assign(pp->multi, s, NULL);
+		}
+		return 0;
+	}
+	kind = EV_PERSIST | (action & CURL_POLL_IN ? EV_READ : 0) |
+	       (action & CURL_POLL_OUT ? EV_WRITE : 0);
+	if (!ws) {
+		ws = calloc(1, sizeof(*ws));
+		if (!ws)
+			return -1;
+		ws->ev = event_new(pp->base, s, kind, probe_patroni_on_socket, pp);
+		if (!ws->ev) {
+			free(ws);
+			return -1;
+		}
+		curl_multi_assign(pp->multi, s, ws);
+	} else {
+		event_del(ws->ev);
+		event_assign(ws->ev, pp->base, s, kind, probe_patroni_on_socket, pp);
+	}
+	event_add(ws->ev, NULL);
+	return 0;
+}
+
+/* CURLMOPT_TIMERFUNCTION: -1 deletes the timer, 0 means "as soon as possible". */
+static int probe_patroni_timercb(CURLM *multi, long timeout_ms, void *arg)
+{
+	struct probe_patroni *pp = arg;
+	struct timeval tv;
+
+	(void)multi;
+	if (timeout_ms < 0) {
+		evtimer_del(pp->timer);
+		return 0;
+	}
+	tv.tv_sec = timeout_ms / 1000;
+	tv.tv_usec = (timeout_ms % 1000) * 1000;
+	evtimer_add(pp->timer, &tv);
+	return 0;
+}
+
+static void probe_patroni_start(void *impl, struct probe *p)
+{
+	struct probe_patroni *pp = impl;
+	CURL *e = curl_easy_init();
+
+	if (!e) {
+		probe_done(p, PROBE_INTERNAL, 0, "curl_easy_init failed");
+		return;
+	}
+	probe_patroni_bury(pp);
+	pp->body_bytes = 0;
+	curl_easy_setopt(e, CURLOPT_URL, pp->url);
+	/* OPTIONS: Patroni answers with a bare status line, its cheapest reply. */
+	curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, "OPTIONS");
+	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, probe_patroni_body);
+	curl_easy_setopt(e, CURLOPT_WRITEDATA, pp);
+	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+	/* Never through a proxy from the environment: this is a local check. */
+	curl_easy_setopt(e, CURLOPT_PROXY, "");
+	curl_easy_setopt(e, CURLOPT_USERAGENT, "happac/" HAPPAC_VERSION);
+	curl_easy_setopt(e, CURLOPT_MAXFILESIZE, (long)PROBE_PATRONI_MAX_BODY);
+	/* The scheduler's deadline ends the attempt; this is only a backstop. */
+	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)pp->timeout_ms + 1000);
+#if LIBCURL_VERSION_NUM >= 0x075500
+	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+#endif
+	pp->easy = e;
+	pp->probe = p;
+	if (curl_multi_add_handle(pp->multi, e) != CURLM_OK) {
+		probe_patroni_release(pp);
+		probe_done(p, PROBE_INTERNAL, 0, "curl_multi_add_handle failed");
+	}
+}
+
+static void probe_patroni_cancel(void *impl)
+{
+	probe_patroni_release(impl);
+}
+
+const struct probe_ops probe_patroni_ops = {
+	.start = probe_patroni_start,
+	.cancel = probe_patroni_cancel,
+};
+
+struct probe_patroni *probe_patroni_new(struct event_base *base, const char *host,
+					int port, const char *endpoint,
+					int timeout_ms, char *err, size_t errlen)
+{
+	struct probe_patroni *pp = calloc(1, sizeof(*pp));
+	CURLU *u = curl_url();
+	char hostpart[280], portstr[8], *url = NULL;
+	const char *query = strchr(endpoint, '?');
+	CURLUcode uc;
+
+	if (!pp || !u) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	/* IPv6 literals need brackets in a URL; the URL API then checks them. */
+	if (strchr(host, ':'))
+		snprintf(hostpart, sizeof(hostpart), "[%s]", host);
+	else
+		snprintf(hostpart, sizeof(hostpart), "%s", host);
+	snprintf(portstr, sizeof(portstr), "%d", port);
+	snprintf(pp->path, sizeof(pp->path), "/%.*s",
+		 (int)(query ? (size_t)(query - endpoint) : strlen(endpoint)), endpoint);
+	uc = curl_url_set(u, CURLUPART_SCHEME, "http", 0);
+	if (!uc)
+		uc = curl_url_set(u, CURLUPART_HOST, hostpart, 0);
+	if (!uc)
+		uc = curl_url_set(u, CURLUPART_PORT, portstr, 0);
+	if (!uc)
+		uc = curl_url_set(u, CURLUPART_PATH, pp->path, 0);
+	if (!uc && query)
+		uc = curl_url_set(u, CURLUPART_QUERY, query + 1, 0);
+	if (!uc)
+		uc = curl_url_get(u, CURLUPART_URL, &url, 0);
+	if (uc) {
+		snprintf(err, errlen, "cannot build a URL from host '%s', port %d, endpoint '%s': %s",
+			 host, port, endpoint, curl_url_strerror(uc));
+		goto fail;
+	}
+	snprintf(pp->url, sizeof(pp->url), "%s", url);
+	curl_free(url);
+	curl_url_cleanup(u);
+	u = NULL;
+	snprintf(pp->target, sizeof(pp->target), "%s:%d", hostpart, port);
+
+	pp->base = base;
+	pp->timeout_ms = timeout_ms;
+	pp->multi = curl_multi_init();
+	pp->timer = evtimer_new(base, probe_patroni_on_timer, pp);
+	if (!pp->multi || !pp->timer) {
+		snprintf(err, errlen, "cannot set up libcurl");
+		goto fail;
+	}
+	curl_multi_setopt(pp->multi, CURLMOPT_SOCKETFUNCTION, probe_patroni_sockcb);
+	curl_multi_setopt(pp->multi, CURLMOPT_SOCKETDATA, pp);
+	curl_multi_setopt(pp->multi, CURLMOPT_TIMERFUNCTION, probe_patroni_timercb);
+	curl_multi_setopt(pp->multi, CURLMOPT_TIMERDATA, pp);
+	return pp;
+fail:
+	if (u)
+		curl_url_cleanup(u);
+	probe_patroni_free(pp);
+	return NULL;
+}
+
+void probe_patroni_free(struct probe_patroni *pp)
+{
+	if (!pp)
+		return;
+	probe_patroni_release(pp);
+	if (pp->multi)
+		curl_multi_cleanup(pp->multi);
+	probe_patroni_bury(pp);
+	if (pp->timer)
+		event_free(pp->timer);
+	free(pp);
+}
+
+const char *probe_patroni_url(const struct probe_patroni *pp)
+{
+	return pp->url;
+}
+
+const char *probe_patroni_path(const struct probe_patroni *pp)
+{
+	return pp->path;
+}
+
+const char *probe_patroni_target(const struct probe_patroni *pp)
+{
+	return pp->target;
+}

@@ -1,0 +1,31 @@
+/* probe_patroni.h - the Patroni REST probe on libcurl's multi interface,
+ * driven by our libevent loop (no thread, no blocking call; libcurl resolves
+ * names with its asynchronous resolver). */
+#ifndef HAPPAC_PROBE_PATRONI_H
+#define HAPPAC_PROBE_PATRONI_H
+
+#include "probe.h"
+
+#include <stddef.h>
+
+struct event_base;
+struct probe_patroni;
+
+extern const struct probe_ops probe_patroni_ops;
+
+/* Build the probe for http://HOST:PORT/ENDPOINT ("primary", "replica?lag=1MB").
+ * Returns NULL with err set when the URL cannot be built. Caller frees with
+ * probe_patroni_free() after the scheduler is gone. */
+struct probe_patroni *probe_patroni_new(struct event_base *base, const char *host,
+					int port, const char *endpoint,
+					int timeout_ms, char *err, size_t errlen);
+void probe_patroni_free(struct probe_patroni *pp);
+
+/* "http://127.0.0.1:8008/primary", for the log. Valid while pp lives. */
+const char *probe_patroni_url(const struct probe_patroni *pp);
+/* "/primary", for the #reason on a non-200 answer. */
+const char *probe_patroni_path(const struct probe_patroni *pp);
+/* "127.0.0.1:8008" or "[::1]:8008", for connection failures. */
+const char *probe_patroni_target(const struct probe_patroni *pp);
+
+#endif

@@ -1,0 +1,153 @@
+/* Unit tests for verdict.c and the PgBouncer error classification: every
+ * reply word and reason, the line format HAProxy needs. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "probe_pg.h"
+#include "verdict.h"
+
+#include <string.h>
+
+static struct probe_report report(enum probe_result r, int status, const char *detail)
+{
+	struct probe_report rep;
+
+	memset(&rep, 0, sizeof(rep));
+	rep.result = r;
+	rep.http_status = status;
+	strncpy(rep.detail, detail, sizeof(rep.detail) - 1);
+	return rep;
+}
+
+static void render(struct probe_report *pat, struct probe_report *pgb,
+		   const char *expect, int expect_up)
+{
+	struct verdict_probe vp[2] = {
+		{ "patroni", pat, "127.0.0.1:8008", "/primary", "127.0.0.1" },
+		{ "pgbouncer", pgb, "127.0.0.1:6432", NULL, "127.0.0.1" },
+	};
+	char line[VERDICT_LINE_MAX];
+	size_t len;
+	int up = verdict_render(vp, 2, 800, line, sizeof(line), &len);
+
+	assert_int_equal(up, expect_up);
+	assert_string_equal(line, expect);
+	assert_int_equal(len, strlen(expect));
+	/* HAProxy: one line, \n-terminated, no NUL before it, < 16 KiB */
+	assert_int_equal(line[len - 1], '\n');
+	assert_ptr_equal(strchr(line, '\n'), line + len - 1);
+	assert_true(len < VERDICT_LINE_MAX);
+}
+
+static void test_up(void **state)
+{
+	struct probe_report a = report(PROBE_OK, 200, ""), b = report(PROBE_OK, 0, "");
+
+	(void)state;
+	render(&a, &b, "up\n", 1);
+}
+
+static void test_reasons(void **state)
+{
+	struct probe_report ok = report(PROBE_OK, 0, "");
+	struct probe_report s503 = report(PROBE_HTTP_STATUS, 503, "");
+	struct probe_report refused = report(PROBE_REFUSED, 0, "");
+	struct probe_report timeout = report(PROBE_TIMEOUT, 0, "");
+	struct probe_report reject = report(PROBE_REJECTED, 0, "57P03");
+	struct probe_report resolve = report(PROBE_RESOLVE, 0, "");
+	struct probe_report conn = report(PROBE_CONNECT, 0, "No route to host");
+
+	(void)state;
+	render(&s503, &ok, "down #patroni /primary: 503\n", 0);
+	render(&timeout, &ok, "down #patroni: timeout after 800ms\n", 0);
+	render(&refused, &ok, "down #patroni 127.0.0.1:8008: connection refused\n", 0);
+	render(&ok, &refused, "down #pgbouncer 127.0.0.1:6432: connection refused\n", 0);
+	render(&ok, &timeout, "down #pgbouncer: timeout after 800ms\n", 0);
+	render(&ok, &reject, "down #pgbouncer 127.0.0.1:6432: rejected (57P03)\n", 0);
+	render(&resolve, &ok, "down #patroni: cannot resolve 127.0.0.1\n", 0);
+	render(&ok, &conn,
+	       "down #pgbouncer 127.0.0.1:6432: connect failed: No route to host\n", 0);
+	/* Patroni's reason wins when both fail. */
+	render(&s503, &refused, "down #patroni /primary: 503\n", 0);
+	/* No result yet (never shown to HAProxy, but must still be a line). */
+	render(NULL, &ok, "down #patroni: no result yet\n", 0);
+}
+
+static void test_reason_is_bounded_and_clean(void **state)
+{
+	struct probe_report ok = report(PROBE_OK, 0, "");
+	struct probe_report bad = report(PROBE_BAD_RESPONSE, 0, "line\nbreak\r and NUL");
+	char longhost[300];
+	struct verdict_probe vp[2] = {
+		{ "patroni", &bad, "127.0.0.1:8008", "/primary", "h" },
+		{ "pgbouncer", &ok, "127.0.0.1:6432", NULL, "h" },
+	};
+	char line[VERDICT_LINE_MAX];
+	size_t len;
+
+	(void)state;
+	verdict_render(vp, 2, 800, line, sizeof(line), &len);
+	assert_ptr_equal(strchr(line, '\n'), line + len - 1);
+	assert_null(strchr(line, '\r'));
+
+	memset(longhost, 'a', sizeof(longhost) - 1);
+	longhost[sizeof(longhost) - 1] = '\0';
+	bad = report(PROBE_RESOLVE, 0, "");
+	vp[0].host = longhost;
+	verdict_render(vp, 2, 800, line, sizeof(line), &len);
+	assert_true(len <= strlen("down #") + VERDICT_REASON_MAX);
+	assert_int_equal(line[len - 1], '\n');
+}
+
+static void test_stale(void **state)
+{
+	char line[VERDICT_LINE_MAX];
+	size_t len;
+
+	(void)state;
+	len = verdict_render_stale(6250, line, sizeof(line));
+	assert_string_equal(line, "down #stale: no probe result for 6.2s\n");
+	assert_int_equal(len, strlen(line));
+}
+
+static void test_pg_classify(void **state)
+{
+	char d[64];
+
+	(void)state;
+	assert_int_equal(probe_pg_classify("connection to server at \"127.0.0.1\", port 6432 failed: "
+					   "FATAL:  57P03: the database system is starting up\n",
+					   1, d, sizeof(d)),
+			 PROBE_REJECTED);
+	assert_string_equal(d, "57P03");
+	assert_int_equal(probe_pg_classify("connection to server ... failed: FATAL:  08P01: "
+					   "no such database: x\n", 1, d, sizeof(d)),
+			 PROBE_OK);
+	assert_int_equal(probe_pg_classify("connection to server at \"127.0.0.1\", port 6432 "
+					   "failed: Connection refused\n\tIs the server running?\n",
+					   0, d, sizeof(d)),
+			 PROBE_REFUSED);
+	assert_int_equal(probe_pg_classify("connection to server at \"10.0.0.1\", port 6432 "
+					   "failed: No route to host\n", 0, d, sizeof(d)),
+			 PROBE_CONNECT);
+	assert_string_equal(d, "No route to host");
+	assert_int_equal(probe_pg_classify("server closed the connection unexpectedly\n",
+					   1, d, sizeof(d)),
+			 PROBE_BAD_RESPONSE);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_up),
+		cmocka_unit_test(test_reasons),
+		cmocka_unit_test(test_reason_is_bounded_and_clean),
+		cmocka_unit_test(test_stale),
+		cmocka_unit_test(test_pg_classify),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
