@@ -40,9 +40,10 @@ UNIT_TESTS := $(patsubst tests/unit/%.c,%,$(wildcard tests/unit/test_*.c))
 all: build
 build: bin/happac
 
+# Replaced by rename, so a running bin/happac (tests, demo) does not block it.
 bin/happac: $(O)/happac
 	@mkdir -p bin
-	cp $< $@
+	cp $< $@.tmp && mv -f $@.tmp $@
 
 $(O)/happac: $(OBJS)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $(OBJS) $(PKG_LIBS)

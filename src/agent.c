@@ -23,7 +23,10 @@
 struct agent_listener {
 	int fd;
 	struct event *ev;
-	char name[64];
+	char addr[48];   /* as configured; "" = all addresses */
+	int port;
+	int keep;        /* mark for agent_set_listeners() */
+	char name[64];   /* for the log: "127.0.0.1:5555", "[::]:5555" */
 };
 
 /* A reply the kernel did not take whole (rare: a fresh socket has room). */
@@ -303,6 +306,9 @@ int agent_listen(struct agent *a, const char *addr, int port, char *err,
 			 family == AF_INET6 ? "]" : "", port);
 	}
 	l->fd = fd;
+	snprintf(l->addr, sizeof(l->addr), "%s", addr ? addr : "");
+	l->port = port;
+	l->keep = 1;
 	l->ev = event_new(a->base, fd, EV_READ | EV_PERSIST, agent_accept, a);
 	if (!l->ev) {
 		close(fd);
@@ -310,8 +316,62 @@ int agent_listen(struct agent *a, const char *addr, int port, char *err,
 		return -1;
 	}
 	a->nlisteners++;
+	if (a->enabled)
+		event_add(l->ev, NULL);
 	log_info("agent: listening on %s", l->name);
 	return 0;
+}
+
+static void agent_listener_close(struct agent_listener *l)
+{
+	if (l->ev)
+		event_free(l->ev);
+	l->ev = NULL;
+	if (l->fd >= 0)
+		close(l->fd);
+	l->fd = -1;
+}
+
+int agent_set_listeners(struct agent *a, char *const *addrs, int count, int port,
+			char *err, size_t errlen)
+{
+	int before = a->nlisteners, n = count ? count : 1, j;
+
+	for (int i = 0; i < a->nlisteners; i++)
+		a->listeners[i].keep = 0;
+	/* Bind what is new; keep what is unchanged. */
+	for (int k = 0; k < n; k++) {
+		const char *want = count ? addrs[k] : "";
+		int found = 0;
+
+		for (int i = 0; i < before; i++) {
+			struct agent_listener *l = &a->listeners[i];
+
+			if (l->port == port && !strcmp(l->addr, want)) {
+				l->keep = found = 1;
+				break;
+			}
+		}
+		if (!found && agent_listen(a, count ? want : NULL, port, err, errlen) != 0)
+			goto rollback;
+	}
+	/* Close what is gone, compacting the array. */
+	for (int i = j = 0; i < a->nlisteners; i++) {
+		if (!a->listeners[i].keep) {
+			log_info("agent: closed %s", a->listeners[i].name);
+			agent_listener_close(&a->listeners[i]);
+			continue;
+		}
+		a->listeners[j++] = a->listeners[i];
+	}
+	a->nlisteners = j;
+	return 0;
+rollback:
+	/* The new configuration failed: drop what it bound, keep the rest. */
+	for (int i = before; i < a->nlisteners; i++)
+		agent_listener_close(&a->listeners[i]);
+	a->nlisteners = before;
+	return -1;
 }
 
 void agent_enable(struct agent *a)
@@ -325,14 +385,8 @@ void agent_close(struct agent *a)
 {
 	a->enabled = 0;
 	evtimer_del(a->resume);
-	for (int i = 0; i < a->nlisteners; i++) {
-		struct agent_listener *l = &a->listeners[i];
-
-		event_free(l->ev);
-		l->ev = NULL;
-		close(l->fd);
-		l->fd = -1;
-	}
+	for (int i = 0; i < a->nlisteners; i++)
+		agent_listener_close(&a->listeners[i]);
 	a->nlisteners = 0;
 }
 

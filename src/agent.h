@@ -28,6 +28,11 @@ struct agent *agent_new(struct event_base *base, agent_reply_fn reply, void *arg
  * with agent_enable(). Returns 0, or -1 with err naming the address. */
 int agent_listen(struct agent *a, const char *addr, int port, char *err,
 		 size_t errlen);
+/* Make the listening sockets exactly addrs (count 0: all addresses) on port:
+ * unchanged ones stay open (no check is dropped), new ones are bound, gone
+ * ones closed. On failure nothing changes and err names the address. */
+int agent_set_listeners(struct agent *a, char *const *addrs, int count, int port,
+			char *err, size_t errlen);
 void agent_enable(struct agent *a);
 /* Stop accepting and close the listening sockets; replies being written
  * still finish. */

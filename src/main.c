@@ -1,15 +1,19 @@
-/* main.c - start-up order, signals, shutdown. The logic lives in the modules:
- * options (what to do), probe* (what the backends say), verdict (what that
- * means), agent (telling HAProxy). */
+/* main.c - start-up order, signals, reload, shutdown. The logic lives in the
+ * modules: options (what to do), probe* (what the backends say), verdict
+ * (what that means), agent and http (telling HAProxy and operators). */
 #include "agent.h"
+#include "http.h"
 #include "log.h"
+#include "metrics.h"
 #include "options.h"
 #include "probe.h"
 #include "probe_patroni.h"
 #include "probe_pg.h"
+#include "status.h"
 #include "verdict.h"
 
 #include <curl/curl.h>
+#include <event2/buffer.h>
 #include <event2/dns.h>
 #include <event2/event.h>
 #include <libpq-fe.h>
@@ -17,31 +21,55 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 enum main_probe { MAIN_PROBE_PATRONI, MAIN_PROBE_PG, MAIN_PROBE_COUNT };
 
-struct happac {
-	struct options opts;
-	struct event_base *base;
-	struct evdns_base *dns;
+static const char *const main_probe_names[MAIN_PROBE_COUNT] = {
+	[MAIN_PROBE_PATRONI] = "patroni",
+	[MAIN_PROBE_PG] = "pgbouncer",
+};
+
+/* What one configuration runs: rebuilt whole on a reload that changes it. */
+struct main_probes {
 	struct probe_sched *sched;
 	struct probe probes[MAIN_PROBE_COUNT];
 	struct probe_patroni *patroni;
 	struct probe_pg *pg;
+};
+
+struct happac {
+	int argc;
+	char **argv;
+	struct options opts;
+	struct event_base *base;
+	struct evdns_base *dns;
+	struct main_probes *run;
 	struct agent *agent;
-	struct event *sigterm, *sigint, *drain;
+	struct http *http;
+	struct metrics *metrics;
+	struct event *sigterm, *sigint, *sighup, *drain;
 	int drain_ticks;
+	uint64_t reloads_ok, reloads_failed;
 
 	/* the cached verdict the agent answers from */
 	int ready;              /* the first round has ended */
 	int up;
 	char line[VERDICT_LINE_MAX];
 	size_t line_len;
-	int64_t verdict_us;     /* when the last round ended */
-	int64_t since_us;       /* when the verdict last changed */
+	int64_t verdict_us;     /* monotonic: when the last round ended */
+	double since_s;         /* wall clock: when the verdict last changed */
 	int64_t stale_us;
 	char stale_line[VERDICT_LINE_MAX];
 };
+
+static double main_wall_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
 
 static void main_versions(FILE *out)
 {
@@ -68,27 +96,32 @@ static const char *main_reply(void *arg, size_t *len)
 	return h->line;
 }
 
+static const struct probe_report *main_report(const struct main_probes *r, int i)
+{
+	return r->probes[i].has_result ? &r->probes[i].last : NULL;
+}
+
 static void main_fill_verdict_probes(struct happac *h, struct verdict_probe *vp)
 {
+	struct main_probes *r = h->run;
+
 	vp[MAIN_PROBE_PATRONI] = (struct verdict_probe){
-		.name = "patroni",
-		.report = h->probes[MAIN_PROBE_PATRONI].has_result
-				  ? &h->probes[MAIN_PROBE_PATRONI].last : NULL,
-		.target = probe_patroni_target(h->patroni),
-		.path = probe_patroni_path(h->patroni),
+		.name = main_probe_names[MAIN_PROBE_PATRONI],
+		.report = main_report(r, MAIN_PROBE_PATRONI),
+		.target = probe_patroni_target(r->patroni),
+		.path = probe_patroni_path(r->patroni),
 		.host = h->opts.patroni_host,
 	};
 	vp[MAIN_PROBE_PG] = (struct verdict_probe){
-		.name = "pgbouncer",
-		.report = h->probes[MAIN_PROBE_PG].has_result
-				  ? &h->probes[MAIN_PROBE_PG].last : NULL,
-		.target = probe_pg_target(h->pg),
+		.name = main_probe_names[MAIN_PROBE_PG],
+		.report = main_report(r, MAIN_PROBE_PG),
+		.target = probe_pg_target(r->pg),
 		.path = NULL,
-		.host = probe_pg_host(h->pg),
+		.host = probe_pg_host(r->pg),
 	};
 }
 
-/* Every round ends here: recompute the line, log a transition. */
+/* Every round ends here: observe, recompute the line, log a transition. */
 static void main_round_done(void *arg)
 {
 	struct happac *h = arg;
@@ -97,14 +130,17 @@ static void main_round_done(void *arg)
 	size_t len;
 	int up, changed;
 
+	for (int i = 0; i < MAIN_PROBE_COUNT; i++)
+		metrics_probe_observe(h->metrics, i, h->run->probes[i].last.result,
+				      h->run->probes[i].last.duration_us);
 	main_fill_verdict_probes(h, vp);
 	up = verdict_render(vp, MAIN_PROBE_COUNT, h->opts.timeout_ms, line,
 			    sizeof(line), &len);
 	h->verdict_us = probe_now_us();
 	changed = !h->ready || len != h->line_len || memcmp(line, h->line, len) != 0;
 	if (changed) {
-		const struct probe_report *pa = &h->probes[MAIN_PROBE_PATRONI].last;
-		const struct probe_report *pb = &h->probes[MAIN_PROBE_PG].last;
+		const struct probe_report *pa = &h->run->probes[MAIN_PROBE_PATRONI].last;
+		const struct probe_report *pb = &h->run->probes[MAIN_PROBE_PG].last;
 
 		log_info("verdict %s -> %.*s (patroni %s %.1fms, pgbouncer %s %.1fms)",
 			 h->ready ? (h->up ? "up" : "down") : "none",
@@ -115,7 +151,9 @@ static void main_round_done(void *arg)
 		memcpy(h->line, line, len + 1);
 		h->line_len = len;
 		h->up = up;
-		h->since_us = h->verdict_us;
+		h->since_s = main_wall_s();
+		if (h->ready)
+			metrics_transition(h->metrics);
 	}
 	if (!h->ready) {
 		h->ready = 1;
@@ -124,6 +162,138 @@ static void main_round_done(void *arg)
 	}
 }
 
+/* ---- HTTP side port content */
+
+static int main_http_health(void *arg, struct evbuffer *out)
+{
+	struct happac *h = arg;
+	size_t len;
+	const char *line = main_reply(h, &len);
+
+	evbuffer_add(out, line, len);
+	return line[0] == 'u';
+}
+
+static void main_http_status(void *arg, struct evbuffer *out)
+{
+	struct happac *h = arg;
+	struct status_view v;
+	struct verdict_probe vp[MAIN_PROBE_COUNT];
+	size_t len;
+
+	memset(&v, 0, sizeof(v));
+	v.line = main_reply(h, &len);
+	v.up = v.line[0] == 'u';
+	v.since_s = h->since_s;
+	v.now_s = main_wall_s();
+	v.now_us = probe_now_us();
+	v.opts = &h->opts;
+	main_fill_verdict_probes(h, vp);
+	v.probe_count = MAIN_PROBE_COUNT;
+	for (int i = 0; i < MAIN_PROBE_COUNT; i++) {
+		v.probes[i].name = vp[i].name;
+		v.probes[i].target = vp[i].target;
+		v.probes[i].report = vp[i].report;
+		v.probes[i].in_flight = h->run->probes[i].in_flight;
+	}
+	status_render(&v, out);
+}
+
+static void main_http_metrics(void *arg, struct evbuffer *out)
+{
+	struct happac *h = arg;
+	const struct agent_stats *as = agent_stats(h->agent);
+	struct metrics_view v;
+	size_t len;
+
+	memset(&v, 0, sizeof(v));
+	v.up = main_reply(h, &len)[0] == 'u';
+	v.verdict_since_s = h->since_s;
+	v.checks_up = as->up;
+	v.checks_down = as->down;
+	v.checks_failed = as->failed;
+	v.rounds = probe_sched_rounds(h->run->sched);
+	v.probe_count = MAIN_PROBE_COUNT;
+	for (int i = 0; i < MAIN_PROBE_COUNT; i++) {
+		v.probe_names[i] = main_probe_names[i];
+		v.probe_in_flight[i] = h->run->probes[i].in_flight;
+	}
+	v.reloads_ok = h->reloads_ok;
+	v.reloads_failed = h->reloads_failed;
+	metrics_render(h->metrics, &v, out);
+}
+
+static const struct http_routes main_http_routes = {
+	.health = main_http_health,
+	.status = main_http_status,
+	.metrics = main_http_metrics,
+};
+
+/* ---- probes for one configuration */
+
+static void main_probes_free(struct main_probes *r)
+{
+	if (!r)
+		return;
+	probe_sched_free(r->sched);
+	probe_patroni_free(r->patroni);
+	probe_pg_free(r->pg);
+	free(r);
+}
+
+static struct main_probes *main_probes_new(struct happac *h, const struct options *o,
+					   char *err, size_t errlen)
+{
+	struct main_probes *r = calloc(1, sizeof(*r));
+
+	if (!r) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	r->patroni = probe_patroni_new(h->base, o->patroni_host, o->patroni_port,
+				       o->patroni_endpoint, o->timeout_ms, err, errlen);
+	if (!r->patroni)
+		goto fail;
+	r->pg = probe_pg_new(h->base, h->dns, o->patroni_host, o->pg_port);
+	r->sched = probe_sched_new(h->base, o->interval_ms, o->timeout_ms,
+				   main_round_done, h);
+	if (!r->pg || !r->sched ||
+	    probe_sched_add(r->sched, &r->probes[MAIN_PROBE_PATRONI],
+			    main_probe_names[MAIN_PROBE_PATRONI], &probe_patroni_ops,
+			    r->patroni) != 0 ||
+	    probe_sched_add(r->sched, &r->probes[MAIN_PROBE_PG],
+			    main_probe_names[MAIN_PROBE_PG], &probe_pg_ops, r->pg) != 0) {
+		snprintf(err, errlen, "cannot set up the probes (out of memory)");
+		goto fail;
+	}
+	return r;
+fail:
+	main_probes_free(r);
+	return NULL;
+}
+
+/* Bind or re-bind the listeners for o; unchanged ones stay open. */
+static int main_listen(struct happac *h, const struct options *o, char *err,
+		       size_t errlen)
+{
+	if (agent_set_listeners(h->agent, o->listen, o->listen_count, o->port, err,
+				errlen) != 0)
+		return -1;
+	if (!o->http_listen && !h->http)
+		return 0;
+	if (!h->http) {
+		h->http = http_new(h->base, &main_http_routes, h);
+		if (!h->http) {
+			snprintf(err, errlen, "cannot set up the HTTP side port");
+			return -1;
+		}
+	}
+	return http_set_listen(h->http, o->http_listen ? o->http_addr : NULL,
+			       o->http_port, err, errlen);
+}
+
+/* ---- signals */
+
 static void main_drain(evutil_socket_t fd, short what, void *arg)
 {
 	struct happac *h = arg;
@@ -131,23 +301,93 @@ static void main_drain(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
+	/* Replies being written get up to two seconds to finish. */
 	if (agent_pending(h->agent) == 0 || ++h->drain_ticks > 40)
 		event_base_loopexit(h->base, NULL);
 	else
 		evtimer_add(h->drain, &tv);
 }
 
-static void main_signal(evutil_socket_t sig, short what, void *arg)
+static void main_stop(evutil_socket_t sig, short what, void *arg)
 {
 	struct happac *h = arg;
 
 	(void)what;
 	log_info("%s: stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
 	agent_close(h->agent);
-	probe_sched_free(h->sched);
-	h->sched = NULL;
+	if (h->http) {
+		http_free(h->http);
+		h->http = NULL;
+	}
+	probe_sched_free(h->run->sched);
+	h->run->sched = NULL;
 	main_drain(-1, 0, h);
 }
+
+/* True when the probes must be rebuilt for the new options. */
+static int main_probes_changed(const struct options *a, const struct options *b)
+{
+	return strcmp(a->patroni_host, b->patroni_host) ||
+	       strcmp(a->patroni_endpoint, b->patroni_endpoint) ||
+	       a->patroni_port != b->patroni_port || a->pg_port != b->pg_port ||
+	       a->interval_ms != b->interval_ms || a->timeout_ms != b->timeout_ms;
+}
+
+/* SIGHUP: read every source again. A bad configuration changes nothing. */
+static void main_reload(evutil_socket_t sig, short what, void *arg)
+{
+	struct happac *h = arg;
+	struct options next;
+	struct main_probes *run = NULL;
+	char err[512], desc[1024];
+	FILE *devnull = fopen("/dev/null", "w");
+	enum options_result r;
+
+	(void)sig;
+	(void)what;
+	r = options_load(&next, h->argc, h->argv, devnull ? devnull : stdout, err,
+			 sizeof(err));
+	if (devnull)
+		fclose(devnull);
+	if (r != OPTIONS_OK) {
+		if (r != OPTIONS_ERROR) {
+			snprintf(err, sizeof(err), "unexpected --help/--version");
+			options_free(&next);
+		}
+		log_error("reload failed, keeping the running configuration: %s", err);
+		h->reloads_failed++;
+		return;
+	}
+	if (main_probes_changed(&h->opts, &next)) {
+		run = main_probes_new(h, &next, err, sizeof(err));
+		if (!run)
+			goto fail;
+	}
+	if (main_listen(h, &next, err, sizeof(err)) != 0)
+		goto fail;
+	if (run) {
+		/* The cached verdict keeps answering until the new probes' first
+		 * round ends. */
+		main_probes_free(h->run);
+		h->run = run;
+		probe_sched_start(run->sched);
+	}
+	options_free(&h->opts);
+	h->opts = next;
+	h->stale_us = (int64_t)options_stale_after_ms(&h->opts) * 1000;
+	log_set_level(h->opts.verbose ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO);
+	options_describe(&h->opts, desc, sizeof(desc));
+	log_info("reloaded: %s", desc);
+	h->reloads_ok++;
+	return;
+fail:
+	main_probes_free(run);
+	options_free(&next);
+	log_error("reload failed, keeping the running configuration: %s", err);
+	h->reloads_failed++;
+}
+
+/* ---- start-up and teardown */
 
 static int main_setup(struct happac *h)
 {
@@ -155,7 +395,8 @@ static int main_setup(struct happac *h)
 	curl_version_info_data *cv = curl_version_info(CURLVERSION_NOW);
 
 	h->base = event_base_new();
-	if (!h->base) {
+	h->metrics = metrics_new();
+	if (!h->base || !h->metrics) {
 		log_error("cannot create the event loop");
 		return -1;
 	}
@@ -166,47 +407,36 @@ static int main_setup(struct happac *h)
 
 	/* Bind first: a taken port must fail before anything else starts. */
 	h->agent = agent_new(h->base, main_reply, h);
-	if (!h->agent)
-		return -1;
-	if (h->opts.listen_count == 0) {
-		if (agent_listen(h->agent, NULL, h->opts.port, err, sizeof(err)) != 0)
-			goto fail;
+	if (!h->agent) {
+		snprintf(err, sizeof(err), "out of memory");
+		goto fail;
 	}
-	for (int i = 0; i < h->opts.listen_count; i++)
-		if (agent_listen(h->agent, h->opts.listen[i], h->opts.port, err,
-				 sizeof(err)) != 0)
-			goto fail;
+	if (main_listen(h, &h->opts, err, sizeof(err)) != 0)
+		goto fail;
 
 	h->dns = evdns_base_new(h->base, EVDNS_BASE_INITIALIZE_NAMESERVERS |
 					    EVDNS_BASE_DISABLE_WHEN_INACTIVE);
 	if (!h->dns) /* no resolv.conf: address literals still work */
 		h->dns = evdns_base_new(h->base, EVDNS_BASE_DISABLE_WHEN_INACTIVE);
-	h->patroni = probe_patroni_new(h->base, h->opts.patroni_host,
-				       h->opts.patroni_port, h->opts.patroni_endpoint,
-				       h->opts.timeout_ms, err, sizeof(err));
-	if (!h->patroni)
-		goto fail;
-	h->pg = probe_pg_new(h->base, h->dns, h->opts.patroni_host, h->opts.pg_port);
-	h->sched = probe_sched_new(h->base, h->opts.interval_ms, h->opts.timeout_ms,
-				   main_round_done, h);
-	if (!h->dns || !h->pg || !h->sched ||
-	    probe_sched_add(h->sched, &h->probes[MAIN_PROBE_PATRONI], "patroni",
-			    &probe_patroni_ops, h->patroni) != 0 ||
-	    probe_sched_add(h->sched, &h->probes[MAIN_PROBE_PG], "pgbouncer",
-			    &probe_pg_ops, h->pg) != 0) {
-		snprintf(err, sizeof(err), "cannot set up the probes (out of memory)");
+	if (!h->dns) {
+		snprintf(err, sizeof(err), "cannot set up the resolver");
 		goto fail;
 	}
+	h->run = main_probes_new(h, &h->opts, err, sizeof(err));
+	if (!h->run)
+		goto fail;
 
-	h->sigterm = evsignal_new(h->base, SIGTERM, main_signal, h);
-	h->sigint = evsignal_new(h->base, SIGINT, main_signal, h);
+	h->sigterm = evsignal_new(h->base, SIGTERM, main_stop, h);
+	h->sigint = evsignal_new(h->base, SIGINT, main_stop, h);
+	h->sighup = evsignal_new(h->base, SIGHUP, main_reload, h);
 	h->drain = evtimer_new(h->base, main_drain, h);
-	if (!h->sigterm || !h->sigint || !h->drain) {
+	if (!h->sigterm || !h->sigint || !h->sighup || !h->drain) {
 		snprintf(err, sizeof(err), "cannot set up signal handling");
 		goto fail;
 	}
 	evsignal_add(h->sigterm, NULL);
 	evsignal_add(h->sigint, NULL);
+	evsignal_add(h->sighup, NULL);
 	return 0;
 fail:
 	log_error("%s", err);
@@ -215,16 +445,18 @@ fail:
 
 static void main_teardown(struct happac *h)
 {
-	probe_sched_free(h->sched);
-	probe_patroni_free(h->patroni);
-	probe_pg_free(h->pg);
+	main_probes_free(h->run);
 	agent_free(h->agent);
+	http_free(h->http);
+	metrics_free(h->metrics);
 	if (h->dns)
 		evdns_base_free(h->dns, 0);
 	if (h->sigterm)
 		event_free(h->sigterm);
 	if (h->sigint)
 		event_free(h->sigint);
+	if (h->sighup)
+		event_free(h->sighup);
 	if (h->drain)
 		event_free(h->drain);
 	if (h->base)
@@ -238,21 +470,24 @@ int main(int argc, char **argv)
 	char err[512], desc[1024];
 	int rc = 0;
 
-	options_init(&h.opts);
-	switch (options_parse_argv(&h.opts, argc, argv, stdout, err, sizeof(err))) {
+	h.argc = argc;
+	h.argv = argv;
+	switch (options_load(&h.opts, argc, argv, stdout, err, sizeof(err))) {
 	case OPTIONS_OK:
 		break;
 	case OPTIONS_EXIT_HELP:
-		options_free(&h.opts);
 		return 0;
 	case OPTIONS_EXIT_VERSION:
 		main_versions(stdout);
-		options_free(&h.opts);
 		return 0;
 	case OPTIONS_ERROR:
 		fprintf(stderr, "happac: %s\n", err);
-		options_free(&h.opts);
 		return 2;
+	}
+	if (h.opts.check_config) {
+		options_dump(&h.opts, stdout);
+		options_free(&h.opts);
+		return 0;
 	}
 	if (h.opts.verbose)
 		log_set_level(LOG_LEVEL_DEBUG);
@@ -272,7 +507,7 @@ int main(int argc, char **argv)
 	if (main_setup(&h) != 0) {
 		rc = 1;
 	} else {
-		probe_sched_start(h.sched);
+		probe_sched_start(h.run->sched);
 		if (event_base_dispatch(h.base) < 0) {
 			log_error("event loop failed");
 			rc = 1;

@@ -17,7 +17,24 @@ enum options_kind {
 	OPTIONS_KIND_DURATION, /* milliseconds, bounded */
 	OPTIONS_KIND_PATH,     /* any string, empty allowed */
 	OPTIONS_KIND_ADDRESS,  /* literal IPv4/IPv6 address, repeatable */
-	OPTIONS_KIND_FLAG,     /* no value */
+	OPTIONS_KIND_HOSTPORT, /* literal address and port: ADDR:PORT, [V6]:PORT */
+	OPTIONS_KIND_FLAG,     /* no value on the command line; true/false elsewhere */
+};
+
+/* Where an option may be set from. */
+enum options_where {
+	OPTIONS_ANYWHERE = 0,
+	OPTIONS_NOT_IN_FILE = 1, /* --config itself */
+	OPTIONS_CLI_ONLY = 2,    /* actions such as --check-config */
+};
+
+/* The sources, applied in this order; a later one overrides an earlier one
+ * and replaces (not extends) a repeatable option's list. */
+enum options_layer {
+	OPTIONS_LAYER_DEFAULT = 1,
+	OPTIONS_LAYER_FILE,
+	OPTIONS_LAYER_ENV,
+	OPTIONS_LAYER_CLI,
 };
 
 struct options_def {
@@ -29,38 +46,61 @@ struct options_def {
 	long min, max;     /* bounds for durations (ms) */
 	size_t offset;     /* field in struct options */
 	const char *help;
+	enum options_where where;
 };
 
 #define OFF(field) offsetof(struct options, field)
 
 static const struct options_def options_table[] = {
+	{ "config", 'c', OPTIONS_KIND_PATH, "FILE", NULL, 0, 0, OFF(config_path),
+	  "Read settings from FILE (key = value lines); SIGHUP reloads it",
+	  OPTIONS_NOT_IN_FILE },
+	{ "check-config", 't', OPTIONS_KIND_FLAG, NULL, NULL, 0, 0,
+	  OFF(check_config),
+	  "Validate all settings, print the effective ones and exit (0 or 2)",
+	  OPTIONS_CLI_ONLY },
 	{ "patroni-host", 'h', OPTIONS_KIND_HOST, "HOST", NULL, 0, 0,
 	  OFF(patroni_host),
-	  "Host of the Patroni REST API and of PgBouncer (required)" },
+	  "Host of the Patroni REST API and of PgBouncer (required)",
+	  OPTIONS_ANYWHERE },
 	{ "patroni-healthcheck", 'k', OPTIONS_KIND_ENDPOINT, "ENDPOINT", "primary",
 	  0, 0, OFF(patroni_endpoint),
-	  "Patroni health endpoint that must answer 200" },
+	  "Patroni health endpoint that must answer 200",
+	  OPTIONS_ANYWHERE },
 	{ "patroni-port", 'o', OPTIONS_KIND_PORT, "PORT", "8008", 0, 0,
-	  OFF(patroni_port), "Port of the Patroni REST API" },
+	  OFF(patroni_port), "Port of the Patroni REST API",
+	  OPTIONS_ANYWHERE },
 	{ "port", 'p', OPTIONS_KIND_PORT, "PORT", "5555", 0, 0, OFF(port),
-	  "Port this agent listens on for HAProxy agent checks" },
+	  "Port this agent listens on for HAProxy agent checks",
+	  OPTIONS_ANYWHERE },
 	{ "pg-is-ready-port", 'r', OPTIONS_KIND_PORT, "PORT", NULL, 0, 0,
-	  OFF(pg_port), "Port of the local PgBouncer to probe (required)" },
+	  OFF(pg_port), "Port of the local PgBouncer to probe (required)",
+	  OPTIONS_ANYWHERE },
 	{ "pg-is-ready-path", 'x', OPTIONS_KIND_PATH, "PATH", "", 0, 0,
 	  OFF(pg_isready_path),
-	  "Accepted for compatibility and ignored: happac never runs pg_isready" },
+	  "Accepted for compatibility and ignored: happac never runs pg_isready",
+	  OPTIONS_ANYWHERE },
 	{ "listen", 0, OPTIONS_KIND_ADDRESS, "ADDR", NULL, 0, 0, OFF(listen),
-	  "Address to listen on, IPv4 or IPv6, repeatable (default: all)" },
+	  "Address to listen on, IPv4 or IPv6, repeatable (default: all)",
+	  OPTIONS_ANYWHERE },
+	{ "http-listen", 0, OPTIONS_KIND_HOSTPORT, "ADDR:PORT", NULL, 0, 0,
+	  OFF(http_listen),
+	  "Serve /health, /status and /metrics over HTTP here (default: off)",
+	  OPTIONS_ANYWHERE },
 	{ "interval", 0, OPTIONS_KIND_DURATION, "DURATION", "1s", 100, 60000,
-	  OFF(interval_ms), "Time between probe rounds" },
+	  OFF(interval_ms), "Time between probe rounds",
+	  OPTIONS_ANYWHERE },
 	{ "timeout", 0, OPTIONS_KIND_DURATION, "DURATION", "800ms", 10, 30000,
-	  OFF(timeout_ms), "Hard deadline of each probe" },
+	  OFF(timeout_ms), "Hard deadline of each probe",
+	  OPTIONS_ANYWHERE },
 	{ "stale-after", 0, OPTIONS_KIND_DURATION, "DURATION", NULL, 500, 600000,
 	  OFF(stale_after_ms),
 	  "Answer 'down #stale' when no probe round ended for this long "
-	  "(default: 3 x (interval + timeout), at least 5s)" },
+	  "(default: 3 x (interval + timeout), at least 5s)",
+	  OPTIONS_ANYWHERE },
 	{ "verbose", 'v', OPTIONS_KIND_FLAG, NULL, NULL, 0, 0, OFF(verbose),
-	  "Log every agent connection and probe (debug)" },
+	  "Log every agent connection and probe (debug)",
+	  OPTIONS_ANYWHERE },
 };
 
 #define OPTIONS_COUNT (sizeof(options_table) / sizeof(options_table[0]))
@@ -184,6 +224,51 @@ static int options_valid_endpoint(const char *e)
 	return 1;
 }
 
+/* "ADDR:PORT" or "[V6ADDR]:PORT"; "" turns the listener off. */
+static int options_apply_hostport(struct options *o, const struct options_def *d,
+				  const char *value, char *err, size_t errlen)
+{
+	unsigned char buf[sizeof(struct in6_addr)];
+	const char *given = value, *colon = strrchr(value, ':');
+	char addr[64];
+	int port;
+	size_t alen;
+
+	if (*value == '\0') {
+		free(o->http_listen);
+		free(o->http_addr);
+		o->http_listen = o->http_addr = NULL;
+		o->http_port = 0;
+		return 0;
+	}
+	if (!colon || options_parse_port(colon + 1, &port) != 0)
+		goto bad;
+	alen = (size_t)(colon - value);
+	if (alen >= 2 && value[0] == '[' && value[alen - 1] == ']') {
+		value++;
+		alen -= 2;
+	} else if (memchr(value, ':', alen)) {
+		goto bad; /* IPv6 needs brackets to tell the port apart */
+	}
+	if (alen == 0 || alen >= sizeof(addr))
+		goto bad;
+	memcpy(addr, value, alen);
+	addr[alen] = '\0';
+	if (inet_pton(AF_INET, addr, buf) != 1 && inet_pton(AF_INET6, addr, buf) != 1)
+		goto bad;
+	free(o->http_listen);
+	free(o->http_addr);
+	o->http_listen = strdup(given);
+	o->http_addr = strdup(addr);
+	o->http_port = port;
+	return 0;
+bad:
+	options_err(err, errlen,
+		    "%s: '%s' is not ADDR:PORT (e.g. 127.0.0.1:8080 or [::1]:8080)",
+		    options_label(d), given);
+	return -1;
+}
+
 static const struct options_def *options_find(const char *name)
 {
 	for (size_t i = 0; i < OPTIONS_COUNT; i++)
@@ -266,6 +351,13 @@ static int options_apply(struct options *o, const struct options_def *d,
 				    options_label(d), value);
 			return -1;
 		}
+		if (o->listen_layer != o->layer) {
+			/* A new source replaces the list it inherited. */
+			for (int i = 0; i < o->listen_count; i++)
+				free(o->listen[i]);
+			o->listen_count = 0;
+			o->listen_layer = o->layer;
+		}
 		if (o->listen_count >= OPTIONS_MAX_LISTEN) {
 			free(copy);
 			options_err(err, errlen, "%s: more than %d addresses",
@@ -275,8 +367,22 @@ static int options_apply(struct options *o, const struct options_def *d,
 		o->listen[o->listen_count++] = copy;
 		return 0;
 	}
+	case OPTIONS_KIND_HOSTPORT:
+		return options_apply_hostport(o, d, value, err, errlen);
 	case OPTIONS_KIND_FLAG:
-		*num = 1;
+		/* NULL: a command-line switch; otherwise a file or env value. */
+		if (!value || !strcmp(value, "1") || !strcasecmp(value, "true") ||
+		    !strcasecmp(value, "yes") || !strcasecmp(value, "on")) {
+			*num = 1;
+		} else if (!strcmp(value, "0") || !strcasecmp(value, "false") ||
+			   !strcasecmp(value, "no") || !strcasecmp(value, "off")) {
+			*num = 0;
+		} else {
+			options_err(err, errlen,
+				    "%s: '%s' is not a boolean (true/false, yes/no, on/off, 1/0)",
+				    options_label(d), value);
+			return -1;
+		}
 		return 0;
 	}
 	options_err(err, errlen, "internal error: option kind %d", (int)d->kind);
@@ -288,6 +394,7 @@ void options_init(struct options *o)
 	char err[256];
 
 	memset(o, 0, sizeof(*o));
+	o->layer = OPTIONS_LAYER_DEFAULT;
 	for (size_t i = 0; i < OPTIONS_COUNT; i++) {
 		const struct options_def *d = &options_table[i];
 		if (d->def && options_apply(o, d, d->def, err, sizeof(err)) != 0) {
@@ -300,9 +407,12 @@ void options_init(struct options *o)
 
 void options_free(struct options *o)
 {
+	free(o->config_path);
 	free(o->patroni_host);
 	free(o->patroni_endpoint);
 	free(o->pg_isready_path);
+	free(o->http_listen);
+	free(o->http_addr);
 	for (int i = 0; i < o->listen_count; i++)
 		free(o->listen[i]);
 	memset(o, 0, sizeof(*o));
@@ -313,11 +423,135 @@ int options_set(struct options *o, const char *name, const char *value,
 {
 	const struct options_def *d = options_find(name);
 
-	if (!d) {
+	if (!d || d->where == OPTIONS_CLI_ONLY) {
 		options_err(err, errlen, "unknown option '%s'", name);
 		return -1;
 	}
 	return options_apply(o, d, value, err, errlen);
+}
+
+static char *options_trim(char *s)
+{
+	char *end;
+
+	while (*s == ' ' || *s == '\t')
+		s++;
+	end = s + strlen(s);
+	while (end > s && (end[-1] == ' ' || end[-1] == '\t' || end[-1] == '\r' ||
+			   end[-1] == '\n'))
+		*--end = '\0';
+	return s;
+}
+
+/* One "key = value" line; err gets the message without the FILE:LINE part. */
+static int options_file_line(struct options *o, char *line, char *err, size_t errlen)
+{
+	char *key = options_trim(line), *eq, *value;
+	const struct options_def *d;
+	size_t vlen;
+
+	if (*key == '\0' || *key == '#' || *key == ';')
+		return 0;
+	if (*key == '[') {
+		/* pgbouncer.ini style: [happac] is the only section so far. */
+		if (strcmp(key, "[happac]") == 0)
+			return 0;
+		options_err(err, errlen, "unknown section %s", key);
+		return -1;
+	}
+	eq = strchr(key, '=');
+	if (!eq) {
+		options_err(err, errlen, "expected 'key = value', got '%s'", key);
+		return -1;
+	}
+	*eq = '\0';
+	value = options_trim(eq + 1);
+	key = options_trim(key);
+	vlen = strlen(value);
+	/* "..." keeps spaces and allows an empty value */
+	if (vlen >= 2 && value[0] == '"' && value[vlen - 1] == '"') {
+		value[vlen - 1] = '\0';
+		value++;
+	}
+	d = options_find(key);
+	if (!d || d->where != OPTIONS_ANYWHERE) {
+		options_err(err, errlen, "unknown option '%s'%s", key,
+			    d ? " (not allowed in a config file)" : "");
+		return -1;
+	}
+	return options_apply(o, d, value, err, errlen);
+}
+
+int options_load_file(struct options *o, const char *path, char *err, size_t errlen)
+{
+	FILE *f = fopen(path, "r");
+	char line[4096], msg[512];
+	int lineno = 0, layer = o->layer;
+
+	if (!f) {
+		options_err(err, errlen, "cannot read config file %s: %s", path,
+			    strerror(errno));
+		return -1;
+	}
+	o->layer = OPTIONS_LAYER_FILE;
+	while (fgets(line, sizeof(line), f)) {
+		lineno++;
+		if (!strchr(line, '\n') && !feof(f)) {
+			options_err(err, errlen, "%s:%d: line longer than %zu bytes",
+				    path, lineno, sizeof(line) - 2);
+			goto fail;
+		}
+		if (options_file_line(o, line, msg, sizeof(msg)) != 0) {
+			options_err(err, errlen, "%s:%d: %s", path, lineno, msg);
+			goto fail;
+		}
+	}
+	if (ferror(f)) {
+		options_err(err, errlen, "%s: read error: %s", path, strerror(errno));
+		goto fail;
+	}
+	fclose(f);
+	o->layer = layer;
+	return 0;
+fail:
+	fclose(f);
+	o->layer = layer;
+	return -1;
+}
+
+/* HAPPAC_<NAME>: upper case, '-' -> '_'. */
+static void options_env_name(const struct options_def *d, char *buf, size_t len)
+{
+	size_t i = 0, n = strlen("HAPPAC_");
+
+	memcpy(buf, "HAPPAC_", n);
+	for (const char *p = d->name; *p && n + 1 < len; p++)
+		buf[n++] = *p == '-' ? '_' : (char)toupper((unsigned char)*p);
+	buf[n] = '\0';
+	(void)i;
+}
+
+static int options_load_env(struct options *o, char *err, size_t errlen)
+{
+	char name[64], msg[512];
+
+	o->layer = OPTIONS_LAYER_ENV;
+	for (size_t i = 0; i < OPTIONS_COUNT; i++) {
+		const struct options_def *d = &options_table[i];
+		const char *v;
+
+		if (d->where != OPTIONS_ANYWHERE)
+			continue;
+		options_env_name(d, name, sizeof(name));
+		v = getenv(name);
+		if (!v)
+			continue;
+		if (options_apply(o, d, v, msg, sizeof(msg)) != 0) {
+			options_err(err, errlen, "environment %s: %s", name, msg);
+			return -1;
+		}
+	}
+	return 0;
 }
 
 int options_stale_after_ms(const struct options *o)
@@ -349,16 +583,39 @@ int options_validate(struct options *o, char *err, size_t errlen)
 			    o->stale_after_ms, o->interval_ms + o->timeout_ms);
 		return -1;
 	}
+	if (o->http_listen && o->http_port == o->port) {
+		int same = !o->listen_count;
+
+		for (int i = 0; i < o->listen_count; i++)
+			same |= strcmp(o->listen[i], o->http_addr) == 0;
+		if (same) {
+			options_err(err, errlen,
+				    "--http-listen: %s uses the agent port %d",
+				    o->http_listen, o->port);
+			return -1;
+		}
+	}
 	return 0;
 }
 
-enum options_result options_parse_argv(struct options *o, int argc, char **argv,
-				       FILE *out, char *err, size_t errlen)
+/* One command-line option, kept until the other sources are applied. */
+struct options_arg {
+	const struct options_def *def;
+	const char *value;
+};
+
+enum options_result options_load(struct options *o, int argc, char **argv,
+				 FILE *out, char *err, size_t errlen)
 {
 	struct option longopts[OPTIONS_COUNT + 3];
 	char shortopts[2 * OPTIONS_COUNT + 8];
+	struct options_arg *args;
+	struct options scratch;
+	char **av;
 	size_t ns = 0;
-	int c, idx;
+	int c, idx, nargs = 0;
+	enum options_result r = OPTIONS_ERROR;
+	const char *config = getenv("HAPPAC_CONFIG");
 
 	/* ':' first: report a missing value as ':' instead of printing. */
 	shortopts[ns++] = ':';
@@ -381,29 +638,42 @@ enum options_result options_parse_argv(struct options *o, int argc, char **argv,
 	shortopts[ns++] = 'V';
 	shortopts[ns] = '\0';
 
-	optind = 0; /* full re-initialisation (glibc), so tests can parse twice */
+	memset(o, 0, sizeof(*o));
+	memset(&scratch, 0, sizeof(scratch));
+	/* getopt permutes its argv: work on a copy so that a reload sees the
+	 * command line exactly as it was given. */
+	args = calloc((size_t)argc + 1, sizeof(*args));
+	av = calloc((size_t)argc + 1, sizeof(*av));
+	if (!args || !av) {
+		options_err(err, errlen, "out of memory");
+		goto out;
+	}
+	memcpy(av, argv, (size_t)argc * sizeof(*av));
+	optind = 0; /* full re-initialisation (glibc), so a reload can parse again */
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, shortopts, longopts, &idx)) != -1) {
+	while ((c = getopt_long(argc, av, shortopts, longopts, &idx)) != -1) {
 		const struct options_def *d = NULL;
 
 		if (c == 2000) {
 			options_usage(out);
-			return OPTIONS_EXIT_HELP;
+			r = OPTIONS_EXIT_HELP;
+			goto out;
 		}
-		if (c == 'V')
-			return OPTIONS_EXIT_VERSION;
+		if (c == 'V') {
+			r = OPTIONS_EXIT_VERSION;
+			goto out;
+		}
 		if (c == '?') {
 			if (optopt && optopt < 256)
 				options_err(err, errlen, "unknown option '-%c' (see --help)", optopt);
 			else
 				options_err(err, errlen, "unknown option '%s' (see --help)",
-					    argv[optind - 1]);
-			return OPTIONS_ERROR;
+					    av[optind - 1]);
+			goto out;
 		}
 		if (c == ':') {
-			options_err(err, errlen, "option '%s' needs a value",
-				    argv[optind - 1]);
-			return OPTIONS_ERROR;
+			options_err(err, errlen, "option '%s' needs a value", av[optind - 1]);
+			goto out;
 		}
 		for (size_t i = 0; i < OPTIONS_COUNT; i++)
 			if ((options_table[i].short_name && options_table[i].short_name == c) ||
@@ -411,25 +681,52 @@ enum options_result options_parse_argv(struct options *o, int argc, char **argv,
 				d = &options_table[i];
 		if (!d) {
 			options_err(err, errlen, "internal error: option code %d", c);
-			return OPTIONS_ERROR;
+			goto out;
 		}
-		if (options_apply(o, d, optarg ? optarg : "", err, errlen) != 0)
-			return OPTIONS_ERROR;
+		args[nargs].def = d;
+		args[nargs].value = d->kind == OPTIONS_KIND_FLAG ? NULL : optarg;
+		/* Check the value now, so errors come in command-line order;
+		 * it is applied for real after the file and the environment. */
+		if (options_apply(&scratch, d, args[nargs].value, err, errlen) != 0)
+			goto out;
+		nargs++;
+		if (d->offset == OFF(config_path))
+			config = optarg;
 	}
 	if (optind < argc) {
 		options_err(err, errlen, "unexpected argument '%s' (see --help)",
-			    argv[optind]);
-		return OPTIONS_ERROR;
+			    av[optind]);
+		goto out;
 	}
+
+	options_init(o);
+	if (config && *config && options_load_file(o, config, err, errlen) != 0)
+		goto out;
+	if (options_load_env(o, err, errlen) != 0)
+		goto out;
+	o->layer = OPTIONS_LAYER_CLI;
+	for (int i = 0; i < nargs; i++)
+		if (options_apply(o, args[i].def, args[i].value, err, errlen) != 0)
+			goto out;
+	if (config && !o->config_path)
+		o->config_path = strdup(config);
 	if (options_validate(o, err, errlen) != 0)
-		return OPTIONS_ERROR;
-	return OPTIONS_OK;
+		goto out;
+	r = OPTIONS_OK;
+out:
+	if (r != OPTIONS_OK)
+		options_free(o);
+	options_free(&scratch);
+	free(args);
+	free(av);
+	return r;
 }
 
 void options_usage(FILE *out)
 {
 	fprintf(out,
 		"Usage: happac -h HOST -r PORT [OPTION]...\n"
+		"       happac check [--host H] [--port P] [--timeout T]\n"
 		"HAProxy agent-check for Patroni + PgBouncer nodes: answers 'up' when this\n"
 		"node is what the Patroni endpoint asks for AND its PgBouncer answers,\n"
 		"'down #reason' otherwise.\n\nOptions:\n");
@@ -455,6 +752,9 @@ void options_usage(FILE *out)
 		"--help", "Print this help and exit",
 		"-V, --version", "Print the versions of happac and its libraries");
 	fprintf(out,
+		"Every option can also be set as HAPPAC_<OPTION> in the environment\n"
+		"(e.g. HAPPAC_PATRONI_HOST) or as 'option = value' in the config file;\n"
+		"the command line wins over the environment, which wins over the file.\n"
 		"Durations: 800ms, 1s, 1.5s, 2m; a bare number is milliseconds.\n"
 		"Replies: 'up', or 'down #reason' (see the README and happac(8)).\n"
 		"Exit status: 0 after SIGTERM/SIGINT or --help, 1 on a runtime failure\n"
@@ -474,9 +774,87 @@ void options_describe(const struct options *o, char *buf, size_t len)
 		used += (size_t)n;
 	}
 	snprintf(buf, len,
-		 "patroni=%s:%d/%s pgbouncer=%s:%d listen=%s port=%d interval=%dms "
-		 "timeout=%dms stale-after=%dms",
+		 "patroni=%s:%d/%s pgbouncer=%s:%d listen=%s port=%d http=%s "
+		 "interval=%dms timeout=%dms stale-after=%dms%s%s",
 		 o->patroni_host, o->patroni_port, o->patroni_endpoint,
 		 o->patroni_host, o->pg_port, o->listen_count ? listen : "*",
-		 o->port, o->interval_ms, o->timeout_ms, options_stale_after_ms(o));
+		 o->port, o->http_listen ? o->http_listen : "off", o->interval_ms,
+		 o->timeout_ms, options_stale_after_ms(o),
+		 o->config_path ? " config=" : "", o->config_path ? o->config_path : "");
+}
+
+static void options_render(const struct options *o, const struct options_def *d,
+			   char *buf, size_t len)
+{
+	const char *field = (const char *)o + d->offset;
+	const char *const *str = (const char *const *)(const void *)field;
+	const int *num = (const int *)(const void *)field;
+
+	buf[0] = '\0';
+	switch (d->kind) {
+	case OPTIONS_KIND_HOST:
+	case OPTIONS_KIND_ENDPOINT:
+	case OPTIONS_KIND_PATH:
+	case OPTIONS_KIND_HOSTPORT:
+		snprintf(buf, len, "%s", *str ? *str : "");
+		break;
+	case OPTIONS_KIND_PORT:
+		if (*num)
+			snprintf(buf, len, "%d", *num);
+		break;
+	case OPTIONS_KIND_DURATION:
+		if (d->offset == OFF(stale_after_ms))
+			snprintf(buf, len, "%dms", options_stale_after_ms(o));
+		else
+			snprintf(buf, len, "%dms", *num);
+		break;
+	case OPTIONS_KIND_FLAG:
+		snprintf(buf, len, "%s", *num ? "true" : "false");
+		break;
+	case OPTIONS_KIND_ADDRESS:
+		break; /* repeatable: rendered by the caller, one per value */
+	}
+}
+
+void options_each(const struct options *o,
+		  void (*fn)(void *arg, const char *name, const char *value),
+		  void *arg)
+{
+	char value[512];
+
+	for (size_t i = 0; i < OPTIONS_COUNT; i++) {
+		const struct options_def *d = &options_table[i];
+
+		if (d->where == OPTIONS_CLI_ONLY)
+			continue;
+		if (d->kind == OPTIONS_KIND_ADDRESS) {
+			for (int j = 0; j < o->listen_count; j++)
+				fn(arg, d->name, o->listen[j]);
+			if (o->listen_count == 0)
+				fn(arg, d->name, "");
+			continue;
+		}
+		options_render(o, d, value, sizeof(value));
+		fn(arg, d->name, value);
+	}
+}
+
+static void options_dump_one(void *arg, const char *name, const char *value)
+{
+	FILE *out = arg;
+
+	if (!*value) {
+		fprintf(out, "# %s is not set\n", name);
+		return;
+	}
+	/* Quote what the file reader would otherwise trim or misread. */
+	if (strchr(value, ' ') || strchr(value, '#'))
+		fprintf(out, "%s = \"%s\"\n", name, value);
+	else
+		fprintf(out, "%s = %s\n", name, value);
+}
+
+void options_dump(const struct options *o, FILE *out)
+{
+	options_each(o, options_dump_one, out);
 }

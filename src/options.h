@@ -1,8 +1,11 @@
-/* options.h - the option table: command line, --help, validation.
+/* options.h - the option table: command line, environment, config file,
+ * --help and --check-config.
  *
  * One table (options.c) holds every option's names, bounds, default and help
- * text; the command line, --help and the start-up summary are all derived from
- * it so that they never disagree. */
+ * text. The command line, HAPPAC_<OPTION> environment variables, the config
+ * file, --help and the effective-settings dump are all derived from it so
+ * that they never disagree. Precedence: command line > environment > file >
+ * defaults. */
 #ifndef HAPPAC_OPTIONS_H
 #define HAPPAC_OPTIONS_H
 
@@ -12,6 +15,8 @@
 #define OPTIONS_MAX_LISTEN 16
 
 struct options {
+	char *config_path;      /* -c, or HAPPAC_CONFIG; NULL = no file */
+	int check_config;       /* -t: validate, print, exit */
 	char *patroni_host;     /* -h, required; IPv6 brackets stripped */
 	char *patroni_endpoint; /* -k, without leading '/'; may hold "?query" */
 	int patroni_port;       /* -o */
@@ -21,33 +26,43 @@ struct options {
 	int pg_isready_path_given;
 	char *listen[OPTIONS_MAX_LISTEN]; /* --listen, literal addresses */
 	int listen_count;
+	int listen_layer;       /* which source set the list (see options.c) */
+	char *http_listen;      /* --http-listen ADDR:PORT as given; NULL = off */
+	char *http_addr;        /* its address part, brackets stripped */
+	int http_port;          /* its port part */
 	int interval_ms;
 	int timeout_ms;
 	int stale_after_ms;     /* 0 = derived from interval and timeout */
 	int verbose;
+	int layer;              /* the source being applied (see options.c) */
 };
 
 enum options_result {
-	OPTIONS_OK,          /* run the daemon */
-	OPTIONS_EXIT_HELP,   /* --help was printed: exit 0 */
-	OPTIONS_EXIT_VERSION,/* caller prints versions and exits 0 */
-	OPTIONS_ERROR,       /* err holds one line naming the option: exit 2 */
+	OPTIONS_OK,           /* run the daemon */
+	OPTIONS_EXIT_HELP,    /* --help was printed: exit 0 */
+	OPTIONS_EXIT_VERSION, /* caller prints versions and exits 0 */
+	OPTIONS_ERROR,        /* err holds one line naming the option: exit 2 */
 };
 
 /* Fill o with the defaults. Strings are owned by o: release with options_free. */
 void options_init(struct options *o);
 void options_free(struct options *o);
 
-/* Parse argv on top of what o holds, then validate. On OPTIONS_ERROR, err holds
- * one line (no newline) naming the option and the bad value. --help is printed
- * to out. */
-enum options_result options_parse_argv(struct options *o, int argc, char **argv,
-				       FILE *out, char *err, size_t errlen);
+/* Build the settings from every source: defaults, the config file (-c or
+ * HAPPAC_CONFIG), HAPPAC_<OPTION> variables, then argv; then validate. o is
+ * (re)initialised first. On OPTIONS_ERROR, err holds one line (no newline)
+ * naming the source (option, variable, or FILE:LINE) and the bad value. The
+ * same call serves SIGHUP reloads: argv is only read, never changed. */
+enum options_result options_load(struct options *o, int argc, char **argv,
+				 FILE *out, char *err, size_t errlen);
 
 /* Set one option by its long name (as in a config file or the environment).
  * Returns 0, or -1 with err set. */
 int options_set(struct options *o, const char *name, const char *value,
 		char *err, size_t errlen);
+
+/* Apply a config file on top of o. 0, or -1 with err = "FILE:LINE: ...". */
+int options_load_file(struct options *o, const char *path, char *err, size_t errlen);
 
 /* Cross-option checks (required options, derived bounds). 0 or -1 + err. */
 int options_validate(struct options *o, char *err, size_t errlen);
@@ -57,6 +72,16 @@ int options_stale_after_ms(const struct options *o);
 
 /* Print the usage text with every option, its default and its range. */
 void options_usage(FILE *out);
+
+/* Call fn once per effective setting, value rendered as the user writes it
+ * (repeatable options once per value, unset ones with ""). Secrets are never
+ * passed. Drives --check-config and /status. */
+void options_each(const struct options *o,
+		  void (*fn)(void *arg, const char *name, const char *value),
+		  void *arg);
+
+/* "name = value" lines, loadable as a config file. */
+void options_dump(const struct options *o, FILE *out);
 
 /* One line with the effective settings, for the start-up log. */
 void options_describe(const struct options *o, char *buf, size_t len);

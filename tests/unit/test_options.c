@@ -9,6 +9,7 @@
 #include "options.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static enum options_result parse(struct options *o, char *err, size_t errlen, ...)
@@ -25,9 +26,8 @@ static enum options_result parse(struct options *o, char *err, size_t errlen, ..
 		argv[argc++] = a;
 	va_end(ap);
 	argv[argc] = NULL;
-	options_init(o);
 	err[0] = '\0';
-	r = options_parse_argv(o, argc, argv, devnull, err, errlen);
+	r = options_load(o, argc, argv, devnull, err, errlen);
 	fclose(devnull);
 	return r;
 }
@@ -48,8 +48,7 @@ static void expect_error(const char *needle, ...)
 		argv[argc++] = a;
 	va_end(ap);
 	argv[argc] = NULL;
-	options_init(&o);
-	r = options_parse_argv(&o, argc, argv, stdout, err, sizeof(err));
+	r = options_load(&o, argc, argv, stdout, err, sizeof(err));
 	assert_int_equal(r, OPTIONS_ERROR);
 	if (!strstr(err, needle))
 		fail_msg("error '%s' does not name '%s'", err, needle);
@@ -144,6 +143,10 @@ static void test_bad_input(void **state)
 	expect_error("needs a value", "-h", NULL);
 	expect_error("unexpected argument 'extra'", "-h", "x", "-r", "1", "extra", NULL);
 	expect_error("--stale-after", "-h", "x", "-r", "1", "--stale-after", "1s", NULL);
+	expect_error("--http-listen", "-h", "x", "-r", "1", "--http-listen", "::1:80", NULL);
+	expect_error("--http-listen", "-h", "x", "-r", "1", "--http-listen", "localhost:80", NULL);
+	expect_error("--http-listen", "-h", "x", "-r", "1", "--http-listen", "1.2.3.4", NULL);
+	expect_error("--http-listen", "-h", "x", "-r", "1", "--http-listen", "0.0.0.0:5555", NULL);
 }
 
 static void test_help_and_version(void **state)
@@ -191,6 +194,7 @@ static void test_set_by_name(void **state)
 
 	(void)state;
 	options_init(&o);
+	assert_int_equal(options_set(&o, "check-config", "true", err, sizeof(err)), -1);
 	assert_int_equal(options_set(&o, "patroni-port", "8010", err, sizeof(err)), 0);
 	assert_int_equal(o.patroni_port, 8010);
 	assert_int_equal(options_set(&o, "no-such", "1", err, sizeof(err)), -1);
@@ -198,8 +202,135 @@ static void test_set_by_name(void **state)
 	options_free(&o);
 }
 
+static char tmpdir[] = "/tmp/happac-unit-XXXXXX";
+
+static const char *write_file(const char *name, const char *text)
+{
+	static char path[256];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", tmpdir, name);
+	f = fopen(path, "w");
+	assert_non_null(f);
+	fputs(text, f);
+	fclose(f);
+	return path;
+}
+
+static void test_config_file(void **state)
+{
+	struct options o;
+	char err[256];
+	const char *path = write_file("ok.conf",
+				      "# a comment\n[happac]\npatroni-host = 10.0.0.5\n"
+				      "pg-is-ready-port=6432\n  port = 5600  \n"
+				      "pg-is-ready-path = \"\"\nlisten = 127.0.0.1\nlisten = ::1\n"
+				      "verbose = yes\ninterval = 2s\nhttp-listen = [::1]:8081\n");
+
+	(void)state;
+	assert_int_equal(parse(&o, err, sizeof(err), "-c", path, NULL), OPTIONS_OK);
+	assert_string_equal(o.patroni_host, "10.0.0.5");
+	assert_int_equal(o.port, 5600);
+	assert_int_equal(o.listen_count, 2);
+	assert_int_equal(o.verbose, 1);
+	assert_int_equal(o.interval_ms, 2000);
+	assert_string_equal(o.http_addr, "::1");
+	assert_int_equal(o.http_port, 8081);
+	assert_string_equal(o.config_path, path);
+	options_free(&o);
+}
+
+static void test_config_errors_name_file_and_line(void **state)
+{
+	struct options o;
+	char err[256];
+	const char *path = write_file("bad.conf", "patroni-host = a\n\nport = 99999\n");
+
+	(void)state;
+	assert_int_equal(parse(&o, err, sizeof(err), "-c", path, "-r", "1", NULL),
+			 OPTIONS_ERROR);
+	assert_non_null(strstr(err, "bad.conf:3:"));
+	assert_non_null(strstr(err, "99999"));
+	path = write_file("bad2.conf", "bogus = 1\n");
+	assert_int_equal(parse(&o, err, sizeof(err), "-c", path, NULL), OPTIONS_ERROR);
+	assert_non_null(strstr(err, "bad2.conf:1: unknown option 'bogus'"));
+	path = write_file("bad3.conf", "config = /etc/x\n");
+	assert_int_equal(parse(&o, err, sizeof(err), "-c", path, NULL), OPTIONS_ERROR);
+	assert_non_null(strstr(err, "bad3.conf:1:"));
+	path = write_file("bad4.conf", "just words\n");
+	assert_int_equal(parse(&o, err, sizeof(err), "-c", path, NULL), OPTIONS_ERROR);
+	assert_non_null(strstr(err, "bad4.conf:1: expected 'key = value'"));
+	assert_int_equal(parse(&o, err, sizeof(err), "-c", "/nonexistent/happac.conf", NULL),
+			 OPTIONS_ERROR);
+	assert_non_null(strstr(err, "/nonexistent/happac.conf"));
+}
+
+static void test_precedence(void **state)
+{
+	struct options o;
+	char err[256];
+	const char *path = write_file("prec.conf",
+				      "patroni-host = file\npg-is-ready-port = 1\nport = 1111\n"
+				      "patroni-port = 1112\ninterval = 3s\nlisten = 127.0.0.1\n");
+
+	(void)state;
+	setenv("HAPPAC_PORT", "2222", 1);
+	setenv("HAPPAC_PATRONI_PORT", "2223", 1);
+	setenv("HAPPAC_LISTEN", "::1", 1);
+	assert_int_equal(parse(&o, err, sizeof(err), "-c", path, "-p", "3333", NULL),
+			 OPTIONS_OK);
+	assert_int_equal(o.port, 3333);         /* command line > env */
+	assert_int_equal(o.patroni_port, 2223); /* env > file */
+	assert_int_equal(o.interval_ms, 3000);  /* file > default */
+	assert_int_equal(o.timeout_ms, 800);    /* default */
+	assert_int_equal(o.listen_count, 1);    /* env replaced the file's list */
+	assert_string_equal(o.listen[0], "::1");
+	options_free(&o);
+
+	setenv("HAPPAC_PORT", "0", 1);
+	assert_int_equal(parse(&o, err, sizeof(err), "-c", path, NULL), OPTIONS_ERROR);
+	assert_non_null(strstr(err, "HAPPAC_PORT"));
+	unsetenv("HAPPAC_PORT");
+	unsetenv("HAPPAC_PATRONI_PORT");
+	unsetenv("HAPPAC_LISTEN");
+
+	setenv("HAPPAC_CONFIG", path, 1);
+	assert_int_equal(parse(&o, err, sizeof(err), NULL), OPTIONS_OK);
+	assert_string_equal(o.patroni_host, "file");
+	options_free(&o);
+	unsetenv("HAPPAC_CONFIG");
+}
+
+static void test_dump_round_trip(void **state)
+{
+	struct options o, o2;
+	char err[256], path[256];
+	FILE *f;
+
+	(void)state;
+	assert_int_equal(parse(&o, err, sizeof(err), "-h", "::1", "-r", "6432", "-x", "",
+			       "--listen", "127.0.0.1", "--http-listen", "127.0.0.1:9", "-k",
+			       "replica?lag=1MB", NULL),
+			 OPTIONS_OK);
+	snprintf(path, sizeof(path), "%s/dump.conf", tmpdir);
+	f = fopen(path, "w");
+	assert_non_null(f);
+	options_dump(&o, f);
+	fclose(f);
+	assert_int_equal(parse(&o2, err, sizeof(err), "-c", path, NULL), OPTIONS_OK);
+	assert_string_equal(o2.patroni_host, o.patroni_host);
+	assert_string_equal(o2.patroni_endpoint, o.patroni_endpoint);
+	assert_int_equal(o2.pg_port, o.pg_port);
+	assert_int_equal(o2.listen_count, 1);
+	assert_int_equal(o2.http_port, 9);
+	assert_int_equal(o2.stale_after_ms, 5400);
+	options_free(&o);
+	options_free(&o2);
+}
+
 int main(void)
 {
+	assert_non_null(mkdtemp(tmpdir));
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_predecessor_command_line),
 		cmocka_unit_test(test_defaults),
@@ -208,6 +339,10 @@ int main(void)
 		cmocka_unit_test(test_help_and_version),
 		cmocka_unit_test(test_durations),
 		cmocka_unit_test(test_set_by_name),
+		cmocka_unit_test(test_config_file),
+		cmocka_unit_test(test_config_errors_name_file_and_line),
+		cmocka_unit_test(test_precedence),
+		cmocka_unit_test(test_dump_round_trip),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,40 @@
+/* http.h - the HTTP side port (libevent's evhttp): /health, /status, /metrics.
+ *
+ * Off unless --http-listen is set. GET and HEAD only; every response closes
+ * the connection. Content comes from callbacks so that this module holds only
+ * HTTP: routing, methods, limits and error codes. */
+#ifndef HTTP_H_HAPPAC
+#define HTTP_H_HAPPAC
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct event_base;
+struct evbuffer;
+struct http;
+
+struct http_routes {
+	/* /health: append the agent line to out; return 1 when up. */
+	int (*health)(void *arg, struct evbuffer *out);
+	/* /status: append a JSON document. */
+	void (*status)(void *arg, struct evbuffer *out);
+	/* /metrics: append Prometheus text. */
+	void (*metrics)(void *arg, struct evbuffer *out);
+};
+
+struct http_stats {
+	uint64_t requests;  /* answered with 2xx/503 */
+	uint64_t rejected;  /* answered with 4xx */
+};
+
+struct http *http_new(struct event_base *base, const struct http_routes *routes,
+		      void *arg);
+/* Listen on addr:port, replacing the current socket only when it differs;
+ * addr NULL closes the side port. Returns 0, or -1 with err naming the
+ * address (the old socket, if any, stays open). */
+int http_set_listen(struct http *h, const char *addr, int port, char *err,
+		    size_t errlen);
+const struct http_stats *http_stats(const struct http *h);
+void http_free(struct http *h);
+
+#endif

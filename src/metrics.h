@@ -1,0 +1,45 @@
+/* metrics.h - counters, gauges and histograms in Prometheus text format.
+ *
+ * The daemon owns one struct metrics; probes are observed once per attempt,
+ * transitions once per verdict change. Gauges that other modules already
+ * know (agent counters, the current verdict) are passed in at render time,
+ * so nothing is counted twice. */
+#ifndef HAPPAC_METRICS_H
+#define HAPPAC_METRICS_H
+
+#include "probe.h"
+
+#include <stdint.h>
+
+struct evbuffer;
+struct metrics;
+
+#define METRICS_MAX_PROBES 8
+
+/* What the renderer needs from the rest of the daemon at scrape time. */
+struct metrics_view {
+	int up;                       /* current verdict */
+	double verdict_since_s;       /* wall clock of the last change (Unix s) */
+	uint64_t checks_up, checks_down, checks_failed; /* agent replies */
+	uint64_t rounds;              /* probe rounds completed */
+	int probe_count;
+	const char *probe_names[METRICS_MAX_PROBES];
+	int probe_in_flight[METRICS_MAX_PROBES];
+	uint64_t reloads_ok, reloads_failed;
+};
+
+struct metrics *metrics_new(void);
+void metrics_free(struct metrics *m);
+
+/* Record one finished attempt of the probe at index i (names come with the
+ * view). */
+void metrics_probe_observe(struct metrics *m, int i, enum probe_result r,
+			   int64_t duration_us);
+/* Record one verdict change. */
+void metrics_transition(struct metrics *m);
+
+/* Append the exposition text (format 0.0.4) to out. */
+void metrics_render(const struct metrics *m, const struct metrics_view *v,
+		    struct evbuffer *out);
+
+#endif

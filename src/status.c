@@ -1,0 +1,120 @@
+/* status.c - /status as JSON: verdict, reason, since, probes, config. */
+#include "status.h"
+
+#include <event2/buffer.h>
+#include <string.h>
+#include <time.h>
+
+void status_json_string(struct evbuffer *out, const char *s)
+{
+	evbuffer_add_printf(out, "%s", "\"");
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if (c == '"' || c == '\\')
+			evbuffer_add_printf(out, "\\%c", c);
+		else if (c == '\n')
+			evbuffer_add_printf(out, "%s", "\\n");
+		else if (c < 0x20 || c == 0x7f)
+			evbuffer_add_printf(out, "\\u%04x", c);
+		else
+			evbuffer_add(out, s, 1); /* one plain byte */
+	}
+	evbuffer_add_printf(out, "%s", "\"");
+}
+
+static void status_time(struct evbuffer *out, double t)
+{
+	time_t sec = (time_t)t;
+	struct tm tm;
+	char buf[40];
+
+	gmtime_r(&sec, &tm);
+	strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%S", &tm);
+	evbuffer_add_printf(out, "\"%s.%03dZ\"", buf, (int)((t - (double)sec) * 1000));
+}
+
+struct status_config {
+	struct evbuffer *out;
+	const char *last;   /* previous option name, to group repeated ones */
+	int first;
+	int in_list;
+};
+
+/* Options come one value at a time; a repeated name becomes a JSON array. */
+static void status_config_one(void *arg, const char *name, const char *value)
+{
+	struct status_config *c = arg;
+
+	if (c->last && !strcmp(c->last, name)) {
+		evbuffer_add_printf(c->out, "%s", ",");
+	} else {
+		if (c->in_list)
+			evbuffer_add_printf(c->out, "%s", "]");
+		c->in_list = !strcmp(name, "listen");
+		evbuffer_add_printf(c->out, "%s\n    ", c->first ? "" : ",");
+		status_json_string(c->out, name);
+		evbuffer_add_printf(c->out, "%s", c->in_list ? ":[" : ":");
+	}
+	c->first = 0;
+	c->last = name;
+	if (c->in_list && !*value)
+		return; /* empty list */
+	status_json_string(c->out, value);
+}
+
+void status_render(const struct status_view *v, struct evbuffer *out)
+{
+	const char *hash = strchr(v->line, '#');
+	char reason[128] = "";
+	struct status_config cfg = { out, NULL, 1, 0 };
+
+	if (hash) {
+		snprintf(reason, sizeof(reason), "%s", hash + 1);
+		reason[strcspn(reason, "\n")] = '\0';
+	}
+	evbuffer_add_printf(out, "{\n  \"verdict\": \"%s\",\n  \"reason\": ",
+			    v->up ? "up" : "down");
+	status_json_string(out, reason);
+	evbuffer_add_printf(out, "%s", ",\n  \"line\": ");
+	status_json_string(out, v->line);
+	evbuffer_add_printf(out, "%s", ",\n  \"since\": ");
+	status_time(out, v->since_s);
+	evbuffer_add_printf(out, ",\n  \"since_seconds_ago\": %.3f,\n  \"version\": \"%s\",\n"
+				 "  \"probes\": [",
+			    v->now_s - v->since_s, HAPPAC_VERSION);
+	for (int i = 0; i < v->probe_count; i++) {
+		const struct status_probe *p = &v->probes[i];
+		const struct probe_report *r = p->report;
+
+		evbuffer_add_printf(out, "%s\n    {\"name\": ", i ? "," : "");
+		status_json_string(out, p->name);
+		evbuffer_add_printf(out, "%s", ", \"target\": ");
+		status_json_string(out, p->target);
+		evbuffer_add_printf(out, ", \"in_flight\": %s", p->in_flight ? "true" : "false");
+		if (!r) {
+			evbuffer_add_printf(out, "%s", ", \"result\": null}");
+			continue;
+		}
+		evbuffer_add_printf(out, "%s", ", \"result\": ");
+		status_json_string(out, probe_result_names[r->result]);
+		evbuffer_add_printf(out, ", \"ok\": %s, \"duration_ms\": %.3f, \"age_ms\": %.3f",
+				    r->result == PROBE_OK ? "true" : "false",
+				    (double)r->duration_us / 1000.0,
+				    (double)(v->now_us - r->finished_us) / 1000.0);
+		if (r->http_status)
+			evbuffer_add_printf(out, ", \"http_status\": %d", r->http_status);
+		evbuffer_add_printf(out, "%s", ", \"error\": ");
+		if (r->result == PROBE_OK)
+			evbuffer_add_printf(out, "%s", "null");
+		else
+			status_json_string(out, r->detail[0] ? r->detail
+							     : probe_result_names[r->result]);
+		evbuffer_add_printf(out, "%s", "}");
+	}
+	evbuffer_add_printf(out, "%s", "\n  ],\n  \"config\": {");
+	options_each(v->opts, status_config_one, &cfg);
+	if (cfg.in_list)
+		evbuffer_add_printf(out, "%s", "]");
+	evbuffer_add_printf(out, "%s", "\n  }\n}\n");
+}

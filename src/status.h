@@ -1,0 +1,38 @@
+/* status.h - the /status JSON document, from a view the daemon fills in. */
+#ifndef HAPPAC_STATUS_H
+#define HAPPAC_STATUS_H
+
+#include "options.h"
+#include "probe.h"
+
+#include <stdint.h>
+
+struct evbuffer;
+
+#define STATUS_MAX_PROBES 8
+
+struct status_probe {
+	const char *name;
+	const char *target;
+	const struct probe_report *report; /* NULL: no result yet */
+	int in_flight;
+};
+
+struct status_view {
+	const char *line;         /* the agent line, with its '\n' */
+	int up;
+	double since_s;           /* wall clock of the last verdict change */
+	double now_s;             /* wall clock now */
+	int64_t now_us;           /* monotonic now, to age the reports */
+	int probe_count;
+	struct status_probe probes[STATUS_MAX_PROBES];
+	const struct options *opts;
+};
+
+/* Append the JSON document to out. */
+void status_render(const struct status_view *v, struct evbuffer *out);
+
+/* Append s as a JSON string (quotes and escapes included). */
+void status_json_string(struct evbuffer *out, const char *s);
+
+#endif
