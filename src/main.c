@@ -2,9 +2,11 @@
  * modules: options (what to do), probe* (what the backends say), verdict
  * (what that means), agent and http (telling HAProxy and operators). */
 #include "agent.h"
+#include "check.h"
 #include "http.h"
 #include "log.h"
 #include "metrics.h"
+#include "notify.h"
 #include "options.h"
 #include "probe.h"
 #include "probe_patroni.h"
@@ -154,10 +156,14 @@ static void main_round_done(void *arg)
 		h->since_s = main_wall_s();
 		if (h->ready)
 			metrics_transition(h->metrics);
+		line[len - 1] = '\0';
+		if (h->ready)
+			notify_status(line);
 	}
 	if (!h->ready) {
 		h->ready = 1;
 		agent_enable(h->agent);
+		notify_ready(line);
 		log_info("ready: answering agent checks");
 	}
 }
@@ -276,7 +282,7 @@ fail:
 static int main_listen(struct happac *h, const struct options *o, char *err,
 		       size_t errlen)
 {
-	if (agent_set_listeners(h->agent, o->listen, o->listen_count, o->port, err,
+	if (agent_set_listeners(h->agent, o->listen.items, o->listen.count, o->port, err,
 				errlen) != 0)
 		return -1;
 	if (!o->http_listen && !h->http)
@@ -314,6 +320,7 @@ static void main_stop(evutil_socket_t sig, short what, void *arg)
 
 	(void)what;
 	log_info("%s: stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+	notify_stopping();
 	agent_close(h->agent);
 	if (h->http) {
 		http_free(h->http);
@@ -345,6 +352,7 @@ static void main_reload(evutil_socket_t sig, short what, void *arg)
 
 	(void)sig;
 	(void)what;
+	notify_reloading();
 	r = options_load(&next, h->argc, h->argv, devnull ? devnull : stdout, err,
 			 sizeof(err));
 	if (devnull)
@@ -356,6 +364,7 @@ static void main_reload(evutil_socket_t sig, short what, void *arg)
 		}
 		log_error("reload failed, keeping the running configuration: %s", err);
 		h->reloads_failed++;
+		notify_ready("reload failed: running configuration kept");
 		return;
 	}
 	if (main_probes_changed(&h->opts, &next)) {
@@ -379,12 +388,14 @@ static void main_reload(evutil_socket_t sig, short what, void *arg)
 	options_describe(&h->opts, desc, sizeof(desc));
 	log_info("reloaded: %s", desc);
 	h->reloads_ok++;
+	notify_ready(NULL);
 	return;
 fail:
 	main_probes_free(run);
 	options_free(&next);
 	log_error("reload failed, keeping the running configuration: %s", err);
 	h->reloads_failed++;
+	notify_ready("reload failed: running configuration kept");
 }
 
 /* ---- start-up and teardown */
@@ -437,6 +448,7 @@ static int main_setup(struct happac *h)
 	evsignal_add(h->sigterm, NULL);
 	evsignal_add(h->sigint, NULL);
 	evsignal_add(h->sighup, NULL);
+	notify_init(h->base);
 	return 0;
 fail:
 	log_error("%s", err);
@@ -445,6 +457,7 @@ fail:
 
 static void main_teardown(struct happac *h)
 {
+	notify_free();
 	main_probes_free(h->run);
 	agent_free(h->agent);
 	http_free(h->http);
@@ -470,6 +483,9 @@ int main(int argc, char **argv)
 	char err[512], desc[1024];
 	int rc = 0;
 
+	/* Subcommands first: they share nothing with the daemon. */
+	if (argc > 1 && strcmp(argv[1], "check") == 0)
+		return check_main(argc - 1, argv + 1);
 	h.argc = argc;
 	h.argv = argv;
 	switch (options_load(&h.opts, argc, argv, stdout, err, sizeof(err))) {

@@ -1,6 +1,11 @@
 /* options.c - the option table and everything derived from it. */
 #include "options.h"
 
+#include "acl.h"
+
+#include <libpq-fe.h>
+#include <unistd.h>
+
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
@@ -17,6 +22,10 @@ enum options_kind {
 	OPTIONS_KIND_DURATION, /* milliseconds, bounded */
 	OPTIONS_KIND_PATH,     /* any string, empty allowed */
 	OPTIONS_KIND_ADDRESS,  /* literal IPv4/IPv6 address, repeatable */
+	OPTIONS_KIND_CIDR,     /* address or CIDR block, repeatable */
+	OPTIONS_KIND_SCHEME,   /* http | https */
+	OPTIONS_KIND_FILE,     /* a readable file */
+	OPTIONS_KIND_CONNINFO, /* libpq conninfo string, one host */
 	OPTIONS_KIND_HOSTPORT, /* literal address and port: ADDR:PORT, [V6]:PORT */
 	OPTIONS_KIND_FLAG,     /* no value on the command line; true/false elsewhere */
 };
@@ -82,6 +91,34 @@ static const struct options_def options_table[] = {
 	  OPTIONS_ANYWHERE },
 	{ "listen", 0, OPTIONS_KIND_ADDRESS, "ADDR", NULL, 0, 0, OFF(listen),
 	  "Address to listen on, IPv4 or IPv6, repeatable (default: all)",
+	  OPTIONS_ANYWHERE },
+	{ "allow", 0, OPTIONS_KIND_CIDR, "CIDR", NULL, 0, 0, OFF(allow),
+	  "Accept agent and HTTP connections only from here, repeatable "
+	  "(default: everyone); others are closed without a reply",
+	  OPTIONS_ANYWHERE },
+	{ "pg-conninfo", 0, OPTIONS_KIND_CONNINFO, "CONNINFO", NULL, 0, 0,
+	  OFF(pg_conninfo),
+	  "Log in through PgBouncer with this libpq conninfo and check "
+	  "SELECT pg_is_in_recovery() (default: ping only); host and port "
+	  "default to -h and -r; keep passwords in a passfile",
+	  OPTIONS_ANYWHERE },
+	{ "patroni-scheme", 0, OPTIONS_KIND_SCHEME, "http|https", "http", 0, 0,
+	  OFF(patroni_scheme), "Scheme of the Patroni REST API",
+	  OPTIONS_ANYWHERE },
+	{ "patroni-cafile", 0, OPTIONS_KIND_FILE, "FILE", NULL, 0, 0,
+	  OFF(patroni_cafile),
+	  "CA bundle that verifies Patroni's certificate (default: system CAs)",
+	  OPTIONS_ANYWHERE },
+	{ "patroni-cert", 0, OPTIONS_KIND_FILE, "FILE", NULL, 0, 0,
+	  OFF(patroni_cert),
+	  "Client certificate for Patroni's verify_client (PEM)",
+	  OPTIONS_ANYWHERE },
+	{ "patroni-key", 0, OPTIONS_KIND_FILE, "FILE", NULL, 0, 0,
+	  OFF(patroni_key), "Key of the client certificate (PEM)",
+	  OPTIONS_ANYWHERE },
+	{ "patroni-insecure", 0, OPTIONS_KIND_FLAG, NULL, NULL, 0, 0,
+	  OFF(patroni_insecure),
+	  "Do not verify Patroni's certificate (logged as a warning)",
 	  OPTIONS_ANYWHERE },
 	{ "http-listen", 0, OPTIONS_KIND_HOSTPORT, "ADDR:PORT", NULL, 0, 0,
 	  OFF(http_listen),
@@ -269,6 +306,78 @@ bad:
 	return -1;
 }
 
+static int options_list_add(struct options *o, struct options_list *l,
+			    const struct options_def *d, char *value, char *err,
+			    size_t errlen)
+{
+	if (l->layer != o->layer) {
+		/* A new source replaces the list it inherited. */
+		for (int i = 0; i < l->count; i++)
+			free(l->items[i]);
+		l->count = 0;
+		l->layer = o->layer;
+	}
+	if (!value || l->count >= OPTIONS_MAX_LIST) {
+		free(value);
+		options_err(err, errlen, "%s: more than %d values", options_label(d),
+			    OPTIONS_MAX_LIST);
+		return -1;
+	}
+	l->items[l->count++] = value;
+	return 0;
+}
+
+static void options_list_free(struct options_list *l)
+{
+	for (int i = 0; i < l->count; i++)
+		free(l->items[i]);
+	l->count = 0;
+}
+
+/* libpq conninfo: parsed here (no connection) so a typo fails at start. */
+static int options_apply_conninfo(struct options *o, const struct options_def *d,
+				  const char *value, char *err, size_t errlen)
+{
+	char *perr = NULL;
+	PQconninfoOption *opts;
+	int password = 0;
+
+	if (*value == '\0') {
+		free(o->pg_conninfo);
+		o->pg_conninfo = NULL;
+		o->pg_conninfo_has_password = 0;
+		return 0;
+	}
+	opts = PQconninfoParse(value, &perr);
+	if (!opts) {
+		options_err(err, errlen, "%s: %s", options_label(d),
+			    perr ? perr : "out of memory");
+		if (perr) {
+			err[strcspn(err, "\n")] = '\0';
+			PQfreemem(perr);
+		}
+		return -1;
+	}
+	for (PQconninfoOption *p = opts; p->keyword; p++) {
+		if (!p->val)
+			continue;
+		if ((!strcmp(p->keyword, "host") || !strcmp(p->keyword, "hostaddr") ||
+		     !strcmp(p->keyword, "port")) && strchr(p->val, ',')) {
+			options_err(err, errlen, "%s: one %s only (happac checks this node's PgBouncer)",
+				    options_label(d), p->keyword);
+			PQconninfoFree(opts);
+			return -1;
+		}
+		if (!strcmp(p->keyword, "password") && *p->val)
+			password = 1;
+	}
+	PQconninfoFree(opts);
+	free(o->pg_conninfo);
+	o->pg_conninfo = strdup(value);
+	o->pg_conninfo_has_password = password;
+	return 0;
+}
+
 static const struct options_def *options_find(const char *name)
 {
 	for (size_t i = 0; i < OPTIONS_COUNT; i++)
@@ -351,22 +460,40 @@ static int options_apply(struct options *o, const struct options_def *d,
 				    options_label(d), value);
 			return -1;
 		}
-		if (o->listen_layer != o->layer) {
-			/* A new source replaces the list it inherited. */
-			for (int i = 0; i < o->listen_count; i++)
-				free(o->listen[i]);
-			o->listen_count = 0;
-			o->listen_layer = o->layer;
-		}
-		if (o->listen_count >= OPTIONS_MAX_LISTEN) {
-			free(copy);
-			options_err(err, errlen, "%s: more than %d addresses",
-				    options_label(d), OPTIONS_MAX_LISTEN);
+		return options_list_add(o, (struct options_list *)(void *)field, d,
+					copy, err, errlen);
+	}
+	case OPTIONS_KIND_CIDR: {
+		struct acl_entry e;
+		char msg[128];
+
+		if (acl_parse(value, &e, msg, sizeof(msg)) != 0) {
+			options_err(err, errlen, "%s: %s", options_label(d), msg);
 			return -1;
 		}
-		o->listen[o->listen_count++] = copy;
-		return 0;
+		return options_list_add(o, (struct options_list *)(void *)field, d,
+					strdup(value), err, errlen);
 	}
+	case OPTIONS_KIND_SCHEME:
+		if (strcmp(value, "http") && strcmp(value, "https")) {
+			options_err(err, errlen, "%s: '%s' is not http or https",
+				    options_label(d), value);
+			return -1;
+		}
+		free(*str);
+		*str = strdup(value);
+		return 0;
+	case OPTIONS_KIND_FILE:
+		if (*value && access(value, R_OK) != 0) {
+			options_err(err, errlen, "%s: cannot read '%s': %s",
+				    options_label(d), value, strerror(errno));
+			return -1;
+		}
+		free(*str);
+		*str = *value ? strdup(value) : NULL;
+		return 0;
+	case OPTIONS_KIND_CONNINFO:
+		return options_apply_conninfo(o, d, value, err, errlen);
 	case OPTIONS_KIND_HOSTPORT:
 		return options_apply_hostport(o, d, value, err, errlen);
 	case OPTIONS_KIND_FLAG:
@@ -413,8 +540,13 @@ void options_free(struct options *o)
 	free(o->pg_isready_path);
 	free(o->http_listen);
 	free(o->http_addr);
-	for (int i = 0; i < o->listen_count; i++)
-		free(o->listen[i]);
+	free(o->pg_conninfo);
+	free(o->patroni_scheme);
+	free(o->patroni_cafile);
+	free(o->patroni_cert);
+	free(o->patroni_key);
+	options_list_free(&o->listen);
+	options_list_free(&o->allow);
 	memset(o, 0, sizeof(*o));
 }
 
@@ -584,10 +716,10 @@ int options_validate(struct options *o, char *err, size_t errlen)
 		return -1;
 	}
 	if (o->http_listen && o->http_port == o->port) {
-		int same = !o->listen_count;
+		int same = !o->listen.count;
 
-		for (int i = 0; i < o->listen_count; i++)
-			same |= strcmp(o->listen[i], o->http_addr) == 0;
+		for (int i = 0; i < o->listen.count; i++)
+			same |= strcmp(o->listen.items[i], o->http_addr) == 0;
 		if (same) {
 			options_err(err, errlen,
 				    "--http-listen: %s uses the agent port %d",
@@ -763,24 +895,50 @@ void options_usage(FILE *out)
 
 void options_describe(const struct options *o, char *buf, size_t len)
 {
-	char listen[OPTIONS_MAX_LISTEN * 48] = "";
+	char listen[OPTIONS_MAX_LIST * 48] = "";
 	size_t used = 0;
 
-	for (int i = 0; i < o->listen_count && used < sizeof(listen); i++) {
+	for (int i = 0; i < o->listen.count && used < sizeof(listen); i++) {
 		int n = snprintf(listen + used, sizeof(listen) - used, "%s%s",
-				 i ? "," : "", o->listen[i]);
+				 i ? "," : "", o->listen.items[i]);
 		if (n < 0)
 			break;
 		used += (size_t)n;
 	}
 	snprintf(buf, len,
-		 "patroni=%s:%d/%s pgbouncer=%s:%d listen=%s port=%d http=%s "
-		 "interval=%dms timeout=%dms stale-after=%dms%s%s",
-		 o->patroni_host, o->patroni_port, o->patroni_endpoint,
-		 o->patroni_host, o->pg_port, o->listen_count ? listen : "*",
+		 "patroni=%s://%s:%d/%s pgbouncer=%s:%d listen=%s port=%d http=%s "
+		 "interval=%dms timeout=%dms stale-after=%dms%s%s%s%s",
+		 o->patroni_scheme, o->patroni_host, o->patroni_port, o->patroni_endpoint,
+		 o->patroni_host, o->pg_port, o->listen.count ? listen : "*",
 		 o->port, o->http_listen ? o->http_listen : "off", o->interval_ms,
 		 o->timeout_ms, options_stale_after_ms(o),
-		 o->config_path ? " config=" : "", o->config_path ? o->config_path : "");
+		 o->config_path ? " config=" : "", o->config_path ? o->config_path : "",
+		 o->pg_conninfo ? " pgbouncer-check=query" : " pgbouncer-check=ping",
+		 o->allow.count ? " allow-list=on" : "");
+}
+
+/* The conninfo as keyword=value pairs, password left out: for --check-config
+ * and /status, which must never show secrets. */
+static void options_conninfo_redacted(const char *conninfo, char *buf, size_t len)
+{
+	PQconninfoOption *opts = conninfo ? PQconninfoParse(conninfo, NULL) : NULL;
+	size_t used = 0;
+
+	buf[0] = '\0';
+	if (!opts)
+		return;
+	for (PQconninfoOption *p = opts; p->keyword && used < len; p++) {
+		int n;
+
+		if (!p->val || !strcmp(p->keyword, "password"))
+			continue;
+		n = snprintf(buf + used, len - used, "%s%s='%s'", used ? " " : "",
+			     p->keyword, p->val);
+		if (n < 0)
+			break;
+		used += (size_t)n;
+	}
+	PQconninfoFree(opts);
 }
 
 static void options_render(const struct options *o, const struct options_def *d,
@@ -796,7 +954,12 @@ static void options_render(const struct options *o, const struct options_def *d,
 	case OPTIONS_KIND_ENDPOINT:
 	case OPTIONS_KIND_PATH:
 	case OPTIONS_KIND_HOSTPORT:
+	case OPTIONS_KIND_SCHEME:
+	case OPTIONS_KIND_FILE:
 		snprintf(buf, len, "%s", *str ? *str : "");
+		break;
+	case OPTIONS_KIND_CONNINFO:
+		options_conninfo_redacted(*str, buf, len);
 		break;
 	case OPTIONS_KIND_PORT:
 		if (*num)
@@ -812,6 +975,7 @@ static void options_render(const struct options *o, const struct options_def *d,
 		snprintf(buf, len, "%s", *num ? "true" : "false");
 		break;
 	case OPTIONS_KIND_ADDRESS:
+	case OPTIONS_KIND_CIDR:
 		break; /* repeatable: rendered by the caller, one per value */
 	}
 }
@@ -827,10 +991,13 @@ void options_each(const struct options *o,
 
 		if (d->where == OPTIONS_CLI_ONLY)
 			continue;
-		if (d->kind == OPTIONS_KIND_ADDRESS) {
-			for (int j = 0; j < o->listen_count; j++)
-				fn(arg, d->name, o->listen[j]);
-			if (o->listen_count == 0)
+		if (d->kind == OPTIONS_KIND_ADDRESS || d->kind == OPTIONS_KIND_CIDR) {
+			const struct options_list *l = (const struct options_list *)(const void *)
+				((const char *)o + d->offset);
+
+			for (int j = 0; j < l->count; j++)
+				fn(arg, d->name, l->items[j]);
+			if (l->count == 0)
 				fn(arg, d->name, "");
 			continue;
 		}

@@ -12,7 +12,15 @@
 #include <stddef.h>
 #include <stdio.h>
 
-#define OPTIONS_MAX_LISTEN 16
+#define OPTIONS_MAX_LIST 32
+
+/* A repeatable option's values. A source (file, environment, command line)
+ * that sets it replaces the list it inherited from the sources before. */
+struct options_list {
+	char *items[OPTIONS_MAX_LIST];
+	int count;
+	int layer;              /* which source set the list */
+};
 
 struct options {
 	char *config_path;      /* -c, or HAPPAC_CONFIG; NULL = no file */
@@ -24,12 +32,18 @@ struct options {
 	int pg_port;            /* -r, PgBouncer port */
 	char *pg_isready_path;  /* -x, accepted for compatibility, unused */
 	int pg_isready_path_given;
-	char *listen[OPTIONS_MAX_LISTEN]; /* --listen, literal addresses */
-	int listen_count;
-	int listen_layer;       /* which source set the list (see options.c) */
+	struct options_list listen; /* --listen, literal addresses */
+	struct options_list allow;  /* --allow, CIDR blocks; empty = everyone */
 	char *http_listen;      /* --http-listen ADDR:PORT as given; NULL = off */
 	char *http_addr;        /* its address part, brackets stripped */
 	int http_port;          /* its port part */
+	char *pg_conninfo;      /* --pg-conninfo: log in and query; NULL = ping */
+	int pg_conninfo_has_password;
+	char *patroni_scheme;   /* "http" or "https" */
+	char *patroni_cafile;
+	char *patroni_cert;
+	char *patroni_key;
+	int patroni_insecure;   /* skip TLS verification (loudly logged) */
 	int interval_ms;
 	int timeout_ms;
 	int stale_after_ms;     /* 0 = derived from interval and timeout */

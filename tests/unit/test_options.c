@@ -90,7 +90,7 @@ static void test_defaults(void **state)
 	assert_string_equal(o.patroni_endpoint, "primary");
 	assert_int_equal(o.interval_ms, 1000);
 	assert_int_equal(o.timeout_ms, 800);
-	assert_int_equal(o.listen_count, 0);
+	assert_int_equal(o.listen.count, 0);
 	assert_int_equal(o.pg_isready_path_given, 0);
 	assert_int_equal(options_stale_after_ms(&o), 5400);
 	options_free(&o);
@@ -111,8 +111,8 @@ static void test_long_forms_and_new_options(void **state)
 			 OPTIONS_OK);
 	assert_string_equal(o.patroni_host, "::1");
 	assert_string_equal(o.patroni_endpoint, "replica?lag=16MB");
-	assert_int_equal(o.listen_count, 2);
-	assert_string_equal(o.listen[1], "::1");
+	assert_int_equal(o.listen.count, 2);
+	assert_string_equal(o.listen.items[1], "::1");
 	assert_int_equal(o.interval_ms, 1500);
 	assert_int_equal(o.timeout_ms, 300);
 	assert_int_equal(o.stale_after_ms, 60000);
@@ -231,7 +231,7 @@ static void test_config_file(void **state)
 	assert_int_equal(parse(&o, err, sizeof(err), "-c", path, NULL), OPTIONS_OK);
 	assert_string_equal(o.patroni_host, "10.0.0.5");
 	assert_int_equal(o.port, 5600);
-	assert_int_equal(o.listen_count, 2);
+	assert_int_equal(o.listen.count, 2);
 	assert_int_equal(o.verbose, 1);
 	assert_int_equal(o.interval_ms, 2000);
 	assert_string_equal(o.http_addr, "::1");
@@ -283,8 +283,8 @@ static void test_precedence(void **state)
 	assert_int_equal(o.patroni_port, 2223); /* env > file */
 	assert_int_equal(o.interval_ms, 3000);  /* file > default */
 	assert_int_equal(o.timeout_ms, 800);    /* default */
-	assert_int_equal(o.listen_count, 1);    /* env replaced the file's list */
-	assert_string_equal(o.listen[0], "::1");
+	assert_int_equal(o.listen.count, 1);    /* env replaced the file's list */
+	assert_string_equal(o.listen.items[0], "::1");
 	options_free(&o);
 
 	setenv("HAPPAC_PORT", "0", 1);
@@ -321,7 +321,7 @@ static void test_dump_round_trip(void **state)
 	assert_string_equal(o2.patroni_host, o.patroni_host);
 	assert_string_equal(o2.patroni_endpoint, o.patroni_endpoint);
 	assert_int_equal(o2.pg_port, o.pg_port);
-	assert_int_equal(o2.listen_count, 1);
+	assert_int_equal(o2.listen.count, 1);
 	assert_int_equal(o2.http_port, 9);
 	assert_int_equal(o2.stale_after_ms, 5400);
 	options_free(&o);

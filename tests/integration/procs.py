@@ -1,0 +1,392 @@
+"""Process helpers for happac's integration tests.
+
+Every child is started in its own session (process group) and registered here,
+so that a fixture finalizer, an atexit hook or a SIGTERM to pytest can kill the
+whole group by pid. Nothing is left running, also when a test fails.
+
+Readiness is always a signal (a port that accepts, pg_isready, a line on
+stdout), polled against a deadline: never a fixed sleep.
+"""
+
+import atexit
+import json
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+PG_BIN = "/usr/lib/postgresql/15/bin"
+PGBOUNCER = "/usr/sbin/pgbouncer"
+PYTHON = "/usr/bin/python3"
+
+# Our private loopback addresses: 127.0.0.21 .. 127.0.0.29 (127.0.0.1x is the
+# Patroni cluster of another engineer, 127.0.0.3x the benchmarks).
+ADDR = "127.0.0.21"
+PG_PORT = 5432
+PGB_PORT = 6432
+PATRONI_PORT = 8008
+CONTROL_PORT = 8099
+AGENT_PORT = 5555
+
+_live = []  # every Proc not yet stopped
+
+
+def poll_until(pred, timeout, step=0.01, what="condition"):
+    """Call pred() until it returns a truthy value; return it, or raise on timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        val = pred()
+        if val:
+            return val
+        if time.monotonic() >= deadline:
+            raise TimeoutError("timed out after %.1fs waiting for %s" % (timeout, what))
+        time.sleep(step)
+
+
+def port_accepts(host, port, timeout=0.2):
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def port_free(host, port):
+    """True if we can bind host:port right now (nobody listens there)."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind((host, port))
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+
+
+def make_tmpdir(prefix, owner=None):
+    path = tempfile.mkdtemp(prefix=prefix)
+    if owner:
+        pw = pwd.getpwnam(owner)
+        os.chown(path, pw.pw_uid, pw.pw_gid)
+    return path
+
+
+class Proc:
+    """A child process in its own process group, output going to a log file."""
+
+    def __init__(self, name, argv, log_path, user=None, env=None, stdout=None):
+        self.name = name
+        self.argv = list(argv)
+        self.log_path = log_path
+        self.frozen = False
+        kwargs = {}
+        if user:
+            pw = pwd.getpwnam(user)
+            # Popen(user=...) execs the server itself with the postgres uid, so
+            # self.pid is the server's pid (needed for SIGSTOP/SIGKILL of
+            # PgBouncer), unlike `runuser`, which stays as a parent process.
+            kwargs.update(user=pw.pw_uid, group=pw.pw_gid, extra_groups=[],
+                          cwd=pw.pw_dir if os.path.isdir(pw.pw_dir) else "/")
+            env = dict(env or os.environ, HOME=pw.pw_dir, USER=user, LOGNAME=user)
+        self._log = open(log_path, "ab")
+        self.popen = subprocess.Popen(
+            self.argv, stdin=subprocess.DEVNULL,
+            stdout=stdout if stdout is not None else self._log,
+            stderr=self._log, env=env, start_new_session=True, **kwargs)
+        self.pid = self.popen.pid
+        _live.append(self)
+
+    def alive(self):
+        return self.popen.poll() is None
+
+    def log(self):
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+    def send_signal(self, sig):
+        if self.alive():
+            os.kill(self.pid, sig)
+
+    def freeze(self):
+        self.send_signal(signal.SIGSTOP)
+        self.frozen = True
+
+    def thaw(self):
+        if self.frozen:
+            self.send_signal(signal.SIGCONT)
+            self.frozen = False
+
+    def wait(self, timeout):
+        return self.popen.wait(timeout=timeout)
+
+    def stop(self, sig=signal.SIGTERM, timeout=10.0):
+        """Stop the whole process group: sig, then SIGKILL after timeout."""
+        try:
+            if self.alive():
+                try:
+                    if self.frozen:
+                        os.killpg(self.pid, signal.SIGCONT)
+                        self.frozen = False
+                    os.killpg(self.pid, sig)
+                except ProcessLookupError:
+                    pass
+                try:
+                    self.popen.wait(timeout=timeout)
+                except subprocess.TimeoutExpired:
+                    pass
+            # Children that outlived the leader (e.g. postgres backends) die here.
+            try:
+                os.killpg(self.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+            try:
+                self.popen.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                pass
+        finally:
+            if self in _live:
+                _live.remove(self)
+            self._log.close()
+        return self.popen.returncode
+
+
+def stop_all():
+    for p in list(reversed(_live)):
+        try:
+            p.stop(timeout=5)
+        except Exception:  # noqa: BLE001 - best effort at exit
+            pass
+
+
+atexit.register(stop_all)
+
+
+def _sigterm(_signo, _frame):
+    # Treat SIGTERM like Ctrl-C: pytest stops the run and still runs fixture
+    # finalizers, then atexit runs stop_all().
+    raise KeyboardInterrupt("SIGTERM")
+
+
+if signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):
+    signal.signal(signal.SIGTERM, _sigterm)
+
+
+# --------------------------------------------------------------------------
+# PostgreSQL 15 (real)
+
+class Postgres:
+    def __init__(self, base):
+        self.dir = os.path.join(base, "pg")
+        self.data = os.path.join(self.dir, "data")
+        self.sock = os.path.join(self.dir, "sock")
+        self.proc = None
+
+    def start(self):
+        os.makedirs(self.sock, exist_ok=True)
+        pw = pwd.getpwnam("postgres")
+        for d in (self.dir, self.sock):
+            os.chown(d, pw.pw_uid, pw.pw_gid)
+        log = os.path.join(self.dir, "initdb.log")
+        with open(log, "wb") as f:
+            rc = subprocess.call(
+                [PG_BIN + "/initdb", "-D", self.data, "-U", "postgres", "-A", "trust",
+                 "--no-sync", "--no-instructions"],
+                stdout=f, stderr=subprocess.STDOUT,
+                user=pw.pw_uid, group=pw.pw_gid, extra_groups=[], cwd="/",
+                env=dict(os.environ, HOME=pw.pw_dir))
+        if rc != 0:
+            raise RuntimeError("initdb failed:\n" + open(log).read())
+        self.proc = Proc("postgres", [
+            PG_BIN + "/postgres", "-D", self.data,
+            "-c", "listen_addresses=" + ADDR, "-c", "port=%d" % PG_PORT,
+            "-c", "unix_socket_directories=" + self.sock,
+            "-c", "fsync=off", "-c", "max_connections=50",
+            "-c", "shared_buffers=16MB", "-c", "logging_collector=off",
+        ], os.path.join(self.dir, "postgres.log"), user="postgres")
+
+        def ready():
+            if not self.proc.alive():
+                raise RuntimeError("postgres exited:\n" + self.proc.log())
+            return subprocess.call(
+                ["/usr/bin/pg_isready", "-q", "-h", ADDR, "-p", str(PG_PORT), "-t", "1"]) == 0
+        poll_until(ready, 60, step=0.1, what="PostgreSQL on %s:%d" % (ADDR, PG_PORT))
+
+    def stop(self):
+        if self.proc:
+            # SIGINT = fast shutdown of the postmaster; the group kill follows.
+            self.proc.stop(sig=signal.SIGINT, timeout=15)
+
+
+# --------------------------------------------------------------------------
+# PgBouncer (real)
+
+PGB_INI = """\
+[databases]
+postgres = host={addr} port={pg_port} user=postgres
+
+[pgbouncer]
+listen_addr = {addr}
+listen_port = {pgb_port}
+unix_socket_dir =
+auth_type = any
+admin_users = pgbouncer
+stats_users = pgbouncer
+pool_mode = session
+max_client_conn = 500
+ignore_startup_parameters = extra_float_digits
+"""
+
+
+class PgBouncer:
+    def __init__(self, base):
+        self.dir = os.path.join(base, "pgbouncer")
+        self.ini = os.path.join(self.dir, "pgbouncer.ini")
+        self.proc = None
+        os.makedirs(self.dir, exist_ok=True)
+        pw = pwd.getpwnam("postgres")
+        os.chown(self.dir, pw.pw_uid, pw.pw_gid)
+        with open(self.ini, "w") as f:
+            f.write(PGB_INI.format(addr=ADDR, pg_port=PG_PORT, pgb_port=PGB_PORT, dir=self.dir))
+
+    def alive(self):
+        return self.proc is not None and self.proc.alive()
+
+    def start(self):
+        # A killed PgBouncer's port is free again at once (SO_REUSEADDR), but
+        # wait for it rather than fail on a race with the kernel.
+        poll_until(lambda: port_free(ADDR, PGB_PORT), 10, what="port %d free" % PGB_PORT)
+        self.proc = Proc("pgbouncer", [PGBOUNCER, self.ini],
+                         os.path.join(self.dir, "stderr.log"), user="postgres")
+
+        def ready():
+            if not self.proc.alive():
+                raise RuntimeError("pgbouncer exited:\n" + self.proc.log())
+            # The same question happac asks: does the admin console answer?
+            return subprocess.call(
+                ["/usr/bin/pg_isready", "-q", "-h", ADDR, "-p", str(PGB_PORT),
+                 "-d", "pgbouncer", "-U", "pgbouncer", "-t", "1"]) == 0
+        poll_until(ready, 30, step=0.05, what="PgBouncer on %s:%d" % (ADDR, PGB_PORT))
+
+    def ensure_running(self):
+        if self.proc is not None:
+            self.proc.thaw()
+        if not self.alive():
+            if self.proc is not None:
+                self.proc.stop()
+            self.start()
+
+    def kill(self):
+        self.proc.stop(sig=signal.SIGKILL, timeout=5)
+
+    def freeze(self):
+        self.proc.freeze()
+
+    def thaw(self):
+        self.proc.thaw()
+
+    def stop(self):
+        if self.proc:
+            self.proc.stop(sig=signal.SIGINT, timeout=10)
+
+
+# --------------------------------------------------------------------------
+# Patroni stand-in (scripted; see patroni_standin.py for why)
+
+class Standin:
+    def __init__(self, base, port=PATRONI_PORT, control_port=CONTROL_PORT, mode="primary"):
+        self.port = port
+        self.control_port = control_port
+        self.base = base
+        self.mode = mode
+        self.proc = None
+
+    def start(self):
+        poll_until(lambda: port_free(ADDR, self.port), 10, what="port %d free" % self.port)
+        log = os.path.join(self.base, "standin-%d.log" % self.port)
+        self.proc = Proc("patroni-standin", [
+            PYTHON, os.path.join(HERE, "patroni_standin.py"),
+            "--listen", "%s:%d" % (ADDR, self.port),
+            "--control", "%s:%d" % (ADDR, self.control_port),
+            "--mode", self.mode], log)
+
+        def ready():
+            if not self.proc.alive():
+                raise RuntimeError("stand-in exited:\n" + self.proc.log())
+            try:
+                return self.stats()
+            except OSError:
+                return None
+        poll_until(ready, 15, step=0.02, what="Patroni stand-in")
+        return self
+
+    def _control(self, path):
+        with urllib.request.urlopen("http://%s:%d%s" % (ADDR, self.control_port, path),
+                                    timeout=5) as r:
+            return json.loads(r.read())
+
+    def set(self, mode):
+        return self._control("/set?mode=" + urllib.request.quote(mode))
+
+    def stats(self):
+        return self._control("/stats")
+
+    def reset(self):
+        return self._control("/reset")
+
+    def stop(self):
+        if self.proc:
+            self.proc.stop(timeout=5)
+            self.proc = None
+
+
+# --------------------------------------------------------------------------
+# happac (the daemon under test)
+
+def happac_bin():
+    return os.environ.get("HAPPAC_BIN") or os.path.join(REPO, "bin", "happac")
+
+
+class Happac:
+    """A running happac with its agent address; stderr goes to a log file."""
+
+    def __init__(self, base, args, agent_addr, agent_port):
+        self.args = list(args)
+        self.addr = agent_addr
+        self.port = agent_port
+        fd, self.log_path = tempfile.mkstemp(prefix="happac-", suffix=".log", dir=base)
+        os.close(fd)
+        self.proc = Proc("happac", [happac_bin()] + self.args, self.log_path)
+        self.t_start = time.monotonic()
+
+    def log(self):
+        return self.proc.log()
+
+    def alive(self):
+        return self.proc.alive()
+
+    def stop(self, sig=signal.SIGTERM, timeout=5):
+        return self.proc.stop(sig=sig, timeout=timeout)
+
+
+def run_happac(args, timeout=5):
+    """Run happac to completion (for option tests): (rc, stdout, stderr, seconds)."""
+    t0 = time.monotonic()
+    p = subprocess.run([happac_bin()] + list(args), stdin=subprocess.DEVNULL,
+                       capture_output=True, timeout=timeout, start_new_session=True)
+    return (p.returncode, p.stdout.decode("utf-8", "replace"),
+            p.stderr.decode("utf-8", "replace"), time.monotonic() - t0)
+
+
+def which(name):
+    return shutil.which(name)
