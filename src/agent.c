@@ -1,6 +1,7 @@
 /* agent.c - accept, write the cached line, close. The hot path. */
 #include "agent.h"
 
+#include "acl.h"
 #include "log.h"
 
 #include <arpa/inet.h>
@@ -50,6 +51,7 @@ struct agent {
 	struct agent_write *writes;
 	int nwrites;
 	struct agent_stats stats;
+	const struct acl *acl;
 };
 
 static void agent_write_free(struct agent_write *w)
@@ -187,6 +189,12 @@ static void agent_accept(evutil_socket_t lfd, short what, void *arg)
 				evtimer_add(a->resume, &tv);
 			}
 			return; /* EAGAIN, or a connection aborted before accept */
+		}
+		if (a->acl && !acl_allows(a->acl, (struct sockaddr *)&ss)) {
+			/* Not ours to answer: no reply, nothing to learn. */
+			a->stats.denied++;
+			close(fd);
+			continue;
 		}
 		if (log_debug_enabled()) {
 			char host[INET6_ADDRSTRLEN] = "?";
@@ -379,6 +387,11 @@ void agent_enable(struct agent *a)
 	a->enabled = 1;
 	for (int i = 0; i < a->nlisteners; i++)
 		event_add(a->listeners[i].ev, NULL);
+}
+
+void agent_set_acl(struct agent *a, const struct acl *acl)
+{
+	a->acl = acl;
 }
 
 void agent_close(struct agent *a)

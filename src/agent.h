@@ -11,6 +11,7 @@
 
 struct event_base;
 struct agent;
+struct acl;
 
 /* Returns the reply line to send now and its length; the line must stay
  * valid until the next call. Called once per connection: keep it cheap. */
@@ -20,6 +21,7 @@ struct agent_stats {
 	uint64_t up;        /* replies that said up */
 	uint64_t down;      /* replies that said down */
 	uint64_t failed;    /* connections closed before the line was written */
+	uint64_t denied;    /* closed at accept: source not in --allow */
 };
 
 struct agent *agent_new(struct event_base *base, agent_reply_fn reply, void *arg);
@@ -34,6 +36,10 @@ int agent_listen(struct agent *a, const char *addr, int port, char *err,
 int agent_set_listeners(struct agent *a, char *const *addrs, int count, int port,
 			char *err, size_t errlen);
 void agent_enable(struct agent *a);
+/* Only sources the list allows get a reply; others are closed at accept.
+ * The list is read at every accept and must outlive the agent (or be
+ * replaced); NULL allows everyone. */
+void agent_set_acl(struct agent *a, const struct acl *acl);
 /* Stop accepting and close the listening sockets; replies being written
  * still finish. */
 void agent_close(struct agent *a);

@@ -12,6 +12,7 @@
 struct event_base;
 struct evbuffer;
 struct http;
+struct acl;
 
 struct http_routes {
 	/* /health: append the agent line to out; return 1 when up. */
@@ -25,6 +26,7 @@ struct http_routes {
 struct http_stats {
 	uint64_t requests;  /* answered with 2xx/503 */
 	uint64_t rejected;  /* answered with 4xx */
+	uint64_t denied;    /* closed at accept: source not in --allow */
 };
 
 struct http *http_new(struct event_base *base, const struct http_routes *routes,
@@ -34,6 +36,8 @@ struct http *http_new(struct event_base *base, const struct http_routes *routes,
  * address (the old socket, if any, stays open). */
 int http_set_listen(struct http *h, const char *addr, int port, char *err,
 		    size_t errlen);
+/* As agent_set_acl(): others are closed without a reply. */
+void http_set_acl(struct http *h, const struct acl *acl);
 const struct http_stats *http_stats(const struct http *h);
 void http_free(struct http *h);
 

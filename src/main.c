@@ -1,6 +1,7 @@
 /* main.c - start-up order, signals, reload, shutdown. The logic lives in the
  * modules: options (what to do), probe* (what the backends say), verdict
  * (what that means), agent and http (telling HAProxy and operators). */
+#include "acl.h"
 #include "agent.h"
 #include "check.h"
 #include "http.h"
@@ -50,6 +51,7 @@ struct happac {
 	struct agent *agent;
 	struct http *http;
 	struct metrics *metrics;
+	struct acl acl;         /* --allow, parsed */
 	struct event *sigterm, *sigint, *sighup, *drain;
 	int drain_ticks;
 	uint64_t reloads_ok, reloads_failed;
@@ -113,6 +115,7 @@ static void main_fill_verdict_probes(struct happac *h, struct verdict_probe *vp)
 		.target = probe_patroni_target(r->patroni),
 		.path = probe_patroni_path(r->patroni),
 		.host = h->opts.patroni_host,
+		.expect_recovery = -1,
 	};
 	vp[MAIN_PROBE_PG] = (struct verdict_probe){
 		.name = main_probe_names[MAIN_PROBE_PG],
@@ -120,6 +123,7 @@ static void main_fill_verdict_probes(struct happac *h, struct verdict_probe *vp)
 		.target = probe_pg_target(r->pg),
 		.path = NULL,
 		.host = probe_pg_host(r->pg),
+		.expect_recovery = verdict_expect_recovery(h->opts.patroni_endpoint),
 	};
 }
 
@@ -247,6 +251,22 @@ static void main_probes_free(struct main_probes *r)
 	free(r);
 }
 
+/* Settings that deserve a warning every time they are (re)loaded. */
+static void main_warn_settings(const struct options *o)
+{
+	if (o->pg_conninfo_has_password)
+		log_warn("--pg-conninfo holds a password: anyone who can read the "
+			 "process list or the config may see it; use a passfile "
+			 "(passfile=... or PGPASSFILE) instead");
+	if (o->patroni_insecure && !strcmp(o->patroni_scheme, "https"))
+		log_warn("--patroni-insecure: Patroni's TLS certificate is NOT verified; "
+			 "anyone on the path can answer for Patroni");
+	if ((o->patroni_cafile || o->patroni_cert || o->patroni_key ||
+	     o->patroni_insecure) && strcmp(o->patroni_scheme, "https"))
+		log_warn("Patroni TLS options are set but --patroni-scheme is http: "
+			 "they are not used");
+}
+
 static struct main_probes *main_probes_new(struct happac *h, const struct options *o,
 					   char *err, size_t errlen)
 {
@@ -256,14 +276,21 @@ static struct main_probes *main_probes_new(struct happac *h, const struct option
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
-	r->patroni = probe_patroni_new(h->base, o->patroni_host, o->patroni_port,
-				       o->patroni_endpoint, o->timeout_ms, err, errlen);
+	struct probe_patroni_tls tls = { o->patroni_cafile, o->patroni_cert,
+					 o->patroni_key, o->patroni_insecure };
+
+	r->patroni = probe_patroni_new(h->base, o->patroni_scheme, o->patroni_host,
+				       o->patroni_port, o->patroni_endpoint, &tls,
+				       o->timeout_ms, err, errlen);
 	if (!r->patroni)
 		goto fail;
-	r->pg = probe_pg_new(h->base, h->dns, o->patroni_host, o->pg_port);
+	r->pg = probe_pg_new(h->base, h->dns, o->patroni_host, o->pg_port,
+			     o->pg_conninfo, err, errlen);
+	if (!r->pg)
+		goto fail;
 	r->sched = probe_sched_new(h->base, o->interval_ms, o->timeout_ms,
 				   main_round_done, h);
-	if (!r->pg || !r->sched ||
+	if (!r->sched ||
 	    probe_sched_add(r->sched, &r->probes[MAIN_PROBE_PATRONI],
 			    main_probe_names[MAIN_PROBE_PATRONI], &probe_patroni_ops,
 			    r->patroni) != 0 ||
@@ -276,6 +303,18 @@ static struct main_probes *main_probes_new(struct happac *h, const struct option
 fail:
 	main_probes_free(r);
 	return NULL;
+}
+
+/* Parse --allow into an acl (already validated by options). */
+static void main_acl(const struct options *o, struct acl *acl)
+{
+	char err[128];
+
+	memset(acl, 0, sizeof(*acl));
+	for (int i = 0; i < o->allow.count && acl->count < ACL_MAX; i++)
+		if (acl_parse(o->allow.items[i], &acl->entries[acl->count], err,
+			      sizeof(err)) == 0)
+			acl->count++;
 }
 
 /* Bind or re-bind the listeners for o; unchanged ones stay open. */
@@ -293,6 +332,7 @@ static int main_listen(struct happac *h, const struct options *o, char *err,
 			snprintf(err, errlen, "cannot set up the HTTP side port");
 			return -1;
 		}
+		http_set_acl(h->http, &h->acl);
 	}
 	return http_set_listen(h->http, o->http_listen ? o->http_addr : NULL,
 			       o->http_port, err, errlen);
@@ -331,12 +371,23 @@ static void main_stop(evutil_socket_t sig, short what, void *arg)
 	main_drain(-1, 0, h);
 }
 
+static int main_strcmp(const char *a, const char *b)
+{
+	return a && b ? strcmp(a, b) : a != b;
+}
+
 /* True when the probes must be rebuilt for the new options. */
 static int main_probes_changed(const struct options *a, const struct options *b)
 {
 	return strcmp(a->patroni_host, b->patroni_host) ||
 	       strcmp(a->patroni_endpoint, b->patroni_endpoint) ||
 	       a->patroni_port != b->patroni_port || a->pg_port != b->pg_port ||
+	       main_strcmp(a->pg_conninfo, b->pg_conninfo) ||
+	       strcmp(a->patroni_scheme, b->patroni_scheme) ||
+	       main_strcmp(a->patroni_cafile, b->patroni_cafile) ||
+	       main_strcmp(a->patroni_cert, b->patroni_cert) ||
+	       main_strcmp(a->patroni_key, b->patroni_key) ||
+	       a->patroni_insecure != b->patroni_insecure ||
 	       a->interval_ms != b->interval_ms || a->timeout_ms != b->timeout_ms;
 }
 
@@ -383,10 +434,12 @@ static void main_reload(evutil_socket_t sig, short what, void *arg)
 	}
 	options_free(&h->opts);
 	h->opts = next;
+	main_acl(&h->opts, &h->acl);
 	h->stale_us = (int64_t)options_stale_after_ms(&h->opts) * 1000;
 	log_set_level(h->opts.verbose ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO);
 	options_describe(&h->opts, desc, sizeof(desc));
 	log_info("reloaded: %s", desc);
+	main_warn_settings(&h->opts);
 	h->reloads_ok++;
 	notify_ready(NULL);
 	return;
@@ -422,6 +475,8 @@ static int main_setup(struct happac *h)
 		snprintf(err, sizeof(err), "out of memory");
 		goto fail;
 	}
+	main_acl(&h->opts, &h->acl);
+	agent_set_acl(h->agent, &h->acl);
 	if (main_listen(h, &h->opts, err, sizeof(err)) != 0)
 		goto fail;
 
@@ -515,6 +570,7 @@ int main(int argc, char **argv)
 	}
 	options_describe(&h.opts, desc, sizeof(desc));
 	log_info("happac %s starting: %s", HAPPAC_VERSION, desc);
+	main_warn_settings(&h.opts);
 	if (h.opts.pg_isready_path_given)
 		log_info("-x/--pg-is-ready-path '%s' is accepted for compatibility and "
 			 "unused: happac probes PgBouncer with libpq itself",

@@ -22,6 +22,8 @@ const char *const probe_result_names[PROBE_RESULT_COUNT] = {
 	[PROBE_TLS] = "tls error",
 	[PROBE_BAD_RESPONSE] = "bad response",
 	[PROBE_REJECTED] = "rejected",
+	[PROBE_LOGIN_FAILED] = "login failed",
+	[PROBE_QUERY_FAILED] = "query failed",
 	[PROBE_INTERNAL] = "internal error",
 };
 
@@ -88,6 +90,7 @@ void probe_done(struct probe *p, enum probe_result result, int http_status,
 	p->in_flight = 0;
 	evtimer_del(p->deadline);
 	p->last.result = result;
+	p->last.in_recovery = p->in_recovery;
 	p->last.http_status = http_status;
 	p->last.duration_us = now - p->started_us;
 	p->last.finished_us = now;
@@ -127,6 +130,7 @@ static void probe_sched_round(evutil_socket_t fd, short what, void *arg)
 		struct probe *p = s->probes[i];
 
 		p->in_flight = 1;
+		p->in_recovery = -1;
 		p->started_us = probe_now_us();
 		evtimer_add(p->deadline, &tv);
 		p->ops->start(p->impl, p);

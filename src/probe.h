@@ -25,6 +25,8 @@ enum probe_result {
 	PROBE_TLS,          /* TLS handshake or verification failed */
 	PROBE_BAD_RESPONSE, /* connected, but the answer made no sense */
 	PROBE_REJECTED,     /* server says starting/stopping (SQLSTATE 57P03) */
+	PROBE_LOGIN_FAILED, /* --pg-conninfo login refused (auth, no database) */
+	PROBE_QUERY_FAILED, /* the routing query failed behind PgBouncer */
 	PROBE_INTERNAL,     /* local failure (out of memory, library error) */
 	PROBE_RESULT_COUNT
 };
@@ -37,7 +39,8 @@ struct probe_report {
 	int http_status;      /* PROBE_HTTP_STATUS */
 	int64_t duration_us;  /* start to done */
 	int64_t finished_us;  /* monotonic time of probe_done() */
-	char detail[64];      /* e.g. a SQLSTATE or library message; may be "" */
+	char detail[80];      /* e.g. a SQLSTATE or library message; may be "" */
+	int in_recovery;      /* routing probe: pg_is_in_recovery(), -1 unknown */
 };
 
 struct probe;
@@ -61,6 +64,7 @@ struct probe {
 	struct probe_report last;  /* latest finished attempt */
 	int has_result;
 	int in_flight;
+	int in_recovery;           /* set by the attempt before probe_done() */
 	int64_t started_us;
 	struct event *deadline;
 	struct probe_sched *sched;

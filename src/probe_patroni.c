@@ -31,6 +31,9 @@ struct probe_patroni {
 	int timeout_ms;
 	size_t body_bytes;
 	char url[512];
+	int https;
+	char *cafile, *cert, *key; /* owned copies; NULL when unset */
+	int insecure;
 	char path[256];
 	char target[300];
 };
@@ -256,6 +259,16 @@ static void probe_patroni_start(void *impl, struct probe *p)
 	curl_easy_setopt(e, CURLOPT_MAXFILESIZE, (long)PROBE_PATRONI_MAX_BODY);
 	/* The scheduler's deadline ends the attempt; this is only a backstop. */
 	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)pp->timeout_ms + 1000);
+	if (pp->https) {
+		if (pp->cafile)
+			curl_easy_setopt(e, CURLOPT_CAINFO, pp->cafile);
+		if (pp->cert)
+			curl_easy_setopt(e, CURLOPT_SSLCERT, pp->cert);
+		if (pp->key)
+			curl_easy_setopt(e, CURLOPT_SSLKEY, pp->key);
+		curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, pp->insecure ? 0L : 1L);
+		curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, pp->insecure ? 0L : 2L);
+	}
 #if LIBCURL_VERSION_NUM >= 0x075500
 	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
 #endif
@@ -277,8 +290,14 @@ const struct probe_ops probe_patroni_ops = {
 	.cancel = probe_patroni_cancel,
 };
 
-struct probe_patroni *probe_patroni_new(struct event_base *base, const char *host,
-					int port, const char *endpoint,
+static char *probe_patroni_dup(const char *s)
+{
+	return s ? strdup(s) : NULL;
+}
+
+struct probe_patroni *probe_patroni_new(struct event_base *base, const char *scheme,
+					const char *host, int port, const char *endpoint,
+					const struct probe_patroni_tls *tls,
 					int timeout_ms, char *err, size_t errlen)
 {
 	struct probe_patroni *pp = calloc(1, sizeof(*pp));
@@ -299,7 +318,7 @@ struct probe_patroni *probe_patroni_new(struct event_base *base, const char *hos
 	snprintf(portstr, sizeof(portstr), "%d", port);
 	snprintf(pp->path, sizeof(pp->path), "/%.*s",
 		 (int)(query ? (size_t)(query - endpoint) : strlen(endpoint)), endpoint);
-	uc = curl_url_set(u, CURLUPART_SCHEME, "http", 0);
+	uc = curl_url_set(u, CURLUPART_SCHEME, scheme, 0);
 	if (!uc)
 		uc = curl_url_set(u, CURLUPART_HOST, hostpart, 0);
 	if (!uc)
@@ -323,6 +342,13 @@ struct probe_patroni *probe_patroni_new(struct event_base *base, const char *hos
 
 	pp->base = base;
 	pp->timeout_ms = timeout_ms;
+	pp->https = strcmp(scheme, "https") == 0;
+	if (pp->https && tls) {
+		pp->cafile = probe_patroni_dup(tls->cafile);
+		pp->cert = probe_patroni_dup(tls->cert);
+		pp->key = probe_patroni_dup(tls->key);
+		pp->insecure = tls->insecure;
+	}
 	pp->multi = curl_multi_init();
 	pp->timer = evtimer_new(base, probe_patroni_on_timer, pp);
 	if (!pp->multi || !pp->timer) {
@@ -351,6 +377,9 @@ void probe_patroni_free(struct probe_patroni *pp)
 	probe_patroni_bury(pp);
 	if (pp->timer)
 		event_free(pp->timer);
+	free(pp->cafile);
+	free(pp->cert);
+	free(pp->key);
 	free(pp);
 }
 

@@ -13,11 +13,21 @@ struct probe_patroni;
 
 extern const struct probe_ops probe_patroni_ops;
 
-/* Build the probe for http://HOST:PORT/ENDPOINT ("primary", "replica?lag=1MB").
- * Returns NULL with err set when the URL cannot be built. Caller frees with
- * probe_patroni_free() after the scheduler is gone. */
-struct probe_patroni *probe_patroni_new(struct event_base *base, const char *host,
-					int port, const char *endpoint,
+/* TLS to Patroni (restapi.certfile, verify_client). Strings may be NULL. */
+struct probe_patroni_tls {
+	const char *cafile;  /* verifies Patroni; NULL: the system's CAs */
+	const char *cert;    /* client certificate for verify_client */
+	const char *key;     /* its key; NULL: in the certificate file */
+	int insecure;        /* skip verification of Patroni's certificate */
+};
+
+/* Build the probe for SCHEME://HOST:PORT/ENDPOINT (scheme "http" or "https",
+ * endpoint "primary", "replica?lag=1MB"). tls is used with https and may be
+ * NULL. Returns NULL with err set when the URL cannot be built. Caller frees
+ * with probe_patroni_free() after the scheduler is gone. */
+struct probe_patroni *probe_patroni_new(struct event_base *base, const char *scheme,
+					const char *host, int port, const char *endpoint,
+					const struct probe_patroni_tls *tls,
 					int timeout_ms, char *err, size_t errlen);
 void probe_patroni_free(struct probe_patroni *pp);
 

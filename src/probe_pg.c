@@ -1,4 +1,5 @@
-/* probe_pg.c - PgBouncer probe: PQconnectStartParams + PQconnectPoll on our loop. */
+/* probe_pg.c - PgBouncer probe: PQconnectStartParams + PQconnectPoll on our
+ * loop, then (query mode) PQsendQuery + PQconsumeInput. */
 #include "probe_pg.h"
 
 #include "log.h"
@@ -12,6 +13,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define PROBE_PG_MAX_PARAMS 48
+#define PROBE_PG_QUERY "SELECT pg_is_in_recovery()"
+
+enum probe_pg_stage { PROBE_PG_IDLE, PROBE_PG_RESOLVING, PROBE_PG_CONNECTING,
+		      PROBE_PG_QUERYING };
+
 struct probe_pg {
 	struct event_base *base;
 	struct evdns_base *dns;
@@ -20,9 +27,16 @@ struct probe_pg {
 	char target[300];
 	int literal;                     /* host is an address: no DNS */
 	char hostaddr[INET6_ADDRSTRLEN]; /* what libpq connects to */
+	int query_mode;
+	/* connection parameters (query mode: from --pg-conninfo) */
+	const char *keys[PROBE_PG_MAX_PARAMS + 1];
+	const char *vals[PROBE_PG_MAX_PARAMS + 1];
+	int nparams;
+	PQconninfoOption *conninfo;      /* owns the strings in keys/vals */
 
 	/* the attempt in flight */
 	struct probe *probe;
+	enum probe_pg_stage stage;
 	struct evdns_getaddrinfo_request *lookup;
 	PGconn *conn;
 	struct event *ev;                /* watches PQsocket(conn) */
@@ -43,10 +57,14 @@ static void probe_pg_release(struct probe_pg *pg)
 	if (pg->ev)
 		event_del(pg->ev);
 	if (pg->conn) {
+		/* libpq 15 has no non-blocking cancel (PQcancel connects and
+		 * waits); closing the client connection makes PgBouncer drop
+		 * the server side of a query still running. */
 		PQfinish(pg->conn);
 		pg->conn = NULL;
 	}
 	pg->probe = NULL;
+	pg->stage = PROBE_PG_IDLE;
 }
 
 static void probe_pg_finish(struct probe_pg *pg, enum probe_result result,
@@ -58,26 +76,25 @@ static void probe_pg_finish(struct probe_pg *pg, enum probe_result result,
 	probe_done(p, result, 0, detail);
 }
 
-enum probe_result probe_pg_classify(const char *message, int established,
-				    char *detail, size_t detail_len)
+/* With PQERRORS_VERBOSE, a server's error reads "FATAL:  57P03: text". Returns
+ * a pointer to the SQLSTATE, or NULL when the message holds none. */
+static const char *probe_pg_sqlstate(const char *message)
 {
-	/* With PQERRORS_VERBOSE, a server's error reads "FATAL:  57P03: text". */
 	static const char *const severities[] = { "FATAL:  ", "ERROR:  ", "PANIC:  " };
 
-	detail[0] = '\0';
 	for (size_t i = 0; i < sizeof(severities) / sizeof(severities[0]); i++) {
 		const char *s = strstr(message, severities[i]);
 
-		if (s && strlen(s) >= 8 + 6 && s[8 + 5] == ':') {
-			const char *code = s + 8;
-
-			snprintf(detail, detail_len, "%.5s", code);
-			/* PQping: 57P03 (cannot connect now) is REJECT, any
-			 * other error means the server is there: OK. */
-			return strncmp(code, "57P03", 5) == 0 ? PROBE_REJECTED
-							     : PROBE_OK;
-		}
+		if (s && strlen(s) >= 8 + 6 && s[8 + 5] == ':')
+			return s + 8;
 	}
+	return NULL;
+}
+
+/* Failures before any server error: refused, unreachable, dropped. */
+static enum probe_result probe_pg_classify_transport(const char *message, int established,
+						     char *detail, size_t detail_len)
+{
 	if (strstr(message, "Connection refused"))
 		return PROBE_REFUSED;
 	if (!established) {
@@ -94,13 +111,53 @@ enum probe_result probe_pg_classify(const char *message, int established,
 	return PROBE_BAD_RESPONSE;
 }
 
+enum probe_result probe_pg_classify(const char *message, int established,
+				    char *detail, size_t detail_len)
+{
+	const char *code = probe_pg_sqlstate(message);
+
+	detail[0] = '\0';
+	if (code) {
+		snprintf(detail, detail_len, "%.5s", code);
+		/* PQping: 57P03 (cannot connect now) is REJECT, any other
+		 * error means the server is there: OK. */
+		return strncmp(code, "57P03", 5) == 0 ? PROBE_REJECTED : PROBE_OK;
+	}
+	return probe_pg_classify_transport(message, established, detail, detail_len);
+}
+
+/* "57P03: the database system is starting up\n..." -> "57P03 the database
+ * system is starting up" */
+static void probe_pg_error_detail(const char *code, char *detail, size_t detail_len)
+{
+	snprintf(detail, detail_len, "%.5s %s", code, code + 7);
+	detail[strcspn(detail, "\n")] = '\0';
+}
+
+enum probe_result probe_pg_classify_login(const char *message, int established,
+					  char *detail, size_t detail_len)
+{
+	const char *code = probe_pg_sqlstate(message);
+
+	detail[0] = '\0';
+	if (code) {
+		probe_pg_error_detail(code, detail, detail_len);
+		return strncmp(code, "57P03", 5) == 0 ? PROBE_REJECTED
+						     : PROBE_LOGIN_FAILED;
+	}
+	if (strstr(message, "no password supplied")) {
+		snprintf(detail, detail_len, "password required (use a passfile)");
+		return PROBE_LOGIN_FAILED;
+	}
+	return probe_pg_classify_transport(message, established, detail, detail_len);
+}
+
 static void probe_pg_on_socket(evutil_socket_t fd, short what, void *arg);
 
-/* Watch the connection's socket for what PQconnectPoll asked. */
-static void probe_pg_wait(struct probe_pg *pg, PostgresPollingStatusType st)
+/* Watch the connection's socket for reading or writing. */
+static void probe_pg_wait(struct probe_pg *pg, short kind)
 {
 	int fd = PQsocket(pg->conn); /* may change between polls: re-read */
-	short kind = st == PGRES_POLLING_READING ? EV_READ : EV_WRITE;
 
 	if (fd < 0) {
 		probe_pg_finish(pg, PROBE_INTERNAL, "no socket");
@@ -111,30 +168,136 @@ static void probe_pg_wait(struct probe_pg *pg, PostgresPollingStatusType st)
 	event_add(pg->ev, NULL);
 }
 
+static void probe_pg_send_query(struct probe_pg *pg)
+{
+	int rc;
+
+	pg->stage = PROBE_PG_QUERYING;
+	if (PQsetnonblocking(pg->conn, 1) != 0 || !PQsendQuery(pg->conn, PROBE_PG_QUERY)) {
+		char detail[80];
+
+		snprintf(detail, sizeof(detail), "%s", PQerrorMessage(pg->conn));
+		detail[strcspn(detail, "\n")] = '\0';
+		probe_pg_finish(pg, PROBE_QUERY_FAILED, detail);
+		return;
+	}
+	rc = PQflush(pg->conn);
+	probe_pg_wait(pg, rc == 1 ? EV_WRITE : EV_READ);
+}
+
+/* The query's answer: one row, one boolean. */
+static void probe_pg_result(struct probe_pg *pg, PGresult *res)
+{
+	char detail[80];
+	const char *code, *msg;
+
+	switch (PQresultStatus(res)) {
+	case PGRES_TUPLES_OK:
+		if (PQntuples(res) == 1 && PQnfields(res) == 1 && !PQgetisnull(res, 0, 0)) {
+			const char *v = PQgetvalue(res, 0, 0);
+
+			if (!strcmp(v, "t") || !strcmp(v, "f")) {
+				pg->probe->in_recovery = v[0] == 't';
+				probe_pg_finish(pg, PROBE_OK, v[0] == 't' ? "in recovery"
+									 : "not in recovery");
+				return;
+			}
+		}
+		probe_pg_finish(pg, PROBE_BAD_RESPONSE, "unexpected query result");
+		return;
+	case PGRES_FATAL_ERROR:
+		code = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+		msg = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+		snprintf(detail, sizeof(detail), "%s %s", code ? code : "?????",
+			 msg ? msg : "error");
+		probe_pg_finish(pg, PROBE_QUERY_FAILED, detail);
+		return;
+	default:
+		snprintf(detail, sizeof(detail), "%s", PQresStatus(PQresultStatus(res)));
+		probe_pg_finish(pg, PROBE_BAD_RESPONSE, detail);
+		return;
+	}
+}
+
+static void probe_pg_query_io(struct probe_pg *pg, short what)
+{
+	PGresult *res, *first = NULL;
+	char detail[80];
+
+	if (what & EV_WRITE) {
+		int rc = PQflush(pg->conn);
+
+		if (rc < 0)
+			goto broken;
+		probe_pg_wait(pg, rc == 1 ? EV_WRITE : EV_READ);
+		return;
+	}
+	if (!PQconsumeInput(pg->conn))
+		goto broken;
+	if (PQisBusy(pg->conn)) {
+		probe_pg_wait(pg, EV_READ);
+		return;
+	}
+	/* Collect every result (a simple query ends with NULL); keep the first. */
+	while ((res = PQgetResult(pg->conn))) {
+		if (!first)
+			first = res;
+		else
+			PQclear(res);
+		if (PQisBusy(pg->conn)) {
+			/* More is coming: this is not one simple answer. */
+			break;
+		}
+	}
+	if (!first) {
+		probe_pg_finish(pg, PROBE_BAD_RESPONSE, "no query result");
+		return;
+	}
+	probe_pg_result(pg, first);
+	PQclear(first);
+	return;
+broken:
+	snprintf(detail, sizeof(detail), "%s",
+		 strstr(PQerrorMessage(pg->conn), "closed the connection")
+			 ? "connection closed during the query"
+			 : PQerrorMessage(pg->conn));
+	detail[strcspn(detail, "\n")] = '\0';
+	probe_pg_finish(pg, PROBE_QUERY_FAILED, detail);
+}
+
 static void probe_pg_poll(struct probe_pg *pg)
 {
 	PostgresPollingStatusType st = PQconnectPoll(pg->conn);
 	ConnStatusType cs = PQstatus(pg->conn);
-	char detail[64];
+	char detail[80];
 	enum probe_result r;
 
 	if (cs != CONNECTION_STARTED && cs != CONNECTION_NEEDED && cs != CONNECTION_BAD)
 		pg->established = 1;
 	switch (st) {
 	case PGRES_POLLING_OK:
-		probe_pg_finish(pg, PROBE_OK, "login accepted");
+		if (pg->query_mode)
+			probe_pg_send_query(pg);
+		else
+			probe_pg_finish(pg, PROBE_OK, "login accepted");
 		return;
 	case PGRES_POLLING_READING:
+		probe_pg_wait(pg, EV_READ);
+		return;
 	case PGRES_POLLING_WRITING:
-		probe_pg_wait(pg, st);
+		probe_pg_wait(pg, EV_WRITE);
 		return;
 	case PGRES_POLLING_FAILED:
-		if (PQconnectionNeedsPassword(pg->conn)) {
+		if (!pg->query_mode && PQconnectionNeedsPassword(pg->conn)) {
 			probe_pg_finish(pg, PROBE_OK, "password requested");
 			return;
 		}
-		r = probe_pg_classify(PQerrorMessage(pg->conn), pg->established,
-				      detail, sizeof(detail));
+		if (pg->query_mode)
+			r = probe_pg_classify_login(PQerrorMessage(pg->conn),
+						    pg->established, detail, sizeof(detail));
+		else
+			r = probe_pg_classify(PQerrorMessage(pg->conn), pg->established,
+					      detail, sizeof(detail));
 		probe_pg_finish(pg, r, detail);
 		return;
 	case PGRES_POLLING_ACTIVE: /* unused since PostgreSQL 9 */
@@ -146,22 +309,37 @@ static void probe_pg_poll(struct probe_pg *pg)
 
 static void probe_pg_on_socket(evutil_socket_t fd, short what, void *arg)
 {
+	struct probe_pg *pg = arg;
+
 	(void)fd;
-	(void)what;
-	probe_pg_poll(arg);
+	if (pg->stage == PROBE_PG_QUERYING)
+		probe_pg_query_io(pg, what);
+	else
+		probe_pg_poll(pg);
+}
+
+/* Set one connection parameter, replacing an earlier value. */
+static void probe_pg_param(struct probe_pg *pg, const char *key, const char *val)
+{
+	for (int i = 0; i < pg->nparams; i++)
+		if (!strcmp(pg->keys[i], key)) {
+			pg->vals[i] = val;
+			return;
+		}
+	if (pg->nparams < PROBE_PG_MAX_PARAMS) {
+		pg->keys[pg->nparams] = key;
+		pg->vals[pg->nparams] = val;
+		pg->nparams++;
+		pg->keys[pg->nparams] = NULL;
+		pg->vals[pg->nparams] = NULL;
+	}
 }
 
 static void probe_pg_connect(struct probe_pg *pg)
 {
-	const char *keys[] = { "host", "hostaddr", "port", "dbname", "user",
-			       "application_name", "sslmode", "gssencmode",
-			       "connect_timeout", NULL };
-	const char *vals[] = { pg->host, pg->hostaddr, pg->port, "pgbouncer",
-			       "pgbouncer", "happac", "disable", "disable",
-			       "0", NULL };
-
 	pg->established = 0;
-	pg->conn = PQconnectStartParams(keys, vals, 0);
+	pg->stage = PROBE_PG_CONNECTING;
+	pg->conn = PQconnectStartParams(pg->keys, pg->vals, 0);
 	if (!pg->conn) {
 		probe_pg_finish(pg, PROBE_INTERNAL, "out of memory");
 		return;
@@ -169,14 +347,17 @@ static void probe_pg_connect(struct probe_pg *pg)
 	/* Error messages carry the SQLSTATE, so 57P03 is told apart. */
 	PQsetErrorVerbosity(pg->conn, PQERRORS_VERBOSE);
 	if (PQstatus(pg->conn) == CONNECTION_BAD) {
-		char detail[64];
-		enum probe_result r = probe_pg_classify(PQerrorMessage(pg->conn), 0,
-							detail, sizeof(detail));
+		char detail[80];
+		enum probe_result r = pg->query_mode
+			? probe_pg_classify_login(PQerrorMessage(pg->conn), 0, detail,
+						  sizeof(detail))
+			: probe_pg_classify(PQerrorMessage(pg->conn), 0, detail,
+					    sizeof(detail));
 		probe_pg_finish(pg, r, detail);
 		return;
 	}
 	/* Right after the start, libpq waits for the socket to be writable. */
-	probe_pg_wait(pg, PGRES_POLLING_WRITING);
+	probe_pg_wait(pg, EV_WRITE);
 }
 
 static void probe_pg_resolved(int err, struct evutil_addrinfo *ai, void *arg)
@@ -220,6 +401,7 @@ static void probe_pg_start(void *impl, struct probe *p)
 	hints.ai_family = AF_UNSPEC;
 	hints.ai_socktype = SOCK_STREAM;
 	hints.ai_protocol = IPPROTO_TCP;
+	pg->stage = PROBE_PG_RESOLVING;
 	/* The callback may run before this returns (cached or /etc/hosts). */
 	r = evdns_getaddrinfo(pg->dns, pg->host, NULL, &hints, probe_pg_resolved, pg);
 	if (r && pg->probe)
@@ -237,29 +419,71 @@ const struct probe_ops probe_pg_ops = {
 };
 
 struct probe_pg *probe_pg_new(struct event_base *base, struct evdns_base *dns,
-			      const char *host, int port)
+			      const char *host, int port, const char *conninfo,
+			      char *err, size_t errlen)
 {
 	struct probe_pg *pg = calloc(1, sizeof(*pg));
 	unsigned char buf[sizeof(struct in6_addr)];
+	char *perr = NULL;
 
-	if (!pg)
+	if (!pg) {
+		snprintf(err, errlen, "out of memory");
 		return NULL;
+	}
 	pg->base = base;
 	pg->dns = dns;
 	snprintf(pg->host, sizeof(pg->host), "%s", host);
 	snprintf(pg->port, sizeof(pg->port), "%d", port);
-	if (strchr(host, ':'))
-		snprintf(pg->target, sizeof(pg->target), "[%s]:%d", host, port);
+	if (conninfo) {
+		pg->query_mode = 1;
+		pg->conninfo = PQconninfoParse(conninfo, &perr);
+		if (!pg->conninfo) {
+			snprintf(err, errlen, "--pg-conninfo: %s", perr ? perr : "out of memory");
+			err[strcspn(err, "\n")] = '\0';
+			PQfreemem(perr);
+			free(pg);
+			return NULL;
+		}
+		/* Our defaults first; what the operator wrote wins. gssencmode
+		 * stays off unless asked for: GSSAPI may block on Kerberos. */
+		probe_pg_param(pg, "application_name", "happac");
+		probe_pg_param(pg, "gssencmode", "disable");
+		for (PQconninfoOption *o = pg->conninfo; o->keyword; o++) {
+			if (!o->val)
+				continue;
+			if (!strcmp(o->keyword, "host"))
+				snprintf(pg->host, sizeof(pg->host), "%s", o->val);
+			else if (!strcmp(o->keyword, "port"))
+				snprintf(pg->port, sizeof(pg->port), "%s", o->val);
+			else if (strcmp(o->keyword, "hostaddr"))
+				probe_pg_param(pg, o->keyword, o->val);
+		}
+	} else {
+		probe_pg_param(pg, "dbname", "pgbouncer");
+		probe_pg_param(pg, "user", "pgbouncer");
+		probe_pg_param(pg, "application_name", "happac");
+		probe_pg_param(pg, "sslmode", "disable");
+		probe_pg_param(pg, "gssencmode", "disable");
+	}
+	probe_pg_param(pg, "host", pg->host);
+	probe_pg_param(pg, "hostaddr", pg->hostaddr);
+	probe_pg_param(pg, "port", pg->port);
+	/* libpq ignores connect_timeout in non-blocking mode; the deadline is
+	 * the scheduler's. */
+	probe_pg_param(pg, "connect_timeout", "0");
+	if (strchr(pg->host, ':'))
+		snprintf(pg->target, sizeof(pg->target), "[%s]:%s", pg->host, pg->port);
 	else
-		snprintf(pg->target, sizeof(pg->target), "%s:%d", host, port);
-	pg->literal = inet_pton(AF_INET, host, buf) == 1 ||
-		      inet_pton(AF_INET6, host, buf) == 1;
+		snprintf(pg->target, sizeof(pg->target), "%s:%s", pg->host, pg->port);
+	pg->literal = inet_pton(AF_INET, pg->host, buf) == 1 ||
+		      inet_pton(AF_INET6, pg->host, buf) == 1;
 	if (pg->literal)
-		snprintf(pg->hostaddr, sizeof(pg->hostaddr), "%s", host);
+		snprintf(pg->hostaddr, sizeof(pg->hostaddr), "%s", pg->host);
 	/* Created unassigned; probe_pg_wait() assigns it to each socket. */
 	pg->ev = event_new(base, -1, 0, probe_pg_on_socket, pg);
 	if (!pg->ev) {
-		free(pg);
+		snprintf(err, errlen, "out of memory");
+		probe_pg_free(pg);
 		return NULL;
 	}
 	return pg;
@@ -270,7 +494,10 @@ void probe_pg_free(struct probe_pg *pg)
 	if (!pg)
 		return;
 	probe_pg_release(pg);
-	event_free(pg->ev);
+	if (pg->ev)
+		event_free(pg->ev);
+	if (pg->conninfo)
+		PQconninfoFree(pg->conninfo);
 	free(pg);
 }
 

@@ -1,11 +1,17 @@
 /* probe_pg.h - the PgBouncer probe on non-blocking libpq.
  *
- * Ping semantics (as PQping): the probe passes when PgBouncer answers a login
- * at all - login accepted, a password asked for, or an error other than
- * SQLSTATE 57P03. It logs in as user "pgbouncer" to PgBouncer's admin
- * database "pgbouncer", which PgBouncer answers at once without a backend and
- * whatever the OS user is. A host name is resolved with evdns first and libpq
- * gets the address as hostaddr, so nothing blocks the loop. */
+ * Two modes.
+ * - Ping (default), as PQping: the probe passes when PgBouncer answers a
+ *   login at all - login accepted, a password asked for, or an error other
+ *   than SQLSTATE 57P03. It logs in as user "pgbouncer" to PgBouncer's admin
+ *   database "pgbouncer", which PgBouncer answers at once without a backend
+ *   and whatever the OS user is.
+ * - Query (--pg-conninfo): log in through PgBouncer with the given conninfo
+ *   and run SELECT pg_is_in_recovery(); the probe passes when the query
+ *   answers, and reports the answer (probe in_recovery) so the verdict can
+ *   check the role PgBouncer really reaches.
+ * A host name is resolved with evdns first and libpq gets the address as
+ * hostaddr, so nothing blocks the loop. */
 #ifndef HAPPAC_PROBE_PG_H
 #define HAPPAC_PROBE_PG_H
 
@@ -19,10 +25,13 @@ struct probe_pg;
 
 extern const struct probe_ops probe_pg_ops;
 
-/* dns may be NULL when host is an address literal. Caller frees with
- * probe_pg_free() after the scheduler is gone. */
+/* dns may be NULL when host is an address literal. conninfo NULL: ping
+ * mode; otherwise its host/port override host/port. Returns NULL with err
+ * set on a bad conninfo. Caller frees with probe_pg_free() after the
+ * scheduler is gone. */
 struct probe_pg *probe_pg_new(struct event_base *base, struct evdns_base *dns,
-			      const char *host, int port);
+			      const char *host, int port, const char *conninfo,
+			      char *err, size_t errlen);
 void probe_pg_free(struct probe_pg *pg);
 
 /* "127.0.0.1:6432" or "[::1]:6432", for the #reason. */
@@ -33,5 +42,10 @@ const char *probe_pg_host(const struct probe_pg *pg);
  * TCP connection was ever established. Exposed for the unit tests. */
 enum probe_result probe_pg_classify(const char *message, int established,
 				    char *detail, size_t detail_len);
+
+/* Query mode: a server error during login is a failure, with the SQLSTATE
+ * and message as detail ("28P01 password authentication failed ..."). */
+enum probe_result probe_pg_classify_login(const char *message, int established,
+					  char *detail, size_t detail_len);
 
 #endif

@@ -48,6 +48,10 @@ void verdict_reason(const struct verdict_probe *vp, int timeout_ms, char *buf,
 	case PROBE_REFUSED:
 		snprintf(tmp, sizeof(tmp), "%s %s: %s", vp->name, vp->target, what);
 		break;
+	case PROBE_LOGIN_FAILED:
+	case PROBE_QUERY_FAILED:
+		snprintf(tmp, sizeof(tmp), "%s: %s: %s", vp->name, what, r->detail);
+		break;
 	case PROBE_CONNECT:
 	case PROBE_TLS:
 	case PROBE_BAD_RESPONSE:
@@ -77,8 +81,16 @@ int verdict_render(const struct verdict_probe *probes, int count, int timeout_ms
 	for (int i = 0; i < count; i++) {
 		const struct probe_report *r = probes[i].report;
 
-		if (r && r->result == PROBE_OK)
-			continue;
+		if (r && r->result == PROBE_OK) {
+			int want = probes[i].expect_recovery;
+
+			if (want < 0 || r->in_recovery < 0 || r->in_recovery == want)
+				continue;
+			n = snprintf(line, size, "down #role mismatch: %s reaches a %s\n",
+				     probes[i].name, r->in_recovery ? "replica" : "primary");
+			*len = n < 0 ? 0 : (size_t)n < size ? (size_t)n : size - 1;
+			return 0;
+		}
 		verdict_reason(&probes[i], timeout_ms, reason, sizeof(reason));
 		n = snprintf(line, size, "down #%s\n", reason);
 		*len = n < 0 ? 0 : (size_t)n < size ? (size_t)n : size - 1;
@@ -95,4 +107,24 @@ size_t verdict_render_stale(int64_t age_ms, char *line, size_t size)
 			 (long long)(age_ms / 1000), (long long)(age_ms % 1000 / 100));
 
 	return n < 0 ? 0 : (size_t)n < size ? (size_t)n : size - 1;
+}
+
+int verdict_expect_recovery(const char *endpoint)
+{
+	static const char *const primary[] = { "", "primary", "master", "read-write" };
+	static const char *const replica[] = { "replica", "sync", "synchronous", "async",
+						"asynchronous", "standby-leader",
+						"standby_leader" };
+	size_t n;
+
+	while (*endpoint == '/')
+		endpoint++;
+	n = strcspn(endpoint, "?");
+	for (size_t i = 0; i < sizeof(primary) / sizeof(primary[0]); i++)
+		if (strlen(primary[i]) == n && !strncmp(endpoint, primary[i], n))
+			return 0;
+	for (size_t i = 0; i < sizeof(replica) / sizeof(replica[0]); i++)
+		if (strlen(replica[i]) == n && !strncmp(endpoint, replica[i], n))
+			return 1;
+	return -1;
 }

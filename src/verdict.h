@@ -20,7 +20,14 @@ struct verdict_probe {
 	const char *target;                /* "127.0.0.1:8008", for connect errors */
 	const char *path;                  /* "/primary", for HTTP status; or NULL */
 	const char *host;                  /* for resolve errors */
+	int expect_recovery;               /* routing probe: -1 any role, 0 the
+					      primary, 1 a replica */
 };
+
+/* The role a Patroni endpoint asks for, as pg_is_in_recovery() would say it:
+ * 0 for primary/master/read-write, 1 for replica/sync/async/standby-leader,
+ * -1 for anything that accepts either (read-only, leader, health...). */
+int verdict_expect_recovery(const char *endpoint);
 
 /* The reason one failed probe gives, e.g. "patroni /primary: 503",
  * "pgbouncer: timeout after 800ms". Always NUL-terminated, < VERDICT_REASON_MAX. */

@@ -18,6 +18,7 @@ static struct probe_report report(enum probe_result r, int status, const char *d
 	memset(&rep, 0, sizeof(rep));
 	rep.result = r;
 	rep.http_status = status;
+	rep.in_recovery = -1;
 	strncpy(rep.detail, detail, sizeof(rep.detail) - 1);
 	return rep;
 }
@@ -26,8 +27,8 @@ static void render(struct probe_report *pat, struct probe_report *pgb,
 		   const char *expect, int expect_up)
 {
 	struct verdict_probe vp[2] = {
-		{ "patroni", pat, "127.0.0.1:8008", "/primary", "127.0.0.1" },
-		{ "pgbouncer", pgb, "127.0.0.1:6432", NULL, "127.0.0.1" },
+		{ "patroni", pat, "127.0.0.1:8008", "/primary", "127.0.0.1", -1 },
+		{ "pgbouncer", pgb, "127.0.0.1:6432", NULL, "127.0.0.1", 0 },
 	};
 	char line[VERDICT_LINE_MAX];
 	size_t len;
@@ -82,8 +83,8 @@ static void test_reason_is_bounded_and_clean(void **state)
 	struct probe_report bad = report(PROBE_BAD_RESPONSE, 0, "line\nbreak\r and NUL");
 	char longhost[300];
 	struct verdict_probe vp[2] = {
-		{ "patroni", &bad, "127.0.0.1:8008", "/primary", "h" },
-		{ "pgbouncer", &ok, "127.0.0.1:6432", NULL, "h" },
+		{ "patroni", &bad, "127.0.0.1:8008", "/primary", "h", -1 },
+		{ "pgbouncer", &ok, "127.0.0.1:6432", NULL, "h", -1 },
 	};
 	char line[VERDICT_LINE_MAX];
 	size_t len;
@@ -100,6 +101,61 @@ static void test_reason_is_bounded_and_clean(void **state)
 	verdict_render(vp, 2, 800, line, sizeof(line), &len);
 	assert_true(len <= strlen("down #") + VERDICT_REASON_MAX);
 	assert_int_equal(line[len - 1], '\n');
+}
+
+static void test_routing_probe(void **state)
+{
+	struct probe_report ok = report(PROBE_OK, 0, "");
+	struct probe_report primary = report(PROBE_OK, 0, "not in recovery");
+	struct probe_report replica = report(PROBE_OK, 0, "in recovery");
+	struct probe_report qf = report(PROBE_QUERY_FAILED, 0, "08P01 server login has been failing");
+	struct probe_report lf = report(PROBE_LOGIN_FAILED, 0, "28P01 password authentication failed");
+
+	(void)state;
+	primary.in_recovery = 0;
+	replica.in_recovery = 1;
+	render(&ok, &primary, "up\n", 1);
+	render(&ok, &replica, "down #role mismatch: pgbouncer reaches a replica\n", 0);
+	render(&ok, &qf, "down #pgbouncer: query failed: 08P01 server login has been failing\n", 0);
+	render(&ok, &lf, "down #pgbouncer: login failed: 28P01 password authentication failed\n", 0);
+	/* Patroni's own failure still comes first. */
+	render(&qf, &replica, "down #patroni: query failed: 08P01 server login has been failing\n", 0);
+}
+
+static void test_expect_recovery(void **state)
+{
+	(void)state;
+	assert_int_equal(verdict_expect_recovery("primary"), 0);
+	assert_int_equal(verdict_expect_recovery("/master"), 0);
+	assert_int_equal(verdict_expect_recovery("read-write"), 0);
+	assert_int_equal(verdict_expect_recovery(""), 0);
+	assert_int_equal(verdict_expect_recovery("replica?lag=16MB"), 1);
+	assert_int_equal(verdict_expect_recovery("sync"), 1);
+	assert_int_equal(verdict_expect_recovery("standby-leader"), 1);
+	assert_int_equal(verdict_expect_recovery("read-only"), -1);
+	assert_int_equal(verdict_expect_recovery("leader"), -1);
+	assert_int_equal(verdict_expect_recovery("health"), -1);
+	assert_int_equal(verdict_expect_recovery("primaryx"), -1);
+}
+
+static void test_pg_classify_login(void **state)
+{
+	char d[80];
+
+	(void)state;
+	assert_int_equal(probe_pg_classify_login("connection to server at \"127.0.0.1\", port 6432 failed: "
+						 "FATAL:  28P01: password authentication failed for user \"x\"\n",
+						 1, d, sizeof(d)),
+			 PROBE_LOGIN_FAILED);
+	assert_string_equal(d, "28P01 password authentication failed for user \"x\"");
+	assert_int_equal(probe_pg_classify_login("failed: FATAL:  57P03: the database system is starting up\n",
+						 1, d, sizeof(d)),
+			 PROBE_REJECTED);
+	assert_int_equal(probe_pg_classify_login("fe_sendauth: no password supplied\n", 1, d, sizeof(d)),
+			 PROBE_LOGIN_FAILED);
+	assert_int_equal(probe_pg_classify_login("connection to server at \"127.0.0.1\", port 6432 "
+						 "failed: Connection refused\n", 0, d, sizeof(d)),
+			 PROBE_REFUSED);
 }
 
 static void test_stale(void **state)
@@ -146,6 +202,9 @@ int main(void)
 		cmocka_unit_test(test_reasons),
 		cmocka_unit_test(test_reason_is_bounded_and_clean),
 		cmocka_unit_test(test_stale),
+		cmocka_unit_test(test_routing_probe),
+		cmocka_unit_test(test_expect_recovery),
+		cmocka_unit_test(test_pg_classify_login),
 		cmocka_unit_test(test_pg_classify),
 	};
 

@@ -1,0 +1,185 @@
+"""The routing probe (--pg-conninfo), the allow-list and secrets handling,
+against the real PgBouncer and PostgreSQL of the fixtures.
+
+A second, private PgBouncer (port 6433) is started here when a test has to
+re-route PgBouncer: the shared one must stay healthy for the other tests.
+"""
+
+import json
+import os
+import pwd
+import signal
+import socket
+import urllib.error
+import urllib.request
+
+import pytest
+
+import procs
+from agent_client import check, equals, is_up, starts, wait_reply
+from procs import ADDR, AGENT_PORT, PGB_PORT, poll_until
+
+CONNINFO = "dbname=postgres user=postgres"
+ALT_PGB_PORT = 6433
+DEAD_PORT = 5999  # nothing listens there
+
+
+def bound(interval=0.2, timeout=0.15, margin=0.3):
+    return interval + timeout + margin
+
+
+class AltPgBouncer:
+    """A private PgBouncer whose backend the test can move (reload)."""
+
+    def __init__(self, base, backend_port):
+        self.dir = os.path.join(base, "pgbouncer-alt")
+        os.makedirs(self.dir, exist_ok=True)
+        pw = pwd.getpwnam("postgres")
+        os.chown(self.dir, pw.pw_uid, pw.pw_gid)
+        self.ini = os.path.join(self.dir, "pgbouncer.ini")
+        self.write(backend_port)
+        self.proc = procs.Proc("pgbouncer-alt", [procs.PGBOUNCER, self.ini],
+                               os.path.join(self.dir, "stderr.log"), user="postgres")
+        poll_until(lambda: procs.port_accepts(ADDR, ALT_PGB_PORT), 30,
+                   what="PgBouncer on %s:%d" % (ADDR, ALT_PGB_PORT))
+
+    def write(self, backend_port):
+        with open(self.ini, "w") as f:
+            f.write(procs.PGB_INI.replace("listen_port = {pgb_port}", "listen_port = %d" % ALT_PGB_PORT)
+                    .format(addr=ADDR, pg_port=backend_port, pgb_port=ALT_PGB_PORT, dir=self.dir))
+
+    def reroute(self, backend_port):
+        """Point the database at another backend and reload, as an operator would."""
+        self.write(backend_port)
+        self.proc.send_signal(signal.SIGHUP)
+
+    def stop(self):
+        self.proc.stop(sig=signal.SIGINT, timeout=10)
+
+
+@pytest.fixture
+def alt_pgbouncer(workdir, _postgres):
+    b = AltPgBouncer(workdir, procs.PG_PORT)
+    yield b
+    b.stop()
+
+
+def test_query_mode_up_on_primary(happac, backends):
+    h = happac("--pg-conninfo", CONNINFO)
+    assert check(AGENT_PORT)[0] == "up\n"
+    assert "pgbouncer-check=query" in h.log()
+
+
+def test_role_mismatch_replica_profile_reaches_primary(happac, backends):
+    """-k replica with Patroni saying 200, but PgBouncer reaches a primary."""
+    standin = backends[1]
+    standin.set("replica")  # /replica 200, /primary 503
+    happac("--pg-conninfo", CONNINFO, endpoint="replica")
+    reply, _ = wait_reply(AGENT_PORT, starts("down #"), bound())
+    assert reply == "down #role mismatch: pgbouncer reaches a primary\n"
+
+
+def test_dead_backend_behind_pgbouncer(happac, standin, alt_pgbouncer):
+    """PgBouncer is up and answers pings, but its backend is gone: the
+    predecessor (ping) says up, the routing probe says down."""
+    ping = happac(pg_port=ALT_PGB_PORT, port=AGENT_PORT)
+    query = happac("--pg-conninfo", CONNINFO, pg_port=ALT_PGB_PORT, port=AGENT_PORT + 1)
+    assert check(AGENT_PORT)[0] == "up\n"
+    assert check(AGENT_PORT + 1)[0] == "up\n"
+
+    alt_pgbouncer.reroute(DEAD_PORT)
+    # PgBouncer keeps the client waiting for a server connection that never
+    # comes (until its query_wait_timeout), so the query probe runs into its
+    # deadline; an explicit error is as good. Either way: down, on time.
+    reply, _ = wait_reply(AGENT_PORT + 1, starts("down #pgbouncer: "), bound() + 2.0)
+    assert ("query failed" in reply or "login failed" in reply
+            or reply == "down #pgbouncer: timeout after 150ms\n"), reply
+    # the ping-only agent cannot see it: that is the gap this probe closes
+    assert check(AGENT_PORT)[0] == "up\n"
+    assert "verdict up -> down #pgbouncer: " in query.log()
+    assert ping.alive()
+
+    # Route repaired: PgBouncer refuses new logins for server_login_retry
+    # (15 s by default) after a failed backend login, so allow for that.
+    alt_pgbouncer.reroute(procs.PG_PORT)
+    wait_reply(AGENT_PORT + 1, equals("up\n"), 20.0)
+
+
+def test_login_failure_is_down_with_reason(happac, backends):
+    """A conninfo PgBouncer does not know: down, with PgBouncer's own words."""
+    happac("--pg-conninfo", "dbname=nosuchdb user=postgres")
+    reply, _ = wait_reply(AGENT_PORT, starts("down #pgbouncer: "), bound())
+    assert reply.startswith("down #pgbouncer: login failed: "), reply
+    assert "nosuchdb" in reply or "08P01" in reply or "3D000" in reply, reply
+
+
+def test_password_never_shown(happac, backends, workdir):
+    conninfo = CONNINFO + " password=s3cr3t-value"
+    h = happac("--pg-conninfo", conninfo, "--http-listen", "%s:8098" % ADDR)
+    assert check(AGENT_PORT)[0] == "up\n"  # auth_type=any ignores the password
+    assert "holds a password" in h.log()
+    assert "s3cr3t-value" not in h.log()
+    body = urllib.request.urlopen("http://%s:8098/status" % ADDR, timeout=5).read().decode()
+    assert "s3cr3t-value" not in body
+    status = json.loads(body)
+    assert "user='postgres'" in status["config"]["pg-conninfo"]
+    rc, out, err, _ = procs.run_happac(["-h", ADDR, "-r", str(PGB_PORT),
+                                        "--pg-conninfo", conninfo, "--check-config"])
+    assert rc == 0, err
+    assert "s3cr3t-value" not in out + err
+    assert "pg-conninfo = " in out
+
+
+def test_bad_conninfo_exits_2(happac_bin):
+    rc, out, err, _ = procs.run_happac(["-h", ADDR, "-r", "6432", "--pg-conninfo", "dbname"])
+    assert rc == 2
+    assert "--pg-conninfo" in err and len(err.strip().splitlines()) == 1
+    rc, out, err, _ = procs.run_happac(["-h", ADDR, "-r", "6432", "--pg-conninfo",
+                                        "host=a,b dbname=x"])
+    assert rc == 2 and "one host" in err
+
+
+def _connect_from(src, port):
+    """Connect to the agent from a given loopback source; return what it says."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.settimeout(3)
+    s.bind((src, 0))
+    s.connect((ADDR, port))
+    data = b""
+    try:
+        while True:
+            chunk = s.recv(256)
+            if not chunk:
+                break
+            data += chunk
+    except ConnectionResetError:
+        pass
+    s.close()
+    return data
+
+
+def test_allow_list_agent_and_http(happac, backends):
+    h = happac("--allow", "127.0.0.22/32", "--allow", "::1",
+               "--http-listen", "%s:8098" % ADDR, wait_ready=False)
+    poll_until(lambda: "ready: answering" in h.log(), 5, what="first round")
+    # allowed source: the normal reply
+    assert _connect_from("127.0.0.22", AGENT_PORT) == b"up\n"
+    # other sources: closed at accept without a single byte
+    for _ in range(20):
+        assert _connect_from("127.0.0.23", AGENT_PORT) == b""
+    # HTTP: a denied source learns nothing (403, empty body)
+    req = urllib.request.Request("http://%s:8098/health" % ADDR)
+    with pytest.raises(urllib.error.HTTPError) as e:
+        urllib.request.urlopen(req, timeout=5)
+    assert e.value.code == 403
+    assert e.value.read() == b""
+    # the denials are counted
+    assert h.alive()
+
+
+def test_allow_list_metrics_count(happac, backends):
+    h = happac("--allow", "127.0.0.0/8", "--http-listen", "%s:8098" % ADDR)
+    assert _connect_from("127.0.0.23", AGENT_PORT) == b"up\n"
+    body = urllib.request.urlopen("http://%s:8098/metrics" % ADDR, timeout=5).read().decode()
+    assert 'happac_agent_checks_total{verdict="up"}' in body
+    assert h.alive()
