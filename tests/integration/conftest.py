@@ -181,8 +181,18 @@ def happac(workdir, happac_bin, request):
 
     yield start
     failed = _failed(request)
+    problems = []
     for h in started:
         rc = h.stop()
+        log = h.log()
         if failed:
-            print("---- happac %s (exit %s) log:\n%s" % (" ".join(h.args), rc, h.log()))
+            print("---- happac %s (exit %s) log:\n%s" % (" ".join(h.args), rc, log))
+        # Every happac must stop cleanly; under the ASan+UBSan build this is
+        # also where leaks and undefined behaviour show up.
+        if any(m in log for m in ("AddressSanitizer", "LeakSanitizer", "runtime error:")):
+            problems.append("sanitizer report from happac %s:\n%s" % (" ".join(h.args), log))
+        elif rc not in (0, None) and h.expect_clean_exit:
+            problems.append("happac %s exited %s after SIGTERM:\n%s" % (" ".join(h.args), rc, log))
+    if problems and not failed:
+        pytest.fail("\n".join(problems))
 

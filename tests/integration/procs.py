@@ -368,6 +368,7 @@ class Happac:
         os.close(fd)
         self.proc = Proc("happac", [happac_bin()] + self.args, self.log_path)
         self.t_start = time.monotonic()
+        self.expect_clean_exit = True  # a test that kills it on purpose says so
 
     def log(self):
         return self.proc.log()
