@@ -62,8 +62,12 @@ $(O)/tests/%: tests/unit/%.c $(filter-out $(O)/main.o,$(OBJS))
 test-unit: $(addprefix $(O)/tests/,$(UNIT_TESTS))
 	@set -e; for t in $^; do echo "== $$t"; $$t; done
 
+# Integration suites that need no Patroni cluster; tests/cluster is separate
+# (it starts etcd, three Patroni nodes and HAProxy).
+IT_SUITES := tests/integration tests/ops
+
 test-integration: bin/happac
-	HAPPAC_BIN=$(CURDIR)/$(O)/happac $(PYTEST) -q tests/integration
+	HAPPAC_BIN=$(CURDIR)/$(O)/happac $(PYTEST) -q $(IT_SUITES)
 
 # The same tests against an ASan+UBSan build (clang), in build/asan.
 ASAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer \
@@ -72,7 +76,7 @@ test-asan:
 	$(MAKE) --no-print-directory O=build/asan CC=clang CFLAGS="$(ASAN_FLAGS)" \
 	    LDFLAGS="$(ASAN_FLAGS)" build/asan/happac test-unit
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
-	    HAPPAC_BIN=$(CURDIR)/build/asan/happac $(PYTEST) -q tests/integration
+	    HAPPAC_BIN=$(CURDIR)/build/asan/happac $(PYTEST) -q $(IT_SUITES)
 
 check-deps:
 	@scripts/deps.sh --check || scripts/deps.sh
@@ -86,12 +90,28 @@ test: check-deps
 	$(MAKE) --no-print-directory test-integration
 	$(MAKE) --no-print-directory test-asan
 
-install: bin/happac
-	install -d $(DESTDIR)$(BINDIR)
-	install -m 0755 bin/happac $(DESTDIR)$(BINDIR)/happac
+MANDIR     ?= $(PREFIX)/share/man
+UNITDIR    ?= $(PREFIX)/lib/systemd/system
+SYSCONFDIR ?= /etc
 
+# The unit names the binary by its path: rewritten for the PREFIX in use.
+# An existing env file is an operator's: never overwritten.
+install: bin/happac
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(UNITDIR) \
+	    $(DESTDIR)$(SYSCONFDIR)/haproxy
+	install -m 0755 bin/happac $(DESTDIR)$(BINDIR)/happac
+	install -m 0644 man/happac.8 $(DESTDIR)$(MANDIR)/man8/happac.8
+	for u in happac.service happac@.service; do \
+	    sed 's|/usr/local/bin/happac|$(BINDIR)/happac|' systemd/$$u > $(DESTDIR)$(UNITDIR)/$$u; \
+	    chmod 0644 $(DESTDIR)$(UNITDIR)/$$u; \
+	done
+	[ -e $(DESTDIR)$(SYSCONFDIR)/haproxy/happac.env ] || \
+	    install -m 0644 systemd/happac.env $(DESTDIR)$(SYSCONFDIR)/haproxy/happac.env
+
+# The env file stays: it holds the operator's settings.
 uninstall:
-	rm -f $(DESTDIR)$(BINDIR)/happac
+	rm -f $(DESTDIR)$(BINDIR)/happac $(DESTDIR)$(MANDIR)/man8/happac.8 \
+	    $(DESTDIR)$(UNITDIR)/happac.service $(DESTDIR)$(UNITDIR)/happac@.service
 
 bench: check-deps build
 	bench/run

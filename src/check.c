@@ -216,6 +216,15 @@ static void check_arm_alarm(const struct check_args *a, const char *target)
 	setitimer(ITIMER_REAL, &it, NULL);
 }
 
+/* strerror() in lower case ("connection refused"), as the agent's own
+ * reasons read, so that Consul's output looks the same from both. */
+static void check_errstr(char *err, size_t errlen, const char *prefix, int errnum)
+{
+	snprintf(err, errlen, "%s%s", prefix, strerror(errnum));
+	if (err[strlen(prefix)] >= 'A' && err[strlen(prefix)] <= 'Z')
+		err[strlen(prefix)] = (char)(err[strlen(prefix)] - 'A' + 'a');
+}
+
 /* Wait for events on fd until the deadline: >0 ready, 0 timeout, -1 error. */
 static int check_wait(int fd, short events, int64_t deadline)
 {
@@ -262,13 +271,13 @@ static int check_connect(const struct check_args *a, int64_t deadline,
 		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
 			    ai->ai_protocol);
 		if (fd < 0) {
-			snprintf(err, errlen, "socket: %s", strerror(errno));
+			check_errstr(err, errlen, "socket: ", errno);
 			continue;
 		}
 		if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0)
 			break;
 		if (errno != EINPROGRESS) {
-			snprintf(err, errlen, "%s", strerror(errno));
+			check_errstr(err, errlen, "", errno);
 		} else {
 			rc = check_wait(fd, POLLOUT, deadline);
 			if (rc == 0) {
@@ -280,7 +289,7 @@ static int check_connect(const struct check_args *a, int64_t deadline,
 			if (rc > 0 && getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &slen) == 0 &&
 			    soerr == 0)
 				break;
-			snprintf(err, errlen, "%s", strerror(rc < 0 ? errno : soerr));
+			check_errstr(err, errlen, "", rc < 0 ? errno : soerr);
 		}
 		close(fd);
 		fd = -1;
@@ -312,14 +321,14 @@ static int check_read_line(int fd, const struct check_args *a, int64_t deadline,
 			return -1;
 		}
 		if (rc < 0) {
-			snprintf(err, errlen, "poll: %s", strerror(errno));
+			check_errstr(err, errlen, "poll: ", errno);
 			return -1;
 		}
 		r = recv(fd, buf + len, buflen - 1 - len, 0);
 		if (r < 0) {
 			if (errno == EINTR || errno == EAGAIN)
 				continue;
-			snprintf(err, errlen, "%s", strerror(errno));
+			check_errstr(err, errlen, "", errno);
 			return -1;
 		}
 		if (r == 0) {

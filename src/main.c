@@ -403,7 +403,10 @@ static void main_reload(evutil_socket_t sig, short what, void *arg)
 
 	(void)sig;
 	(void)what;
-	notify_reloading();
+	/* Before the first round systemd has not seen READY=1 yet; it must not
+	 * get one from a reload either. */
+	if (h->ready)
+		notify_reloading();
 	r = options_load(&next, h->argc, h->argv, devnull ? devnull : stdout, err,
 			 sizeof(err));
 	if (devnull)
@@ -415,7 +418,8 @@ static void main_reload(evutil_socket_t sig, short what, void *arg)
 		}
 		log_error("reload failed, keeping the running configuration: %s", err);
 		h->reloads_failed++;
-		notify_ready("reload failed: running configuration kept");
+		if (h->ready)
+			notify_ready("reload failed: running configuration kept");
 		return;
 	}
 	if (main_probes_changed(&h->opts, &next)) {
@@ -441,14 +445,16 @@ static void main_reload(evutil_socket_t sig, short what, void *arg)
 	log_info("reloaded: %s", desc);
 	main_warn_settings(&h->opts);
 	h->reloads_ok++;
-	notify_ready(NULL);
+	if (h->ready)
+		notify_ready(h->line);
 	return;
 fail:
 	main_probes_free(run);
 	options_free(&next);
 	log_error("reload failed, keeping the running configuration: %s", err);
 	h->reloads_failed++;
-	notify_ready("reload failed: running configuration kept");
+	if (h->ready)
+		notify_ready("reload failed: running configuration kept");
 }
 
 /* ---- start-up and teardown */
