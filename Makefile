@@ -64,7 +64,7 @@ test-unit: $(addprefix $(O)/tests/,$(UNIT_TESTS))
 
 # Integration suites that need no Patroni cluster; tests/cluster is separate
 # (it starts etcd, three Patroni nodes and HAProxy).
-IT_SUITES := tests/integration tests/ops
+IT_SUITES := tests/integration tests/ops tests/ctl
 
 test-integration: bin/happac
 	HAPPAC_BIN=$(CURDIR)/$(O)/happac $(PYTEST) -q $(IT_SUITES)
@@ -76,7 +76,8 @@ test-asan:
 	$(MAKE) --no-print-directory O=build/asan CC=clang CFLAGS="$(ASAN_FLAGS)" \
 	    LDFLAGS="$(ASAN_FLAGS)" build/asan/happac test-unit
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
-	    HAPPAC_BIN=$(CURDIR)/build/asan/happac $(PYTEST) -q $(IT_SUITES)
+	    HAPPAC_BIN=$(CURDIR)/build/asan/happac HAPPAC_OBJ_DIR=build/asan \
+	    $(PYTEST) -q $(IT_SUITES)
 
 check-deps:
 	@scripts/deps.sh --check || scripts/deps.sh

@@ -14,143 +14,267 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define AGENT_MAX_LISTEN 16
+#define AGENT_MAX_LISTEN 48
 /* Accepts per wake-up: enough to drain a burst, bounded so timers and
  * probes still get their turn under a flood. */
 #define AGENT_ACCEPT_BATCH 64
 /* A reply that could not be written at once gets this long to finish. */
-#define AGENT_WRITE_TIMEOUT_S 2
+#define AGENT_WRITE_TIMEOUT_MS 2000
+/* A profile name line, newline included. */
+#define AGENT_LINE_MAX 64
 
 struct agent_listener {
+	struct agent *agent;
 	int fd;
 	struct event *ev;
 	char addr[48];   /* as configured; "" = all addresses */
 	int port;
+	int profile;
 	int keep;        /* mark for agent_set_listeners() */
 	char name[64];   /* for the log: "127.0.0.1:5555", "[::]:5555" */
 };
 
-/* A reply the kernel did not take whole (rare: a fresh socket has room). */
-struct agent_write {
+enum agent_conn_state { AGENT_CONN_READING, AGENT_CONN_WRITING };
+
+/* A connection the agent could not finish at once: waiting for the
+ * checker's profile line, or for room to write the reply (rare). */
+struct agent_conn {
 	struct agent *agent;
 	int fd;
 	struct event *ev;
+	enum agent_conn_state state;
+	int profile;
+	size_t inlen;
+	char in[AGENT_LINE_MAX];
 	size_t off, len;
-	char line[128];
-	struct agent_write *next;
+	char out[128];
+	struct agent_conn *prev, *next;
 };
 
 struct agent {
 	struct event_base *base;
 	agent_reply_fn reply;
-	void *reply_arg;
-	struct agent_listener listeners[AGENT_MAX_LISTEN];
+	agent_lookup_fn lookup;
+	void *arg;
+	/* Pointers: an event's argument must not move when the set changes. */
+	struct agent_listener *listeners[AGENT_MAX_LISTEN];
 	int nlisteners;
 	int enabled;
+	int wait_ms;            /* -1: one profile, never read */
+	int max_conns;
 	struct event *resume;   /* re-enables accepting after EMFILE */
-	struct agent_write *writes;
-	int nwrites;
+	struct agent_conn *conns;
+	int nconns;
 	struct agent_stats stats;
 	const struct acl *acl;
 };
 
-static void agent_write_free(struct agent_write *w)
+static void agent_conn_free(struct agent_conn *c)
 {
-	struct agent *a = w->agent;
-	struct agent_write **pp;
+	struct agent *a = c->agent;
 
-	for (pp = &a->writes; *pp; pp = &(*pp)->next)
-		if (*pp == w) {
-			*pp = w->next;
-			break;
-		}
-	a->nwrites--;
-	event_free(w->ev);
-	close(w->fd);
-	free(w);
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		a->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	a->nconns--;
+	event_free(c->ev);
+	close(c->fd);
+	free(c);
 }
 
-static void agent_write_more(evutil_socket_t fd, short what, void *arg)
+/* Read what the checker may have sent so that close() ends with FIN, not
+ * RST: an RST can make the peer drop our reply before it reads it. */
+static void agent_drain_close(int fd)
 {
-	struct agent_write *w = arg;
-	ssize_t n;
-
-	if (what & EV_TIMEOUT) {
-		w->agent->stats.failed++;
-		agent_write_free(w);
-		return;
-	}
-	n = send(fd, w->line + w->off, w->len - w->off, MSG_NOSIGNAL);
-	if (n < 0 && (errno == EAGAIN || errno == EINTR))
-		return;
-	if (n < 0) {
-		w->agent->stats.failed++;
-		agent_write_free(w);
-		return;
-	}
-	w->off += (size_t)n;
-	if (w->off == w->len)
-		agent_write_free(w);
-}
-
-/* Slow path: keep the rest of the line and wait until the socket has room. */
-static void agent_write_later(struct agent *a, int fd, const char *line,
-			      size_t off, size_t len)
-{
-	struct agent_write *w = calloc(1, sizeof(*w));
-	struct timeval tv = { AGENT_WRITE_TIMEOUT_S, 0 };
-
-	if (!w || len > sizeof(w->line)) {
-		free(w);
-		a->stats.failed++;
-		close(fd);
-		return;
-	}
-	w->agent = a;
-	w->fd = fd;
-	w->off = off;
-	w->len = len;
-	memcpy(w->line, line, len);
-	w->ev = event_new(a->base, fd, EV_WRITE | EV_PERSIST, agent_write_more, w);
-	if (!w->ev) {
-		free(w);
-		a->stats.failed++;
-		close(fd);
-		return;
-	}
-	event_add(w->ev, &tv);
-	w->next = a->writes;
-	a->writes = w;
-	a->nwrites++;
-}
-
-static void agent_answer(struct agent *a, int fd)
-{
-	size_t len;
-	const char *line = a->reply(a->reply_arg, &len);
-	ssize_t n = send(fd, line, len, MSG_NOSIGNAL | MSG_DONTWAIT);
 	char sink[256];
 
+	for (int i = 0; i < 4; i++)
+		if (recv(fd, sink, sizeof(sink), MSG_DONTWAIT) <= 0)
+			break;
+	close(fd);
+}
+
+static void agent_conn_io(evutil_socket_t fd, short what, void *arg);
+
+static struct agent_conn *agent_conn_new(struct agent *a, int fd, int profile)
+{
+	struct agent_conn *c = calloc(1, sizeof(*c));
+
+	if (!c)
+		return NULL;
+	c->agent = a;
+	c->fd = fd;
+	c->profile = profile;
+	c->ev = event_new(a->base, fd, EV_READ | EV_PERSIST, agent_conn_io, c);
+	if (!c->ev) {
+		free(c);
+		return NULL;
+	}
+	c->next = a->conns;
+	if (a->conns)
+		a->conns->prev = c;
+	a->conns = c;
+	a->nconns++;
+	return c;
+}
+
+static void agent_count(struct agent *a, const char *line)
+{
 	if (line[0] == 'u')
 		a->stats.up++;
 	else
 		a->stats.down++;
+}
+
+/* Write the reply of profile to fd and close; keep it (as c, or a new
+ * connection) when the kernel did not take it whole. c may be NULL. */
+static void agent_answer(struct agent *a, int fd, int profile, struct agent_conn *c)
+{
+	size_t len;
+	const char *line = a->reply(a->arg, profile, &len);
+	ssize_t n = send(fd, line, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+	struct timeval tv = { AGENT_WRITE_TIMEOUT_MS / 1000,
+			      (AGENT_WRITE_TIMEOUT_MS % 1000) * 1000 };
+
+	agent_count(a, line);
 	if (n == (ssize_t)len) {
-		/* Read what the checker may have sent (agent-send) so that
-		 * close() ends with FIN, not RST: an RST can make the peer
-		 * drop our reply before it reads it. */
-		for (int i = 0; i < 4; i++)
-			if (recv(fd, sink, sizeof(sink), MSG_DONTWAIT) <= 0)
-				break;
-		close(fd);
+		if (c) {
+			/* agent_conn_free closes; drain first for a clean FIN */
+			char sink[256];
+
+			(void)!recv(fd, sink, sizeof(sink), MSG_DONTWAIT);
+			agent_conn_free(c);
+		} else {
+			agent_drain_close(fd);
+		}
 		return;
 	}
-	if (n < 0 && errno != EAGAIN && errno != EINTR) {
+	if ((n < 0 && errno != EAGAIN && errno != EINTR) || len > sizeof(c->out)) {
+		a->stats.failed++;
+		if (c)
+			agent_conn_free(c);
+		else
+			close(fd);
+		return;
+	}
+	if (!c && !(c = agent_conn_new(a, fd, profile))) {
 		a->stats.failed++;
 		close(fd);
 		return;
 	}
-	agent_write_later(a, fd, line, n < 0 ? 0 : (size_t)n, len);
+	c->state = AGENT_CONN_WRITING;
+	c->off = n < 0 ? 0 : (size_t)n;
+	c->len = len;
+	memcpy(c->out, line, len);
+	event_del(c->ev);
+	event_assign(c->ev, a->base, fd, EV_WRITE | EV_PERSIST, agent_conn_io, c);
+	event_add(c->ev, &tv);
+}
+
+/* The profile a first line names: "replica\n", "replica\r\n". -1: none. */
+static int agent_line_profile(struct agent *a, char *buf, size_t len, int *complete)
+{
+	char *end = memchr(buf, '\n', len);
+
+	if (!end)
+		end = memchr(buf, '\r', len);
+	*complete = end != NULL;
+	if (!end)
+		return -1;
+	while (end > buf && (end[-1] == '\r' || end[-1] == ' ' || end[-1] == '\t'))
+		end--;
+	*end = '\0';
+	return a->lookup(a->arg, buf);
+}
+
+static void agent_conn_io(evutil_socket_t fd, short what, void *arg)
+{
+	struct agent_conn *c = arg;
+	struct agent *a = c->agent;
+	int complete, p;
+	ssize_t n;
+
+	if (c->state == AGENT_CONN_WRITING) {
+		if (what & EV_TIMEOUT) {
+			a->stats.failed++;
+			agent_conn_free(c);
+			return;
+		}
+		n = send(fd, c->out + c->off, c->len - c->off, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n < 0 && (errno == EAGAIN || errno == EINTR))
+			return;
+		if (n < 0) {
+			a->stats.failed++;
+			agent_conn_free(c);
+			return;
+		}
+		c->off += (size_t)n;
+		if (c->off == c->len)
+			agent_conn_free(c);
+		return;
+	}
+	/* Waiting for the checker's line; the timeout answers the default. */
+	if (!(what & EV_TIMEOUT)) {
+		n = recv(fd, c->in + c->inlen, sizeof(c->in) - 1 - c->inlen, MSG_DONTWAIT);
+		if (n < 0 && (errno == EAGAIN || errno == EINTR))
+			return;
+		if (n > 0) {
+			c->inlen += (size_t)n;
+			p = agent_line_profile(a, c->in, c->inlen, &complete);
+			if (!complete && c->inlen < sizeof(c->in) - 1)
+				return;
+			if (p >= 0) {
+				c->profile = p;
+				a->stats.dispatched++;
+			}
+		}
+		/* n == 0: the checker closed its side; still answer. */
+	}
+	agent_answer(a, fd, c->profile, c);
+}
+
+static void agent_accepted(struct agent *a, int fd, int profile)
+{
+	char buf[AGENT_LINE_MAX];
+	struct timeval tv;
+	struct agent_conn *c;
+	ssize_t n;
+	int complete, p;
+
+	if (a->wait_ms < 0) {
+		agent_answer(a, fd, profile, NULL);
+		return;
+	}
+	/* HAProxy sends agent-send right after connecting: often it is here. */
+	n = recv(fd, buf, sizeof(buf) - 1, MSG_PEEK | MSG_DONTWAIT);
+	if (n > 0) {
+		p = agent_line_profile(a, buf, (size_t)n, &complete);
+		if (complete) {
+			if (p >= 0) {
+				profile = p;
+				a->stats.dispatched++;
+			}
+			agent_answer(a, fd, profile, NULL);
+			return;
+		}
+	}
+	if (a->wait_ms == 0 || a->nconns >= a->max_conns) {
+		if (a->wait_ms > 0)
+			a->stats.over_cap++;
+		agent_answer(a, fd, profile, NULL);
+		return;
+	}
+	c = agent_conn_new(a, fd, profile);
+	if (!c) {
+		agent_answer(a, fd, profile, NULL);
+		return;
+	}
+	tv.tv_sec = a->wait_ms / 1000;
+	tv.tv_usec = (a->wait_ms % 1000) * 1000;
+	event_add(c->ev, &tv);
 }
 
 static void agent_resume(evutil_socket_t fd, short what, void *arg)
@@ -161,12 +285,13 @@ static void agent_resume(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	if (a->enabled)
 		for (int i = 0; i < a->nlisteners; i++)
-			event_add(a->listeners[i].ev, NULL);
+			event_add(a->listeners[i]->ev, NULL);
 }
 
 static void agent_accept(evutil_socket_t lfd, short what, void *arg)
 {
-	struct agent *a = arg;
+	struct agent_listener *l = arg;
+	struct agent *a = l->agent;
 
 	(void)what;
 	for (int i = 0; i < AGENT_ACCEPT_BATCH; i++) {
@@ -185,7 +310,7 @@ static void agent_accept(evutil_socket_t lfd, short what, void *arg)
 
 				log_warn("agent: accept: %s; pausing 100ms", strerror(errno));
 				for (int j = 0; j < a->nlisteners; j++)
-					event_del(a->listeners[j].ev);
+					event_del(a->listeners[j]->ev);
 				evtimer_add(a->resume, &tv);
 			}
 			return; /* EAGAIN, or a connection aborted before accept */
@@ -205,13 +330,14 @@ static void agent_accept(evutil_socket_t lfd, short what, void *arg)
 			else if (ss.ss_family == AF_INET)
 				inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr,
 					  host, sizeof(host));
-			log_debug("agent: check from %s", host);
+			log_debug("agent: check from %s on %s", host, l->name);
 		}
-		agent_answer(a, fd);
+		agent_accepted(a, fd, l->profile);
 	}
 }
 
-struct agent *agent_new(struct event_base *base, agent_reply_fn reply, void *arg)
+struct agent *agent_new(struct event_base *base, agent_reply_fn reply,
+			agent_lookup_fn lookup, void *arg)
 {
 	struct agent *a = calloc(1, sizeof(*a));
 
@@ -219,7 +345,10 @@ struct agent *agent_new(struct event_base *base, agent_reply_fn reply, void *arg
 		return NULL;
 	a->base = base;
 	a->reply = reply;
-	a->reply_arg = arg;
+	a->lookup = lookup;
+	a->arg = arg;
+	a->wait_ms = -1;
+	a->max_conns = 1024;
 	a->resume = evtimer_new(base, agent_resume, a);
 	if (!a->resume) {
 		free(a);
@@ -268,18 +397,18 @@ static int agent_bind(int family, const void *addr, int port, int v6only,
 	return 0;
 }
 
-int agent_listen(struct agent *a, const char *addr, int port, char *err,
-		 size_t errlen)
+/* Bind one listener; returns it, or NULL with err naming the address. */
+static struct agent_listener *agent_listen(struct agent *a, const char *addr, int port,
+					   int profile, char *err, size_t errlen)
 {
-	struct agent_listener *l;
+	struct agent_listener *l = calloc(1, sizeof(*l));
 	unsigned char buf[sizeof(struct in6_addr)];
 	int fd = -1, e = 0;
 
-	if (a->nlisteners >= AGENT_MAX_LISTEN) {
-		snprintf(err, errlen, "too many listen addresses");
-		return -1;
+	if (!l) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
 	}
-	l = &a->listeners[a->nlisteners];
 	if (!addr) {
 		/* All addresses: one dual-stack IPv6 socket, or IPv4 where the
 		 * kernel has no IPv6. */
@@ -294,99 +423,115 @@ int agent_listen(struct agent *a, const char *addr, int port, char *err,
 		if (fd < 0) {
 			snprintf(err, errlen, "cannot listen on port %d (all addresses): %s",
 				 port, strerror(e));
-			return -1;
+			free(l);
+			return NULL;
 		}
 	} else {
 		int family = inet_pton(AF_INET, addr, buf) == 1 ? AF_INET : AF_INET6;
+		const char *lb = family == AF_INET6 ? "[" : "", *rb = family == AF_INET6 ? "]" : "";
 
 		if (family == AF_INET6 && inet_pton(AF_INET6, addr, buf) != 1) {
 			snprintf(err, errlen, "cannot listen on '%s': not an address", addr);
-			return -1;
+			free(l);
+			return NULL;
 		}
 		if (agent_bind(family, buf, port, 1, &fd, &e) != 0) {
-			snprintf(err, errlen, "cannot listen on %s%s%s:%d: %s",
-				 family == AF_INET6 ? "[" : "", addr,
-				 family == AF_INET6 ? "]" : "", port, strerror(e));
-			return -1;
+			snprintf(err, errlen, "cannot listen on %s%s%s:%d: %s", lb, addr, rb,
+				 port, strerror(e));
+			free(l);
+			return NULL;
 		}
-		snprintf(l->name, sizeof(l->name), "%s%s%s:%d",
-			 family == AF_INET6 ? "[" : "", addr,
-			 family == AF_INET6 ? "]" : "", port);
+		snprintf(l->name, sizeof(l->name), "%s%s%s:%d", lb, addr, rb, port);
 	}
+	l->agent = a;
 	l->fd = fd;
 	snprintf(l->addr, sizeof(l->addr), "%s", addr ? addr : "");
 	l->port = port;
-	l->keep = 1;
-	l->ev = event_new(a->base, fd, EV_READ | EV_PERSIST, agent_accept, a);
+	l->profile = profile;
+	l->ev = event_new(a->base, fd, EV_READ | EV_PERSIST, agent_accept, l);
 	if (!l->ev) {
 		close(fd);
+		free(l);
 		snprintf(err, errlen, "out of memory");
-		return -1;
+		return NULL;
 	}
-	a->nlisteners++;
 	if (a->enabled)
 		event_add(l->ev, NULL);
 	log_info("agent: listening on %s", l->name);
-	return 0;
+	return l;
 }
 
-static void agent_listener_close(struct agent_listener *l)
+static void agent_listener_free(struct agent_listener *l)
 {
 	if (l->ev)
 		event_free(l->ev);
-	l->ev = NULL;
 	if (l->fd >= 0)
 		close(l->fd);
-	l->fd = -1;
+	free(l);
 }
 
-int agent_set_listeners(struct agent *a, char *const *addrs, int count, int port,
+int agent_set_listeners(struct agent *a, const struct agent_endpoint *eps, int n,
 			char *err, size_t errlen)
 {
-	int before = a->nlisteners, n = count ? count : 1, j;
+	struct agent_listener *added[AGENT_MAX_LISTEN];
+	int nadded = 0, j = 0;
 
-	for (int i = 0; i < a->nlisteners; i++)
-		a->listeners[i].keep = 0;
-	/* Bind what is new; keep what is unchanged. */
-	for (int k = 0; k < n; k++) {
-		const char *want = count ? addrs[k] : "";
-		int found = 0;
-
-		for (int i = 0; i < before; i++) {
-			struct agent_listener *l = &a->listeners[i];
-
-			if (l->port == port && !strcmp(l->addr, want)) {
-				l->keep = found = 1;
-				break;
-			}
-		}
-		if (!found && agent_listen(a, count ? want : NULL, port, err, errlen) != 0)
-			goto rollback;
+	if (n > AGENT_MAX_LISTEN) {
+		snprintf(err, errlen, "more than %d listening sockets", AGENT_MAX_LISTEN);
+		return -1;
 	}
-	/* Close what is gone, compacting the array. */
-	for (int i = j = 0; i < a->nlisteners; i++) {
-		if (!a->listeners[i].keep) {
-			log_info("agent: closed %s", a->listeners[i].name);
-			agent_listener_close(&a->listeners[i]);
+	for (int i = 0; i < a->nlisteners; i++)
+		a->listeners[i]->keep = 0;
+	/* Bind what is new; keep what is unchanged (its profile may change). */
+	for (int k = 0; k < n; k++) {
+		const char *want = eps[k].addr ? eps[k].addr : "";
+		struct agent_listener *found = NULL;
+
+		for (int i = 0; i < a->nlisteners && !found; i++)
+			if (a->listeners[i]->port == eps[k].port &&
+			    !strcmp(a->listeners[i]->addr, want) && !a->listeners[i]->keep)
+				found = a->listeners[i];
+		if (found) {
+			found->keep = 1;
+			found->profile = eps[k].profile;
+			continue;
+		}
+		added[nadded] = agent_listen(a, eps[k].addr, eps[k].port, eps[k].profile,
+					     err, errlen);
+		if (!added[nadded]) {
+			/* The new set failed: drop what it bound, keep the rest. */
+			while (nadded > 0)
+				agent_listener_free(added[--nadded]);
+			return -1;
+		}
+		nadded++;
+	}
+	/* Close what is gone, then append what is new. */
+	for (int i = 0; i < a->nlisteners; i++) {
+		if (!a->listeners[i]->keep) {
+			log_info("agent: closed %s", a->listeners[i]->name);
+			agent_listener_free(a->listeners[i]);
 			continue;
 		}
 		a->listeners[j++] = a->listeners[i];
 	}
+	for (int i = 0; i < nadded; i++)
+		a->listeners[j++] = added[i];
 	a->nlisteners = j;
 	return 0;
-rollback:
-	/* The new configuration failed: drop what it bound, keep the rest. */
-	for (int i = before; i < a->nlisteners; i++)
-		agent_listener_close(&a->listeners[i]);
-	a->nlisteners = before;
-	return -1;
 }
 
 void agent_enable(struct agent *a)
 {
 	a->enabled = 1;
 	for (int i = 0; i < a->nlisteners; i++)
-		event_add(a->listeners[i].ev, NULL);
+		event_add(a->listeners[i]->ev, NULL);
+}
+
+void agent_set_dispatch(struct agent *a, int wait_ms, int max_conns)
+{
+	a->wait_ms = wait_ms;
+	a->max_conns = max_conns;
 }
 
 void agent_set_acl(struct agent *a, const struct acl *acl)
@@ -399,13 +544,19 @@ void agent_close(struct agent *a)
 	a->enabled = 0;
 	evtimer_del(a->resume);
 	for (int i = 0; i < a->nlisteners; i++)
-		agent_listener_close(&a->listeners[i]);
+		agent_listener_free(a->listeners[i]);
 	a->nlisteners = 0;
+	/* Checks still waiting for a profile line get the default now. */
+	for (struct agent_conn *c = a->conns, *next; c; c = next) {
+		next = c->next;
+		if (c->state == AGENT_CONN_READING)
+			agent_answer(a, c->fd, c->profile, c);
+	}
 }
 
 int agent_pending(const struct agent *a)
 {
-	return a->nwrites;
+	return a->nconns;
 }
 
 const struct agent_stats *agent_stats(const struct agent *a)
@@ -418,8 +569,8 @@ void agent_free(struct agent *a)
 	if (!a)
 		return;
 	agent_close(a);
-	while (a->writes)
-		agent_write_free(a->writes);
+	while (a->conns)
+		agent_conn_free(a->conns);
 	event_free(a->resume);
 	free(a);
 }

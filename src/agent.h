@@ -1,8 +1,11 @@
 /* agent.h - the HAProxy agent-check listener.
  *
- * On every accepted connection the agent writes the current reply line at
- * once (it never waits for input), then closes. The line comes from a
- * callback so that the agent holds no verdict logic of its own. */
+ * On every accepted connection the agent writes the reply line of the
+ * listener's profile at once, then closes. With several profiles, a checker
+ * may name one in a first line (HAProxy's agent-send "replica\n"); a line
+ * already there at accept is honoured, and with a dispatch wait the agent
+ * waits that long for it before answering the listener's own profile. The
+ * lines come from callbacks, so the agent holds no verdict logic. */
 #ifndef HAPPAC_AGENT_H
 #define HAPPAC_AGENT_H
 
@@ -13,37 +16,50 @@ struct event_base;
 struct agent;
 struct acl;
 
-/* Returns the reply line to send now and its length; the line must stay
- * valid until the next call. Called once per connection: keep it cheap. */
-typedef const char *(*agent_reply_fn)(void *arg, size_t *len);
+/* Returns the reply line of profile (an index the caller defines) and its
+ * length; valid until the next call. Called once per connection: cheap. */
+typedef const char *(*agent_reply_fn)(void *arg, int profile, size_t *len);
+/* The profile index for a name sent by the checker, or -1. */
+typedef int (*agent_lookup_fn)(void *arg, const char *name);
 
 struct agent_stats {
 	uint64_t up;        /* replies that said up */
 	uint64_t down;      /* replies that said down */
 	uint64_t failed;    /* connections closed before the line was written */
 	uint64_t denied;    /* closed at accept: source not in --allow */
+	uint64_t dispatched;/* replies for a profile named by the checker */
+	uint64_t over_cap;  /* answered at once: too many connections waiting */
 };
 
-struct agent *agent_new(struct event_base *base, agent_reply_fn reply, void *arg);
-/* Bind and listen now (so a taken port fails at start-up) on addr (NULL: all
- * addresses, IPv6 dual-stack where available) and port; accepting starts
- * with agent_enable(). Returns 0, or -1 with err naming the address. */
-int agent_listen(struct agent *a, const char *addr, int port, char *err,
-		 size_t errlen);
-/* Make the listening sockets exactly addrs (count 0: all addresses) on port:
- * unchanged ones stay open (no check is dropped), new ones are bound, gone
- * ones closed. On failure nothing changes and err names the address. */
-int agent_set_listeners(struct agent *a, char *const *addrs, int count, int port,
+/* One listening socket: addr NULL = all addresses (IPv6 dual-stack where
+ * available), the profile it answers by default. */
+struct agent_endpoint {
+	const char *addr;
+	int port;
+	int profile;
+};
+
+struct agent *agent_new(struct event_base *base, agent_reply_fn reply,
+			agent_lookup_fn lookup, void *arg);
+/* Make the listening sockets exactly eps: unchanged ones stay open (no check
+ * is dropped), new ones are bound now (a taken port fails here), gone ones
+ * closed. On failure nothing changes and err names the address. Accepting
+ * starts with agent_enable(). */
+int agent_set_listeners(struct agent *a, const struct agent_endpoint *eps, int n,
 			char *err, size_t errlen);
 void agent_enable(struct agent *a);
+/* wait_ms > 0: wait up to that long for a profile line before answering
+ * the listener's profile; 0: only a line already there counts; -1: never
+ * look (one profile). max_conns bounds the connections waiting or being
+ * written; over it, a check is answered at once. */
+void agent_set_dispatch(struct agent *a, int wait_ms, int max_conns);
 /* Only sources the list allows get a reply; others are closed at accept.
- * The list is read at every accept and must outlive the agent (or be
- * replaced); NULL allows everyone. */
+ * The list must outlive the agent (or be replaced); NULL allows everyone. */
 void agent_set_acl(struct agent *a, const struct acl *acl);
 /* Stop accepting and close the listening sockets; replies being written
  * still finish. */
 void agent_close(struct agent *a);
-/* Replies still being written (after a short write). */
+/* Connections still waiting for a line or being written. */
 int agent_pending(const struct agent *a);
 const struct agent_stats *agent_stats(const struct agent *a);
 void agent_free(struct agent *a);

@@ -118,10 +118,28 @@ static void http_dispatch(struct evhttp_request *req, void *arg)
 		return;
 	}
 	if (!strcmp(path, "/health")) {
-		int up = h->routes.health(h->arg, body);
+		const char *query = evhttp_uri_get_query(uri);
+		struct evkeyvalq params;
+		const char *profile = NULL;
+		int up;
 
+		TAILQ_INIT(&params);
+		if (query && evhttp_parse_query_str(query, &params) != 0) {
+			evbuffer_free(body);
+			http_error(h, req, 400, "Bad Request");
+			return;
+		}
+		profile = evhttp_find_header(&params, "profile");
+		up = h->routes.health(h->arg, profile, body);
+		if (up < 0) {
+			evhttp_clear_headers(&params);
+			evbuffer_free(body);
+			http_error(h, req, 404, "Not Found");
+			return;
+		}
 		http_reply(h, req, up ? 200 : 503, up ? "OK" : "Service Unavailable",
 			   "text/plain; charset=utf-8", body);
+		evhttp_clear_headers(&params);
 	} else if (!strcmp(path, "/status")) {
 		h->routes.status(h->arg, body);
 		http_reply(h, req, 200, "OK", "application/json", body);

@@ -15,8 +15,10 @@ struct http;
 struct acl;
 
 struct http_routes {
-	/* /health: append the agent line to out; return 1 when up. */
-	int (*health)(void *arg, struct evbuffer *out);
+	/* /health[?profile=NAME]: append that profile's agent line (profile
+	 * NULL: the default one); return 1 when up, 0 when not, -1 when there
+	 * is no such profile. */
+	int (*health)(void *arg, const char *profile, struct evbuffer *out);
 	/* /status: append a JSON document. */
 	void (*status)(void *arg, struct evbuffer *out);
 	/* /metrics: append Prometheus text. */

@@ -3,7 +3,9 @@
  * (what that means), agent and http (telling HAProxy and operators). */
 #include "acl.h"
 #include "agent.h"
+#include "answer.h"
 #include "check.h"
+#include "ctl.h"
 #include "http.h"
 #include "log.h"
 #include "metrics.h"
@@ -12,7 +14,9 @@
 #include "probe.h"
 #include "probe_patroni.h"
 #include "probe_pg.h"
+#include "profile.h"
 #include "status.h"
+#include "recipe.h"
 #include "verdict.h"
 
 #include <curl/curl.h>
@@ -55,25 +59,9 @@ struct happac {
 	struct event *sigterm, *sigint, *sighup, *drain;
 	int drain_ticks;
 	uint64_t reloads_ok, reloads_failed;
-
-	/* the cached verdict the agent answers from */
-	int ready;              /* the first round has ended */
-	int up;
-	char line[VERDICT_LINE_MAX];
-	size_t line_len;
-	int64_t verdict_us;     /* monotonic: when the last round ended */
-	double since_s;         /* wall clock: when the verdict last changed */
-	int64_t stale_us;
-	char stale_line[VERDICT_LINE_MAX];
+	struct answer *answer;  /* the lines the agent and HTTP answer with */
+	struct ctl *ctl;        /* operator overrides; NULL when off */
 };
-
-static double main_wall_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static void main_versions(FILE *out)
 {
@@ -85,19 +73,19 @@ static void main_versions(FILE *out)
 		pq % 10000);
 }
 
-/* The agent's reply: the cached line, unless the probes have stalled. */
-static const char *main_reply(void *arg, size_t *len)
+/* The agent's reply for a profile: the cached line (or the stale one). */
+static const char *main_reply(void *arg, int profile, size_t *len)
 {
 	struct happac *h = arg;
-	int64_t age = probe_now_us() - h->verdict_us;
 
-	if (age > h->stale_us) {
-		*len = verdict_render_stale(age / 1000, h->stale_line,
-					    sizeof(h->stale_line));
-		return h->stale_line;
-	}
-	*len = h->line_len;
-	return h->line;
+	return answer_line(h->answer, profile, len);
+}
+
+static int main_lookup(void *arg, const char *name)
+{
+	struct happac *h = arg;
+
+	return answer_lookup(h->answer, name);
 }
 
 static const struct probe_report *main_report(const struct main_probes *r, int i)
@@ -123,65 +111,104 @@ static void main_fill_verdict_probes(struct happac *h, struct verdict_probe *vp)
 		.target = probe_pg_target(r->pg),
 		.path = NULL,
 		.host = probe_pg_host(r->pg),
-		.expect_recovery = verdict_expect_recovery(h->opts.patroni_endpoint),
+		.expect_recovery = -1, /* per profile: profile_expect_recovery() */
 	};
 }
 
-/* Every round ends here: observe, recompute the line, log a transition. */
-static void main_round_done(void *arg)
+/* Recompute every profile's line from the latest probe results and the
+ * operator override: at the end of each round, and when an override or a
+ * ramp moves. */
+static void main_evaluate(struct happac *h)
 {
-	struct happac *h = arg;
 	struct verdict_probe vp[MAIN_PROBE_COUNT];
-	char line[VERDICT_LINE_MAX];
-	size_t len;
-	int up, changed;
+	struct profile_inputs in;
+	const struct probe_report *pa, *pb;
+	char summary[160];
+	int first = !answer_ready(h->answer);
 
-	for (int i = 0; i < MAIN_PROBE_COUNT; i++)
-		metrics_probe_observe(h->metrics, i, h->run->probes[i].last.result,
-				      h->run->probes[i].last.duration_us);
+	if (!h->run->probes[MAIN_PROBE_PATRONI].has_result)
+		return; /* no round has ended yet */
 	main_fill_verdict_probes(h, vp);
-	up = verdict_render(vp, MAIN_PROBE_COUNT, h->opts.timeout_ms, line,
-			    sizeof(line), &len);
-	h->verdict_us = probe_now_us();
-	changed = !h->ready || len != h->line_len || memcmp(line, h->line, len) != 0;
-	if (changed) {
-		const struct probe_report *pa = &h->run->probes[MAIN_PROBE_PATRONI].last;
-		const struct probe_report *pb = &h->run->probes[MAIN_PROBE_PG].last;
+	memset(&in, 0, sizeof(in));
+	in.patroni = &vp[MAIN_PROBE_PATRONI];
+	in.pg = &vp[MAIN_PROBE_PG];
+	in.patroni_code_profile = 0;
+	in.json = probe_patroni_json(h->run->patroni);
+	in.lag_bytes = vp[MAIN_PROBE_PG].report ? vp[MAIN_PROBE_PG].report->lag_bytes : -1;
+	in.timeout_ms = h->opts.timeout_ms;
+	in.ramp_weight = -1;
+	in.now_us = probe_now_us();
+	in.ready_window_ms = h->opts.ready_window_ms;
+	if (h->ctl) {
+		const struct ctl_override *ov = ctl_get(h->ctl);
+		struct timespec ts;
 
-		log_info("verdict %s -> %.*s (patroni %s %.1fms, pgbouncer %s %.1fms)",
-			 h->ready ? (h->up ? "up" : "down") : "none",
-			 (int)len - 1, line, probe_result_names[pa->result],
-			 (double)pa->duration_us / 1000.0,
-			 probe_result_names[pb->result],
-			 (double)pb->duration_us / 1000.0);
-		memcpy(h->line, line, len + 1);
-		h->line_len = len;
-		h->up = up;
-		h->since_s = main_wall_s();
-		if (h->ready)
-			metrics_transition(h->metrics);
-		line[len - 1] = '\0';
-		if (h->ready)
-			notify_status(line);
+		in.admin = ov->admin == CTL_ADMIN_DRAIN ? PROFILE_ADMIN_DRAIN
+			 : ov->admin == CTL_ADMIN_MAINT ? PROFILE_ADMIN_MAINT
+							: PROFILE_ADMIN_NONE;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		in.ramp_weight = ctl_ramp_weight(h->ctl, (double)ts.tv_sec +
+							 (double)ts.tv_nsec / 1e9);
 	}
-	if (!h->ready) {
-		h->ready = 1;
+	pa = &h->run->probes[MAIN_PROBE_PATRONI].last;
+	pb = &h->run->probes[MAIN_PROBE_PG].last;
+	snprintf(summary, sizeof(summary), "patroni %s %.1fms, pgbouncer %s %.1fms",
+		 probe_result_names[pa->result], (double)pa->duration_us / 1000.0,
+		 probe_result_names[pb->result], (double)pb->duration_us / 1000.0);
+	if (answer_update(h->answer, &in, summary) && !first) {
+		size_t len;
+		const char *line = answer_line(h->answer, 0, &len);
+
+		notify_status(line);
+	}
+	if (first) {
+		size_t len;
+
 		agent_enable(h->agent);
-		notify_ready(line);
+		notify_ready(answer_line(h->answer, 0, &len));
 		log_info("ready: answering agent checks");
 	}
 }
 
-/* ---- HTTP side port content */
-
-static int main_http_health(void *arg, struct evbuffer *out)
+/* Every round ends here. */
+static void main_round_done(void *arg)
 {
 	struct happac *h = arg;
-	size_t len;
-	const char *line = main_reply(h, &len);
 
+	for (int i = 0; i < MAIN_PROBE_COUNT; i++)
+		metrics_probe_observe(h->metrics, i, h->run->probes[i].last.result,
+				      h->run->probes[i].last.duration_us);
+	main_evaluate(h);
+}
+
+/* An operator changed the override, or a ramp moved. */
+static void main_ctl_changed(void *arg)
+{
+	main_evaluate(arg);
+}
+
+/* ---- HTTP side port content */
+
+static int main_http_health(void *arg, const char *profile, struct evbuffer *out)
+{
+	struct happac *h = arg;
+	int i = profile ? answer_lookup(h->answer, profile) : 0;
+	size_t len;
+	const char *line;
+
+	if (i < 0)
+		return -1;
+	line = answer_line(h->answer, i, &len);
 	evbuffer_add(out, line, len);
 	return line[0] == 'u';
+}
+
+static double main_wall_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 static void main_http_status(void *arg, struct evbuffer *out)
@@ -189,13 +216,14 @@ static void main_http_status(void *arg, struct evbuffer *out)
 	struct happac *h = arg;
 	struct status_view v;
 	struct verdict_probe vp[MAIN_PROBE_COUNT];
+	char lines[STATUS_MAX_PROBES][VERDICT_LINE_MAX], override[512];
 	size_t len;
 
 	memset(&v, 0, sizeof(v));
-	v.line = main_reply(h, &len);
+	v.line = answer_line(h->answer, 0, &len);
 	v.up = v.line[0] == 'u';
-	v.since_s = h->since_s;
-	v.now_s = main_wall_s();
+	v.since_s = answer_since(h->answer, 0);
+	v.now_s = main_wall_now();
 	v.now_us = probe_now_us();
 	v.opts = &h->opts;
 	main_fill_verdict_probes(h, vp);
@@ -205,6 +233,23 @@ static void main_http_status(void *arg, struct evbuffer *out)
 		v.probes[i].target = vp[i].target;
 		v.probes[i].report = vp[i].report;
 		v.probes[i].in_flight = h->run->probes[i].in_flight;
+	}
+	v.profile_count = answer_count(h->answer);
+	for (int i = 0; i < v.profile_count && i < STATUS_MAX_PROBES; i++) {
+		const struct profile *p = answer_profile(h->answer, i);
+		const char *l = answer_line(h->answer, i, &len);
+
+		snprintf(lines[i], sizeof(lines[i]), "%s", l);
+		v.profiles[i].name = p->name;
+		v.profiles[i].rule = profile_rule_names[p->rule];
+		v.profiles[i].wrong_role = profile_wrong_names[p->wrong];
+		v.profiles[i].port = i == 0 ? h->opts.port : p->port;
+		v.profiles[i].line = lines[i];
+		v.profiles[i].since_s = answer_since(h->answer, i);
+	}
+	if (h->ctl) {
+		ctl_status(h->ctl, v.now_s, override, sizeof(override));
+		v.override_json = override;
 	}
 	status_render(&v, out);
 }
@@ -217,8 +262,8 @@ static void main_http_metrics(void *arg, struct evbuffer *out)
 	size_t len;
 
 	memset(&v, 0, sizeof(v));
-	v.up = main_reply(h, &len)[0] == 'u';
-	v.verdict_since_s = h->since_s;
+	v.up = answer_line(h->answer, 0, &len)[0] == 'u';
+	v.verdict_since_s = answer_since(h->answer, 0);
 	v.checks_up = as->up;
 	v.checks_down = as->down;
 	v.checks_failed = as->failed;
@@ -230,6 +275,17 @@ static void main_http_metrics(void *arg, struct evbuffer *out)
 	}
 	v.reloads_ok = h->reloads_ok;
 	v.reloads_failed = h->reloads_failed;
+	v.transitions = answer_transitions(h->answer);
+	v.denied = as->denied + (h->http ? http_stats(h->http)->denied : 0);
+	v.dispatched = as->dispatched;
+	v.profile_count = answer_count(h->answer);
+	for (int i = 0; i < v.profile_count && i < METRICS_MAX_PROBES; i++) {
+		v.profile_names[i] = answer_profile(h->answer, i)->name;
+		v.profile_up[i] = answer_line(h->answer, i, &len)[0] == 'u';
+	}
+	if (h->ctl)
+		v.override = ctl_get(h->ctl)->admin == CTL_ADMIN_DRAIN ? 1
+			   : ctl_get(h->ctl)->admin == CTL_ADMIN_MAINT ? 2 : 0;
 	metrics_render(h->metrics, &v, out);
 }
 
@@ -288,6 +344,12 @@ static struct main_probes *main_probes_new(struct happac *h, const struct option
 			     o->pg_conninfo, err, errlen);
 	if (!r->pg)
 		goto fail;
+	/* One Patroni request per round answers every profile: the first
+	 * profile by its status code, the others from the status JSON. */
+	if (o->profile_count > 1 && probe_patroni_want_json(r->patroni) != 0) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
 	r->sched = probe_sched_new(h->base, o->interval_ms, o->timeout_ms,
 				   main_round_done, h);
 	if (!r->sched ||
@@ -317,13 +379,27 @@ static void main_acl(const struct options *o, struct acl *acl)
 			acl->count++;
 }
 
-/* Bind or re-bind the listeners for o; unchanged ones stay open. */
+/* Bind or re-bind the listeners for o; unchanged ones stay open. Every
+ * listen address gets the agent port (first profile) and each profile's
+ * own port. */
 static int main_listen(struct happac *h, const struct options *o, char *err,
 		       size_t errlen)
 {
-	if (agent_set_listeners(h->agent, o->listen.items, o->listen.count, o->port, err,
-				errlen) != 0)
+	struct agent_endpoint eps[OPTIONS_MAX_LIST * PROFILE_MAX];
+	int n = 0, naddr = o->listen.count ? o->listen.count : 1;
+
+	for (int k = 0; k < naddr; k++) {
+		const char *addr = o->listen.count ? o->listen.items[k] : NULL;
+
+		eps[n++] = (struct agent_endpoint){ addr, o->port, 0 };
+		for (int i = 1; i < o->profile_count; i++)
+			if (o->profiles[i].port && n < (int)(sizeof(eps) / sizeof(eps[0])))
+				eps[n++] = (struct agent_endpoint){ addr, o->profiles[i].port, i };
+	}
+	if (agent_set_listeners(h->agent, eps, n, err, errlen) != 0)
 		return -1;
+	agent_set_dispatch(h->agent, o->profile_count > 1 ? o->agent_send_wait_ms : -1,
+			   o->max_connections);
 	if (!o->http_listen && !h->http)
 		return 0;
 	if (!h->http) {
@@ -388,7 +464,29 @@ static int main_probes_changed(const struct options *a, const struct options *b)
 	       main_strcmp(a->patroni_cert, b->patroni_cert) ||
 	       main_strcmp(a->patroni_key, b->patroni_key) ||
 	       a->patroni_insecure != b->patroni_insecure ||
+	       (a->profile_count > 1) != (b->profile_count > 1) ||
 	       a->interval_ms != b->interval_ms || a->timeout_ms != b->timeout_ms;
+}
+
+/* The control socket for o: the running one when unchanged, a new one
+ * otherwise (NULL when off). */
+static int main_ctl(struct happac *h, const struct options *o, struct ctl **out,
+		    char *err, size_t errlen)
+{
+	const struct options *cur = &h->opts;
+
+	if (h->ctl && !main_strcmp(cur->control_socket, o->control_socket) &&
+	    !main_strcmp(cur->state_file, o->state_file)) {
+		*out = h->ctl;
+		return 0;
+	}
+	if (!o->control_socket) {
+		*out = NULL;
+		return 0;
+	}
+	*out = ctl_new(h->base, o->control_socket, o->state_file, main_ctl_changed, h,
+		       err, errlen);
+	return *out ? 0 : -1;
 }
 
 /* SIGHUP: read every source again. A bad configuration changes nothing. */
@@ -397,6 +495,7 @@ static void main_reload(evutil_socket_t sig, short what, void *arg)
 	struct happac *h = arg;
 	struct options next;
 	struct main_probes *run = NULL;
+	struct ctl *ctl = h->ctl;
 	char err[512], desc[1024];
 	FILE *devnull = fopen("/dev/null", "w");
 	enum options_result r;
@@ -405,7 +504,7 @@ static void main_reload(evutil_socket_t sig, short what, void *arg)
 	(void)what;
 	/* Before the first round systemd has not seen READY=1 yet; it must not
 	 * get one from a reload either. */
-	if (h->ready)
+	if (answer_ready(h->answer))
 		notify_reloading();
 	r = options_load(&next, h->argc, h->argv, devnull ? devnull : stdout, err,
 			 sizeof(err));
@@ -418,10 +517,12 @@ static void main_reload(evutil_socket_t sig, short what, void *arg)
 		}
 		log_error("reload failed, keeping the running configuration: %s", err);
 		h->reloads_failed++;
-		if (h->ready)
+		if (answer_ready(h->answer))
 			notify_ready("reload failed: running configuration kept");
 		return;
 	}
+	if (main_ctl(h, &next, &ctl, err, sizeof(err)) != 0)
+		goto fail;
 	if (main_probes_changed(&h->opts, &next)) {
 		run = main_probes_new(h, &next, err, sizeof(err));
 		if (!run)
@@ -436,24 +537,35 @@ static void main_reload(evutil_socket_t sig, short what, void *arg)
 		h->run = run;
 		probe_sched_start(run->sched);
 	}
+	if (ctl != h->ctl) {
+		ctl_free(h->ctl);
+		h->ctl = ctl;
+	}
 	options_free(&h->opts);
 	h->opts = next;
 	main_acl(&h->opts, &h->acl);
-	h->stale_us = (int64_t)options_stale_after_ms(&h->opts) * 1000;
+	answer_set_profiles(h->answer, h->opts.profiles, h->opts.profile_count,
+			    options_stale_after_ms(&h->opts));
+	main_evaluate(h);
 	log_set_level(h->opts.verbose ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO);
 	options_describe(&h->opts, desc, sizeof(desc));
 	log_info("reloaded: %s", desc);
 	main_warn_settings(&h->opts);
 	h->reloads_ok++;
-	if (h->ready)
-		notify_ready(h->line);
+	if (answer_ready(h->answer)) {
+		size_t len;
+
+		notify_ready(answer_line(h->answer, 0, &len));
+	}
 	return;
 fail:
+	if (ctl != h->ctl)
+		ctl_free(ctl);
 	main_probes_free(run);
 	options_free(&next);
 	log_error("reload failed, keeping the running configuration: %s", err);
 	h->reloads_failed++;
-	if (h->ready)
+	if (answer_ready(h->answer))
 		notify_ready("reload failed: running configuration kept");
 }
 
@@ -473,10 +585,16 @@ static int main_setup(struct happac *h)
 	if (!(cv->features & CURL_VERSION_ASYNCHDNS))
 		log_warn("libcurl %s has no asynchronous resolver: give -h as an address",
 			 cv->version);
-	h->stale_us = (int64_t)options_stale_after_ms(&h->opts) * 1000;
+	h->answer = answer_new();
+	if (!h->answer) {
+		snprintf(err, sizeof(err), "out of memory");
+		goto fail;
+	}
+	answer_set_profiles(h->answer, h->opts.profiles, h->opts.profile_count,
+			    options_stale_after_ms(&h->opts));
 
 	/* Bind first: a taken port must fail before anything else starts. */
-	h->agent = agent_new(h->base, main_reply, h);
+	h->agent = agent_new(h->base, main_reply, main_lookup, h);
 	if (!h->agent) {
 		snprintf(err, sizeof(err), "out of memory");
 		goto fail;
@@ -497,6 +615,16 @@ static int main_setup(struct happac *h)
 	h->run = main_probes_new(h, &h->opts, err, sizeof(err));
 	if (!h->run)
 		goto fail;
+	if (main_ctl(h, &h->opts, &h->ctl, err, sizeof(err)) != 0)
+		goto fail;
+	if (h->ctl) {
+		const struct ctl_override *ov = ctl_get(h->ctl);
+
+		/* Cleared while happac was down: HAProxy still holds the state
+		 * we reported, so `ready` must still be said. */
+		if (ov->admin == CTL_ADMIN_READY && ov->prev_admin != CTL_ADMIN_READY)
+			answer_admin_was_said(h->answer);
+	}
 
 	h->sigterm = evsignal_new(h->base, SIGTERM, main_stop, h);
 	h->sigint = evsignal_new(h->base, SIGINT, main_stop, h);
@@ -520,7 +648,9 @@ static void main_teardown(struct happac *h)
 {
 	notify_free();
 	main_probes_free(h->run);
+	ctl_free(h->ctl);
 	agent_free(h->agent);
+	answer_free(h->answer);
 	http_free(h->http);
 	metrics_free(h->metrics);
 	if (h->dns)
@@ -547,6 +677,10 @@ int main(int argc, char **argv)
 	/* Subcommands first: they share nothing with the daemon. */
 	if (argc > 1 && strcmp(argv[1], "check") == 0)
 		return check_main(argc - 1, argv + 1);
+	if (argc > 1 && strcmp(argv[1], "ctl") == 0)
+		return ctl_main(argc - 1, argv + 1);
+	if (argc > 1 && strcmp(argv[1], "recipe") == 0)
+		return recipe_main(argc - 1, argv + 1);
 	h.argc = argc;
 	h.argv = argv;
 	switch (options_load(&h.opts, argc, argv, stdout, err, sizeof(err))) {

@@ -21,7 +21,6 @@ struct metrics_probe {
 
 struct metrics {
 	struct metrics_probe probes[METRICS_MAX_PROBES];
-	uint64_t transitions;
 };
 
 struct metrics *metrics_new(void)
@@ -51,11 +50,6 @@ void metrics_probe_observe(struct metrics *m, int i, enum probe_result r,
 	p->count++;
 	p->sum_s += s;
 	p->results[r]++;
-}
-
-void metrics_transition(struct metrics *m)
-{
-	m->transitions++;
 }
 
 static void metrics_head(struct evbuffer *out, const char *name, const char *type,
@@ -90,7 +84,27 @@ void metrics_render(const struct metrics *m, const struct metrics_view *v,
 	metrics_head(out, "happac_verdict_transitions_total", "counter",
 		     "Verdict changes (up to down, down to up, reason changes).");
 	evbuffer_add_printf(out, "happac_verdict_transitions_total %llu\n",
-			    (unsigned long long)m->transitions);
+			    (unsigned long long)v->transitions);
+
+	metrics_head(out, "happac_profile_up", "gauge",
+		     "1 when the profile's agent line says up.");
+	for (int i = 0; i < v->profile_count; i++)
+		evbuffer_add_printf(out, "happac_profile_up{profile=\"%s\"} %d\n",
+				    v->profile_names[i], v->profile_up[i]);
+
+	metrics_head(out, "happac_override", "gauge",
+		     "Operator override in force: 0 none, 1 drain, 2 maint.");
+	evbuffer_add_printf(out, "happac_override %d\n", v->override);
+
+	metrics_head(out, "happac_connections_denied_total", "counter",
+		     "Connections closed without a reply: source not in --allow.");
+	evbuffer_add_printf(out, "happac_connections_denied_total %llu\n",
+			    (unsigned long long)v->denied);
+
+	metrics_head(out, "happac_agent_dispatched_total", "counter",
+		     "Agent checks that named their profile (agent-send).");
+	evbuffer_add_printf(out, "happac_agent_dispatched_total %llu\n",
+			    (unsigned long long)v->dispatched);
 
 	metrics_head(out, "happac_agent_checks_total", "counter",
 		     "Agent checks answered, by the verdict given.");

@@ -26,6 +26,13 @@ struct metrics_view {
 	const char *probe_names[METRICS_MAX_PROBES];
 	int probe_in_flight[METRICS_MAX_PROBES];
 	uint64_t reloads_ok, reloads_failed;
+	uint64_t transitions;         /* verdict changes, all profiles */
+	uint64_t denied;              /* agent + HTTP: closed, not in --allow */
+	uint64_t dispatched;          /* checks that named their profile */
+	int profile_count;
+	const char *profile_names[METRICS_MAX_PROBES];
+	int profile_up[METRICS_MAX_PROBES];
+	int override;                 /* 0 none, 1 drain, 2 maint */
 };
 
 struct metrics *metrics_new(void);
@@ -35,8 +42,6 @@ void metrics_free(struct metrics *m);
  * view). */
 void metrics_probe_observe(struct metrics *m, int i, enum probe_result r,
 			   int64_t duration_us);
-/* Record one verdict change. */
-void metrics_transition(struct metrics *m);
 
 /* Append the exposition text (format 0.0.4) to out. */
 void metrics_render(const struct metrics *m, const struct metrics_view *v,

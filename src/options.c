@@ -28,6 +28,8 @@ enum options_kind {
 	OPTIONS_KIND_CONNINFO, /* libpq conninfo string, one host */
 	OPTIONS_KIND_HOSTPORT, /* literal address and port: ADDR:PORT, [V6]:PORT */
 	OPTIONS_KIND_FLAG,     /* no value on the command line; true/false elsewhere */
+	OPTIONS_KIND_PROFILE,  /* NAME[:PORT], repeatable */
+	OPTIONS_KIND_COUNT,    /* a whole number within min..max */
 };
 
 /* Where an option may be set from. */
@@ -134,6 +136,34 @@ static const struct options_def options_table[] = {
 	  OFF(stale_after_ms),
 	  "Answer 'down #stale' when no probe round ended for this long "
 	  "(default: 3 x (interval + timeout), at least 5s)",
+	  OPTIONS_ANYWHERE },
+	{ "profile", 0, OPTIONS_KIND_PROFILE, "NAME[:PORT]", NULL, 0, 0,
+	  OFF(profile_use),
+	  "Also serve profile NAME (primary, replica, read-only, sync, async, "
+	  "standby-leader, or a [profile NAME] of the config file), on its own "
+	  "port if given; repeatable",
+	  OPTIONS_ANYWHERE },
+	{ "agent-send-wait", 0, OPTIONS_KIND_DURATION, "DURATION", "50ms", 0, 1000,
+	  OFF(agent_send_wait_ms),
+	  "With several profiles: how long a check may take to name one "
+	  "(HAProxy agent-send) before the port's own profile answers",
+	  OPTIONS_ANYWHERE },
+	{ "ready-window", 0, OPTIONS_KIND_DURATION, "DURATION", "10s", 1000, 600000,
+	  OFF(ready_window_ms),
+	  "After happac itself said drain or maint, say 'ready' this long so "
+	  "every HAProxy hears it",
+	  OPTIONS_ANYWHERE },
+	{ "max-connections", 0, OPTIONS_KIND_COUNT, "N", "1024", 16, 65536,
+	  OFF(max_connections),
+	  "Agent connections that may wait for a profile line at once; over it "
+	  "checks are answered at once",
+	  OPTIONS_ANYWHERE },
+	{ "control-socket", 0, OPTIONS_KIND_PATH, "PATH", NULL, 0, 0,
+	  OFF(control_socket),
+	  "Unix socket for 'happac ctl' (drain, maint, ready); default: off",
+	  OPTIONS_ANYWHERE },
+	{ "state-file", 0, OPTIONS_KIND_PATH, "PATH", NULL, 0, 0, OFF(state_file),
+	  "Where operator overrides persist across restarts; default: none",
 	  OPTIONS_ANYWHERE },
 	{ "verbose", 'v', OPTIONS_KIND_FLAG, NULL, NULL, 0, 0, OFF(verbose),
 	  "Log every agent connection and probe (debug)",
@@ -378,6 +408,118 @@ static int options_apply_conninfo(struct options *o, const struct options_def *d
 	return 0;
 }
 
+/* --profile NAME[:PORT]: the name is checked once all sources are read
+ * (a config section may define it); the port here. */
+static int options_apply_profile_use(struct options *o, const struct options_def *d,
+				     const char *value, char *err, size_t errlen)
+{
+	const char *colon = strchr(value, ':');
+	size_t n = colon ? (size_t)(colon - value) : strlen(value);
+	int port;
+
+	if (n == 0 || n >= PROFILE_NAME_MAX) {
+		options_err(err, errlen, "%s: '%s' is not NAME[:PORT]", options_label(d), value);
+		return -1;
+	}
+	for (size_t i = 0; i < n; i++)
+		if (!isalnum((unsigned char)value[i]) && value[i] != '-' && value[i] != '_') {
+			options_err(err, errlen, "%s: bad profile name in '%s'",
+				    options_label(d), value);
+			return -1;
+		}
+	if (colon && options_parse_port(colon + 1, &port) != 0) {
+		options_err(err, errlen, "%s: invalid port in '%s' (expected 1-65535)",
+			    options_label(d), value);
+		return -1;
+	}
+	return options_list_add(o, &o->profile_use, d, strdup(value), err, errlen);
+}
+
+/* One "key = value" line inside a [profile NAME] section. */
+static int options_profile_key(struct profile *p, const char *key, const char *value,
+			       char *err, size_t errlen)
+{
+	if (!strcmp(key, "rule")) {
+		struct profile b;
+
+		if (profile_builtin(value, &b) != 0) {
+			options_err(err, errlen,
+				    "rule: '%s' is not primary, replica, read-only, sync, "
+				    "async or standby-leader", value);
+			return -1;
+		}
+		p->rule = b.rule;
+		snprintf(p->endpoint, sizeof(p->endpoint), "%s", b.endpoint);
+		return 0;
+	}
+	if (!strcmp(key, "wrong-role")) {
+		for (int w = 0; w < PROFILE_WRONG_COUNT; w++)
+			if (!strcmp(value, profile_wrong_names[w])) {
+				p->wrong = (enum profile_wrong)w;
+				return 0;
+			}
+		options_err(err, errlen, "wrong-role: '%s' is not down, drain or maint", value);
+		return -1;
+	}
+	if (!strcmp(key, "lag-full") || !strcmp(key, "lag-cut")) {
+		int64_t b;
+
+		if (profile_parse_bytes(value, &b) != 0) {
+			options_err(err, errlen, "%s: '%s' is not a size (e.g. 1MB, 512kB)",
+				    key, value);
+			return -1;
+		}
+		if (key[4] == 'f')
+			p->lag_full = b;
+		else
+			p->lag_cut = b;
+		return 0;
+	}
+	if (!strcmp(key, "port")) {
+		if (options_parse_port(value, &p->port) != 0) {
+			options_err(err, errlen, "port: '%s' is not 1-65535", value);
+			return -1;
+		}
+		return 0;
+	}
+	options_err(err, errlen,
+		    "unknown profile setting '%s' (rule, wrong-role, lag-full, lag-cut, port)",
+		    key);
+	return -1;
+}
+
+/* "[profile NAME]": start (or continue) the definition of NAME. */
+static int options_profile_section(struct options *o, const char *name, char *err,
+				   size_t errlen)
+{
+	struct profile *p;
+	size_t n = strlen(name);
+
+	if (n == 0 || n >= PROFILE_NAME_MAX) {
+		options_err(err, errlen, "[profile]: a name of 1-%d characters is needed",
+			    PROFILE_NAME_MAX - 1);
+		return -1;
+	}
+	for (int i = 0; i < o->profile_def_count; i++)
+		if (!strcmp(o->profile_defs[i].name, name)) {
+			o->section = i;
+			return 0;
+		}
+	if (o->profile_def_count >= PROFILE_MAX) {
+		options_err(err, errlen, "more than %d profiles", PROFILE_MAX);
+		return -1;
+	}
+	p = &o->profile_defs[o->profile_def_count];
+	/* A section named after a built-in profile starts from it. */
+	if (profile_builtin(name, p) != 0) {
+		memset(p, 0, sizeof(*p));
+		snprintf(p->name, sizeof(p->name), "%s", name);
+		p->rule = PROFILE_RULE_COUNT; /* must be given: checked later */
+	}
+	o->section = o->profile_def_count++;
+	return 0;
+}
+
 static const struct options_def *options_find(const char *name)
 {
 	for (size_t i = 0; i < OPTIONS_COUNT; i++)
@@ -445,9 +587,30 @@ static int options_apply(struct options *o, const struct options_def *d,
 	case OPTIONS_KIND_PATH:
 		free(*str);
 		*str = strdup(value);
-		if (d->offset == OFF(pg_isready_path))
+		if (d->offset == OFF(pg_isready_path)) {
 			o->pg_isready_path_given = 1;
+		} else if (!*value) {
+			/* "" switches a path option off (file, environment) */
+			free(*str);
+			*str = NULL;
+		}
 		return 0;
+	case OPTIONS_KIND_PROFILE:
+		return options_apply_profile_use(o, d, value, err, errlen);
+	case OPTIONS_KIND_COUNT: {
+		long v = 0;
+		const char *q = value;
+
+		while (isdigit((unsigned char)*q) && v <= d->max)
+			v = v * 10 + (*q++ - '0');
+		if (q == value || *q || v < d->min || v > d->max) {
+			options_err(err, errlen, "%s: '%s' is not a number in %ld-%ld",
+				    options_label(d), value, d->min, d->max);
+			return -1;
+		}
+		*num = (int)v;
+		return 0;
+	}
 	case OPTIONS_KIND_ADDRESS: {
 		unsigned char buf[sizeof(struct in6_addr)];
 
@@ -547,6 +710,9 @@ void options_free(struct options *o)
 	free(o->patroni_key);
 	options_list_free(&o->listen);
 	options_list_free(&o->allow);
+	options_list_free(&o->profile_use);
+	free(o->control_socket);
+	free(o->state_file);
 	memset(o, 0, sizeof(*o));
 }
 
@@ -585,10 +751,20 @@ static int options_file_line(struct options *o, char *line, char *err, size_t er
 	if (*key == '\0' || *key == '#' || *key == ';')
 		return 0;
 	if (*key == '[') {
-		/* pgbouncer.ini style: [happac] is the only section so far. */
-		if (strcmp(key, "[happac]") == 0)
+		/* pgbouncer.ini style sections: [happac] for the options,
+		 * [profile NAME] for a profile. */
+		size_t n = strlen(key);
+
+		if (strcmp(key, "[happac]") == 0) {
+			o->section = -1;
 			return 0;
-		options_err(err, errlen, "unknown section %s", key);
+		}
+		if (n > 10 && !strncmp(key, "[profile ", 9) && key[n - 1] == ']') {
+			key[n - 1] = '\0';
+			return options_profile_section(o, options_trim(key + 9), err, errlen);
+		}
+		options_err(err, errlen, "unknown section %s (expected [happac] or [profile NAME])",
+			    key);
 		return -1;
 	}
 	eq = strchr(key, '=');
@@ -605,6 +781,9 @@ static int options_file_line(struct options *o, char *line, char *err, size_t er
 		value[vlen - 1] = '\0';
 		value++;
 	}
+	if (o->section >= 0)
+		return options_profile_key(&o->profile_defs[o->section], key, value, err,
+					   errlen);
 	d = options_find(key);
 	if (!d || d->where != OPTIONS_ANYWHERE) {
 		options_err(err, errlen, "unknown option '%s'%s", key,
@@ -626,6 +805,7 @@ int options_load_file(struct options *o, const char *path, char *err, size_t err
 		return -1;
 	}
 	o->layer = OPTIONS_LAYER_FILE;
+	o->section = -1;
 	while (fgets(line, sizeof(line), f)) {
 		lineno++;
 		if (!strchr(line, '\n') && !feof(f)) {
@@ -696,6 +876,101 @@ int options_stale_after_ms(const struct options *o)
 	return derived < 5000 ? 5000 : derived;
 }
 
+static struct profile *options_profile_find(struct profile *list, int n, const char *name)
+{
+	for (int i = 0; i < n; i++)
+		if (!strcmp(list[i].name, name))
+			return &list[i];
+	return NULL;
+}
+
+/* The effective profiles: [0] from -k, then --profile, then sections. */
+static int options_build_profiles(struct options *o, char *err, size_t errlen)
+{
+	struct profile *p, *def;
+	int any_lag = 0;
+
+	for (int i = 0; i < o->profile_def_count; i++)
+		if (o->profile_defs[i].rule == PROFILE_RULE_COUNT) {
+			options_err(err, errlen, "[profile %s]: 'rule = ...' is missing",
+				    o->profile_defs[i].name);
+			return -1;
+		}
+	o->profile_count = 0;
+	p = &o->profiles[o->profile_count++];
+	profile_from_endpoint(o->patroni_endpoint, p);
+	/* A section named like the -k profile tunes it (wrong-role, lag). */
+	def = options_profile_find(o->profile_defs, o->profile_def_count, p->name);
+	if (def && def->rule == p->rule) {
+		p->wrong = def->wrong;
+		p->lag_full = def->lag_full;
+		p->lag_cut = def->lag_cut;
+	}
+	for (int i = 0; i < o->profile_use.count; i++) {
+		char name[PROFILE_NAME_MAX];
+		const char *spec = o->profile_use.items[i], *colon = strchr(spec, ':');
+		struct profile *have;
+
+		snprintf(name, sizeof(name), "%.*s",
+			 (int)(colon ? (size_t)(colon - spec) : strlen(spec)), spec);
+		have = options_profile_find(o->profiles, o->profile_count, name);
+		if (!have) {
+			if (o->profile_count >= PROFILE_MAX) {
+				options_err(err, errlen, "--profile: more than %d profiles", PROFILE_MAX);
+				return -1;
+			}
+			have = &o->profiles[o->profile_count];
+			def = options_profile_find(o->profile_defs, o->profile_def_count, name);
+			if (def)
+				*have = *def;
+			else if (profile_builtin(name, have) != 0) {
+				options_err(err, errlen,
+					    "--profile: unknown profile '%s' (built in: primary, "
+					    "replica, read-only, sync, async, standby-leader; or "
+					    "define [profile %s] in the config file)", name, name);
+				return -1;
+			}
+			o->profile_count++;
+		}
+		if (colon)
+			options_parse_port(colon + 1, &have->port);
+	}
+	for (int i = 0; i < o->profile_def_count; i++) {
+		if (options_profile_find(o->profiles, o->profile_count, o->profile_defs[i].name))
+			continue;
+		if (o->profile_count >= PROFILE_MAX) {
+			options_err(err, errlen, "more than %d profiles", PROFILE_MAX);
+			return -1;
+		}
+		o->profiles[o->profile_count++] = o->profile_defs[i];
+	}
+	for (int i = 0; i < o->profile_count; i++) {
+		p = &o->profiles[i];
+		if (p->port && (p->port == o->port || p->port == o->http_port)) {
+			options_err(err, errlen, "profile %s: port %d is already in use by happac",
+				    p->name, p->port);
+			return -1;
+		}
+		for (int j = 0; j < i; j++)
+			if (p->port && p->port == o->profiles[j].port) {
+				options_err(err, errlen, "profiles %s and %s: both on port %d",
+					    o->profiles[j].name, p->name, p->port);
+				return -1;
+			}
+		if ((p->lag_full || p->lag_cut) && p->lag_cut <= p->lag_full) {
+			options_err(err, errlen, "profile %s: lag-cut must be above lag-full", p->name);
+			return -1;
+		}
+		any_lag |= p->lag_cut > 0;
+	}
+	if (any_lag && !o->pg_conninfo) {
+		options_err(err, errlen,
+			    "lag weights need --pg-conninfo (the lag is read through PgBouncer)");
+		return -1;
+	}
+	return 0;
+}
+
 int options_validate(struct options *o, char *err, size_t errlen)
 {
 	if (!o->patroni_host) {
@@ -715,6 +990,8 @@ int options_validate(struct options *o, char *err, size_t errlen)
 			    o->stale_after_ms, o->interval_ms + o->timeout_ms);
 		return -1;
 	}
+	if (options_build_profiles(o, err, errlen) != 0)
+		return -1;
 	if (o->http_listen && o->http_port == o->port) {
 		int same = !o->listen.count;
 
@@ -976,7 +1253,11 @@ static void options_render(const struct options *o, const struct options_def *d,
 		break;
 	case OPTIONS_KIND_ADDRESS:
 	case OPTIONS_KIND_CIDR:
+	case OPTIONS_KIND_PROFILE:
 		break; /* repeatable: rendered by the caller, one per value */
+	case OPTIONS_KIND_COUNT:
+		snprintf(buf, len, "%d", *num);
+		break;
 	}
 }
 
@@ -991,7 +1272,8 @@ void options_each(const struct options *o,
 
 		if (d->where == OPTIONS_CLI_ONLY)
 			continue;
-		if (d->kind == OPTIONS_KIND_ADDRESS || d->kind == OPTIONS_KIND_CIDR) {
+		if (d->kind == OPTIONS_KIND_ADDRESS || d->kind == OPTIONS_KIND_CIDR ||
+		    d->kind == OPTIONS_KIND_PROFILE) {
 			const struct options_list *l = (const struct options_list *)(const void *)
 				((const char *)o + d->offset);
 
@@ -1023,5 +1305,17 @@ static void options_dump_one(void *arg, const char *name, const char *value)
 
 void options_dump(const struct options *o, FILE *out)
 {
+	fprintf(out, "[happac]\n");
 	options_each(o, options_dump_one, out);
+	for (int i = 0; i < o->profile_def_count; i++) {
+		const struct profile *p = &o->profile_defs[i];
+
+		fprintf(out, "\n[profile %s]\nrule = %s\nwrong-role = %s\n", p->name,
+			profile_rule_names[p->rule], profile_wrong_names[p->wrong]);
+		if (p->lag_cut)
+			fprintf(out, "lag-full = %lld\nlag-cut = %lld\n",
+				(long long)p->lag_full, (long long)p->lag_cut);
+		if (p->port)
+			fprintf(out, "port = %d\n", p->port);
+	}
 }

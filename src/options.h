@@ -9,6 +9,8 @@
 #ifndef HAPPAC_OPTIONS_H
 #define HAPPAC_OPTIONS_H
 
+#include "profile.h"
+
 #include <stddef.h>
 #include <stdio.h>
 
@@ -48,7 +50,24 @@ struct options {
 	int timeout_ms;
 	int stale_after_ms;     /* 0 = derived from interval and timeout */
 	int verbose;
+	struct options_list profile_use; /* --profile NAME[:PORT] */
+	int agent_send_wait_ms; /* wait for a profile line (several profiles) */
+	int ready_window_ms;    /* how long `ready` is said after drain/maint */
+	int max_connections;    /* agent connections waiting at once */
+	char *control_socket;   /* --control-socket; NULL = off */
+	char *state_file;       /* --state-file; NULL = no persistence */
 	int layer;              /* the source being applied (see options.c) */
+	int section;            /* file reading: profile section, -1 = [happac] */
+
+	/* [profile NAME] sections of the config file */
+	struct profile profile_defs[PROFILE_MAX];
+	int profile_def_count;
+
+	/* Effective profiles, built by options_validate(): [0] is the one the
+	 * -k endpoint means (the agent port's), then every --profile and every
+	 * section, each name once. */
+	struct profile profiles[PROFILE_MAX];
+	int profile_count;
 };
 
 enum options_result {

@@ -91,6 +91,7 @@ void probe_done(struct probe *p, enum probe_result result, int http_status,
 	evtimer_del(p->deadline);
 	p->last.result = result;
 	p->last.in_recovery = p->in_recovery;
+	p->last.lag_bytes = p->lag_bytes;
 	p->last.http_status = http_status;
 	p->last.duration_us = now - p->started_us;
 	p->last.finished_us = now;
@@ -131,6 +132,7 @@ static void probe_sched_round(evutil_socket_t fd, short what, void *arg)
 
 		p->in_flight = 1;
 		p->in_recovery = -1;
+		p->lag_bytes = -1;
 		p->started_us = probe_now_us();
 		evtimer_add(p->deadline, &tv);
 		p->ops->start(p->impl, p);

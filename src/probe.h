@@ -41,6 +41,8 @@ struct probe_report {
 	int64_t finished_us;  /* monotonic time of probe_done() */
 	char detail[80];      /* e.g. a SQLSTATE or library message; may be "" */
 	int in_recovery;      /* routing probe: pg_is_in_recovery(), -1 unknown */
+	int64_t lag_bytes;    /* routing probe: replay lag behind the primary's
+				 WAL end, -1 unknown (0 on a primary) */
 };
 
 struct probe;
@@ -65,6 +67,7 @@ struct probe {
 	int has_result;
 	int in_flight;
 	int in_recovery;           /* set by the attempt before probe_done() */
+	int64_t lag_bytes;         /* likewise */
 	int64_t started_us;
 	struct event *deadline;
 	struct probe_sched *sched;

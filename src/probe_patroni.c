@@ -7,6 +7,7 @@
 #include "probe_patroni.h"
 
 #include "log.h"
+#include "patroni_json.h"
 
 #include <curl/curl.h>
 #include <errno.h>
@@ -30,6 +31,10 @@ struct probe_patroni {
 	struct probe_patroni_sock *dead;
 	int timeout_ms;
 	size_t body_bytes;
+	int want_json;         /* GET and keep the body (profiles need it) */
+	char *body;            /* PROBE_PATRONI_MAX_BODY bytes when want_json */
+	struct patroni_json json;
+	int json_ok;           /* json holds the latest answer's status */
 	char url[512];
 	int https;
 	char *cafile, *cert, *key; /* owned copies; NULL when unset */
@@ -48,11 +53,14 @@ static size_t probe_patroni_body(char *data, size_t size, size_t n, void *arg)
 {
 	struct probe_patroni *pp = arg;
 
-	(void)data;
-	pp->body_bytes += size * n;
-	if (pp->body_bytes > PROBE_PATRONI_MAX_BODY)
+	size_t bytes = size * n;
+
+	if (pp->body_bytes + bytes > PROBE_PATRONI_MAX_BODY)
 		return 0; /* CURLE_WRITE_ERROR: ends the transfer */
-	return size * n;
+	if (pp->body)
+		memcpy(pp->body + pp->body_bytes, data, bytes);
+	pp->body_bytes += bytes;
+	return bytes;
 }
 
 static void probe_patroni_release(struct probe_patroni *pp)
@@ -77,6 +85,16 @@ static void probe_patroni_finish(struct probe_patroni *pp, CURLcode rc)
 	switch (rc) {
 	case CURLE_OK:
 		result = status == 200 ? PROBE_OK : PROBE_HTTP_STATUS;
+		if (pp->want_json) {
+			/* 200 and 503 both carry the node's status. */
+			pp->json_ok = patroni_json_parse(pp->body, pp->body_bytes, &pp->json,
+							 detail, sizeof(detail)) == 0;
+			if (!pp->json_ok && result == PROBE_OK) {
+				result = PROBE_BAD_RESPONSE;
+			} else {
+				detail[0] = '\0';
+			}
+		}
 		break;
 	case CURLE_COULDNT_CONNECT:
 		if (oserr == ECONNREFUSED) {
@@ -246,9 +264,12 @@ static void probe_patroni_start(void *impl, struct probe *p)
 	}
 	probe_patroni_bury(pp);
 	pp->body_bytes = 0;
+	pp->json_ok = 0;
 	curl_easy_setopt(e, CURLOPT_URL, pp->url);
-	/* OPTIONS: Patroni answers with a bare status line, its cheapest reply. */
-	curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, "OPTIONS");
+	/* OPTIONS: Patroni answers with a bare status line, its cheapest reply.
+	 * GET when profiles need the node's status JSON as well. */
+	if (!pp->want_json)
+		curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, "OPTIONS");
 	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, probe_patroni_body);
 	curl_easy_setopt(e, CURLOPT_WRITEDATA, pp);
 	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
@@ -377,6 +398,7 @@ void probe_patroni_free(struct probe_patroni *pp)
 	probe_patroni_bury(pp);
 	if (pp->timer)
 		event_free(pp->timer);
+	free(pp->body);
 	free(pp->cafile);
 	free(pp->cert);
 	free(pp->key);
@@ -396,4 +418,19 @@ const char *probe_patroni_path(const struct probe_patroni *pp)
 const char *probe_patroni_target(const struct probe_patroni *pp)
 {
 	return pp->target;
+}
+
+int probe_patroni_want_json(struct probe_patroni *pp)
+{
+	if (!pp->body)
+		pp->body = malloc(PROBE_PATRONI_MAX_BODY);
+	if (!pp->body)
+		return -1;
+	pp->want_json = 1;
+	return 0;
+}
+
+const struct patroni_json *probe_patroni_json(const struct probe_patroni *pp)
+{
+	return pp->want_json && pp->json_ok ? &pp->json : NULL;
 }

@@ -31,6 +31,16 @@ struct probe_patroni *probe_patroni_new(struct event_base *base, const char *sch
 					int timeout_ms, char *err, size_t errlen);
 void probe_patroni_free(struct probe_patroni *pp);
 
+struct patroni_json;
+
+/* Ask with GET and parse the node's status JSON from every answer (200 and
+ * 503 alike), for profiles that Patroni's status code alone cannot answer.
+ * Call before the first attempt. Returns 0, or -1 when out of memory. */
+int probe_patroni_want_json(struct probe_patroni *pp);
+/* The status from the latest answer; NULL when there is none (OPTIONS mode,
+ * a failed attempt, or a body that is not Patroni's JSON). */
+const struct patroni_json *probe_patroni_json(const struct probe_patroni *pp);
+
 /* "http://127.0.0.1:8008/primary", for the log. Valid while pp lives. */
 const char *probe_patroni_url(const struct probe_patroni *pp);
 /* "/primary", for the #reason on a non-200 answer. */

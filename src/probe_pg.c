@@ -14,7 +14,15 @@
 #include <string.h>
 
 #define PROBE_PG_MAX_PARAMS 48
-#define PROBE_PG_QUERY "SELECT pg_is_in_recovery()"
+/* The role, and on a replica how far replay trails the primary: the
+ * walreceiver's latest_end_lsn is the primary's WAL end from its last
+ * message. NULL (-1 here) without a walreceiver or without the
+ * pg_read_all_stats privilege that shows it. */
+#define PROBE_PG_QUERY                                                        \
+	"SELECT pg_is_in_recovery(), CASE WHEN pg_is_in_recovery() THEN "    \
+	"COALESCE(GREATEST(pg_wal_lsn_diff((SELECT latest_end_lsn FROM "     \
+	"pg_stat_wal_receiver), pg_last_wal_replay_lsn()), 0), -1)::bigint " \
+	"ELSE 0 END"
 
 enum probe_pg_stage { PROBE_PG_IDLE, PROBE_PG_RESOLVING, PROBE_PG_CONNECTING,
 		      PROBE_PG_QUERYING };
@@ -193,11 +201,13 @@ static void probe_pg_result(struct probe_pg *pg, PGresult *res)
 
 	switch (PQresultStatus(res)) {
 	case PGRES_TUPLES_OK:
-		if (PQntuples(res) == 1 && PQnfields(res) == 1 && !PQgetisnull(res, 0, 0)) {
+		if (PQntuples(res) == 1 && PQnfields(res) == 2 && !PQgetisnull(res, 0, 0)) {
 			const char *v = PQgetvalue(res, 0, 0);
 
 			if (!strcmp(v, "t") || !strcmp(v, "f")) {
 				pg->probe->in_recovery = v[0] == 't';
+				pg->probe->lag_bytes = PQgetisnull(res, 0, 1)
+					? -1 : strtoll(PQgetvalue(res, 0, 1), NULL, 10);
 				probe_pg_finish(pg, PROBE_OK, v[0] == 't' ? "in recovery"
 									 : "not in recovery");
 				return;

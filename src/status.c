@@ -112,7 +112,25 @@ void status_render(const struct status_view *v, struct evbuffer *out)
 							     : probe_result_names[r->result]);
 		evbuffer_add_printf(out, "%s", "}");
 	}
-	evbuffer_add_printf(out, "%s", "\n  ],\n  \"config\": {");
+	evbuffer_add_printf(out, "%s", "\n  ],\n  \"profiles\": [");
+	for (int i = 0; i < v->profile_count; i++) {
+		const struct status_profile *p = &v->profiles[i];
+
+		evbuffer_add_printf(out, "%s\n    {\"name\": ", i ? "," : "");
+		status_json_string(out, p->name);
+		evbuffer_add_printf(out, ", \"rule\": ");
+		status_json_string(out, p->rule);
+		evbuffer_add_printf(out, ", \"wrong_role\": ");
+		status_json_string(out, p->wrong_role);
+		evbuffer_add_printf(out, ", \"port\": %d, \"line\": ", p->port);
+		status_json_string(out, p->line);
+		evbuffer_add_printf(out, ", \"since\": ");
+		status_time(out, p->since_s);
+		evbuffer_add_printf(out, "}");
+	}
+	evbuffer_add_printf(out, "\n  ],\n  \"override\": %s,",
+			    v->override_json ? v->override_json : "null");
+	evbuffer_add_printf(out, "%s", "\n  \"config\": {");
 	options_each(v->opts, status_config_one, &cfg);
 	if (cfg.in_list)
 		evbuffer_add_printf(out, "%s", "]");

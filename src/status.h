@@ -18,6 +18,15 @@ struct status_probe {
 	int in_flight;
 };
 
+struct status_profile {
+	const char *name;
+	const char *rule;
+	const char *wrong_role;
+	int port;               /* 0: only by agent-send on the main port */
+	const char *line;
+	double since_s;
+};
+
 struct status_view {
 	const char *line;         /* the agent line, with its '\n' */
 	int up;
@@ -27,6 +36,9 @@ struct status_view {
 	int probe_count;
 	struct status_probe probes[STATUS_MAX_PROBES];
 	const struct options *opts;
+	int profile_count;
+	struct status_profile profiles[STATUS_MAX_PROBES];
+	const char *override_json; /* ctl status object, or NULL */
 };
 
 /* Append the JSON document to out. */

@@ -1,0 +1,163 @@
+/* answer.c - per-profile reply lines, transitions, staleness. */
+#include "answer.h"
+
+#include "log.h"
+#include "probe.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+struct answer_slot {
+	struct profile profile;
+	struct profile_state state;
+	char line[VERDICT_LINE_MAX];
+	size_t len;
+	double since_s;
+};
+
+struct answer {
+	struct answer_slot slots[PROFILE_MAX];
+	int n;
+	int ready;
+	int64_t updated_us;     /* monotonic: the last update */
+	int64_t stale_us;
+	uint64_t transitions;
+	char stale_line[VERDICT_LINE_MAX];
+};
+
+static double answer_wall_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+struct answer *answer_new(void)
+{
+	return calloc(1, sizeof(struct answer));
+}
+
+void answer_free(struct answer *a)
+{
+	free(a);
+}
+
+void answer_set_profiles(struct answer *a, const struct profile *profiles, int n,
+			 int stale_after_ms)
+{
+	struct answer_slot old[PROFILE_MAX];
+	int nold = a->n;
+
+	memcpy(old, a->slots, sizeof(old));
+	memset(a->slots, 0, sizeof(a->slots));
+	for (int i = 0; i < n && i < PROFILE_MAX; i++) {
+		a->slots[i].profile = profiles[i];
+		for (int j = 0; j < nold; j++)
+			if (!strcmp(old[j].profile.name, profiles[i].name)) {
+				a->slots[i].state = old[j].state;
+				memcpy(a->slots[i].line, old[j].line, sizeof(old[j].line));
+				a->slots[i].len = old[j].len;
+				a->slots[i].since_s = old[j].since_s;
+				break;
+			}
+		if (!a->slots[i].len) {
+			/* Until its first round a new profile says so. */
+			a->slots[i].len = (size_t)snprintf(a->slots[i].line,
+							   sizeof(a->slots[i].line),
+							   "down #starting\n");
+			a->slots[i].since_s = answer_wall_s();
+		}
+	}
+	a->n = n < PROFILE_MAX ? n : PROFILE_MAX;
+	a->stale_us = (int64_t)stale_after_ms * 1000;
+}
+
+int answer_update(struct answer *a, const struct profile_inputs *in, const char *summary)
+{
+	struct profile all[PROFILE_MAX];
+	int changed = 0;
+
+	for (int i = 0; i < a->n; i++)
+		all[i] = a->slots[i].profile;
+	for (int i = 0; i < a->n; i++) {
+		struct answer_slot *s = &a->slots[i];
+		char line[VERDICT_LINE_MAX];
+		const char *prev;
+		size_t len;
+
+		profile_evaluate(all, i, &s->state, in, line, sizeof(line), &len);
+		if (a->ready && len == s->len && !memcmp(line, s->line, len))
+			continue;
+		prev = !a->ready ? "none" : s->line[0] == 'u' ? "up" : "down";
+		if (i == 0)
+			log_info("verdict %s -> %.*s (%s)", prev, (int)len - 1, line, summary);
+		else
+			log_info("verdict %s: %s -> %.*s (%s)", s->profile.name, prev,
+				 (int)len - 1, line, summary);
+		if (a->ready)
+			a->transitions++;
+		memcpy(s->line, line, len + 1);
+		s->len = len;
+		s->since_s = answer_wall_s();
+		changed++;
+	}
+	a->ready = 1;
+	a->updated_us = probe_now_us();
+	return changed;
+}
+
+void answer_admin_was_said(struct answer *a)
+{
+	for (int i = 0; i < a->n; i++)
+		a->slots[i].state.admin_said = 1;
+}
+
+int answer_ready(const struct answer *a)
+{
+	return a->ready;
+}
+
+const char *answer_line(struct answer *a, int i, size_t *len)
+{
+	int64_t age = probe_now_us() - a->updated_us;
+
+	if (i < 0 || i >= a->n)
+		i = 0;
+	if (age > a->stale_us) {
+		*len = verdict_render_stale(age / 1000, a->stale_line, sizeof(a->stale_line));
+		return a->stale_line;
+	}
+	*len = a->slots[i].len;
+	return a->slots[i].line;
+}
+
+int answer_lookup(const struct answer *a, const char *name)
+{
+	for (int i = 0; i < a->n; i++)
+		if (!strcmp(a->slots[i].profile.name, name))
+			return i;
+	return -1;
+}
+
+int answer_count(const struct answer *a)
+{
+	return a->n;
+}
+
+const struct profile *answer_profile(const struct answer *a, int i)
+{
+	return &a->slots[i].profile;
+}
+
+double answer_since(const struct answer *a, int i)
+{
+	return a->slots[i].since_s;
+}
+
+uint64_t answer_transitions(const struct answer *a)
+{
+	return a->transitions;
+}

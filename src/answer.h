@@ -1,0 +1,45 @@
+/* answer.h - the cached answers: one reply line per profile.
+ *
+ * The agent and the HTTP side port read from here; the probe rounds (and
+ * operator overrides) write here through answer_update(), which also logs
+ * every transition once. Reading is cheap: a pointer and a clock read. */
+#ifndef HAPPAC_ANSWER_H
+#define HAPPAC_ANSWER_H
+
+#include "profile.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct answer;
+
+struct answer *answer_new(void);
+void answer_free(struct answer *a);
+
+/* Install the profiles (at start, and on a reload: profiles that keep their
+ * name keep their line and memory). */
+void answer_set_profiles(struct answer *a, const struct profile *profiles, int n,
+			 int stale_after_ms);
+
+/* Recompute every profile's line from in; log each change with summary
+ * (probe results and durations). The first call makes the answers ready.
+ * Returns the number of profiles whose line changed. */
+int answer_update(struct answer *a, const struct profile_inputs *in, const char *summary);
+
+/* After a restart, an override that was cleared while happac was down must
+ * still be followed by `ready`: mark every profile as having said it. */
+void answer_admin_was_said(struct answer *a);
+
+int answer_ready(const struct answer *a);
+/* The line for profile i (with its '\n'), or the stale line when no round
+ * ended for longer than the stale bound. Valid until the next call. */
+const char *answer_line(struct answer *a, int i, size_t *len);
+/* The index of the profile called name, or -1. */
+int answer_lookup(const struct answer *a, const char *name);
+int answer_count(const struct answer *a);
+const struct profile *answer_profile(const struct answer *a, int i);
+/* Wall clock of profile i's last change, and the number of changes. */
+double answer_since(const struct answer *a, int i);
+uint64_t answer_transitions(const struct answer *a);
+
+#endif

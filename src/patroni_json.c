@@ -1,0 +1,290 @@
+/* patroni_json.c - a small, strict JSON reader for Patroni's status. */
+#include "patroni_json.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#define PATRONI_JSON_MAX_DEPTH 16
+
+struct patroni_json_reader {
+	const char *p, *end, *start;
+	int depth;
+	const char *error;
+};
+
+/* Which field the value being read belongs to (only top level and tags). */
+enum patroni_json_field {
+	PJ_NONE, PJ_STATE, PJ_ROLE, PJ_PAUSE, PJ_UNLOCKED, PJ_SYNC, PJ_TAGS, PJ_NOLB,
+};
+
+static void pj_ws(struct patroni_json_reader *r)
+{
+	while (r->p < r->end && (*r->p == ' ' || *r->p == '\t' || *r->p == '\n' ||
+				 *r->p == '\r'))
+		r->p++;
+}
+
+static int pj_fail(struct patroni_json_reader *r, const char *what)
+{
+	if (!r->error)
+		r->error = what;
+	return -1;
+}
+
+/* A string; its raw bytes (escapes kept) go to out when out is not NULL. */
+static int pj_string(struct patroni_json_reader *r, char *out, size_t outlen)
+{
+	size_t n = 0;
+
+	if (r->p >= r->end || *r->p != '"')
+		return pj_fail(r, "expected a string");
+	r->p++;
+	while (r->p < r->end && *r->p != '"') {
+		unsigned char c = (unsigned char)*r->p;
+
+		if (c < 0x20)
+			return pj_fail(r, "control character in a string");
+		if (c == '\\') {
+			if (r->p + 1 >= r->end)
+				return pj_fail(r, "unterminated escape");
+			if (!strchr("\"\\/bfnrtu", r->p[1]))
+				return pj_fail(r, "bad escape");
+			if (r->p[1] == 'u') {
+				if (r->end - r->p < 6)
+					return pj_fail(r, "short \\u escape");
+				for (int i = 2; i < 6; i++)
+					if (!strchr("0123456789abcdefABCDEF", r->p[i]))
+						return pj_fail(r, "bad \\u escape");
+			}
+		}
+		if (out && n + 1 < outlen)
+			out[n++] = (char)c;
+		r->p += c == '\\' ? (r->p[1] == 'u' ? 6 : 2) : 1;
+	}
+	if (r->p >= r->end)
+		return pj_fail(r, "unterminated string");
+	r->p++;
+	if (out && outlen)
+		out[n] = '\0';
+	return 0;
+}
+
+static int pj_literal(struct patroni_json_reader *r, const char *word)
+{
+	size_t n = strlen(word);
+
+	if ((size_t)(r->end - r->p) < n || memcmp(r->p, word, n) != 0)
+		return pj_fail(r, "unexpected character");
+	r->p += n;
+	return 0;
+}
+
+static int pj_number(struct patroni_json_reader *r)
+{
+	const char *s = r->p;
+
+	if (r->p < r->end && *r->p == '-')
+		r->p++;
+	if (r->p >= r->end || *r->p < '0' || *r->p > '9')
+		return pj_fail(r, "bad number");
+	while (r->p < r->end && ((*r->p >= '0' && *r->p <= '9') || *r->p == '.' ||
+				 *r->p == 'e' || *r->p == 'E' || *r->p == '+' ||
+				 *r->p == '-'))
+		r->p++;
+	return r->p > s ? 0 : pj_fail(r, "bad number");
+}
+
+static int pj_value(struct patroni_json_reader *r, enum patroni_json_field field,
+		    struct patroni_json *out);
+
+static enum patroni_json_field pj_field(const char *key, int in_tags)
+{
+	if (in_tags)
+		return strcmp(key, "noloadbalance") ? PJ_NONE : PJ_NOLB;
+	if (!strcmp(key, "state"))
+		return PJ_STATE;
+	if (!strcmp(key, "role"))
+		return PJ_ROLE;
+	if (!strcmp(key, "pause"))
+		return PJ_PAUSE;
+	if (!strcmp(key, "cluster_unlocked"))
+		return PJ_UNLOCKED;
+	if (!strcmp(key, "sync_standby"))
+		return PJ_SYNC;
+	if (!strcmp(key, "tags"))
+		return PJ_TAGS;
+	return PJ_NONE;
+}
+
+static int pj_object(struct patroni_json_reader *r, int kind, struct patroni_json *out)
+{
+	/* kind: 0 nested (ignored), 1 the top level, 2 the tags object */
+	char key[32];
+
+	if (++r->depth > PATRONI_JSON_MAX_DEPTH)
+		return pj_fail(r, "nested too deep");
+	r->p++; /* '{' */
+	pj_ws(r);
+	if (r->p < r->end && *r->p == '}') {
+		r->p++;
+		r->depth--;
+		return 0;
+	}
+	for (;;) {
+		enum patroni_json_field f;
+
+		pj_ws(r);
+		if (pj_string(r, key, sizeof(key)) != 0)
+			return -1;
+		pj_ws(r);
+		if (r->p >= r->end || *r->p != ':')
+			return pj_fail(r, "expected ':'");
+		r->p++;
+		pj_ws(r);
+		f = kind ? pj_field(key, kind == 2) : PJ_NONE;
+		if (pj_value(r, f, out) != 0)
+			return -1;
+		pj_ws(r);
+		if (r->p < r->end && *r->p == ',') {
+			r->p++;
+			continue;
+		}
+		if (r->p < r->end && *r->p == '}') {
+			r->p++;
+			r->depth--;
+			return 0;
+		}
+		return pj_fail(r, "expected ',' or '}'");
+	}
+}
+
+static int pj_array(struct patroni_json_reader *r, struct patroni_json *out)
+{
+	if (++r->depth > PATRONI_JSON_MAX_DEPTH)
+		return pj_fail(r, "nested too deep");
+	r->p++; /* '[' */
+	pj_ws(r);
+	if (r->p < r->end && *r->p == ']') {
+		r->p++;
+		r->depth--;
+		return 0;
+	}
+	for (;;) {
+		pj_ws(r);
+		if (pj_value(r, PJ_NONE, out) != 0)
+			return -1;
+		pj_ws(r);
+		if (r->p < r->end && *r->p == ',') {
+			r->p++;
+			continue;
+		}
+		if (r->p < r->end && *r->p == ']') {
+			r->p++;
+			r->depth--;
+			return 0;
+		}
+		return pj_fail(r, "expected ',' or ']'");
+	}
+}
+
+static void pj_set_flag(enum patroni_json_field f, int v, struct patroni_json *out)
+{
+	switch (f) {
+	case PJ_PAUSE:
+		out->pause = v;
+		break;
+	case PJ_UNLOCKED:
+		out->cluster_unlocked = v;
+		break;
+	case PJ_SYNC:
+		out->sync_standby = v;
+		break;
+	case PJ_NOLB:
+		out->noloadbalance = v;
+		break;
+	default:
+		break;
+	}
+}
+
+static void pj_set_string(enum patroni_json_field f, const char *s, struct patroni_json *out)
+{
+	switch (f) {
+	case PJ_STATE:
+		snprintf(out->state, sizeof(out->state), "%s", s);
+		out->running = !strcmp(s, "running");
+		break;
+	case PJ_ROLE:
+		if (!strcmp(s, "master") || !strcmp(s, "primary"))
+			out->role = PATRONI_JSON_ROLE_PRIMARY;
+		else if (!strcmp(s, "replica"))
+			out->role = PATRONI_JSON_ROLE_REPLICA;
+		else if (!strcmp(s, "standby_leader"))
+			out->role = PATRONI_JSON_ROLE_STANDBY_LEADER;
+		else
+			out->role = PATRONI_JSON_ROLE_OTHER;
+		break;
+	case PJ_NOLB:
+		/* Patroni treats the tag as a boolean; a YAML string "true" too. */
+		out->noloadbalance = !strcmp(s, "true") || !strcmp(s, "True");
+		break;
+	default:
+		break;
+	}
+}
+
+static int pj_value(struct patroni_json_reader *r, enum patroni_json_field f,
+		    struct patroni_json *out)
+{
+	char buf[32];
+
+	if (r->p >= r->end)
+		return pj_fail(r, "unexpected end");
+	switch (*r->p) {
+	case '{':
+		return pj_object(r, f == PJ_TAGS ? 2 : 0, out);
+	case '[':
+		return pj_array(r, out);
+	case '"':
+		if (pj_string(r, buf, sizeof(buf)) != 0)
+			return -1;
+		pj_set_string(f, buf, out);
+		return 0;
+	case 't':
+		if (pj_literal(r, "true") != 0)
+			return -1;
+		pj_set_flag(f, 1, out);
+		return 0;
+	case 'f':
+		if (pj_literal(r, "false") != 0)
+			return -1;
+		pj_set_flag(f, 0, out);
+		return 0;
+	case 'n':
+		return pj_literal(r, "null");
+	default:
+		return pj_number(r);
+	}
+}
+
+int patroni_json_parse(const char *text, size_t len, struct patroni_json *out,
+		       char *err, size_t errlen)
+{
+	struct patroni_json_reader r = { text, text + len, text, 0, NULL };
+
+	memset(out, 0, sizeof(*out));
+	pj_ws(&r);
+	if (r.p >= r.end || *r.p != '{') {
+		snprintf(err, errlen, "not a JSON object");
+		return -1;
+	}
+	if (pj_object(&r, 1, out) == 0) {
+		pj_ws(&r);
+		if (r.p == r.end)
+			return 0;
+		r.error = "trailing data";
+	}
+	snprintf(err, errlen, "bad JSON at byte %ld: %s", (long)(r.p - r.start),
+		 r.error ? r.error : "syntax error");
+	return -1;
+}

@@ -1,0 +1,102 @@
+/* profile.h - profiles: what "fit for traffic" means for one kind of backend.
+ *
+ * A profile names a Patroni role rule (primary, replica, read-only, sync,
+ * async, standby-leader), the role the routing probe must see through
+ * PgBouncer, what to say when the node is healthy but in the wrong role
+ * (down, drain or maint), optional replica-lag weights, and optionally a
+ * listener port of its own. All profiles share one probe schedule: one
+ * Patroni request and one PgBouncer probe per interval, however many
+ * profiles there are.
+ *
+ * profile_evaluate() is pure: probe results, the operator override and the
+ * profile's own memory in, the agent line out. */
+#ifndef HAPPAC_PROFILE_H
+#define HAPPAC_PROFILE_H
+
+#include "patroni_json.h"
+#include "probe.h"
+#include "verdict.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define PROFILE_MAX 8
+#define PROFILE_NAME_MAX 32
+
+/* The role rule: the same decisions Patroni's api.py makes per endpoint. */
+enum profile_rule {
+	PROFILE_RULE_PRIMARY,
+	PROFILE_RULE_REPLICA,
+	PROFILE_RULE_READ_ONLY,
+	PROFILE_RULE_SYNC,
+	PROFILE_RULE_ASYNC,
+	PROFILE_RULE_STANDBY_LEADER,
+	PROFILE_RULE_ENDPOINT,    /* only Patroni's answer for the endpoint */
+	PROFILE_RULE_COUNT
+};
+extern const char *const profile_rule_names[PROFILE_RULE_COUNT];
+
+enum profile_wrong { PROFILE_WRONG_DOWN, PROFILE_WRONG_DRAIN, PROFILE_WRONG_MAINT,
+		     PROFILE_WRONG_COUNT };
+extern const char *const profile_wrong_names[PROFILE_WRONG_COUNT];
+
+/* Operator override, as the ctl module reports it. */
+enum profile_admin { PROFILE_ADMIN_NONE, PROFILE_ADMIN_DRAIN, PROFILE_ADMIN_MAINT };
+
+struct profile {
+	char name[PROFILE_NAME_MAX];
+	enum profile_rule rule;
+	char endpoint[256];       /* Patroni endpoint for PROFILE_RULE_ENDPOINT and
+				     for the profile whose answer is asked for */
+	enum profile_wrong wrong; /* healthy node in the wrong role */
+	int64_t lag_full;         /* bytes: up to here weight 100% (0: no weights) */
+	int64_t lag_cut;          /* bytes: from here down #lag */
+	int port;                 /* own listener, 0 = none */
+};
+
+/* What a profile remembers between rounds. Zero-initialised. */
+struct profile_state {
+	int admin_said;           /* we reported drain/maint: must clear it */
+	int64_t ready_until_us;   /* say `ready` until then */
+	int lag_cut;              /* cut for lag; back only at lag_full */
+	int weight;               /* last weight said (0: none) */
+};
+
+/* Everything one round found, shared by all profiles. */
+struct profile_inputs {
+	const struct verdict_probe *patroni;  /* its report NULL: no result */
+	const struct verdict_probe *pg;
+	int patroni_code_profile;             /* index of the profile the Patroni
+						 request answered for */
+	const struct patroni_json *json;      /* NULL: no JSON (OPTIONS, or bad) */
+	int64_t lag_bytes;                    /* routing probe, -1 unknown */
+	int timeout_ms;
+	enum profile_admin admin;             /* operator override */
+	int admin_was_set;                    /* an override we reported ended */
+	int ramp_weight;                      /* 1..100 during a ramp, else -1 */
+	int64_t now_us;
+	int ready_window_ms;                  /* how long `ready` is said */
+};
+
+/* Fill p with the built-in profile called name ("primary", "replica",
+ * "read-only", "sync", "async", "standby-leader"). Returns 0 or -1. */
+int profile_builtin(const char *name, struct profile *p);
+
+/* The profile the predecessor's -k ENDPOINT meant: its rule when the
+ * endpoint is a built-in one, PROFILE_RULE_ENDPOINT otherwise. */
+void profile_from_endpoint(const char *endpoint, struct profile *p);
+
+/* The role pg_is_in_recovery() must show for this profile: 0, 1, -1 any. */
+int profile_expect_recovery(const struct profile *p);
+
+/* Render the agent line for profile i. st is updated (hysteresis, ready
+ * window). Returns 1 when the health word is up. */
+int profile_evaluate(const struct profile *profiles, int i, struct profile_state *st,
+		     const struct profile_inputs *in, char *line, size_t size,
+		     size_t *len);
+
+/* Parse "64MB", "512kB", "1GB", "1048576" (bytes) as Patroni does for
+ * ?lag=. Returns 0 and *bytes, or -1. */
+int profile_parse_bytes(const char *s, int64_t *bytes);
+
+#endif

@@ -1,0 +1,628 @@
+/* recipe_haproxy.c - `happac recipe haproxy`: HAProxy sections for the three
+ * routing scenarios, with check timing matched to happac's defaults.
+ *
+ * The sections keep the names and the shape of haproxy/scenario-*.cfg, so
+ * that the cluster harness can run the failure matrix on generated
+ * configurations: what the tests prove is what users get. */
+#include "recipe.h"
+
+#include <ctype.h>
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const recipe_scenario_names[] = {
+	[RECIPE_SCENARIO_A] = "a",
+	[RECIPE_SCENARIO_B] = "b",
+	[RECIPE_SCENARIO_C] = "c",
+};
+
+/* ---- options */
+
+static int recipe_endpoint_equal(const struct recipe_endpoint *a,
+				 const struct recipe_endpoint *b)
+{
+	return a->port == b->port && a->family == b->family &&
+	       strcmp(a->host, b->host) == 0;
+}
+
+int recipe_haproxy_parse_node(const char *arg, struct recipe_node *n, char *err, size_t errlen)
+{
+	const char *eq = strchr(arg, '=');
+	const char *addr;
+	size_t nlen, alen;
+
+	memset(n, 0, sizeof(*n));
+	if (!eq) {
+		recipe_errf(err, errlen,
+			    "--node: '%s' is not NAME=ADDR (e.g. node1=10.0.0.11)", arg);
+		return -1;
+	}
+	nlen = (size_t)(eq - arg);
+	if (nlen == 0 || nlen >= sizeof(n->name)) {
+		recipe_errf(err, errlen, "--node: '%s' needs a NAME of 1-%zu characters before '='",
+			    arg, sizeof(n->name) - 1);
+		return -1;
+	}
+	memcpy(n->name, arg, nlen);
+	n->name[nlen] = '\0';
+	if (!recipe_valid_name(n->name, sizeof(n->name))) {
+		recipe_errf(err, errlen,
+			    "--node: invalid name '%s' in '%s' (letters, digits, '.', '_', '-'; starting with a letter or digit)",
+			    n->name, arg);
+		return -1;
+	}
+	addr = eq + 1;
+	alen = strlen(addr);
+	if (alen >= 2 && addr[0] == '[' && addr[alen - 1] == ']') {
+		addr++;
+		alen -= 2;
+	}
+	if (alen == 0 || alen >= sizeof(n->addr))
+		goto bad_addr;
+	memcpy(n->addr, addr, alen);
+	n->addr[alen] = '\0';
+	if (recipe_host_family(n->addr, 1, &n->family) != 0)
+		goto bad_addr;
+	if (addr != eq + 1 && n->family != RECIPE_FAMILY_IPV6)
+		goto bad_addr; /* brackets around something else */
+	return 0;
+bad_addr:
+	recipe_errf(err, errlen,
+		    "--node: invalid address '%s' in '%s' (an IPv4 or IPv6 address or a DNS name; %s)",
+		    eq + 1, arg,
+		    strchr(eq + 1, ':') && !strchr(eq + 1, '[') && strchr(eq + 1, '.')
+		    ? "no port here: the ports are --pgbouncer-port, --postgres-port, ..."
+		    : "e.g. node1=10.0.0.11 or node1=fd00::11");
+	return -1;
+}
+
+
+enum recipe_haproxy_opt {
+	RECIPE_HAPROXY_OPT_SCENARIO = 1000,
+	RECIPE_HAPROXY_OPT_NODE,
+	RECIPE_HAPROXY_OPT_AGENT_PORT,
+	RECIPE_HAPROXY_OPT_REPLICA_AGENT_PORT,
+	RECIPE_HAPROXY_OPT_PGBOUNCER_PORT,
+	RECIPE_HAPROXY_OPT_POSTGRES_PORT,
+	RECIPE_HAPROXY_OPT_PATRONI_PORT,
+	RECIPE_HAPROXY_OPT_BIND,
+	RECIPE_HAPROXY_OPT_REPLICA_BIND,
+	RECIPE_HAPROXY_OPT_REPLICAS,
+	RECIPE_HAPROXY_OPT_FULL,
+	RECIPE_HAPROXY_OPT_STATS_SOCKET,
+	RECIPE_HAPROXY_OPT_NAME,
+	RECIPE_HAPROXY_OPT_HELP,
+};
+
+
+
+static void recipe_haproxy_usage(FILE *out)
+{
+	fprintf(out,
+		"Usage: happac recipe haproxy --scenario a|b|c --node NAME=ADDR... [OPTION]...\n"
+		"Print HAProxy sections that route PostgreSQL clients to the primary of a\n"
+		"Patroni cluster, with check timing matched to happac's defaults.\n\n"
+		"  --scenario a|b|c          a: HAProxy asks Patroni (httpchk to port 8008), no happac\n"
+		"                            b: happac is the agent of every PgBouncer server\n"
+		"                            c: PgBouncer (agent-checked) while one is usable,\n"
+		"                               else straight to PostgreSQL (Patroni's check)\n"
+		"  --node NAME=ADDR          A cluster node, repeatable (1-%d); ADDR is IPv4, IPv6\n"
+		"                            or a DNS name (resolved once, when HAProxy starts)\n"
+		"  --agent-port PORT         happac's agent port. Default: %d\n"
+		"  --pgbouncer-port PORT     Default: %d\n"
+		"  --postgres-port PORT      Default: %d (scenario c)\n"
+		"  --patroni-port PORT       Patroni REST API. Default: %d (scenarios a, c)\n"
+		"  --bind ADDR:PORT          Where clients connect for writes. Default: *:%d\n"
+		"  --replicas                Add a read-only listener: replicas checked by happac's\n"
+		"                            replica profile, the primary when no replica is fit\n"
+		"  --replica-agent-port PORT Agent port of the replica profile. Default: %d\n"
+		"  --replica-bind ADDR:PORT  Where clients connect for reads. Default: --bind + 1\n"
+		"  --name PREFIX             Proxy names PREFIX_write, ... Default: scenario_<x>\n"
+		"  --full                    Add global and defaults sections: a whole file\n"
+		"  --stats-socket PATH       Admin socket in the global section (needs --full)\n"
+		"  --help                    Print this help and exit\n\n"
+		"Check the result with: haproxy -c -f FILE\n",
+		RECIPE_MAX_NODES, RECIPE_DEFAULT_AGENT_PORT, RECIPE_DEFAULT_PGBOUNCER_PORT,
+		RECIPE_DEFAULT_POSTGRES_PORT, RECIPE_DEFAULT_PATRONI_PORT,
+		RECIPE_DEFAULT_BIND_PORT, RECIPE_DEFAULT_REPLICA_AGENT_PORT);
+}
+
+/* The ports one node serves in this recipe must differ from each other. */
+static int recipe_haproxy_ports_distinct(const struct recipe_haproxy *r, char *err,
+					 size_t errlen)
+{
+	struct {
+		const char *opt;
+		int port;
+		int used;
+	} p[] = {
+		{ "--pgbouncer-port", r->pgbouncer_port, 1 },
+		{ "--patroni-port", r->patroni_port,
+		  r->scenario != RECIPE_SCENARIO_B },
+		{ "--postgres-port", r->postgres_port, r->scenario == RECIPE_SCENARIO_C },
+		{ "--agent-port", r->agent_port, r->scenario != RECIPE_SCENARIO_A },
+		{ "--replica-agent-port", r->replica_agent_port,
+		  r->replicas && r->scenario != RECIPE_SCENARIO_A },
+	};
+	size_t n = sizeof(p) / sizeof(p[0]);
+
+	for (size_t i = 0; i < n; i++)
+		for (size_t j = i + 1; j < n; j++)
+			if (p[i].used && p[j].used && p[i].port == p[j].port) {
+				recipe_errf(err, errlen,
+					    "%s and %s are both %d: each service on a node needs its own port",
+					    p[i].opt, p[j].opt, p[i].port);
+				return -1;
+			}
+	return 0;
+}
+
+static int recipe_haproxy_check(struct recipe_haproxy *r, int scenario_set,
+				int replica_bind_set, char *err, size_t errlen)
+{
+	if (!scenario_set) {
+		recipe_errf(err, errlen, "--scenario is required (a, b or c; see --help)");
+		return -1;
+	}
+	if (r->node_count == 0) {
+		recipe_errf(err, errlen,
+			    "at least one --node NAME=ADDR is required (e.g. --node node1=10.0.0.11)");
+		return -1;
+	}
+	for (int i = 0; i < r->node_count; i++)
+		for (int j = i + 1; j < r->node_count; j++) {
+			if (strcmp(r->nodes[i].name, r->nodes[j].name) == 0) {
+				recipe_errf(err, errlen, "--node: name '%s' is given twice",
+					    r->nodes[i].name);
+				return -1;
+			}
+			if (strcmp(r->nodes[i].addr, r->nodes[j].addr) == 0) {
+				recipe_errf(err, errlen,
+					    "--node: address '%s' is given twice (%s and %s)",
+					    r->nodes[i].addr, r->nodes[i].name, r->nodes[j].name);
+				return -1;
+			}
+		}
+	if (r->stats_socket[0] && !r->full) {
+		recipe_errf(err, errlen,
+			    "--stats-socket needs --full (the stats socket belongs to the global section)");
+		return -1;
+	}
+	if (recipe_haproxy_ports_distinct(r, err, errlen) != 0)
+		return -1;
+	if (!r->prefix[0])
+		snprintf(r->prefix, sizeof(r->prefix), "scenario_%s",
+			 recipe_scenario_names[r->scenario]);
+	if (!r->replicas)
+		return 0;
+	if (!replica_bind_set) {
+		if (r->bind.port == 65535) {
+			recipe_errf(err, errlen,
+				    "--bind: port 65535 leaves no next port for the read listener: give --replica-bind");
+			return -1;
+		}
+		r->replica_bind = r->bind;
+		r->replica_bind.port = r->bind.port + 1;
+	} else if (recipe_endpoint_equal(&r->bind, &r->replica_bind)) {
+		recipe_errf(err, errlen, "--replica-bind: the same address and port as --bind");
+		return -1;
+	}
+	return 0;
+}
+
+static int recipe_valid_socket_path(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n >= RECIPE_PATH_MAX)
+		return 0;
+	/* It is printed inside double quotes, where HAProxy expands ${VAR},
+	 * and in single quotes in the comment that repeats the command. */
+	for (const char *p = s; *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f || *p == '"' || *p == '\\' ||
+		    *p == '\'')
+			return 0;
+	return 1;
+}
+
+enum recipe_parse recipe_haproxy_parse(struct recipe_haproxy *r, int argc, char **argv,
+				       FILE *out, char *err, size_t errlen)
+{
+	static const struct option longopts[] = {
+		{ "scenario", required_argument, NULL, RECIPE_HAPROXY_OPT_SCENARIO },
+		{ "node", required_argument, NULL, RECIPE_HAPROXY_OPT_NODE },
+		{ "agent-port", required_argument, NULL, RECIPE_HAPROXY_OPT_AGENT_PORT },
+		{ "replica-agent-port", required_argument, NULL, RECIPE_HAPROXY_OPT_REPLICA_AGENT_PORT },
+		{ "pgbouncer-port", required_argument, NULL, RECIPE_HAPROXY_OPT_PGBOUNCER_PORT },
+		{ "postgres-port", required_argument, NULL, RECIPE_HAPROXY_OPT_POSTGRES_PORT },
+		{ "patroni-port", required_argument, NULL, RECIPE_HAPROXY_OPT_PATRONI_PORT },
+		{ "bind", required_argument, NULL, RECIPE_HAPROXY_OPT_BIND },
+		{ "replica-bind", required_argument, NULL, RECIPE_HAPROXY_OPT_REPLICA_BIND },
+		{ "replicas", no_argument, NULL, RECIPE_HAPROXY_OPT_REPLICAS },
+		{ "full", no_argument, NULL, RECIPE_HAPROXY_OPT_FULL },
+		{ "stats-socket", required_argument, NULL, RECIPE_HAPROXY_OPT_STATS_SOCKET },
+		{ "name", required_argument, NULL, RECIPE_HAPROXY_OPT_NAME },
+		{ "help", no_argument, NULL, RECIPE_HAPROXY_OPT_HELP },
+		{ NULL, 0, NULL, 0 },
+	};
+	int c, scenario_set = 0, replica_bind_set = 0;
+
+	memset(r, 0, sizeof(*r));
+	r->agent_port = RECIPE_DEFAULT_AGENT_PORT;
+	r->replica_agent_port = RECIPE_DEFAULT_REPLICA_AGENT_PORT;
+	r->pgbouncer_port = RECIPE_DEFAULT_PGBOUNCER_PORT;
+	r->postgres_port = RECIPE_DEFAULT_POSTGRES_PORT;
+	r->patroni_port = RECIPE_DEFAULT_PATRONI_PORT;
+	r->bind.family = RECIPE_FAMILY_ANY;
+	r->bind.port = RECIPE_DEFAULT_BIND_PORT;
+
+	optind = 0; /* glibc: full re-initialisation; argv[0] is "haproxy" */
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":", longopts, NULL)) != -1) {
+		const char *v = optarg;
+
+		switch (c) {
+		case RECIPE_HAPROXY_OPT_SCENARIO:
+			if (strlen(v) != 1 || !strchr("abcABC", v[0])) {
+				recipe_errf(err, errlen, "--scenario: '%s' is not a, b or c", v);
+				return RECIPE_PARSE_ERROR;
+			}
+			r->scenario = (enum recipe_scenario)(tolower((unsigned char)v[0]) - 'a');
+			scenario_set = 1;
+			break;
+		case RECIPE_HAPROXY_OPT_NODE:
+			if (r->node_count >= RECIPE_MAX_NODES) {
+				recipe_errf(err, errlen, "--node: more than %d nodes", RECIPE_MAX_NODES);
+				return RECIPE_PARSE_ERROR;
+			}
+			if (recipe_haproxy_parse_node(v, &r->nodes[r->node_count], err, errlen) != 0)
+				return RECIPE_PARSE_ERROR;
+			r->node_count++;
+			break;
+		case RECIPE_HAPROXY_OPT_AGENT_PORT:
+			if (recipe_parse_port_opt("--agent-port", v, &r->agent_port, err, errlen))
+				return RECIPE_PARSE_ERROR;
+			break;
+		case RECIPE_HAPROXY_OPT_REPLICA_AGENT_PORT:
+			if (recipe_parse_port_opt("--replica-agent-port", v, &r->replica_agent_port,
+						  err, errlen))
+				return RECIPE_PARSE_ERROR;
+			break;
+		case RECIPE_HAPROXY_OPT_PGBOUNCER_PORT:
+			if (recipe_parse_port_opt("--pgbouncer-port", v, &r->pgbouncer_port, err, errlen))
+				return RECIPE_PARSE_ERROR;
+			break;
+		case RECIPE_HAPROXY_OPT_POSTGRES_PORT:
+			if (recipe_parse_port_opt("--postgres-port", v, &r->postgres_port, err, errlen))
+				return RECIPE_PARSE_ERROR;
+			break;
+		case RECIPE_HAPROXY_OPT_PATRONI_PORT:
+			if (recipe_parse_port_opt("--patroni-port", v, &r->patroni_port, err, errlen))
+				return RECIPE_PARSE_ERROR;
+			break;
+		case RECIPE_HAPROXY_OPT_BIND:
+		case RECIPE_HAPROXY_OPT_REPLICA_BIND:
+			if (recipe_parse_hostport(v, 1, c == RECIPE_HAPROXY_OPT_BIND ? &r->bind
+									    : &r->replica_bind) != 0) {
+				recipe_errf(err, errlen,
+					    "%s: '%s' is not ADDR:PORT (e.g. *:5000, 10.0.0.5:5000, [::]:5000)",
+					    c == RECIPE_HAPROXY_OPT_BIND ? "--bind" : "--replica-bind", v);
+				return RECIPE_PARSE_ERROR;
+			}
+			replica_bind_set |= c == RECIPE_HAPROXY_OPT_REPLICA_BIND;
+			break;
+		case RECIPE_HAPROXY_OPT_REPLICAS:
+			r->replicas = 1;
+			break;
+		case RECIPE_HAPROXY_OPT_FULL:
+			r->full = 1;
+			break;
+		case RECIPE_HAPROXY_OPT_STATS_SOCKET:
+			if (!recipe_valid_socket_path(v)) {
+				recipe_errf(err, errlen,
+					    "--stats-socket: invalid path '%s' (no quotes, backslashes or control characters)",
+					    v);
+				return RECIPE_PARSE_ERROR;
+			}
+			snprintf(r->stats_socket, sizeof(r->stats_socket), "%s", v);
+			break;
+		case RECIPE_HAPROXY_OPT_NAME:
+			if (!recipe_valid_name(v, sizeof(r->prefix) - 11)) {
+				recipe_errf(err, errlen,
+					    "--name: invalid prefix '%s' (letters, digits, '.', '_', '-'; at most %zu)",
+					    v, sizeof(r->prefix) - 12);
+				return RECIPE_PARSE_ERROR;
+			}
+			snprintf(r->prefix, sizeof(r->prefix), "%s", v);
+			break;
+		case RECIPE_HAPROXY_OPT_HELP:
+			recipe_haproxy_usage(out);
+			return RECIPE_PARSE_HELP;
+		case ':':
+			recipe_errf(err, errlen, "option '%s' needs a value", argv[optind - 1]);
+			return RECIPE_PARSE_ERROR;
+		default:
+			recipe_errf(err, errlen, "unknown option '%s' (see --help)",
+				    argv[optind - 1]);
+			return RECIPE_PARSE_ERROR;
+		}
+	}
+	if (optind < argc) {
+		recipe_errf(err, errlen, "unexpected argument '%s' (see --help)", argv[optind]);
+		return RECIPE_PARSE_ERROR;
+	}
+	if (recipe_haproxy_check(r, scenario_set, replica_bind_set, err, errlen) != 0)
+		return RECIPE_PARSE_ERROR;
+	return RECIPE_PARSE_OK;
+}
+
+/* ---- recipe haproxy: output */
+
+/* One --bind value as the shell takes it back: '*' quoted against globbing. */
+static void recipe_haproxy_bind_arg(const char *opt, const struct recipe_endpoint *e,
+				    FILE *out)
+{
+	char hp[RECIPE_HOST_MAX + 16];
+
+	recipe_hostport_str(e->host, e->family, e->port, hp, sizeof(hp));
+	fprintf(out, e->family == RECIPE_FAMILY_ANY ? " %s '%s'" : " %s %s", opt, hp);
+}
+
+/* The command that prints this recipe again, defaults left out. */
+static void recipe_haproxy_command(const struct recipe_haproxy *r, FILE *out)
+{
+	char prefix[RECIPE_NAME_MAX];
+
+	fprintf(out, "#   happac recipe haproxy --scenario %s", recipe_scenario_names[r->scenario]);
+	for (int i = 0; i < r->node_count; i++)
+		fprintf(out, r->nodes[i].family == RECIPE_FAMILY_IPV6 ? " --node %s=[%s]"
+								      : " --node %s=%s",
+			r->nodes[i].name, r->nodes[i].addr);
+	if (r->agent_port != RECIPE_DEFAULT_AGENT_PORT)
+		fprintf(out, " --agent-port %d", r->agent_port);
+	if (r->pgbouncer_port != RECIPE_DEFAULT_PGBOUNCER_PORT)
+		fprintf(out, " --pgbouncer-port %d", r->pgbouncer_port);
+	if (r->postgres_port != RECIPE_DEFAULT_POSTGRES_PORT)
+		fprintf(out, " --postgres-port %d", r->postgres_port);
+	if (r->patroni_port != RECIPE_DEFAULT_PATRONI_PORT)
+		fprintf(out, " --patroni-port %d", r->patroni_port);
+	if (r->bind.family != RECIPE_FAMILY_ANY || r->bind.port != RECIPE_DEFAULT_BIND_PORT)
+		recipe_haproxy_bind_arg("--bind", &r->bind, out);
+	if (r->replicas) {
+		struct recipe_endpoint next = r->bind;
+
+		fputs(" --replicas", out);
+		if (r->replica_agent_port != RECIPE_DEFAULT_REPLICA_AGENT_PORT)
+			fprintf(out, " --replica-agent-port %d", r->replica_agent_port);
+		next.port = r->bind.port + 1;
+		if (!recipe_endpoint_equal(&next, &r->replica_bind))
+			recipe_haproxy_bind_arg("--replica-bind", &r->replica_bind, out);
+	}
+	snprintf(prefix, sizeof(prefix), "scenario_%s", recipe_scenario_names[r->scenario]);
+	if (strcmp(r->prefix, prefix) != 0)
+		fprintf(out, " --name %s", r->prefix);
+	if (r->full)
+		fputs(" --full", out);
+	if (r->stats_socket[0])
+		fprintf(out, " --stats-socket '%s'", r->stats_socket);
+	fputc('\n', out);
+}
+
+static void recipe_haproxy_header(const struct recipe_haproxy *r, FILE *out)
+{
+	static const char *const what[] = {
+		[RECIPE_SCENARIO_A] =
+			"# Scenario A: HAProxy asks Patroni directly; no happac. The check goes to\n"
+			"# Patroni's REST API, the traffic to PgBouncer. Known gap: a dead or frozen\n"
+			"# PgBouncer on the primary stays UP, because Patroni is fine. Scenario B\n"
+			"# closes it.\n",
+		[RECIPE_SCENARIO_B] =
+			"# Scenario B: happac on each node is the agent. It answers \"up\" only when\n"
+			"# Patroni says this node is the primary AND its PgBouncer answers, else\n"
+			"# \"down #reason\", which marks the server DOWN at once (the reason shows as\n"
+			"# agent_desc in `show stat`). The regular check is a TCP connect to PgBouncer.\n",
+		[RECIPE_SCENARIO_C] =
+			"# Scenario C: writes go through PgBouncer on the primary while its happac says\n"
+			"# \"up\"; when no PgBouncer is usable they go straight to the Patroni-managed\n"
+			"# PostgreSQL on the primary, chosen by Patroni's own check: losing PgBouncer\n"
+			"# costs connection pooling, not availability.\n",
+	};
+
+	fprintf(out, "# HAProxy configuration for a Patroni cluster, written by happac %s.\n",
+		HAPPAC_VERSION);
+	fputs(what[r->scenario], out);
+	fputs("#\n# Print it again (or for other nodes and ports) with:\n", out);
+	recipe_haproxy_command(r, out);
+	fputs("# Check it with: haproxy -c -f FILE\n#\n", out);
+	fputs("# Timing, matched to happac's defaults (a probe round every 1s, each probe\n"
+	      "# with an 800ms deadline: happac's verdict follows a node within 1.8s):\n"
+	      "#   agent-inter 1s   HAProxy asks each agent every second. happac answers from\n"
+	      "#                    its cache at once, so asking often costs Patroni nothing.\n"
+	      "#                    An agent's \"down\" acts at once: rise/fall do not apply.\n"
+	      "#   inter 1s fall 2  a regular check must fail twice in a row before the\n"
+	      "#                    server goes DOWN: one lost packet, or one moment of\n"
+	      "#                    Patroni's 5-thread REST server being busy, does not\n"
+	      "#                    cut every session.\n"
+	      "#   rise 1           one passing check brings a server back: a 200 from Patroni\n"
+	      "#                    or an \"up\" from happac is authoritative, and a second one\n"
+	      "#                    would only add a second to every fail-over.\n"
+	      "#   timeout check 2s bounds a check's reply after its connect (bounded by\n"
+	      "#                    'timeout connect'); a check that times out has failed.\n"
+	      "#   on-marked-down shutdown-sessions\n"
+	      "#                    sessions on a server that goes DOWN are cut at once, so\n"
+	      "#                    clients reconnect to the new primary instead of writing on\n"
+	      "#                    into a demoted or split-brain node.\n"
+	      "# Every proxy sets its own mode and timeouts, so these sections can be added\n"
+	      "# to an existing configuration as they are.\n", out);
+	if (r->replicas && r->scenario != RECIPE_SCENARIO_A)
+		fprintf(out,
+			"#\n# --replicas: every node also runs happac's replica profile on port %d,\n"
+			"# which says \"up\" only on a replica whose PgBouncer answers:\n"
+			"#   happac ... --profile replica:%d\n"
+			"# or a second happac: happac -h HOST -r %d -k replica -p %d\n",
+			r->replica_agent_port, r->replica_agent_port, r->pgbouncer_port,
+			r->replica_agent_port);
+}
+
+static void recipe_haproxy_global(const struct recipe_haproxy *r, FILE *out)
+{
+	fputs("\nglobal\n"
+	      "    # stderr reaches journald when HAProxy runs under systemd; use\n"
+	      "    # \"log /dev/log local0\" for a syslog daemon instead.\n"
+	      "    log stderr format raw local0 notice\n", out);
+	if (r->stats_socket[0])
+		fprintf(out,
+			"    # show stat: status, check_status, agent_status, agent_desc (happac's reason)\n"
+			"    stats socket \"%s\" mode 660 level admin\n"
+			"    stats timeout 10s\n",
+			r->stats_socket);
+	fputs("\ndefaults\n"
+	      "    mode tcp\n"
+	      "    log global\n"
+	      "    option tcplog\n"
+	      "    option dontlognull\n"
+	      "    timeout connect 1s\n"
+	      "    timeout client 30m\n"
+	      "    timeout server 30m\n"
+	      "    timeout check 2s\n", out);
+}
+
+/* Frontend side of a proxy: listen or frontend. */
+static void recipe_haproxy_front(const struct recipe_endpoint *bind, FILE *out)
+{
+	char hp[RECIPE_HOST_MAX + 16];
+
+	recipe_hostport_str(bind->host, bind->family, bind->port, hp, sizeof(hp));
+	fprintf(out, "    bind %s\n", hp);
+	fputs("    mode tcp\n"
+	      "    # Sessions may idle between transactions; 30 minutes of silence ends one.\n"
+	      "    timeout client 30m\n", out);
+}
+
+enum recipe_check {
+	RECIPE_CHECK_PATRONI, /* httpchk to Patroni's REST API */
+	RECIPE_CHECK_AGENT,   /* TCP connect + happac agent */
+};
+
+/* Backend side of a proxy: timeouts, the check, the servers. */
+static void recipe_haproxy_back(const struct recipe_haproxy *r, enum recipe_check check,
+				const char *endpoint, int agent_port, int server_port,
+				int balance_leastconn, FILE *out)
+{
+	if (balance_leastconn)
+		fputs("    # Long-lived pooled sessions: spread by open sessions, not by turns.\n"
+		      "    balance leastconn\n", out);
+	fputs("    timeout connect 1s\n"
+	      "    timeout server 30m\n"
+	      "    timeout check 2s\n", out);
+	if (check == RECIPE_CHECK_PATRONI) {
+		fprintf(out,
+			"    # Patroni answers OPTIONS with a bare status line: its cheapest request.\n"
+			"    # 200 only when this node is what /%s asks for.\n"
+			"    option httpchk OPTIONS /%s\n"
+			"    http-check expect status 200\n"
+			"    default-server inter 1s fall 2 rise 1 on-marked-down shutdown-sessions\n",
+			endpoint, endpoint);
+	} else {
+		fprintf(out,
+			"    # check: TCP connect to PgBouncer. agent-check: happac's verdict on port %d.\n"
+			"    default-server inter 1s fall 2 rise 1 agent-check agent-port %d agent-inter 1s on-marked-down shutdown-sessions\n",
+			agent_port, agent_port);
+	}
+	for (int i = 0; i < r->node_count; i++) {
+		const struct recipe_node *n = &r->nodes[i];
+		char hp[RECIPE_HOST_MAX + 16];
+
+		recipe_hostport_str(n->addr, n->family, server_port, hp, sizeof(hp));
+		if (check == RECIPE_CHECK_PATRONI)
+			fprintf(out, "    server %s %s check port %d\n", n->name, hp,
+				r->patroni_port);
+		else
+			fprintf(out, "    server %s %s check\n", n->name, hp);
+	}
+}
+
+/* The frontend rules of scenario C, also used for its read side. */
+static void recipe_haproxy_c_rules(const struct recipe_haproxy *r, FILE *out)
+{
+	fprintf(out,
+		"    # nbsrv() counts the UP servers: PgBouncer while one is usable.\n"
+		"    acl pgbouncer_usable nbsrv(%s_pgbouncer) gt 0\n"
+		"    use_backend %s_pgbouncer if pgbouncer_usable\n"
+		"    default_backend %s_direct\n",
+		r->prefix, r->prefix, r->prefix);
+}
+
+static void recipe_haproxy_write(const struct recipe_haproxy *r, FILE *out)
+{
+	switch (r->scenario) {
+	case RECIPE_SCENARIO_A:
+		fprintf(out, "\nlisten %s_write\n", r->prefix);
+		recipe_haproxy_front(&r->bind, out);
+		recipe_haproxy_back(r, RECIPE_CHECK_PATRONI, "primary", 0, r->pgbouncer_port,
+				    0, out);
+		return;
+	case RECIPE_SCENARIO_B:
+		fprintf(out, "\nlisten %s_write\n", r->prefix);
+		recipe_haproxy_front(&r->bind, out);
+		recipe_haproxy_back(r, RECIPE_CHECK_AGENT, NULL, r->agent_port,
+				    r->pgbouncer_port, 0, out);
+		return;
+	case RECIPE_SCENARIO_C:
+		fprintf(out, "\nfrontend %s_write\n", r->prefix);
+		recipe_haproxy_front(&r->bind, out);
+		recipe_haproxy_c_rules(r, out);
+		fprintf(out, "\n# PgBouncer on the primary, while its happac says \"up\".\n"
+			"backend %s_pgbouncer\n    mode tcp\n", r->prefix);
+		recipe_haproxy_back(r, RECIPE_CHECK_AGENT, NULL, r->agent_port,
+				    r->pgbouncer_port, 0, out);
+		fprintf(out, "\n# PostgreSQL on the primary, without PgBouncer: the fallback.\n"
+			"backend %s_direct\n    mode tcp\n", r->prefix);
+		recipe_haproxy_back(r, RECIPE_CHECK_PATRONI, "primary", 0, r->postgres_port,
+				    0, out);
+		return;
+	}
+	fprintf(stderr, "happac recipe: internal error: scenario %d\n", (int)r->scenario);
+	abort();
+}
+
+static void recipe_haproxy_read(const struct recipe_haproxy *r, FILE *out)
+{
+	fprintf(out,
+		"\n# Reads: a replica while one is fit, else the same route as writes, so\n"
+		"# read traffic still has somewhere to go when every replica is down.\n"
+		"frontend %s_read\n",
+		r->prefix);
+	recipe_haproxy_front(&r->replica_bind, out);
+	fprintf(out,
+		"    acl replica_usable nbsrv(%s_replica) gt 0\n"
+		"    use_backend %s_replica if replica_usable\n",
+		r->prefix, r->prefix);
+	if (r->scenario == RECIPE_SCENARIO_C)
+		recipe_haproxy_c_rules(r, out);
+	else
+		fprintf(out, "    default_backend %s_write\n", r->prefix);
+
+	fprintf(out, "\nbackend %s_replica\n    mode tcp\n", r->prefix);
+	if (r->scenario == RECIPE_SCENARIO_A) {
+		fputs("    # Patroni's /replica: a running replica without the noloadbalance tag.\n"
+		      "    # Add ?lag=16MB to the path to leave lagging replicas out.\n", out);
+		recipe_haproxy_back(r, RECIPE_CHECK_PATRONI, "replica", 0, r->pgbouncer_port,
+				    1, out);
+	} else {
+		recipe_haproxy_back(r, RECIPE_CHECK_AGENT, NULL, r->replica_agent_port,
+				    r->pgbouncer_port, 1, out);
+	}
+}
+
+void recipe_haproxy_render(const struct recipe_haproxy *r, FILE *out)
+{
+	recipe_haproxy_header(r, out);
+	if (r->full)
+		recipe_haproxy_global(r, out);
+	recipe_haproxy_write(r, out);
+	if (r->replicas)
+		recipe_haproxy_read(r, out);
+}
+
