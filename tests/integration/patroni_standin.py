@@ -102,13 +102,23 @@ def status_for(mode, path):
     return 200 if path in ok else 503
 
 
-def build_reply(method, code, path):
+def build_reply(method, code, path, mode="primary"):
     line = "HTTP/1.0 %d %s\r\n" % (code, REASONS.get(code, "Status"))
     if method in ("OPTIONS", "HEAD"):
         return (line + "\r\n").encode()
-    body = json.dumps({"state": "running",
-                       "role": "primary" if code == 200 else "replica",
-                       "path": path}).encode()
+    # The node's status, as Patroni 3.x's get_postgresql_status shapes it:
+    # the role follows the mode, whatever path was asked for.
+    if mode == "replica":
+        role = "replica"
+    elif mode == "primary" or mode.startswith("slow:"):
+        role = "master"
+    else:
+        role = "master" if code == 200 else "replica"
+    doc = {"state": "running", "role": role, "timeline": 1, "path": path,
+           "patroni": {"version": "3.0.2", "scope": "standin"}}
+    if role == "replica":
+        doc["xlog"] = {"received_location": 1, "replayed_location": 1, "paused": False}
+    body = json.dumps(doc).encode()
     head = line + "Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body)
     return head.encode() + body
 
@@ -172,7 +182,7 @@ async def serve_probe(state, reader, writer):
         else:
             code = status_for(mode, path)
         state.replies[code] = state.replies.get(code, 0) + 1
-        writer.write(build_reply(method, code, path))
+        writer.write(build_reply(method, code, path, mode))
         await writer.drain()
     except (ConnectionError, OSError):
         pass
