@@ -35,7 +35,7 @@ OBJS := $(patsubst src/%.c,$(O)/%.o,$(SRCS))
 UNIT_TESTS := $(patsubst tests/unit/%.c,%,$(wildcard tests/unit/test_*.c))
 
 .PHONY: all build install uninstall test test-unit test-integration test-asan \
-        deps check-deps bench demo clean
+        deps check-deps bench demo deb clean
 
 all: build
 build: bin/happac
@@ -64,7 +64,7 @@ test-unit: $(addprefix $(O)/tests/,$(UNIT_TESTS))
 
 # Integration suites that need no Patroni cluster; tests/cluster is separate
 # (it starts etcd, three Patroni nodes and HAProxy).
-IT_SUITES := tests/integration tests/ops tests/ctl
+IT_SUITES := tests/integration tests/ops tests/ctl tests/recipe
 
 test-integration: bin/happac
 	HAPPAC_BIN=$(CURDIR)/$(O)/happac $(PYTEST) -q $(IT_SUITES)
@@ -77,7 +77,7 @@ test-asan:
 	    LDFLAGS="$(ASAN_FLAGS)" build/asan/happac test-unit
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
 	    HAPPAC_BIN=$(CURDIR)/build/asan/happac HAPPAC_OBJ_DIR=build/asan \
-	    $(PYTEST) -q $(IT_SUITES)
+	    $(PYTEST) -q $(IT_SUITES) --deselect tests/recipe/test_recipe_deb.py
 
 check-deps:
 	@scripts/deps.sh --check || scripts/deps.sh
@@ -116,6 +116,11 @@ uninstall:
 
 bench: check-deps build
 	bench/run
+
+# Debian package, built by dpkg-buildpackage in a scratch copy of the tree:
+# build/deb/happac_$(VERSION)_ARCH.deb, lintian-checked.
+deb: check-deps
+	scripts/deb.sh
 
 demo: check-deps build
 	demo/demo.sh

@@ -8,7 +8,8 @@ PACKAGES="build-essential pkg-config clang libclang-rt-14-dev
 libevent-dev libcurl4-openssl-dev libpq-dev libcmocka-dev
 python3 python3-pytest python3-psycopg2
 postgresql-15 pgbouncer patroni etcd-server etcd-client haproxy socat
-prometheus openssl procps iproute2"
+prometheus openssl procps iproute2 systemd groff-base man-db
+debhelper lintian dpkg-dev"
 
 missing=""
 for p in $PACKAGES; do

@@ -201,7 +201,6 @@ enum recipe_consul_opt {
 	RECIPE_CONSUL_OPT_HELP,
 };
 
-
 static void recipe_consul_usage(FILE *out)
 {
 	fprintf(out,

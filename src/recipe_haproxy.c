@@ -77,7 +77,6 @@ bad_addr:
 	return -1;
 }
 
-
 enum recipe_haproxy_opt {
 	RECIPE_HAPROXY_OPT_SCENARIO = 1000,
 	RECIPE_HAPROXY_OPT_NODE,
@@ -94,8 +93,6 @@ enum recipe_haproxy_opt {
 	RECIPE_HAPROXY_OPT_NAME,
 	RECIPE_HAPROXY_OPT_HELP,
 };
-
-
 
 static void recipe_haproxy_usage(FILE *out)
 {
@@ -457,12 +454,11 @@ static void recipe_haproxy_header(const struct recipe_haproxy *r, FILE *out)
 	      "# to an existing configuration as they are.\n", out);
 	if (r->replicas && r->scenario != RECIPE_SCENARIO_A)
 		fprintf(out,
-			"#\n# --replicas: every node also runs happac's replica profile on port %d,\n"
-			"# which says \"up\" only on a replica whose PgBouncer answers:\n"
+			"#\n# --replicas: happac on every node also serves its replica profile on\n"
+			"# port %d (\"up\" only on a running replica whose PgBouncer answers):\n"
 			"#   happac ... --profile replica:%d\n"
-			"# or a second happac: happac -h HOST -r %d -k replica -p %d\n",
-			r->replica_agent_port, r->replica_agent_port, r->pgbouncer_port,
-			r->replica_agent_port);
+			"# (with the unit: HAPPAC_PROFILE=\"replica:%d\" in /etc/haproxy/happac.env).\n",
+			r->replica_agent_port, r->replica_agent_port, r->replica_agent_port);
 }
 
 static void recipe_haproxy_global(const struct recipe_haproxy *r, FILE *out)
