@@ -32,3 +32,11 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -q
 # shellcheck disable=SC2086
 apt-get install -y -q --no-install-recommends $missing
+# On a machine that runs systemd, the packages start their default services
+# (etcd on 127.0.0.1:2379, PostgreSQL's 15/main, PgBouncer, HAProxy). The
+# tests and the demo start their own on private addresses: stop those.
+if [ -d /run/systemd/system ]; then
+	for unit in etcd pgbouncer haproxy postgresql prometheus; do
+		systemctl disable --now "$unit" >/dev/null 2>&1 || true
+	done
+fi

@@ -139,6 +139,8 @@ static void main_evaluate(struct happac *h)
 	in.ramp_weight = -1;
 	in.now_us = probe_now_us();
 	in.ready_window_ms = h->opts.ready_window_ms;
+	in.hold_us = (int64_t)(h->opts.interval_ms + h->opts.timeout_ms) * 1000;
+	in.first_round = first;
 	if (h->ctl) {
 		const struct ctl_override *ov = ctl_get(h->ctl);
 		struct timespec ts;

@@ -201,6 +201,7 @@ int profile_evaluate(const struct profile *profiles, int i, struct profile_state
 
 	/* 1. What Patroni says about this node for this profile. */
 	if (!pat || (pat->result != PROBE_OK && pat->result != PROBE_HTTP_STATUS)) {
+		st->role_ok_since_us = 0;
 		verdict_reason(in->patroni, in->timeout_ms, reason, sizeof(reason));
 		goto render;
 	}
@@ -220,6 +221,27 @@ int profile_evaluate(const struct profile *profiles, int i, struct profile_state
 			snprintf(role_reason, sizeof(role_reason), "patroni: not %s (%s, %s)",
 				 profile_rule_names[p->rule], profile_role_word(in->json),
 				 in->json->state[0] ? in->json->state : "state unknown");
+	}
+	/* A role that just became right is held back for interval + timeout.
+	 * On a switchover the old primary's Patroni says 503 no later than
+	 * the new one says 200, but the old node's happac may keep its cached
+	 * "up" for up to interval + timeout after that: the hold makes sure
+	 * the two never say "up" together. Not on start-up (a restart of
+	 * happac must not flap a healthy primary), not after a pure PgBouncer
+	 * failure (Patroni's answer did not change). */
+	if (role_ok) {
+		if (!st->role_ok_since_us)
+			st->role_ok_since_us = in->first_round ? in->now_us - in->hold_us
+							       : in->now_us;
+		if (in->now_us - st->role_ok_since_us < in->hold_us) {
+			role_ok = 0;
+			snprintf(role_reason, sizeof(role_reason),
+				 "patroni: %s role is new, settling",
+				 p->rule == PROFILE_RULE_ENDPOINT ? p->endpoint
+								  : profile_rule_names[p->rule]);
+		}
+	} else {
+		st->role_ok_since_us = 0;
 	}
 	if (!role_ok && p->wrong == PROFILE_WRONG_DOWN) {
 		snprintf(reason, sizeof(reason), "%s", role_reason);

@@ -60,6 +60,8 @@ struct profile_state {
 	int64_t ready_until_us;   /* say `ready` until then */
 	int lag_cut;              /* cut for lag; back only at lag_full */
 	int weight;               /* last weight said (0: none) */
+	int64_t role_ok_since_us; /* when Patroni first said "right role" in the
+				     current run of such answers; 0: not now */
 };
 
 /* Everything one round found, shared by all profiles. */
@@ -76,6 +78,10 @@ struct profile_inputs {
 	int ramp_weight;                      /* 1..100 during a ramp, else -1 */
 	int64_t now_us;
 	int ready_window_ms;                  /* how long `ready` is said */
+	int64_t hold_us;                      /* a new "right role" must last this
+						 long before it counts (interval +
+						 timeout; see profile.c) */
+	int first_round;                      /* happac just started: no hold */
 };
 
 /* Fill p with the built-in profile called name ("primary", "replica",

@@ -418,7 +418,7 @@ static void recipe_haproxy_header(const struct recipe_haproxy *r, FILE *out)
 			"# Scenario B: happac on each node is the agent. It answers \"up\" only when\n"
 			"# Patroni says this node is the primary AND its PgBouncer answers, else\n"
 			"# \"down #reason\", which marks the server DOWN at once (the reason shows as\n"
-			"# agent_desc in `show stat`). The regular check is a TCP connect to PgBouncer.\n",
+			"# last_agt in `show stat`). The regular check is a TCP connect to PgBouncer.\n",
 		[RECIPE_SCENARIO_C] =
 			"# Scenario C: writes go through PgBouncer on the primary while its happac says\n"
 			"# \"up\"; when no PgBouncer is usable they go straight to the Patroni-managed\n"
@@ -469,7 +469,7 @@ static void recipe_haproxy_global(const struct recipe_haproxy *r, FILE *out)
 	      "    log stderr format raw local0 notice\n", out);
 	if (r->stats_socket[0])
 		fprintf(out,
-			"    # show stat: status, check_status, agent_status, agent_desc (happac's reason)\n"
+			"    # show stat: status, check_status, agent_status, last_agt (happac's reason)\n"
 			"    stats socket \"%s\" mode 660 level admin\n"
 			"    stats timeout 10s\n",
 			r->stats_socket);

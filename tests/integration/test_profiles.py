@@ -186,3 +186,27 @@ def test_profile_config_errors(happac_bin, workdir):
     assert rc == 2 and "--pg-conninfo" in err
     rc, out, err, _ = procs.run_happac(["-h", ADDR, "-r", "6432", "--profile", "replica:5555"])
     assert rc == 2 and "port 5555" in err
+
+
+def test_new_primary_is_held_interval_plus_timeout(happac, backends):
+    """A node that becomes primary says up only after Patroni said so for
+    interval + timeout: the old primary's agent (which may keep its cached
+    up that long) is down by then, so two agents never say up together."""
+    standin = backends[1]
+    h = happac()
+    standin.set("replica")
+    wait_reply(AGENT_PORT, equals("down #patroni /primary: 503\n"), bound())
+    t0 = time.monotonic()
+    standin.set("primary")
+    reply, _ = wait_reply(AGENT_PORT, starts("down #patroni: primary role is new"), bound())
+    wait_reply(AGENT_PORT, equals("up\n"), 2 * bound())
+    held = time.monotonic() - t0
+    # at least interval + timeout (0.35 s) after Patroni's 200, at most one
+    # detection (interval + timeout) plus the hold plus the test margin
+    assert 0.35 <= held <= 0.35 + bound(), held
+    # a PgBouncer restart is not a role change: no hold after it
+    backends[0].kill()
+    wait_reply(AGENT_PORT, starts("down #pgbouncer"), bound())
+    backends[0].ensure_running()
+    reply, waited = wait_reply(AGENT_PORT, equals("up\n"), bound())
+    assert "settling" not in h.log().split("pgbouncer 127.0.0.21:6432: connection refused")[-1]

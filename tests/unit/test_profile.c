@@ -214,6 +214,43 @@ static void test_lag_weights_and_hysteresis(void **state)
 	assert_string_equal(eval(&w, rep), "up 100%\n");
 }
 
+static void test_new_role_is_held(void **state)
+{
+	struct world w;
+
+	(void)state;
+	world_init(&w, "primary");
+	w.in.hold_us = 1800000;
+	/* start-up: a healthy primary is up at once (no flap on restart) */
+	w.in.first_round = 1;
+	assert_string_equal(eval(&w, 0), "up\n");
+	w.in.first_round = 0;
+	/* a replica... */
+	w.pat.result = PROBE_HTTP_STATUS;
+	w.pat.http_status = 503;
+	assert_string_equal(eval(&w, 0), "down #patroni /primary: 503\n");
+	/* ...promoted: held for interval + timeout before "up" */
+	w.pat.result = PROBE_OK;
+	w.in.now_us += 1000000;
+	assert_string_equal(eval(&w, 0), "down #patroni: primary role is new, settling\n");
+	w.in.now_us += 1799999;
+	assert_string_equal(eval(&w, 0), "down #patroni: primary role is new, settling\n");
+	w.in.now_us += 1;
+	assert_string_equal(eval(&w, 0), "up\n");
+	/* a Patroni timeout in between starts the hold again */
+	w.pat.result = PROBE_TIMEOUT;
+	assert_string_equal(eval(&w, 0), "down #patroni: timeout after 800ms\n");
+	w.pat.result = PROBE_OK;
+	assert_string_equal(eval(&w, 0), "down #patroni: primary role is new, settling\n");
+	w.in.now_us += 1800000;
+	assert_string_equal(eval(&w, 0), "up\n");
+	/* a PgBouncer failure does not: Patroni's answer never changed */
+	w.pg.result = PROBE_REFUSED;
+	assert_string_equal(eval(&w, 0), "down #pgbouncer 127.0.0.1:6432: connection refused\n");
+	w.pg.result = PROBE_OK;
+	assert_string_equal(eval(&w, 0), "up\n");
+}
+
 static void test_parse_bytes_and_endpoints(void **state)
 {
 	int64_t b;
@@ -247,6 +284,7 @@ int main(void)
 		cmocka_unit_test(test_wrong_role_drain_and_ready_window),
 		cmocka_unit_test(test_operator_override_and_ramp),
 		cmocka_unit_test(test_lag_weights_and_hysteresis),
+		cmocka_unit_test(test_new_role_is_held),
 		cmocka_unit_test(test_parse_bytes_and_endpoints),
 	};
 
