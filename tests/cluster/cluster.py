@@ -42,6 +42,26 @@ import yaml
 REPO = Path(__file__).resolve().parents[2]
 HAPROXY_DIR = REPO / "haproxy"
 HAPROXY_FILES = ["global.cfg", "scenario-a.cfg", "scenario-b.cfg", "scenario-c.cfg"]
+# The scenarios are what `happac recipe haproxy` prints: the lab runs HAProxy on
+# the recipe output of the binary under test, and haproxy/scenario-*.cfg must
+# equal it (test_haproxy_config.py). global.cfg is the lab's own.
+SCENARIOS = {"a": 5000, "b": 5001, "c": 5002}
+
+
+def recipe_argv(scenario):
+    """The `happac recipe haproxy` arguments that print haproxy/scenario-X.cfg."""
+    argv = ["recipe", "haproxy", "--scenario", scenario]
+    for n in (1, 2, 3):
+        argv += ["--node", f"node{n}=127.0.0.1{n}"]
+    return argv + ["--bind", f"127.0.0.1:{SCENARIOS[scenario]}"]
+
+
+def recipe_output(happac_bin, scenario):
+    r = subprocess.run([str(happac_bin)] + recipe_argv(scenario), capture_output=True,
+                       text=True, timeout=10)
+    if r.returncode != 0:
+        raise RuntimeError(f"happac {' '.join(recipe_argv(scenario))} failed:\n{r.stderr}")
+    return r.stdout
 
 NODES = (1, 2, 3)
 PG_PORT = 5432
@@ -99,7 +119,7 @@ def _duration(text):
     return value / 1000.0 if m.group(2) == "ms" else float(value)
 
 
-def haproxy_check_settings():
+def haproxy_check_settings(paths=None):
     """Per-backend check settings read from haproxy/*.cfg, so test bounds follow the config.
 
     Returns {backend: {"inter": s, "fall": n, "rise": n, "agent_inter": s or None,
@@ -108,8 +128,8 @@ def haproxy_check_settings():
     settings = {}
     timeout_check = None
     section = None
-    for fname in HAPROXY_FILES:
-        for raw in (HAPROXY_DIR / fname).read_text().splitlines():
+    for path in paths or [HAPROXY_DIR / f for f in HAPROXY_FILES]:
+        for raw in Path(path).read_text().splitlines():
             line = raw.split("#", 1)[0].strip()
             if not line:
                 continue
@@ -118,16 +138,20 @@ def haproxy_check_settings():
                 section = words[1] if len(words) > 1 else words[0]
                 continue
             if words[:2] == ["timeout", "check"]:
-                timeout_check = _duration(words[2])
+                # a backend's own timeout check wins over the defaults'
+                if section in BACKENDS:
+                    settings.setdefault(section, {})["own_timeout_check"] = _duration(words[2])
+                else:
+                    timeout_check = _duration(words[2])
             if words[0] == "default-server" and section in BACKENDS:
                 s = {"inter": 2.0, "fall": 3, "rise": 2, "agent_inter": None}
                 for key in ("inter", "fall", "rise", "agent-inter"):
                     if key in words:
                         val = words[words.index(key) + 1]
                         s[key.replace("-", "_")] = int(val) if key in ("fall", "rise") else _duration(val)
-                settings[section] = s
+                settings[section] = {**settings.get(section, {}), **s}
     for s in settings.values():
-        s["timeout_check"] = timeout_check
+        s["timeout_check"] = s.pop("own_timeout_check", timeout_check)
     missing = set(BACKENDS) - set(settings)
     if missing:
         raise RuntimeError(f"haproxy/*.cfg has no default-server line for {sorted(missing)}")
@@ -834,13 +858,23 @@ server_login_retry = {PGBOUNCER_LOGIN_RETRY}
         return wait_for(f"happac: up on node{primary}, down elsewhere", ready, timeout)
 
     # HAProxy -----------------------------------------------------------------------------
+    def haproxy_files(self):
+        """global.cfg, then each scenario as the binary under test prints it."""
+        files = [HAPROXY_DIR / "global.cfg"]
+        for x in SCENARIOS:
+            path = self.dir / "haproxy" / f"scenario-{x}.cfg"
+            path.write_text(recipe_output(self.happac_bin, x))
+            files.append(path)
+        return files
+
     def haproxy_argv(self):
         argv = ["haproxy", "-db"]
-        for f in HAPROXY_FILES:
-            argv += ["-f", HAPROXY_DIR / f]
+        for f in self._haproxy_files:
+            argv += ["-f", f]
         return argv
 
     def start_haproxy(self):
+        self._haproxy_files = self.haproxy_files()
         env = {"HAPPAC_RUN_DIR": str(self.dir / "haproxy")}
         check = subprocess.run(["haproxy", "-c", "-q"] + self.haproxy_argv()[2:], env={**os.environ, **env},
                                capture_output=True, text=True)

@@ -96,4 +96,17 @@ def test_bounds_are_read_from_the_files():
     assert s["scenario_b_write"]["agent_inter"] == 1.0
     assert s["scenario_c_pgbouncer"]["agent_inter"] == 1.0
     assert s["scenario_a_write"]["agent_inter"] is None
-    assert s["scenario_b_write"]["timeout_check"] == 1.0
+    # the recipe sets each backend's own timeout check (2s), over the defaults' 1s
+    assert s["scenario_b_write"]["timeout_check"] == 2.0
+    assert s["scenario_b_write"]["rise"] == 1 and s["scenario_b_write"]["fall"] == 2
+
+
+def test_scenario_files_are_the_recipe_output():
+    """haproxy/scenario-*.cfg (what the README points at) is exactly what
+    `happac recipe haproxy` prints, and the lab runs that output: one source
+    of truth. Regenerate with `make haproxy-configs`."""
+    binary = os.environ.get("HAPPAC_BIN") or hc.REPO / "bin" / "happac"
+    for x in hc.SCENARIOS:
+        want = hc.recipe_output(binary, x)
+        have = (hc.HAPROXY_DIR / f"scenario-{x}.cfg").read_text()
+        assert have == want, f"haproxy/scenario-{x}.cfg differs from the recipe: make haproxy-configs"
