@@ -25,6 +25,10 @@ ALL_CFLAGS := -std=c11 -D_GNU_SOURCE -DHAPPAC_VERSION='"$(VERSION)"' $(WARN) \
               $(PKG_CFLAGS) $(CFLAGS)
 PYTEST     := /usr/bin/python3 -m pytest
 
+# The tests, the demo and the benchmark run as root (CI does): let the
+# daemons they start do so too. happac refuses root otherwise.
+export HAPPAC_RUN_AS_ROOT := 1
+
 SRCS := $(wildcard src/*.c)
 LIB_SRCS := $(filter-out src/main.c,$(SRCS))
 
@@ -85,6 +89,14 @@ test-asan:
 # PgBouncer, happac, HAProxy on 127.0.0.11-13); root, about two minutes.
 test-cluster: bin/happac
 	HAPPAC_BIN=$(CURDIR)/$(O)/happac $(PYTEST) -v tests/cluster
+
+# haproxy/scenario-*.cfg are `happac recipe haproxy` output for the lab.
+haproxy-configs: bin/happac
+	for x in a b c; do \
+	    bin/happac $$(/usr/bin/python3 -c "import sys; sys.path.insert(0, 'tests/cluster'); \
+	        import cluster; print(' '.join(cluster.recipe_argv('$$x')))") \
+	        > haproxy/scenario-$$x.cfg || exit 1; \
+	done
 
 check-deps:
 	@scripts/deps.sh --check || scripts/deps.sh

@@ -29,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 enum main_probe { MAIN_PROBE_PATRONI, MAIN_PROBE_PG, MAIN_PROBE_COUNT };
 
@@ -701,6 +702,16 @@ int main(int argc, char **argv)
 		options_dump(&h.opts, stdout);
 		options_free(&h.opts);
 		return 0;
+	}
+	/* happac needs no privilege: its ports are above 1024 by default, it
+	 * reads nothing secret and writes no file but its state file. Running
+	 * it as root only widens what a bug could reach. */
+	if (geteuid() == 0 && !h.opts.run_as_root) {
+		fprintf(stderr, "happac: refusing to run as root: it needs no privilege; "
+				"run it as an unprivileged user (the unit uses haproxy) or "
+				"pass --run-as-root\n");
+		options_free(&h.opts);
+		return 2;
 	}
 	if (h.opts.verbose)
 		log_set_level(LOG_LEVEL_DEBUG);

@@ -50,6 +50,7 @@ struct options {
 	int timeout_ms;
 	int stale_after_ms;     /* 0 = derived from interval and timeout */
 	int verbose;
+	int run_as_root;        /* --run-as-root: allow uid 0 */
 	struct options_list profile_use; /* --profile NAME[:PORT] */
 	int agent_send_wait_ms; /* wait for a profile line (several profiles) */
 	int ready_window_ms;    /* how long `ready` is said after drain/maint */

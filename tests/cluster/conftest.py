@@ -11,6 +11,9 @@ import time
 
 import pytest
 
+# The suite runs as root; happac refuses root unless told (HAPPAC_RUN_AS_ROOT).
+os.environ.setdefault("HAPPAC_RUN_AS_ROOT", "1")
+
 # Load cluster.py under a unique module name, so it cannot collide with a helper of the
 # same name elsewhere under tests/.
 _spec = importlib.util.spec_from_file_location(

@@ -22,6 +22,9 @@ import procs  # noqa: E402
 from agent_client import wait_answering  # noqa: E402
 from procs import ADDR, AGENT_PORT, PATRONI_PORT, PGB_PORT  # noqa: E402
 
+# The suite runs as root; happac refuses root unless told (HAPPAC_RUN_AS_ROOT).
+os.environ.setdefault("HAPPAC_RUN_AS_ROOT", "1")
+
 
 @pytest.hookimpl(tryfirst=True, hookwrapper=True)
 def pytest_runtest_makereport(item, call):

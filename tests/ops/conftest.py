@@ -14,6 +14,9 @@ import pytest
 import ops_procs
 from ops_standins import PatroniStandin, PgBouncerStandin
 
+# The suite runs as root; happac refuses root unless told (HAPPAC_RUN_AS_ROOT).
+os.environ.setdefault("HAPPAC_RUN_AS_ROOT", "1")
+
 
 @pytest.fixture(scope="session")
 def happac_bin():
