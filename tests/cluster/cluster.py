@@ -773,12 +773,14 @@ class Cluster:
         return r.stdout
 
     # PgBouncer ---------------------------------------------------------------------------
-    def _write_pgbouncer_ini(self, n):
+    def _write_pgbouncer_ini(self, n, backend=None):
+        """backend (host, port): where the postgres database routes; default the node's own."""
         addr = node_addr(n)
         nd = self.node_dir(n)
+        bhost, bport = backend or (addr, PG_PORT)
         text = f"""\
 [databases]
-postgres = host={addr} port={PG_PORT} user={POSTGRES_USER}
+postgres = host={bhost} port={bport} user={POSTGRES_USER}
 
 [pgbouncer]
 listen_addr = {addr}
@@ -814,6 +816,12 @@ server_login_retry = {PGBOUNCER_LOGIN_RETRY}
             return True
         wait_for(f"PgBouncer on node{n}", ready, timeout)
 
+    def reroute_pgbouncer(self, n, backend=None):
+        """Point node n's PgBouncer at another backend and reload it (SIGHUP), as an
+        operator (or a broken automation) would; backend None restores the node's own."""
+        self._write_pgbouncer_ini(n, backend)
+        self.send_signal(f"pgbouncer{n}", signal.SIGHUP)
+
     def kill_pgbouncer(self, n, sig=signal.SIGKILL):
         p = self.procs[f"pgbouncer{n}"]
         os.kill(p.pid, sig)
@@ -825,7 +833,10 @@ server_login_retry = {PGBOUNCER_LOGIN_RETRY}
         return [self.happac_bin, "-h", addr, "-r", PGBOUNCER_PORT, "-o", PATRONI_PORT,
                 "-k", "primary", "-p", AGENT_PORT, "--listen", addr,
                 "--interval", f"{int(HAPPAC_INTERVAL * 1000)}ms",
-                "--timeout", f"{int(HAPPAC_TIMEOUT * 1000)}ms"] + (
+                "--timeout", f"{int(HAPPAC_TIMEOUT * 1000)}ms",
+                # operator overrides, as the shipped unit enables them
+                "--control-socket", self.node_dir(n) / "happac.sock",
+                "--state-file", self.node_dir(n) / "happac.state"] + (
                     ["-v"] if os.environ.get("HAPPAC_LAB_VERBOSE") else [])
 
     def start_happac(self, n):
