@@ -185,6 +185,10 @@ static void options_err(char *err, size_t errlen, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(err, errlen, fmt, ap);
 	va_end(ap);
+	/* Values are echoed: a newline in one must not forge a second line. */
+	for (char *p = err; *p; p++)
+		if ((unsigned char)*p < ' ' || (unsigned char)*p == 0x7f)
+			*p = '?';
 }
 
 /* "--name" or "-x/--name" for messages. */
@@ -367,6 +371,14 @@ static void options_list_free(struct options_list *l)
 	l->count = 0;
 }
 
+static int options_has_control(const char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s < ' ' || (unsigned char)*s == 0x7f)
+			return 1;
+	return 0;
+}
+
 /* libpq conninfo: parsed here (no connection) so a typo fails at start. */
 static int options_apply_conninfo(struct options *o, const struct options_def *d,
 				  const char *value, char *err, size_t errlen)
@@ -380,6 +392,10 @@ static int options_apply_conninfo(struct options *o, const struct options_def *d
 		o->pg_conninfo = NULL;
 		o->pg_conninfo_has_password = 0;
 		return 0;
+	}
+	if (options_has_control(value)) {
+		options_err(err, errlen, "%s: control character in the conninfo", options_label(d));
+		return -1;
 	}
 	opts = PQconninfoParse(value, &perr);
 	if (!opts) {
@@ -588,6 +604,11 @@ static int options_apply(struct options *o, const struct options_def *d,
 		*num = (int)ms;
 		return 0;
 	case OPTIONS_KIND_PATH:
+		if (options_has_control(value)) {
+			options_err(err, errlen, "%s: control character in '%s'",
+				    options_label(d), value);
+			return -1;
+		}
 		free(*str);
 		*str = strdup(value);
 		if (d->offset == OFF(pg_isready_path)) {
@@ -1022,6 +1043,7 @@ enum options_result options_load(struct options *o, int argc, char **argv,
 	struct option longopts[OPTIONS_COUNT + 3];
 	char shortopts[2 * OPTIONS_COUNT + 8];
 	struct options_arg *args;
+	size_t nmax;
 	struct options scratch;
 	char **av;
 	size_t ns = 0;
@@ -1054,7 +1076,12 @@ enum options_result options_load(struct options *o, int argc, char **argv,
 	memset(&scratch, 0, sizeof(scratch));
 	/* getopt permutes its argv: work on a copy so that a reload sees the
 	 * command line exactly as it was given. */
-	args = calloc((size_t)argc + 1, sizeof(*args));
+	/* Bundled short options (-vvv) give more options than argv entries:
+	 * at most one per character. */
+	nmax = 1;
+	for (int i = 0; i < argc; i++)
+		nmax += strlen(argv[i]) + 1;
+	args = calloc(nmax, sizeof(*args));
 	av = calloc((size_t)argc + 1, sizeof(*av));
 	if (!args || !av) {
 		options_err(err, errlen, "out of memory");
@@ -1283,7 +1310,7 @@ void options_each(const struct options *o,
 			for (int j = 0; j < l->count; j++)
 				fn(arg, d->name, l->items[j]);
 			if (l->count == 0)
-				fn(arg, d->name, "");
+				fn(arg, d->name, NULL); /* an empty list */
 			continue;
 		}
 		options_render(o, d, value, sizeof(value));
@@ -1295,15 +1322,20 @@ static void options_dump_one(void *arg, const char *name, const char *value)
 {
 	FILE *out = arg;
 
-	if (!*value) {
-		fprintf(out, "# %s is not set\n", name);
+	if (!value) {
+		fprintf(out, "# %s: none\n", name); /* an empty list */
 		return;
 	}
-	/* Quote what the file reader would otherwise trim or misread. */
-	if (strchr(value, ' ') || strchr(value, '#'))
-		fprintf(out, "%s = \"%s\"\n", name, value);
-	else
-		fprintf(out, "%s = %s\n", name, value);
+	/* The file's own name cannot be set in it. */
+	if (!strcmp(name, "config")) {
+		if (*value)
+			fprintf(out, "# config = %s\n", value);
+		return;
+	}
+	/* Always quoted: the reader strips exactly one pair, so empty values,
+	 * spaces, '#' and values that are themselves quoted come back as they
+	 * were. Values never hold control characters (refused when set). */
+	fprintf(out, "%s = \"%s\"\n", name, value);
 }
 
 void options_dump(const struct options *o, FILE *out)

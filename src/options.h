@@ -108,8 +108,9 @@ int options_stale_after_ms(const struct options *o);
 void options_usage(FILE *out);
 
 /* Call fn once per effective setting, value rendered as the user writes it
- * (repeatable options once per value, unset ones with ""). Secrets are never
- * passed. Drives --check-config and /status. */
+ * (repeatable options once per value and once with NULL when empty, unset
+ * ones with ""). Secrets are never passed. Drives --check-config and
+ * /status. */
 void options_each(const struct options *o,
 		  void (*fn)(void *arg, const char *name, const char *value),
 		  void *arg);

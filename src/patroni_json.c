@@ -47,19 +47,24 @@ static int pj_string(struct patroni_json_reader *r, char *out, size_t outlen)
 		if (c == '\\') {
 			if (r->p + 1 >= r->end)
 				return pj_fail(r, "unterminated escape");
-			if (!strchr("\"\\/bfnrtu", r->p[1]))
+			if (!r->p[1] || !strchr("\"\\/bfnrtu", r->p[1]))
 				return pj_fail(r, "bad escape");
 			if (r->p[1] == 'u') {
 				if (r->end - r->p < 6)
 					return pj_fail(r, "short \\u escape");
 				for (int i = 2; i < 6; i++)
-					if (!strchr("0123456789abcdefABCDEF", r->p[i]))
+					if (!r->p[i] || !strchr("0123456789abcdefABCDEF", r->p[i]))
 						return pj_fail(r, "bad \\u escape");
 			}
 		}
-		if (out && n + 1 < outlen)
+		if (out && n + 1 < outlen) {
+			/* the escaped character itself; a \\uXXXX or a control
+			 * escape as '?' (no field we keep needs them) */
+			if (c == '\\')
+				c = strchr("\"\\/", r->p[1]) ? (unsigned char)r->p[1] : '?';
 			out[n++] = (char)c;
-		r->p += c == '\\' ? (r->p[1] == 'u' ? 6 : 2) : 1;
+		}
+		r->p += *r->p == '\\' ? (r->p[1] == 'u' ? 6 : 2) : 1;
 	}
 	if (r->p >= r->end)
 		return pj_fail(r, "unterminated string");

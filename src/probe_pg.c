@@ -107,9 +107,15 @@ static enum probe_result probe_pg_classify_transport(const char *message, int es
 		return PROBE_REFUSED;
 	if (!established) {
 		const char *colon = strrchr(message, ':');
+		const char *cause = message;
 
 		/* libpq: "...failed: No route to host\n": keep the cause. */
-		snprintf(detail, detail_len, "%s", colon ? colon + 2 : message);
+		if (colon) {
+			cause = colon + 1;
+			if (*cause == ' ')
+				cause++;
+		}
+		snprintf(detail, detail_len, "%s", cause);
 		detail[strcspn(detail, "\n")] = '\0';
 		return PROBE_CONNECT;
 	}

@@ -58,7 +58,8 @@ static void recipe_settings_add(void *arg, const char *name, const char *value)
 		return;
 	}
 	snprintf(s->items[s->count].name, sizeof(s->items[0].name), "%s", name);
-	snprintf(s->items[s->count].value, sizeof(s->items[0].value), "%s", value);
+	/* NULL: an empty list, which the env file writes as unset (""). */
+	snprintf(s->items[s->count].value, sizeof(s->items[0].value), "%s", value ? value : "");
 	s->count++;
 }
 

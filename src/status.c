@@ -58,7 +58,7 @@ static void status_config_one(void *arg, const char *name, const char *value)
 	}
 	c->first = 0;
 	c->last = name;
-	if (c->in_list && !*value)
+	if (!value)
 		return; /* empty list */
 	status_json_string(c->out, value);
 }
