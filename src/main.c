@@ -338,7 +338,7 @@ static struct main_probes *main_probes_new(struct happac *h, const struct option
 	struct probe_patroni_tls tls = { o->patroni_cafile, o->patroni_cert,
 					 o->patroni_key, o->patroni_insecure };
 
-	r->patroni = probe_patroni_new(h->base, o->patroni_scheme, o->patroni_host,
+	r->patroni = probe_patroni_new(h->base, h->dns, o->patroni_scheme, o->patroni_host,
 				       o->patroni_port, o->patroni_endpoint, &tls,
 				       o->timeout_ms, err, errlen);
 	if (!r->patroni)

@@ -1354,3 +1354,11 @@ void options_dump(const struct options *o, FILE *out)
 			fprintf(out, "port = %d\n", p->port);
 	}
 }
+
+int options_is_list(const char *name)
+{
+	const struct options_def *d = options_find(name);
+
+	return d && (d->kind == OPTIONS_KIND_ADDRESS || d->kind == OPTIONS_KIND_CIDR ||
+		     d->kind == OPTIONS_KIND_PROFILE);
+}

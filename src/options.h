@@ -115,6 +115,9 @@ void options_each(const struct options *o,
 		  void (*fn)(void *arg, const char *name, const char *value),
 		  void *arg);
 
+/* True for a repeatable option (its values form a list). */
+int options_is_list(const char *name);
+
 /* "name = value" lines, loadable as a config file. */
 void options_dump(const struct options *o, FILE *out);
 

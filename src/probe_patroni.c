@@ -8,6 +8,7 @@
 
 #include "log.h"
 #include "patroni_json.h"
+#include "resolve.h"
 
 #include <curl/curl.h>
 #include <errno.h>
@@ -37,6 +38,11 @@ struct probe_patroni {
 	int json_ok;           /* json holds the latest answer's status */
 	char url[512];
 	int https;
+	char host[256];        /* as given, without brackets */
+	int port;
+	int literal;           /* host is an address: no lookup */
+	struct resolve lookup; /* evdns: libcurl never resolves (see resolve.h) */
+	struct curl_slist *pin;/* CURLOPT_RESOLVE entries of the attempt */
 	char *cafile, *cert, *key; /* owned copies; NULL when unset */
 	int insecure;
 	char path[256];
@@ -65,10 +71,15 @@ static size_t probe_patroni_body(char *data, size_t size, size_t n, void *arg)
 
 static void probe_patroni_release(struct probe_patroni *pp)
 {
+	resolve_cancel(&pp->lookup);
 	if (pp->easy) {
 		curl_multi_remove_handle(pp->multi, pp->easy);
 		curl_easy_cleanup(pp->easy);
 		pp->easy = NULL;
+	}
+	if (pp->pin) {
+		curl_slist_free_all(pp->pin);
+		pp->pin = NULL;
 	}
 	pp->probe = NULL;
 }
@@ -253,14 +264,36 @@ static int probe_patroni_timercb(CURLM *multi, long timeout_ms, void *arg)
 	return 0;
 }
 
-static void probe_patroni_start(void *impl, struct probe *p)
+/* The transfer itself; addr is the looked-up address (NULL for a literal),
+ * pinned for libcurl with CURLOPT_RESOLVE so that it never resolves. */
+static void probe_patroni_transfer(struct probe_patroni *pp, const char *addr)
 {
-	struct probe_patroni *pp = impl;
+	struct probe *p = pp->probe;
 	CURL *e = curl_easy_init();
 
 	if (!e) {
+		probe_patroni_release(pp);
 		probe_done(p, PROBE_INTERNAL, 0, "curl_easy_init failed");
 		return;
+	}
+	if (addr) {
+		char drop[300], pin[400];
+		struct curl_slist *l;
+
+		/* Forget the previous round's address, pin this one. */
+		snprintf(drop, sizeof(drop), "-%s:%d", pp->host, pp->port);
+		snprintf(pin, sizeof(pin), "%s:%d:%s%s%s", pp->host, pp->port,
+			 strchr(addr, ':') ? "[" : "", addr, strchr(addr, ':') ? "]" : "");
+		l = curl_slist_append(NULL, drop);
+		pp->pin = l ? curl_slist_append(l, pin) : NULL;
+		if (!pp->pin) {
+			curl_slist_free_all(l);
+			curl_easy_cleanup(e);
+			probe_patroni_release(pp);
+			probe_done(p, PROBE_INTERNAL, 0, "out of memory");
+			return;
+		}
+		curl_easy_setopt(e, CURLOPT_RESOLVE, pp->pin);
 	}
 	probe_patroni_bury(pp);
 	pp->body_bytes = 0;
@@ -294,11 +327,34 @@ static void probe_patroni_start(void *impl, struct probe *p)
 	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
 #endif
 	pp->easy = e;
-	pp->probe = p;
 	if (curl_multi_add_handle(pp->multi, e) != CURLM_OK) {
 		probe_patroni_release(pp);
 		probe_done(p, PROBE_INTERNAL, 0, "curl_multi_add_handle failed");
 	}
+}
+
+static void probe_patroni_resolved(void *arg, const char *err, const char *addr)
+{
+	struct probe_patroni *pp = arg;
+	struct probe *p = pp->probe;
+
+	if (err) {
+		probe_patroni_release(pp);
+		probe_done(p, PROBE_RESOLVE, 0, err);
+		return;
+	}
+	probe_patroni_transfer(pp, addr);
+}
+
+static void probe_patroni_start(void *impl, struct probe *p)
+{
+	struct probe_patroni *pp = impl;
+
+	pp->probe = p;
+	if (pp->literal)
+		probe_patroni_transfer(pp, NULL);
+	else
+		resolve_start(&pp->lookup, pp->host);
 }
 
 static void probe_patroni_cancel(void *impl)
@@ -316,8 +372,9 @@ static char *probe_patroni_dup(const char *s)
 	return s ? strdup(s) : NULL;
 }
 
-struct probe_patroni *probe_patroni_new(struct event_base *base, const char *scheme,
-					const char *host, int port, const char *endpoint,
+struct probe_patroni *probe_patroni_new(struct event_base *base, struct evdns_base *dns,
+					const char *scheme, const char *host, int port,
+					const char *endpoint,
 					const struct probe_patroni_tls *tls,
 					int timeout_ms, char *err, size_t errlen)
 {
@@ -363,6 +420,10 @@ struct probe_patroni *probe_patroni_new(struct event_base *base, const char *sch
 
 	pp->base = base;
 	pp->timeout_ms = timeout_ms;
+	snprintf(pp->host, sizeof(pp->host), "%s", host);
+	pp->port = port;
+	pp->literal = resolve_is_literal(host);
+	resolve_init(&pp->lookup, dns, probe_patroni_resolved, pp);
 	pp->https = strcmp(scheme, "https") == 0;
 	if (pp->https && tls) {
 		pp->cafile = probe_patroni_dup(tls->cafile);

@@ -9,6 +9,7 @@
 #include <stddef.h>
 
 struct event_base;
+struct evdns_base;
 struct probe_patroni;
 
 extern const struct probe_ops probe_patroni_ops;
@@ -21,12 +22,14 @@ struct probe_patroni_tls {
 	int insecure;        /* skip verification of Patroni's certificate */
 };
 
-/* Build the probe for SCHEME://HOST:PORT/ENDPOINT (scheme "http" or "https",
+/* Build the probe for SCHEME://HOST:PORT/ENDPOINT. A host name is looked up
+ * with dns (evdns) each attempt, never by libcurl (scheme "http" or "https",
  * endpoint "primary", "replica?lag=1MB"). tls is used with https and may be
  * NULL. Returns NULL with err set when the URL cannot be built. Caller frees
  * with probe_patroni_free() after the scheduler is gone. */
-struct probe_patroni *probe_patroni_new(struct event_base *base, const char *scheme,
-					const char *host, int port, const char *endpoint,
+struct probe_patroni *probe_patroni_new(struct event_base *base, struct evdns_base *dns,
+					const char *scheme, const char *host, int port,
+					const char *endpoint,
 					const struct probe_patroni_tls *tls,
 					int timeout_ms, char *err, size_t errlen);
 void probe_patroni_free(struct probe_patroni *pp);

@@ -3,12 +3,11 @@
 #include "probe_pg.h"
 
 #include "log.h"
+#include "resolve.h"
 
 #include <arpa/inet.h>
-#include <event2/dns.h>
 #include <event2/event.h>
 #include <libpq-fe.h>
-#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,7 +44,7 @@ struct probe_pg {
 	/* the attempt in flight */
 	struct probe *probe;
 	enum probe_pg_stage stage;
-	struct evdns_getaddrinfo_request *lookup;
+	struct resolve lookup;
 	PGconn *conn;
 	struct event *ev;                /* watches PQsocket(conn) */
 	int established;                 /* TCP connect completed */
@@ -53,15 +52,7 @@ struct probe_pg {
 
 static void probe_pg_release(struct probe_pg *pg)
 {
-	if (pg->lookup) {
-		/* Cancelling runs the callback with EVUTIL_EAI_CANCEL; it sees
-		 * probe == NULL and returns. */
-		struct evdns_getaddrinfo_request *r = pg->lookup;
-
-		pg->lookup = NULL;
-		pg->probe = NULL;
-		evdns_getaddrinfo_cancel(r);
-	}
+	resolve_cancel(&pg->lookup);
 	if (pg->ev)
 		event_del(pg->ev);
 	if (pg->conn) {
@@ -376,52 +367,29 @@ static void probe_pg_connect(struct probe_pg *pg)
 	probe_pg_wait(pg, EV_WRITE);
 }
 
-static void probe_pg_resolved(int err, struct evutil_addrinfo *ai, void *arg)
+static void probe_pg_resolved(void *arg, const char *err, const char *addr)
 {
 	struct probe_pg *pg = arg;
 
-	if (!pg->probe || err == EVUTIL_EAI_CANCEL) {
-		if (ai)
-			evutil_freeaddrinfo(ai);
+	if (err) {
+		probe_pg_finish(pg, PROBE_RESOLVE, err);
 		return;
 	}
-	pg->lookup = NULL;
-	if (err || !ai) {
-		if (ai)
-			evutil_freeaddrinfo(ai);
-		probe_pg_finish(pg, PROBE_RESOLVE, evutil_gai_strerror(err));
-		return;
-	}
-	if (ai->ai_family == AF_INET6)
-		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)(void *)ai->ai_addr)->sin6_addr,
-			  pg->hostaddr, sizeof(pg->hostaddr));
-	else
-		inet_ntop(AF_INET, &((struct sockaddr_in *)(void *)ai->ai_addr)->sin_addr,
-			  pg->hostaddr, sizeof(pg->hostaddr));
-	evutil_freeaddrinfo(ai);
+	snprintf(pg->hostaddr, sizeof(pg->hostaddr), "%s", addr);
 	probe_pg_connect(pg);
 }
 
 static void probe_pg_start(void *impl, struct probe *p)
 {
 	struct probe_pg *pg = impl;
-	struct evutil_addrinfo hints;
-	struct evdns_getaddrinfo_request *r;
 
 	pg->probe = p;
 	if (pg->literal) {
 		probe_pg_connect(pg);
 		return;
 	}
-	memset(&hints, 0, sizeof(hints));
-	hints.ai_family = AF_UNSPEC;
-	hints.ai_socktype = SOCK_STREAM;
-	hints.ai_protocol = IPPROTO_TCP;
 	pg->stage = PROBE_PG_RESOLVING;
-	/* The callback may run before this returns (cached or /etc/hosts). */
-	r = evdns_getaddrinfo(pg->dns, pg->host, NULL, &hints, probe_pg_resolved, pg);
-	if (r && pg->probe)
-		pg->lookup = r;
+	resolve_start(&pg->lookup, pg->host);
 }
 
 static void probe_pg_cancel(void *impl)
@@ -439,7 +407,6 @@ struct probe_pg *probe_pg_new(struct event_base *base, struct evdns_base *dns,
 			      char *err, size_t errlen)
 {
 	struct probe_pg *pg = calloc(1, sizeof(*pg));
-	unsigned char buf[sizeof(struct in6_addr)];
 	char *perr = NULL;
 
 	if (!pg) {
@@ -491,8 +458,8 @@ struct probe_pg *probe_pg_new(struct event_base *base, struct evdns_base *dns,
 		snprintf(pg->target, sizeof(pg->target), "[%s]:%s", pg->host, pg->port);
 	else
 		snprintf(pg->target, sizeof(pg->target), "%s:%s", pg->host, pg->port);
-	pg->literal = inet_pton(AF_INET, pg->host, buf) == 1 ||
-		      inet_pton(AF_INET6, pg->host, buf) == 1;
+	pg->literal = resolve_is_literal(pg->host);
+	resolve_init(&pg->lookup, dns, probe_pg_resolved, pg);
 	if (pg->literal)
 		snprintf(pg->hostaddr, sizeof(pg->hostaddr), "%s", pg->host);
 	/* Created unassigned; probe_pg_wait() assigns it to each socket. */

@@ -51,7 +51,7 @@ static void status_config_one(void *arg, const char *name, const char *value)
 	} else {
 		if (c->in_list)
 			evbuffer_add_printf(c->out, "%s", "]");
-		c->in_list = !strcmp(name, "listen");
+		c->in_list = options_is_list(name);
 		evbuffer_add_printf(c->out, "%s\n    ", c->first ? "" : ",");
 		status_json_string(c->out, name);
 		evbuffer_add_printf(c->out, "%s", c->in_list ? ":[" : ":");

@@ -29,6 +29,9 @@ MARGIN = float(os.environ.get("HAPPAC_TEST_MARGIN", "0.3"))
 FAST_INTERVAL = 0.2   # --interval 200ms
 FAST_TIMEOUT = 0.15   # --timeout 150ms
 FAST_BOUND = FAST_INTERVAL + FAST_TIMEOUT + MARGIN
+# Patroni answering 200 again after a failure is held for interval + timeout
+# before "up" (so two agents are never up together on a switchover).
+FAST_RECOVERY = FAST_BOUND + FAST_INTERVAL + FAST_TIMEOUT
 DEFAULT_INTERVAL = 1.0
 DEFAULT_TIMEOUT = 0.8
 
@@ -76,7 +79,7 @@ def test_endpoint_503_then_recovery_logs_transitions(backends, happac):
     reply, secs = wait_reply(AGENT_PORT, equals("down #patroni /primary: 503\n"), FAST_BOUND)
     assert_stays(AGENT_PORT, "down #patroni /primary: 503\n", 3 * FAST_INTERVAL)
     standin.set("primary")
-    wait_reply(AGENT_PORT, is_up, FAST_BOUND, what="up after 503 ends")
+    wait_reply(AGENT_PORT, is_up, FAST_RECOVERY, what="up after 503 ends")
     log = h.log()
     lines = [l for l in log.splitlines() if "verdict" in l]
     assert any(re.search(r"\bup\b.*\bdown\b", l) for l in lines), "no up->down line:\n" + log
@@ -104,11 +107,11 @@ def test_patroni_refused_then_recovers(backends, happac, extra_standins):
     assert check(AGENT_PORT)[0] == want
     assert_stays(AGENT_PORT, want, 3 * FAST_INTERVAL)
     s = extra_standins(port, 8098)
-    wait_reply(AGENT_PORT, is_up, FAST_BOUND, what="up once Patroni listens")
+    wait_reply(AGENT_PORT, is_up, FAST_RECOVERY, what="up once Patroni listens")
     s.stop()
     wait_reply(AGENT_PORT, equals(want), FAST_BOUND, what="refused after the stand-in stopped")
     s.start()
-    wait_reply(AGENT_PORT, is_up, FAST_BOUND, what="up after the stand-in restarted")
+    wait_reply(AGENT_PORT, is_up, FAST_RECOVERY, what="up after the stand-in restarted")
 
 
 def test_patroni_hung_default_timing(backends, happac):
@@ -126,7 +129,10 @@ def test_patroni_hung_default_timing(backends, happac):
     # whose connect preceded the switch by a few ms is the only slack).
     assert elapsed >= DEFAULT_TIMEOUT - 0.05, "timeout reported after only %.3fs" % elapsed
     standin.set("primary")
-    wait_reply(AGENT_PORT, is_up, bound, what="up after the hang ends")
+    # Patroni answering again after a silence is a role that is new to
+    # happac: held for interval + timeout before "up" (no two primaries).
+    wait_reply(AGENT_PORT, is_up, bound + DEFAULT_INTERVAL + DEFAULT_TIMEOUT,
+               what="up after the hang ends")
     # The deadline closed every hung request at ~800 ms: none left open, none
     # cut short, none held much longer.
     st = procs.poll_until(lambda: (lambda s: s if s["hung_open"] == 0 else None)(standin.stats()),
@@ -146,7 +152,7 @@ def test_patroni_bad_response_is_down(backends, happac, mode):
     # It is a fast failure with a reason of its own, not a timeout.
     assert "timeout" not in reply, reply
     standin.set("primary")
-    wait_reply(AGENT_PORT, is_up, FAST_BOUND)
+    wait_reply(AGENT_PORT, is_up, FAST_RECOVERY)
     assert h.alive()
 
 
@@ -269,7 +275,7 @@ def test_probe_storm_answers_stay_fast(backends, happac):
     assert times_sorted[-1] < timeout, summary  # none waited for the probe deadline
     # Neither the hung probes nor 1000 agent connections leaked descriptors.
     standin.set("primary")
-    wait_reply(AGENT_PORT, is_up, interval + timeout + MARGIN)
+    wait_reply(AGENT_PORT, is_up, 2 * (interval + timeout) + MARGIN)
     procs.poll_until(lambda: fd_count(h.proc.pid) <= fds_before + 1, 2.0,
                      what="fd count back to %d (now %d)" % (fds_before, fd_count(h.proc.pid)))
     assert standin.stats()["hung_open"] == 0

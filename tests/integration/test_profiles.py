@@ -25,6 +25,11 @@ def bound():
     return 0.2 + 0.15 + 0.3
 
 
+def role_bound():
+    """A role that becomes right: detection plus the interval + timeout hold."""
+    return bound() + 0.2 + 0.15
+
+
 def ask(port, send=None, addr=ADDR):
     """One agent check that may name a profile first, as agent-send does."""
     s = socket.create_connection((addr, port), timeout=5)
@@ -80,12 +85,12 @@ def test_replica_profile_follows_role(happac, backends):
     standin = backends[1]
     happac("--profile", "replica:%d" % REPLICA_PORT)
     standin.set("replica")
-    wait_reply(REPLICA_PORT, equals("up\n"), bound())
+    wait_reply(REPLICA_PORT, equals("up\n"), role_bound())
     reply, _ = wait_reply(AGENT_PORT, starts("down #"), bound())
     assert reply == "down #patroni /primary: 503\n"
     standin.set("primary")
     wait_reply(REPLICA_PORT, starts("down #patroni: not replica"), bound())
-    wait_reply(AGENT_PORT, equals("up\n"), bound())
+    wait_reply(AGENT_PORT, equals("up\n"), role_bound())
 
 
 def test_wrong_role_drain_then_ready_once(happac, backends, workdir):
@@ -97,7 +102,7 @@ def test_wrong_role_drain_then_ready_once(happac, backends, workdir):
     reply, _ = wait_reply(REPLICA_PORT, starts("up drain"), bound())
     assert reply == "up drain #patroni: not replica (primary, running)\n"
     standin.set("replica")
-    reply, _ = wait_reply(REPLICA_PORT, starts("up ready"), bound())
+    reply, _ = wait_reply(REPLICA_PORT, starts("up ready"), role_bound())
     assert reply == "up ready\n"
     # said for the ready window, then plain up for good
     t0 = time.monotonic()
