@@ -42,6 +42,7 @@ struct agent_conn {
 	struct agent *agent;
 	int fd;
 	struct event *ev;
+	struct event *deadline;  /* one-shot: the wait for a profile line */
 	enum agent_conn_state state;
 	int profile;
 	size_t inlen;
@@ -63,6 +64,7 @@ struct agent {
 	int wait_ms;            /* -1: one profile, never read */
 	int max_conns;
 	struct event *resume;   /* re-enables accepting after EMFILE */
+	int paused;             /* accepting paused (logged once) */
 	struct agent_conn *conns;
 	int nconns;
 	struct agent_stats stats;
@@ -81,7 +83,10 @@ static void agent_conn_free(struct agent_conn *c)
 		c->next->prev = c->prev;
 	a->nconns--;
 	event_free(c->ev);
-	close(c->fd);
+	if (c->deadline)
+		event_free(c->deadline);
+	if (c->fd >= 0)
+		close(c->fd);
 	free(c);
 }
 
@@ -98,6 +103,19 @@ static void agent_drain_close(int fd)
 }
 
 static void agent_conn_io(evutil_socket_t fd, short what, void *arg);
+
+static void agent_answer(struct agent *a, int fd, int profile, struct agent_conn *c);
+
+/* The wait for a profile line is one deadline from accept: a client that
+ * trickles bytes does not extend it. */
+static void agent_conn_expire(evutil_socket_t fd, short what, void *arg)
+{
+	struct agent_conn *c = arg;
+
+	(void)fd;
+	(void)what;
+	agent_answer(c->agent, c->fd, c->profile, c);
+}
 
 static struct agent_conn *agent_conn_new(struct agent *a, int fd, int profile)
 {
@@ -139,6 +157,8 @@ static void agent_answer(struct agent *a, int fd, int profile, struct agent_conn
 	struct timeval tv = { AGENT_WRITE_TIMEOUT_MS / 1000,
 			      (AGENT_WRITE_TIMEOUT_MS % 1000) * 1000 };
 
+	if (c && c->deadline)
+		evtimer_del(c->deadline);
 	agent_count(a, line);
 	if (n == (ssize_t)len) {
 		if (c) {
@@ -216,23 +236,22 @@ static void agent_conn_io(evutil_socket_t fd, short what, void *arg)
 			agent_conn_free(c);
 		return;
 	}
-	/* Waiting for the checker's line; the timeout answers the default. */
-	if (!(what & EV_TIMEOUT)) {
-		n = recv(fd, c->in + c->inlen, sizeof(c->in) - 1 - c->inlen, MSG_DONTWAIT);
-		if (n < 0 && (errno == EAGAIN || errno == EINTR))
+	/* Waiting for the checker's line (the deadline timer answers the
+	 * default when it does not come). */
+	n = recv(fd, c->in + c->inlen, sizeof(c->in) - 1 - c->inlen, MSG_DONTWAIT);
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n > 0) {
+		c->inlen += (size_t)n;
+		p = agent_line_profile(a, c->in, c->inlen, &complete);
+		if (!complete && c->inlen < sizeof(c->in) - 1)
 			return;
-		if (n > 0) {
-			c->inlen += (size_t)n;
-			p = agent_line_profile(a, c->in, c->inlen, &complete);
-			if (!complete && c->inlen < sizeof(c->in) - 1)
-				return;
-			if (p >= 0) {
-				c->profile = p;
-				a->stats.dispatched++;
-			}
+		if (p >= 0) {
+			c->profile = p;
+			a->stats.dispatched++;
 		}
-		/* n == 0: the checker closed its side; still answer. */
 	}
+	/* n == 0: the checker closed its side; still answer. */
 	agent_answer(a, fd, c->profile, c);
 }
 
@@ -268,13 +287,20 @@ static void agent_accepted(struct agent *a, int fd, int profile)
 		return;
 	}
 	c = agent_conn_new(a, fd, profile);
-	if (!c) {
+	if (c)
+		c->deadline = evtimer_new(a->base, agent_conn_expire, c);
+	if (!c || !c->deadline) {
+		if (c) {
+			c->fd = -1; /* still ours: answered below */
+			agent_conn_free(c);
+		}
 		agent_answer(a, fd, profile, NULL);
 		return;
 	}
 	tv.tv_sec = a->wait_ms / 1000;
 	tv.tv_usec = (a->wait_ms % 1000) * 1000;
-	event_add(c->ev, &tv);
+	event_add(c->ev, NULL);
+	evtimer_add(c->deadline, &tv);
 }
 
 static void agent_resume(evutil_socket_t fd, short what, void *arg)
@@ -283,6 +309,7 @@ static void agent_resume(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
+	a->paused = 0;
 	if (a->enabled)
 		for (int i = 0; i < a->nlisteners; i++)
 			event_add(a->listeners[i]->ev, NULL);
@@ -308,7 +335,10 @@ static void agent_accept(evutil_socket_t lfd, short what, void *arg)
 				 * listener; the backlog keeps the checks. */
 				struct timeval tv = { 0, 100000 };
 
-				log_warn("agent: accept: %s; pausing 100ms", strerror(errno));
+				if (!a->paused)
+					log_warn("agent: accept: %s; pausing until descriptors are free",
+						 strerror(errno));
+				a->paused = 1;
 				for (int j = 0; j < a->nlisteners; j++)
 					event_del(a->listeners[j]->ev);
 				evtimer_add(a->resume, &tv);

@@ -1,8 +1,8 @@
-/* http.h - the HTTP side port (libevent's evhttp): /health, /status, /metrics.
+/* http.h - the HTTP side port: /health, /status, /metrics.
  *
  * Off unless --http-listen is set. GET and HEAD only; every response closes
  * the connection. Content comes from callbacks so that this module holds only
- * HTTP: routing, methods, limits and error codes. */
+ * HTTP: admission, routing, methods, limits and error codes. */
 #ifndef HTTP_H_HAPPAC
 #define HTTP_H_HAPPAC
 
@@ -29,6 +29,7 @@ struct http_stats {
 	uint64_t requests;  /* answered with 2xx/503 */
 	uint64_t rejected;  /* answered with 4xx */
 	uint64_t denied;    /* closed at accept: source not in --allow */
+	uint64_t over_cap;  /* closed at accept: too many connections */
 };
 
 struct http *http_new(struct event_base *base, const struct http_routes *routes,
@@ -38,7 +39,7 @@ struct http *http_new(struct event_base *base, const struct http_routes *routes,
  * address (the old socket, if any, stays open). */
 int http_set_listen(struct http *h, const char *addr, int port, char *err,
 		    size_t errlen);
-/* As agent_set_acl(): others are closed without a reply. */
+/* As agent_set_acl(): others are closed at accept without a reply. */
 void http_set_acl(struct http *h, const struct acl *acl);
 const struct http_stats *http_stats(const struct http *h);
 void http_free(struct http *h);

@@ -30,6 +30,8 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <errno.h>
+#include <sys/resource.h>
 
 enum main_probe { MAIN_PROBE_PATRONI, MAIN_PROBE_PG, MAIN_PROBE_COUNT };
 
@@ -370,6 +372,38 @@ fail:
 	return NULL;
 }
 
+/* Descriptors: raise the soft limit to the hard one (systemd gives
+ * 1024:524288), so a flood of idle connections cannot take the sockets the
+ * probes need; then keep waiting agent connections under half of it. */
+static void main_raise_fd_limit(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= rl.rlim_max)
+		return;
+	rl.rlim_cur = rl.rlim_max > 65536 ? 65536 : rl.rlim_max;
+	if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+		log_warn("cannot raise the descriptor limit: %s", strerror(errno));
+}
+
+static int main_max_connections(const struct options *o)
+{
+	struct rlimit rl;
+	long budget;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY)
+		return o->max_connections;
+	budget = ((long)rl.rlim_cur - 64) / 2;
+	if (budget < 16)
+		budget = 16;
+	if (o->max_connections > budget) {
+		log_warn("--max-connections %d is over half the descriptor limit (%ld): "
+			 "using %ld", o->max_connections, (long)rl.rlim_cur, budget);
+		return (int)budget;
+	}
+	return o->max_connections;
+}
+
 /* Parse --allow into an acl (already validated by options). */
 static void main_acl(const struct options *o, struct acl *acl)
 {
@@ -402,7 +436,7 @@ static int main_listen(struct happac *h, const struct options *o, char *err,
 	if (agent_set_listeners(h->agent, eps, n, err, errlen) != 0)
 		return -1;
 	agent_set_dispatch(h->agent, o->profile_count > 1 ? o->agent_send_wait_ms : -1,
-			   o->max_connections);
+			   main_max_connections(o));
 	if (!o->http_listen && !h->http)
 		return 0;
 	if (!h->http) {
@@ -716,6 +750,7 @@ int main(int argc, char **argv)
 	if (h.opts.verbose)
 		log_set_level(LOG_LEVEL_DEBUG);
 	signal(SIGPIPE, SIG_IGN);
+	main_raise_fd_limit();
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
 		log_error("cannot initialise libcurl");
 		options_free(&h.opts);

@@ -1332,10 +1332,15 @@ static void options_dump_one(void *arg, const char *name, const char *value)
 			fprintf(out, "# config = %s\n", value);
 		return;
 	}
-	/* Always quoted: the reader strips exactly one pair, so empty values,
-	 * spaces, '#' and values that are themselves quoted come back as they
-	 * were. Values never hold control characters (refused when set). */
-	fprintf(out, "%s = \"%s\"\n", name, value);
+	/* Quoted when the reader would otherwise lose something: it trims
+	 * spaces, stops at '#'/';' comments only at line start but strips one
+	 * pair of quotes, and an empty value must stay a value. Values never
+	 * hold control characters (refused when set). */
+	if (!*value || strchr(value, ' ') || strchr(value, '#') || strchr(value, ';') ||
+	    value[0] == '"' || value[strlen(value) - 1] == '"')
+		fprintf(out, "%s = \"%s\"\n", name, value);
+	else
+		fprintf(out, "%s = %s\n", name, value);
 }
 
 void options_dump(const struct options *o, FILE *out)

@@ -115,8 +115,8 @@ def test_bad_requests_get_4xx_and_the_daemon_lives(http_happac):
     assert get("/health", headers={"X-Big": "a" * 9000})[0] == 431
     assert get("/health", headers={"X-%d" % i: "v" for i in range(80)})[0] == 431
     assert raw(b"GARBAGE\r\n\r\n").startswith(b"HTTP/1.1 400")
-    assert raw(b"GET /health HTTP/1.1\r\nX: " + b"a" * 70000 + b"\r\n\r\n")[:12] in (
-        b"HTTP/1.1 400", b"HTTP/1.1 413", b"")
+    assert raw(b"GET /health HTTP/1.1\r\nX: " + b"a" * 70000 + b"\r\n\r\n").startswith(
+        b"HTTP/1.1 431")
     assert raw(b"\x00\xff\xfe binary \r\n\r\n").startswith(b"HTTP/1.1 400")
     assert get("/health?profile=nosuch")[0] == 404
     assert http_happac.alive()

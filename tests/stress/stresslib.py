@@ -1,0 +1,512 @@
+"""Helpers for happac's stress tests: processes, the agent client, /proc.
+
+Addresses (loopback, ours only): happac listens on 127.0.0.51; the backend
+stand-ins live on 127.0.0.52; hostile and measuring clients connect from
+127.0.0.53 .. 127.0.0.59, so that nothing here touches another engineer's
+addresses or exhausts the ephemeral ports of 127.0.0.1.
+
+Every child runs in its own session and is registered; a fixture finalizer,
+atexit and SIGTERM stop them by pid (process group). Readiness is always a
+signal polled against a deadline, never a fixed sleep.
+"""
+
+import atexit
+import functools
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+PYTHON = "/usr/bin/python3"
+
+AGENT_ADDR = "127.0.0.51"
+AGENT_PORT = 5555
+HTTP_PORT = 8080
+BACKEND_ADDR = "127.0.0.52"
+PATRONI_PORT = 8008
+PG_PORT = 6432
+CONTROL_PORT = 8099
+CLIENT_ADDRS = ["127.0.0.%d" % i for i in range(53, 60)]
+CHECK_SRC = CLIENT_ADDRS[0]          # the well-behaved checker
+HOSTILE_SRCS = CLIENT_ADDRS[1:]      # everybody else
+
+_live = []
+
+
+def happac_bin():
+    return os.environ.get("HAPPAC_BIN") or os.path.join(REPO, "bin", "happac")
+
+
+@functools.lru_cache(maxsize=None)
+def _has_asan(path):
+    try:
+        with open(path, "rb") as f:
+            return b"__asan_init" in f.read()
+    except OSError:
+        return False
+
+
+def sanitized():
+    """True for an ASan build: its allocator keeps freed memory in a
+    quarantine (256 MB by default), so RSS bounds do not apply; everything
+    else does, and ASan/LSan reports fail the run (exit status)."""
+    return _has_asan(happac_bin())
+
+
+def assert_rss(ok, message):
+    if not sanitized():
+        assert ok, message
+
+
+def poll_until(pred, timeout, step=0.005, what="condition"):
+    deadline = time.monotonic() + timeout
+    while True:
+        val = pred()
+        if val:
+            return val
+        if time.monotonic() >= deadline:
+            raise TimeoutError("timed out after %.1fs waiting for %s" % (timeout, what))
+        time.sleep(step)
+
+
+def port_free(addr, port):
+    s = socket.socket()
+    try:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind((addr, port))
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+
+
+def clean_env(extra=None):
+    """The environment for children: no HAPPAC_* (happac reads them as
+    options), no JOURNAL_STREAM (log format), plus extra."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("HAPPAC_") and k != "JOURNAL_STREAM" and k != "NOTIFY_SOCKET"}
+    env.update(extra or {})
+    return env
+
+
+class Proc:
+    """A child in its own session; stdout/stderr to a log file unless piped."""
+
+    def __init__(self, name, argv, log_path, env=None, stdout=None, preexec_fn=None):
+        self.name = name
+        self.argv = list(argv)
+        self.log_path = log_path
+        self._log = open(log_path, "ab")
+        self.popen = subprocess.Popen(
+            self.argv, stdin=subprocess.DEVNULL,
+            stdout=stdout if stdout is not None else self._log,
+            stderr=self._log, env=env if env is not None else clean_env(),
+            start_new_session=True, preexec_fn=preexec_fn)
+        self.pid = self.popen.pid
+        _live.append(self)
+
+    def alive(self):
+        return self.popen.poll() is None
+
+    def log(self):
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+    def stop(self, sig=signal.SIGTERM, timeout=10.0):
+        try:
+            if self.alive():
+                try:
+                    os.killpg(self.pid, sig)
+                except ProcessLookupError:
+                    pass
+                try:
+                    self.popen.wait(timeout=timeout)
+                except subprocess.TimeoutExpired:
+                    pass
+            try:
+                os.killpg(self.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+            try:
+                self.popen.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                pass
+        finally:
+            if self in _live:
+                _live.remove(self)
+            self._log.close()
+        return self.popen.returncode
+
+
+def stop_all():
+    for p in list(reversed(_live)):
+        try:
+            p.stop(timeout=5)
+        except Exception:  # noqa: BLE001 - best effort at exit
+            pass
+
+
+atexit.register(stop_all)
+
+
+def _sigterm(_signo, _frame):
+    raise KeyboardInterrupt("SIGTERM")
+
+
+if signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):
+    signal.signal(signal.SIGTERM, _sigterm)
+
+
+# --------------------------------------------------------------------------
+# /proc
+
+def proc_status(pid):
+    out = {}
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            k, _, v = line.partition(":")
+            out[k] = v.strip()
+    return out
+
+
+def rss_kb(pid):
+    return int(proc_status(pid)["VmRSS"].split()[0])
+
+
+def fd_count(pid):
+    return len(os.listdir("/proc/%d/fd" % pid))
+
+
+# --------------------------------------------------------------------------
+# Agent client
+
+def agent_check(addr=AGENT_ADDR, port=AGENT_PORT, timeout=2.0, src=CHECK_SRC):
+    """One well-behaved check: (reply bytes, seconds connect->EOF)."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.settimeout(timeout)
+    try:
+        s.bind((src, 0))
+        t0 = time.monotonic()
+        s.connect((addr, port))
+        buf = b""
+        while len(buf) < 65536:
+            b = s.recv(4096)
+            if not b:
+                break
+            buf += b
+        return buf, time.monotonic() - t0
+    finally:
+        s.close()
+
+
+def try_check(**kw):
+    try:
+        return agent_check(**kw)[0]
+    except OSError:
+        return None
+
+
+def wait_line(pred, timeout, what, step=0.01, **kw):
+    """Poll the agent until pred(reply) holds; return (reply, seconds waited)."""
+    t0 = time.monotonic()
+    last = [None]
+
+    def probe():
+        r = try_check(**kw)
+        last[0] = r
+        return r if r is not None and pred(r) else None
+    try:
+        r = poll_until(probe, timeout, step=step, what=what)
+    except TimeoutError as e:
+        raise AssertionError("%s; last reply %r" % (e, last[0])) from None
+    return r, time.monotonic() - t0
+
+
+SETTLING_RE = r"down #patroni: \S+ role is new, settling"
+
+
+def wait_sequence(final, allowed=(), timeout=5.0, step=0.01, start=None):
+    """Poll the agent until its line matches the regex `final`; every other
+    line seen on the way must match one of `allowed`. Returns the distinct
+    lines seen in order (the final one last), `start` (the line before the
+    change) left out. Raises AssertionError on a line that is not allowed or
+    on timeout."""
+    final_rx = re.compile(final + r"\n\Z")
+    allowed_rx = [re.compile(a + r"\n\Z") for a in allowed]
+    seen, last = [], start
+    deadline = time.monotonic() + timeout
+    while True:
+        r = try_check()
+        if r is not None and r != last:
+            text = r.decode("latin-1")
+            if final_rx.match(text):
+                seen.append(text[:-1])
+                return seen
+            if not any(a.match(text) for a in allowed_rx):
+                raise AssertionError("unexpected line %r on the way to %r (seen %s)"
+                                     % (r, final, seen))
+            seen.append(text[:-1])
+            last = r
+        if time.monotonic() >= deadline:
+            raise AssertionError("timed out after %.1fs waiting for %r; seen %s, last %r"
+                                 % (timeout, final, seen, r))
+        time.sleep(step)
+
+
+def validate_line(reply):
+    """HAProxy's view (PROTOCOLS.md 1): one ASCII line ending in one \\n, no
+    NUL/CR, a health word, a #reason under 100 bytes."""
+    assert reply, "empty reply"
+    assert reply.endswith(b"\n") and reply.count(b"\n") == 1, "not one line: %r" % reply
+    assert b"\0" not in reply and b"\r" not in reply, "NUL/CR: %r" % reply
+    text = reply.decode("ascii")[:-1]
+    assert text.split()[0] in ("up", "down"), "no health word: %r" % reply
+    if "#" in text:
+        assert len(text.split("#", 1)[1].encode()) < 100, "reason too long: %r" % reply
+    return text
+
+
+# --------------------------------------------------------------------------
+# Stand-ins (Patroni + PgBouncer), one process
+
+class Standins:
+    def __init__(self, workdir):
+        self.workdir = workdir
+        self.proc = None
+
+    def start(self):
+        for port in (PATRONI_PORT, PG_PORT, CONTROL_PORT):
+            if not port_free(BACKEND_ADDR, port):
+                raise RuntimeError("%s:%d is taken (a leftover run?)" % (BACKEND_ADDR, port))
+        self.proc = Proc("standins", [PYTHON, os.path.join(HERE, "standins.py"), BACKEND_ADDR,
+                                      str(PATRONI_PORT), str(PG_PORT), str(CONTROL_PORT)],
+                         os.path.join(self.workdir, "standins.log"), stdout=subprocess.PIPE)
+        line = b""
+        deadline = time.monotonic() + 10
+        # "ready" on stdout once every port listens
+        os.set_blocking(self.proc.popen.stdout.fileno(), False)
+        while time.monotonic() < deadline and b"ready" not in line:
+            try:
+                chunk = self.proc.popen.stdout.read()
+            except BlockingIOError:
+                chunk = None
+            if chunk:
+                line += chunk
+            elif not self.proc.alive():
+                break
+            else:
+                time.sleep(0.01)
+        if b"ready" not in line:
+            raise RuntimeError("stand-ins did not start:\n" + self.proc.log())
+        return self
+
+    def cmd(self, text):
+        s = socket.create_connection((BACKEND_ADDR, CONTROL_PORT), timeout=5)
+        try:
+            s.sendall(text.encode() + b"\n")
+            buf = b""
+            while not buf.endswith(b"\n"):
+                b = s.recv(1 << 20)
+                if not b:
+                    break
+                buf += b
+        finally:
+            s.close()
+        out = buf.decode().strip()
+        if out.startswith("error"):
+            raise RuntimeError("stand-in: " + out)
+        return out
+
+    def set(self, patroni=None, pg=None):
+        if patroni:
+            self.cmd("patroni " + patroni)
+        if pg:
+            self.cmd("pg " + pg)
+
+    def stats(self):
+        return json.loads(self.cmd("stats"))
+
+    def reset(self):
+        self.cmd("reset")
+
+    def stop(self):
+        if self.proc:
+            self.proc.stop()
+            self.proc = None
+
+
+# --------------------------------------------------------------------------
+# happac
+
+VERDICT_RE = re.compile(r" happac info: verdict (\S+) -> (.*) \(patroni ")
+
+
+NOBODY = 65534
+
+
+def drop_to_nobody():
+    """happac refuses to run as root (and needs no privilege): a test run as
+    root starts it as nobody."""
+    if os.geteuid() == 0:
+        os.setgroups([])
+        os.setgid(NOBODY)
+        os.setuid(NOBODY)
+
+
+class Happac:
+    def __init__(self, workdir, args, name="happac", preexec_fn=None, prefix=(),
+                 as_root=False):
+        """prefix: a wrapper that ends by exec'ing happac (same pid).
+        preexec_fn runs as root before the switch to nobody (unless as_root)."""
+        self.args = list(args)
+        fd, self.log_path = tempfile.mkstemp(prefix=name + "-", suffix=".log", dir=workdir)
+        os.close(fd)
+
+        def preexec():
+            if preexec_fn:
+                preexec_fn()
+            if not as_root:
+                drop_to_nobody()
+        self.proc = Proc(name, list(prefix) + [happac_bin()] + self.args, self.log_path,
+                         preexec_fn=preexec)
+        self.pid = self.proc.pid
+
+    def alive(self):
+        return self.proc.alive()
+
+    def log(self):
+        return self.proc.log()
+
+    def verdicts(self):
+        """Every logged transition: [(from, line)]."""
+        return VERDICT_RE.findall(self.log())
+
+    def rss_kb(self):
+        return rss_kb(self.pid)
+
+    def fds(self):
+        return fd_count(self.pid)
+
+    def nofile(self):
+        """happac's own soft descriptor limit (it raises it to the hard one)."""
+        with open("/proc/%d/limits" % self.pid) as f:
+            for line in f:
+                if line.startswith("Max open files"):
+                    return int(line.split()[3])
+        raise RuntimeError("no 'Max open files' in /proc/%d/limits" % self.pid)
+
+    def stop(self):
+        return self.proc.stop()
+
+
+def happac_args(interval="200ms", timeout="150ms", host=BACKEND_ADDR, extra=()):
+    args = ["-h", host, "-o", str(PATRONI_PORT), "-r", str(PG_PORT), "-p", str(AGENT_PORT),
+            "--listen", AGENT_ADDR]
+    if interval:
+        args += ["--interval", interval]
+    if timeout:
+        args += ["--timeout", timeout]
+    return args + list(extra)
+
+
+# --------------------------------------------------------------------------
+# Subprocess clients: the measuring checker and the hostile flood
+
+def start_checker(workdir, count, interval_ms, timeout_ms=1000, start_file=None, send=None):
+    """send: what to send after connect (HAProxy's agent-send), e.g. "primary\n"."""
+    argv = [PYTHON, os.path.join(HERE, "checker.py"), AGENT_ADDR, str(AGENT_PORT),
+            str(count), str(interval_ms), str(timeout_ms), CHECK_SRC]
+    if start_file:
+        argv.append(start_file)
+    return Proc("checker", argv, os.path.join(workdir, "checker.log"),
+                stdout=subprocess.PIPE, env=clean_env({"CHECK_SEND": send} if send else None))
+
+
+def finish_json(proc, timeout):
+    """Wait for a subprocess client and parse its one JSON line."""
+    try:
+        out, _ = proc.popen.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.stop()
+        raise AssertionError("%s did not finish within %ss:\n%s" % (proc.name, timeout, proc.log()))
+    proc.stop()
+    try:
+        return json.loads(out)
+    except ValueError:
+        raise AssertionError("%s printed no JSON (rc %s): %r\n%s"
+                             % (proc.name, proc.popen.returncode, out[-2000:], proc.log())) from None
+
+
+def start_flood(workdir, mode, count, hold=5.0, sources=None, extra=(), ready_file=None,
+                port=AGENT_PORT):
+    argv = [PYTHON, os.path.join(HERE, "flood.py"), "--addr", AGENT_ADDR, "--port", str(port),
+            "--sources", ",".join(sources or HOSTILE_SRCS), "--count", str(count),
+            "--mode", mode, "--hold", str(hold)] + list(extra)
+    if ready_file:
+        argv += ["--ready-file", ready_file]
+    return Proc("flood-" + mode, argv, os.path.join(workdir, "flood.log"), stdout=subprocess.PIPE)
+
+
+def percentile(values, p):
+    values = sorted(values)
+    if not values:
+        return None
+    return values[min(len(values) - 1, int(len(values) * p / 100.0))]
+
+
+def summarize_latency(res):
+    lat = res["lat_us"]
+    return {
+        "n": len(lat), "errors": res["errors"],
+        "p50_ms": percentile(lat, 50) / 1000.0 if lat else None,
+        "p99_ms": percentile(lat, 99) / 1000.0 if lat else None,
+        "max_ms": max(lat) / 1000.0 if lat else None,
+        "over_10ms": sum(1 for v in lat if v > 10000),
+    }
+
+
+# The bounds on a well-behaved check while hostile clients are at work
+# (issue 7: "answered within 10 ms"), over >= 600 checks:
+#   p99 <= 5 ms; at most 0.5 % of checks over 10 ms; max <= 50 ms; none lost.
+# Why not max <= 10 ms: the hostile client itself eats a core of this
+# 2-core machine, and a do-nothing C server (bench/floor: epoll, accept,
+# write "up\n", close) measured the same way under the same 10k-connection
+# flood showed max 1.5 / 3.9 / 5.8 / 7.7 / 25.6 ms in five runs. A bound on
+# the max below that tests the machine, not happac; 50 ms still catches a
+# stall of the loop (the DNS and fd-exhaustion cases here stall for 100 ms
+# to 10 s), and p99 / the 10 ms share catch any systematic queueing.
+LAT_P99_MS = 5.0
+LAT_OVER_10MS_SHARE = 0.005
+LAT_MAX_MS = 50.0
+
+
+def latency_problems(lat):
+    """[] when a checker's figures meet the bounds above, else the reasons."""
+    out = []
+    if lat["errors"]:
+        out.append("checks failed: %s" % lat["errors"])
+    if not lat["n"]:
+        return out + ["no check answered"]
+    if lat["p99_ms"] > LAT_P99_MS:
+        out.append("p99 %.2f ms > %.0f ms" % (lat["p99_ms"], LAT_P99_MS))
+    if lat["over_10ms"] > LAT_OVER_10MS_SHARE * lat["n"]:
+        out.append("%d of %d checks over 10 ms" % (lat["over_10ms"], lat["n"]))
+    if lat["max_ms"] > LAT_MAX_MS:
+        out.append("max %.1f ms > %.0f ms" % (lat["max_ms"], LAT_MAX_MS))
+    return out
+
+
+def report(name, **figures):
+    """Print a figure line (shown with -s, and kept in the -rA summary)."""
+    sys.stdout.write("FIGURES %s %s\n" % (name, json.dumps(figures, sort_keys=True)))
