@@ -39,7 +39,8 @@ OBJS := $(patsubst src/%.c,$(O)/%.o,$(SRCS))
 UNIT_TESTS := $(patsubst tests/unit/%.c,%,$(wildcard tests/unit/test_*.c))
 
 .PHONY: all build install uninstall test test-unit test-integration test-cluster test-asan \
-        deps check-deps bench demo deb clean
+        deps check-deps bench demo deb clean test-stress test-valgrind fuzz \
+        haproxy-configs
 
 all: build
 build: bin/happac
@@ -98,6 +99,25 @@ haproxy-configs: bin/happac
 	        > haproxy/scenario-$$x.cfg || exit 1; \
 	done
 
+# Hostile clients, floods, faulty backends and a million-check soak
+# (tests/stress, about two minutes; -m "not soak and not flood" for less).
+test-stress: bin/happac
+	HAPPAC_BIN=$(CURDIR)/$(O)/happac $(PYTEST) -q tests/stress
+
+# libFuzzer targets (clang-14): replay the regressions, then fuzz each target
+# for FUZZ_SECONDS (CI: 20 s each).
+FUZZ_SECONDS ?= 60
+fuzz:
+	FUZZ_SECONDS=$(FUZZ_SECONDS) fuzz/run.sh
+
+# The core integration tests with happac under valgrind memcheck: any memory
+# error or leak fails the test (scripts/valgrind-happac exits 99).
+test-valgrind: build
+	HAPPAC_BIN=$(CURDIR)/scripts/valgrind-happac $(PYTEST) -q \
+	    tests/integration/test_agent.py tests/integration/test_http.py \
+	    tests/integration/test_routing.py tests/integration/test_profiles.py \
+	    --deselect tests/integration/test_http.py::test_reload_rebinds_changed_and_keeps_unchanged
+
 check-deps:
 	@scripts/deps.sh --check || scripts/deps.sh
 
@@ -109,6 +129,9 @@ test: check-deps
 	$(MAKE) --no-print-directory test-unit
 	$(MAKE) --no-print-directory test-integration
 	$(MAKE) --no-print-directory test-cluster
+	$(MAKE) --no-print-directory test-stress
+	$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=20
+	$(MAKE) --no-print-directory test-valgrind
 	$(MAKE) --no-print-directory test-asan
 
 MANDIR     ?= $(PREFIX)/share/man
