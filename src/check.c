@@ -75,25 +75,6 @@ static void check_usage(FILE *out)
 		CHECK_TIMEOUT_MIN_MS, CHECK_TIMEOUT_MAX_MS);
 }
 
-static int check_parse_port(const char *s, int *port)
-{
-	long v = 0;
-
-	if (*s < '0' || *s > '9')
-		return -1;
-	for (; *s; s++) {
-		if (*s < '0' || *s > '9')
-			return -1;
-		v = v * 10 + (*s - '0');
-		if (v > 65535)
-			return -1;
-	}
-	if (v < 1)
-		return -1;
-	*port = (int)v;
-	return 0;
-}
-
 static int check_set_host(struct check_args *a, const char *s)
 {
 	size_t n = strlen(s);
@@ -137,7 +118,7 @@ static int check_parse_args(struct check_args *a, int argc, char **argv)
 			}
 			break;
 		case 'p':
-			if (check_parse_port(optarg, &a->port) != 0) {
+			if (options_parse_port(optarg, &a->port) != 0) {
 				fprintf(stderr, "happac check: --port: invalid port '%s' (expected 1-65535)\n",
 					optarg);
 				return CHECK_EXIT_CRITICAL;

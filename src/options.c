@@ -240,7 +240,7 @@ int options_parse_duration(const char *s, long *ms)
 	return 0;
 }
 
-static int options_parse_port(const char *s, int *port)
+int options_parse_port(const char *s, int *port)
 {
 	long v = 0;
 	const char *p = s;

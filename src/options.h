@@ -124,6 +124,10 @@ void options_dump(const struct options *o, FILE *out);
 /* One line with the effective settings, for the start-up log. */
 void options_describe(const struct options *o, char *buf, size_t len);
 
+/* Parse a TCP port, 1-65535, digits only. Returns 0 and *port, or -1.
+ * Shared by the subcommands so every port is read the same way. */
+int options_parse_port(const char *s, int *port);
+
 /* Parse a duration: "800ms", "1s", "1.5s", "2m"; a bare number is ms.
  * Returns 0 and *ms, or -1. Exposed for the unit tests. */
 int options_parse_duration(const char *s, long *ms);

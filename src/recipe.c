@@ -12,6 +12,8 @@
  * complete and valid, or there is one line on stderr and exit status 2. */
 #include "recipe.h"
 
+#include "options.h"
+
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <getopt.h>
@@ -34,25 +36,6 @@ void recipe_errf(char *err, size_t errlen, const char *fmt, ...)
 }
 
 /* ---- values */
-
-int recipe_parse_port(const char *s, int *port)
-{
-	long v = 0;
-
-	if (!isdigit((unsigned char)*s))
-		return -1;
-	for (; *s; s++) {
-		if (!isdigit((unsigned char)*s))
-			return -1;
-		v = v * 10 + (*s - '0');
-		if (v > 65535)
-			return -1;
-	}
-	if (v < 1)
-		return -1;
-	*port = (int)v;
-	return 0;
-}
 
 /* A DNS name as HAProxy's libc resolver takes it: labels of letters, digits
  * and '-', and a last label that is not all digits, so that a mistyped IPv4
@@ -138,7 +121,7 @@ int recipe_parse_hostport(const char *s, int allow_any, struct recipe_endpoint *
 		if (memchr(s, ':', hlen))
 			return -1; /* IPv6 needs brackets to tell the port apart */
 	}
-	if (hlen >= sizeof(e->host) || recipe_parse_port(colon + 1, &e->port) != 0)
+	if (hlen >= sizeof(e->host) || options_parse_port(colon + 1, &e->port) != 0)
 		return -1;
 	memcpy(e->host, host, hlen);
 	e->host[hlen] = '\0';
@@ -170,7 +153,7 @@ void recipe_hostport_str(const char *host, enum recipe_family f, int port,
 int recipe_parse_port_opt(const char *opt, const char *value, int *port, char *err,
 			  size_t errlen)
 {
-	if (recipe_parse_port(value, port) == 0)
+	if (options_parse_port(value, port) == 0)
 		return 0;
 	recipe_errf(err, errlen, "%s: invalid port '%s' (expected 1-65535)", opt, value);
 	return -1;

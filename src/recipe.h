@@ -107,8 +107,6 @@ int recipe_main(int argc, char **argv);
 void recipe_errf(char *err, size_t errlen, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
-/* "1".."65535", digits only. 0 and *port, or -1. */
-int recipe_parse_port(const char *s, int *port);
 
 /* The same for option opt, with err "OPT: invalid port 'VALUE' ...". */
 int recipe_parse_port_opt(const char *opt, const char *value, int *port, char *err,
