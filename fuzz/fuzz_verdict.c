@@ -1,4 +1,4 @@
-/* fuzz_verdict.c - verdict_reason(), verdict_render() and
+/* fuzz_verdict.c - verdict_reason(), profile_evaluate() and
  * verdict_render_stale() with arbitrary probe reports, names, targets,
  * paths and hosts.
  *
@@ -12,6 +12,7 @@
  *    printable ASCII only. */
 #include "fuzz_common.h"
 
+#include "profile.h"
 #include "verdict.h"
 
 #define FUZZ_MAX_PROBES 4
@@ -89,21 +90,41 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		fuzz_check_reason(reason, "verdict_reason (exact buffer)");
 	}
 
-	memset(line, 0x5a, sizeof(line));
-	len = 0;
-	up = verdict_render(vp, count, timeout_ms, line, sizeof(line), &len);
-	fuzz_check_line(line, sizeof(line), len, "verdict_render");
-	if (all_ok) {
-		FUZZ_CHECK(up == 1 && strcmp(line, "up\n") == 0, "all ok but '%s'", line);
-	} else {
-		char copy[VERDICT_LINE_MAX];
+	if (count >= 2) {
+		/* The daemon's path: the -k profile (primary) over Patroni and
+		 * PgBouncer, no JSON (OPTIONS mode), no hold, no override. */
+		struct profile prof;
+		struct profile_state st;
+		struct profile_inputs pin;
+		int both_ok = vp[0].report && vp[0].report->result == PROBE_OK &&
+			      vp[1].report && vp[1].report->result == PROBE_OK;
 
-		FUZZ_CHECK(up == 0, "a probe failed but render returned %d", up);
-		FUZZ_CHECK(strncmp(line, "down #", 6) == 0, "not 'down #': '%s'", line);
-		memcpy(copy, line + 6, len - 7);
-		copy[len - 7] = '\0';
-		fuzz_check_reason(copy, "verdict_render");
+		profile_from_endpoint("primary", &prof);
+		memset(&st, 0, sizeof(st));
+		memset(&pin, 0, sizeof(pin));
+		pin.patroni = &vp[0];
+		pin.pg = &vp[1];
+		pin.lag_bytes = -1;
+		pin.timeout_ms = timeout_ms;
+		pin.ramp_weight = -1;
+		pin.ready_window_ms = 1000;
+		memset(line, 0x5a, sizeof(line));
+		len = 0;
+		up = profile_evaluate(&prof, 0, &st, &pin, line, sizeof(line), &len);
+		fuzz_check_line(line, sizeof(line), len, "profile_evaluate");
+		if (both_ok) {
+			FUZZ_CHECK(up == 1 && strcmp(line, "up\n") == 0, "all ok but '%s'", line);
+		} else {
+			char copy[VERDICT_LINE_MAX];
+
+			FUZZ_CHECK(up == 0, "a probe failed but evaluate returned %d", up);
+			FUZZ_CHECK(strncmp(line, "down #", 6) == 0, "not 'down #': '%s'", line);
+			memcpy(copy, line + 6, len - 7);
+			copy[len - 7] = '\0';
+			fuzz_check_reason(copy, "profile_evaluate");
+		}
 	}
+	(void)all_ok;
 
 	memset(line, 0x5a, sizeof(line));
 	len = verdict_render_stale(age_ms, line, sizeof(line));

@@ -72,35 +72,6 @@ out:
 	snprintf(buf, len, "%s", tmp);
 }
 
-int verdict_render(const struct verdict_probe *probes, int count, int timeout_ms,
-		   char *line, size_t size, size_t *len)
-{
-	char reason[VERDICT_REASON_MAX];
-	int n;
-
-	for (int i = 0; i < count; i++) {
-		const struct probe_report *r = probes[i].report;
-
-		if (r && r->result == PROBE_OK) {
-			int want = probes[i].expect_recovery;
-
-			if (want < 0 || r->in_recovery < 0 || r->in_recovery == want)
-				continue;
-			n = snprintf(line, size, "down #role mismatch: %s reaches a %s\n",
-				     probes[i].name, r->in_recovery ? "replica" : "primary");
-			*len = n < 0 ? 0 : (size_t)n < size ? (size_t)n : size - 1;
-			return 0;
-		}
-		verdict_reason(&probes[i], timeout_ms, reason, sizeof(reason));
-		n = snprintf(line, size, "down #%s\n", reason);
-		*len = n < 0 ? 0 : (size_t)n < size ? (size_t)n : size - 1;
-		return 0;
-	}
-	n = snprintf(line, size, "up\n");
-	*len = (size_t)n;
-	return 1;
-}
-
 size_t verdict_render_stale(int64_t age_ms, char *line, size_t size)
 {
 	int n = snprintf(line, size, "down #stale: no probe result for %lld.%llds\n",

@@ -1,4 +1,5 @@
-/* verdict.h - pure: probe results -> the agent's reply line.
+/* verdict.h - pure: a failed probe -> its #reason; the stale line.
+ * (profile.c composes whole reply lines from these.)
  *
  * No I/O, no clock: everything it needs is passed in, so the unit tests can
  * drive every case. */
@@ -33,12 +34,6 @@ int verdict_expect_recovery(const char *endpoint);
  * "pgbouncer: timeout after 800ms". Always NUL-terminated, < VERDICT_REASON_MAX. */
 void verdict_reason(const struct verdict_probe *vp, int timeout_ms, char *buf,
 		    size_t len);
-
-/* Render the reply line ("up\n" or "down #reason\n") from the probes in
- * order; the first failing probe gives the reason. Returns 1 when up. *len
- * gets the line's length. */
-int verdict_render(const struct verdict_probe *probes, int count, int timeout_ms,
-		   char *line, size_t size, size_t *len);
 
 /* The line for a verdict older than the stale bound. */
 size_t verdict_render_stale(int64_t age_ms, char *line, size_t size);

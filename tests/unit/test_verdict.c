@@ -7,6 +7,7 @@
 #include <cmocka.h>
 
 #include "probe_pg.h"
+#include "profile.h"
 #include "verdict.h"
 
 #include <string.h>
@@ -32,7 +33,21 @@ static void render(struct probe_report *pat, struct probe_report *pgb,
 	};
 	char line[VERDICT_LINE_MAX];
 	size_t len;
-	int up = verdict_render(vp, 2, 800, line, sizeof(line), &len);
+	struct profile prof;
+	struct profile_state st;
+	struct profile_inputs in;
+	int up;
+
+	/* The -k primary profile, as the daemon runs it without profiles. */
+	profile_from_endpoint("primary", &prof);
+	memset(&st, 0, sizeof(st));
+	memset(&in, 0, sizeof(in));
+	in.patroni = &vp[0];
+	in.pg = &vp[1];
+	in.lag_bytes = -1;
+	in.timeout_ms = 800;
+	in.ramp_weight = -1;
+	up = profile_evaluate(&prof, 0, &st, &in, line, sizeof(line), &len);
 
 	assert_int_equal(up, expect_up);
 	assert_string_equal(line, expect);
@@ -79,28 +94,22 @@ static void test_reasons(void **state)
 
 static void test_reason_is_bounded_and_clean(void **state)
 {
-	struct probe_report ok = report(PROBE_OK, 0, "");
 	struct probe_report bad = report(PROBE_BAD_RESPONSE, 0, "line\nbreak\r and NUL");
-	char longhost[300];
-	struct verdict_probe vp[2] = {
-		{ "patroni", &bad, "127.0.0.1:8008", "/primary", "h", -1 },
-		{ "pgbouncer", &ok, "127.0.0.1:6432", NULL, "h", -1 },
-	};
-	char line[VERDICT_LINE_MAX];
-	size_t len;
+	char longhost[300], reason[VERDICT_REASON_MAX];
+	struct verdict_probe vp = { "patroni", &bad, "127.0.0.1:8008", "/primary", "h", -1 };
 
 	(void)state;
-	verdict_render(vp, 2, 800, line, sizeof(line), &len);
-	assert_ptr_equal(strchr(line, '\n'), line + len - 1);
-	assert_null(strchr(line, '\r'));
+	verdict_reason(&vp, 800, reason, sizeof(reason));
+	assert_null(strchr(reason, '\n'));
+	assert_null(strchr(reason, '\r'));
 
 	memset(longhost, 'a', sizeof(longhost) - 1);
 	longhost[sizeof(longhost) - 1] = '\0';
 	bad = report(PROBE_RESOLVE, 0, "");
-	vp[0].host = longhost;
-	verdict_render(vp, 2, 800, line, sizeof(line), &len);
-	assert_true(len <= strlen("down #") + VERDICT_REASON_MAX);
-	assert_int_equal(line[len - 1], '\n');
+	vp.host = longhost;
+	verdict_reason(&vp, 800, reason, sizeof(reason));
+	assert_true(strlen(reason) < VERDICT_REASON_MAX);
+	assert_non_null(strstr(reason, "patroni: cannot resolve aaaa"));
 }
 
 static void test_routing_probe(void **state)
