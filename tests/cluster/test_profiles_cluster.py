@@ -238,3 +238,32 @@ def test_operator_drain_reaches_haproxy_and_survives_restart(lab, healthy):
     hc.wait_for("HAProxy shows the primary UP again", lambda: _b_status(lab, p) == "UP", 5)
     log = (lab.dir / "logs" / f"happac{p}.log").read_text()
     assert "override: drain set by uid" in log
+
+
+def _from(src, n, port):
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.settimeout(3)
+    s.bind((src, 0))
+    try:
+        s.connect((hc.node_addr(n), port))
+        data = b""
+        while True:
+            b = s.recv(256)
+            if not b:
+                return data
+            data += b
+    except ConnectionResetError:
+        return data
+    finally:
+        s.close()
+
+
+def test_allow_list(lab, healthy, extras):
+    """Only the HAProxy hosts get a reply: others are closed at accept."""
+    p, _ = healthy
+    # 127.0.0.1: where the test's own readiness check comes from
+    extras(p, "happac-allow", 5565, "--allow", "127.0.0.5/32", "--allow", "127.0.0.1/32")
+    assert _from("127.0.0.5", p, 5565) == b"up\n"
+    for _ in range(10):
+        assert _from("127.0.0.6", p, 5565) == b""
+    assert _from("127.0.0.5", p, 5565) == b"up\n"
