@@ -153,7 +153,7 @@ static const struct options_def options_table[] = {
 	  "After happac itself said drain or maint, say 'ready' this long so "
 	  "every HAProxy hears it",
 	  OPTIONS_ANYWHERE },
-	{ "max-connections", 0, OPTIONS_KIND_COUNT, "N", "1024", 16, 65536,
+	{ "max-connections", 0, OPTIONS_KIND_COUNT, "N", "256", 16, 65536,
 	  OFF(max_connections),
 	  "Agent connections that may wait for a profile line at once; over it "
 	  "checks are answered at once",
