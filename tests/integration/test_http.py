@@ -81,7 +81,9 @@ def test_status_json(http_happac, backends):
     assert doc["config"]["listen"] == [ADDR]
     assert doc["profiles"][0]["name"] == "primary"
     backends[0].kill()
-    wait_reply(AGENT_PORT, starts("down #pgbouncer"), bound())
+    # (a probe in flight at the kill may first say "connection closed")
+    wait_reply(AGENT_PORT, equals("down #pgbouncer %s:6432: connection refused\n" % ADDR),
+               2 * bound())
     doc = json.loads(get("/status")[1])
     assert doc["verdict"] == "down"
     assert doc["reason"] == "pgbouncer %s:6432: connection refused" % ADDR
