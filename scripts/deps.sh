@@ -6,7 +6,7 @@ set -eu
 
 PACKAGES="build-essential pkg-config clang libclang-rt-14-dev
 libevent-dev libcurl4-openssl-dev libpq-dev libcmocka-dev
-python3 python3-pytest python3-psycopg2
+python3 python3-pytest python3-psycopg2 python3-yaml python3-psutil
 postgresql-15 pgbouncer patroni etcd-server etcd-client haproxy socat
 prometheus openssl procps iproute2 systemd groff-base man-db valgrind
 debhelper lintian dpkg-dev"
