@@ -67,10 +67,14 @@ struct agent {
 	int paused;             /* accepting paused (logged once) */
 	struct agent_conn *conns;
 	int nconns;
+	struct agent_conn *dead;  /* finished, freed by agent_reap() */
 	struct agent_stats stats;
 	const struct acl *acl;
 };
 
+/* Finish a connection: unlink it, stop its events, close its socket. The
+ * memory (and the events) are freed later, by agent_reap(): this usually
+ * runs inside one of the connection's own event callbacks. */
 static void agent_conn_free(struct agent_conn *c)
 {
 	struct agent *a = c->agent;
@@ -82,12 +86,30 @@ static void agent_conn_free(struct agent_conn *c)
 	if (c->next)
 		c->next->prev = c->prev;
 	a->nconns--;
-	event_free(c->ev);
+	event_del(c->ev);
 	if (c->deadline)
-		event_free(c->deadline);
+		event_del(c->deadline);
 	if (c->fd >= 0)
 		close(c->fd);
-	free(c);
+	c->fd = -1;
+	c->next = a->dead;
+	c->prev = NULL;
+	a->dead = c;
+}
+
+/* Free the connections finished since the last call; never called from a
+ * connection's own callback. */
+static void agent_reap(struct agent *a)
+{
+	while (a->dead) {
+		struct agent_conn *c = a->dead;
+
+		a->dead = c->next;
+		event_free(c->ev);
+		if (c->deadline)
+			event_free(c->deadline);
+		free(c);
+	}
 }
 
 /* Read what the checker may have sent so that close() ends with FIN, not
@@ -321,6 +343,7 @@ static void agent_accept(evutil_socket_t lfd, short what, void *arg)
 	struct agent *a = l->agent;
 
 	(void)what;
+	agent_reap(a);
 	for (int i = 0; i < AGENT_ACCEPT_BATCH; i++) {
 		struct sockaddr_storage ss;
 		socklen_t sl = sizeof(ss);
@@ -601,6 +624,7 @@ void agent_free(struct agent *a)
 	agent_close(a);
 	while (a->conns)
 		agent_conn_free(a->conns);
+	agent_reap(a);
 	event_free(a->resume);
 	free(a);
 }

@@ -56,6 +56,7 @@ struct http {
 	const struct acl *acl;
 	struct http_conn *conns;
 	int nconns;
+	struct http_conn *dead;  /* finished, freed by http_reap() */
 };
 
 static const char *http_reason(int code)
@@ -71,6 +72,9 @@ static const char *http_reason(int code)
 	}
 }
 
+/* Finish a connection: unlink it, stop its events, close its socket. The
+ * memory is freed later by http_reap(): this usually runs inside one of the
+ * connection's own event callbacks. */
 static void http_conn_free(struct http_conn *c)
 {
 	struct http *h = c->http;
@@ -82,12 +86,30 @@ static void http_conn_free(struct http_conn *c)
 	if (c->next)
 		c->next->prev = c->prev;
 	h->nconns--;
-	event_free(c->ev);
-	event_free(c->deadline);
-	if (c->out)
+	event_del(c->ev);
+	event_del(c->deadline);
+	if (c->out) {
 		evbuffer_free(c->out);
+		c->out = NULL;
+	}
 	close(c->fd);
-	free(c);
+	c->fd = -1;
+	c->next = h->dead;
+	c->prev = NULL;
+	h->dead = c;
+}
+
+/* Free the connections finished since the last call. */
+static void http_reap(struct http *h)
+{
+	while (h->dead) {
+		struct http_conn *c = h->dead;
+
+		h->dead = c->next;
+		event_free(c->ev);
+		event_free(c->deadline);
+		free(c);
+	}
 }
 
 static void http_conn_io(evutil_socket_t fd, short what, void *arg);
@@ -311,6 +333,7 @@ static void http_accept(evutil_socket_t lfd, short what, void *arg)
 	struct timeval deadline = { HTTP_DEADLINE_S, 0 };
 
 	(void)what;
+	http_reap(h);
 	for (int i = 0; i < HTTP_ACCEPT_BATCH; i++) {
 		struct sockaddr_storage ss;
 		socklen_t sl = sizeof(ss);
@@ -476,6 +499,7 @@ void http_free(struct http *h)
 		return;
 	while (h->conns)
 		http_conn_free(h->conns);
+	http_reap(h);
 	http_close_listener(h);
 	event_free(h->resume);
 	free(h);
