@@ -106,7 +106,6 @@ static void main_fill_verdict_probes(struct happac *h, struct verdict_probe *vp)
 		.target = probe_patroni_target(r->patroni),
 		.path = probe_patroni_path(r->patroni),
 		.host = h->opts.patroni_host,
-		.expect_recovery = -1,
 	};
 	vp[MAIN_PROBE_PG] = (struct verdict_probe){
 		.name = main_probe_names[MAIN_PROBE_PG],
@@ -114,7 +113,6 @@ static void main_fill_verdict_probes(struct happac *h, struct verdict_probe *vp)
 		.target = probe_pg_target(r->pg),
 		.path = NULL,
 		.host = probe_pg_host(r->pg),
-		.expect_recovery = -1, /* per profile: profile_expect_recovery() */
 	};
 }
 

@@ -205,11 +205,6 @@ void probe_sched_free(struct probe_sched *s)
 	free(s);
 }
 
-int probe_sched_timeout_ms(const struct probe_sched *s)
-{
-	return s->timeout_ms;
-}
-
 uint64_t probe_sched_rounds(const struct probe_sched *s)
 {
 	return s->rounds;

@@ -87,7 +87,6 @@ int probe_sched_add(struct probe_sched *s, struct probe *p, const char *name,
 void probe_sched_start(struct probe_sched *s);
 /* Cancel what is in flight and stop scheduling; then free. */
 void probe_sched_free(struct probe_sched *s);
-int probe_sched_timeout_ms(const struct probe_sched *s);
 /* Number of rounds completed so far. */
 uint64_t probe_sched_rounds(const struct probe_sched *s);
 

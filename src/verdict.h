@@ -21,8 +21,6 @@ struct verdict_probe {
 	const char *target;                /* "127.0.0.1:8008", for connect errors */
 	const char *path;                  /* "/primary", for HTTP status; or NULL */
 	const char *host;                  /* for resolve errors */
-	int expect_recovery;               /* routing probe: -1 any role, 0 the
-					      primary, 1 a replica */
 };
 
 /* The role a Patroni endpoint asks for, as pg_is_in_recovery() would say it:

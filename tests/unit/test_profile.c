@@ -30,9 +30,9 @@ static void world_init(struct world *w, const char *endpoint)
 	w->pg = w->pat;
 	w->pg.http_status = 0;
 	w->vpat = (struct verdict_probe){ "patroni", &w->pat, "127.0.0.1:8008", "/primary",
-					  "127.0.0.1", -1 };
+					  "127.0.0.1" };
 	w->vpg = (struct verdict_probe){ "pgbouncer", &w->pg, "127.0.0.1:6432", NULL,
-					 "127.0.0.1", -1 };
+					 "127.0.0.1" };
 	w->json.role = PATRONI_JSON_ROLE_PRIMARY;
 	w->json.running = 1;
 	strcpy(w->json.state, "running");

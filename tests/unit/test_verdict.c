@@ -28,8 +28,8 @@ static void render(struct probe_report *pat, struct probe_report *pgb,
 		   const char *expect, int expect_up)
 {
 	struct verdict_probe vp[2] = {
-		{ "patroni", pat, "127.0.0.1:8008", "/primary", "127.0.0.1", -1 },
-		{ "pgbouncer", pgb, "127.0.0.1:6432", NULL, "127.0.0.1", 0 },
+		{ "patroni", pat, "127.0.0.1:8008", "/primary", "127.0.0.1" },
+		{ "pgbouncer", pgb, "127.0.0.1:6432", NULL, "127.0.0.1" },
 	};
 	char line[VERDICT_LINE_MAX];
 	size_t len;
@@ -96,7 +96,7 @@ static void test_reason_is_bounded_and_clean(void **state)
 {
 	struct probe_report bad = report(PROBE_BAD_RESPONSE, 0, "line\nbreak\r and NUL");
 	char longhost[300], reason[VERDICT_REASON_MAX];
-	struct verdict_probe vp = { "patroni", &bad, "127.0.0.1:8008", "/primary", "h", -1 };
+	struct verdict_probe vp = { "patroni", &bad, "127.0.0.1:8008", "/primary", "h" };
 
 	(void)state;
 	verdict_reason(&vp, 800, reason, sizeof(reason));
