@@ -111,10 +111,12 @@ stress: bin/happac
 	STRESS_TIMING=1 HAPPAC_BIN=$(CURDIR)/$(O)/happac $(PYTEST) -q -rA tests/stress
 
 # libFuzzer targets (clang-14): replay the regressions, then fuzz each target
-# for FUZZ_SECONDS (CI: 20 s each).
+# for FUZZ_SECONDS (CI: 20 s each, with a fixed FUZZ_SEED so that every clean
+# clone explores the same inputs; `make fuzz` draws a new seed each run).
 FUZZ_SECONDS ?= 60
+FUZZ_SEED ?=
 fuzz:
-	FUZZ_SECONDS=$(FUZZ_SECONDS) fuzz/run.sh
+	FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_SEED=$(FUZZ_SEED) fuzz/run.sh
 
 # The core integration tests with happac under valgrind memcheck: any memory
 # error or leak fails the test (scripts/valgrind-happac exits 99).
@@ -136,7 +138,7 @@ test: check-deps
 	$(MAKE) --no-print-directory test-integration
 	$(MAKE) --no-print-directory test-cluster
 	$(MAKE) --no-print-directory test-stress
-	$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=20
+	$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=20 FUZZ_SEED=1
 	$(MAKE) --no-print-directory test-valgrind
 	$(MAKE) --no-print-directory test-asan
 

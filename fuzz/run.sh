@@ -7,6 +7,10 @@
 #   FUZZ_SECONDS=60     fuzzing time per target (0: replay only)
 #   FUZZ_TARGETS="..."  a subset (default: every target `make targets` lists)
 #   FUZZ_JOBS=1         parallel fuzzing processes per target (-fork)
+#   FUZZ_SEED=N         libFuzzer's random seed (default: a new one per run).
+#                       `make test` fixes it, so that CI explores the same
+#                       inputs on every clean clone and a red run is one that
+#                       anybody can replay; `make fuzz` explores anew.
 #
 # The working corpus grows in fuzz/build/corpus/<target> (seeded from
 # fuzz/corpus/<target>); the repository corpus is left as it is.
@@ -15,6 +19,7 @@ cd "$(dirname "$0")"
 
 FUZZ_SECONDS=${FUZZ_SECONDS:-60}
 FUZZ_JOBS=${FUZZ_JOBS:-1}
+FUZZ_SEED=${FUZZ_SEED:-}
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:symbolize=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 # The option parser reads HAPPAC_* and HAPPAC_CONFIG: fuzz with a clean slate.
@@ -60,11 +65,12 @@ for t in $TARGETS; do
 	dict=()
 	[ -f "dict/$t.dict" ] && dict=(-dict="dict/$t.dict")
 	[ "$t" = options_file ] && dict=(-dict=dict/options.dict)
-	fork=()
-	[ "$FUZZ_JOBS" -gt 1 ] && fork=(-fork="$FUZZ_JOBS")
+	extra=()
+	[ "$FUZZ_JOBS" -gt 1 ] && extra=(-fork="$FUZZ_JOBS")
+	[ -n "$FUZZ_SEED" ] && extra+=(-seed="$FUZZ_SEED")
 	rm -f build/artifacts/"$t"/*
 	start=$SECONDS
-	"$bin" "build/corpus/$t" "corpus/$t" "${dict[@]}" "${fork[@]}" \
+	"$bin" "build/corpus/$t" "corpus/$t" "${dict[@]}" "${extra[@]}" \
 		-max_total_time="$FUZZ_SECONDS" -timeout=10 -rss_limit_mb=2048 \
 		-max_len=4096 -print_final_stats=1 \
 		-artifact_prefix="build/artifacts/$t/" </dev/null >"$log" 2>&1
