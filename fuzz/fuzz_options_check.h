@@ -80,7 +80,7 @@ static inline void fuzz_check_roundtrip(const struct options *o)
 	options_init(&o2);
 	err[0] = '\0';
 	FUZZ_CHECK(options_load_file(&o2, path, err, sizeof(err)) == 0,
-		   "the dump of valid settings does not load: %s", err);
+		   "the dump of valid settings does not load: %s\n--- given\n%s", err, a.buf);
 	options_each(&o2, fuzz_each_one, &b);
 	FUZZ_CHECK(a.used == b.used && memcmp(a.buf, b.buf, a.used) == 0,
 		   "dump/load round trip differs:\n--- given\n%s--- reloaded\n%s", a.buf,

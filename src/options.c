@@ -379,6 +379,11 @@ static int options_has_control(const char *s)
 	return 0;
 }
 
+/* A conninfo is a few keywords; this leaves room for many. */
+#define OPTIONS_CONNINFO_MAX 1024
+
+static void options_conninfo_redacted(const char *conninfo, char *buf, size_t len);
+
 /* libpq conninfo: parsed here (no connection) so a typo fails at start. */
 static int options_apply_conninfo(struct options *o, const struct options_def *d,
 				  const char *value, char *err, size_t errlen)
@@ -395,6 +400,12 @@ static int options_apply_conninfo(struct options *o, const struct options_def *d
 	}
 	if (options_has_control(value)) {
 		options_err(err, errlen, "%s: control character in the conninfo", options_label(d));
+		return -1;
+	}
+	/* Bounded (parsed below, rendered in the dump as keyword='value'). */
+	if (strlen(value) > OPTIONS_CONNINFO_MAX) {
+		options_err(err, errlen, "%s: longer than %d bytes", options_label(d),
+			    OPTIONS_CONNINFO_MAX);
 		return -1;
 	}
 	opts = PQconninfoParse(value, &perr);
@@ -421,6 +432,17 @@ static int options_apply_conninfo(struct options *o, const struct options_def *d
 			password = 1;
 	}
 	PQconninfoFree(opts);
+	/* Its rendering (quoted, escaped: a URI grows) must load back too. */
+	{
+		char shown[4 * OPTIONS_CONNINFO_MAX];
+
+		options_conninfo_redacted(value, shown, sizeof(shown));
+		if (strlen(shown) > OPTIONS_CONNINFO_MAX) {
+			options_err(err, errlen, "%s: longer than %d bytes as keyword='value' pairs",
+				    options_label(d), OPTIONS_CONNINFO_MAX);
+			return -1;
+		}
+	}
 	free(o->pg_conninfo);
 	o->pg_conninfo = strdup(value);
 	o->pg_conninfo_has_password = password;
@@ -1234,17 +1256,28 @@ static void options_conninfo_redacted(const char *conninfo, char *buf, size_t le
 	buf[0] = '\0';
 	if (!opts)
 		return;
-	for (PQconninfoOption *p = opts; p->keyword && used < len; p++) {
+	for (PQconninfoOption *p = opts; p->keyword && used + 1 < len; p++) {
 		int n;
 
 		if (!p->val || !strcmp(p->keyword, "password"))
 			continue;
-		n = snprintf(buf + used, len - used, "%s%s='%s'", used ? " " : "",
-			     p->keyword, p->val);
-		if (n < 0)
+		n = snprintf(buf + used, len - used, "%s%s='", used ? " " : "", p->keyword);
+		if (n < 0 || (size_t)n >= len - used)
 			break;
 		used += (size_t)n;
+		/* libpq's quoting: a quote or a backslash in a value is escaped
+		 * with a backslash, so the string parses back to the same value. */
+		for (const char *c = p->val; *c && used + 3 < len; c++) {
+			if (*c == '\'' || *c == '\\')
+				buf[used++] = '\\';
+			buf[used++] = *c;
+		}
+		if (used + 2 > len)
+			break;
+		buf[used++] = '\'';
+		buf[used] = '\0';
 	}
+	buf[used < len ? used : len - 1] = '\0';
 	PQconninfoFree(opts);
 }
 
@@ -1295,7 +1328,7 @@ void options_each(const struct options *o,
 		  void (*fn)(void *arg, const char *name, const char *value),
 		  void *arg)
 {
-	char value[512];
+	char value[4 * OPTIONS_CONNINFO_MAX];
 
 	for (size_t i = 0; i < OPTIONS_COUNT; i++) {
 		const struct options_def *d = &options_table[i];
