@@ -5,6 +5,7 @@
 #include "agent.h"
 #include "answer.h"
 #include "check.h"
+#include "lib_curl.h"
 #include "ctl.h"
 #include "http.h"
 #include "log.h"
@@ -19,7 +20,6 @@
 #include "recipe.h"
 #include "verdict.h"
 
-#include <curl/curl.h>
 #include <event2/buffer.h>
 #include <event2/dns.h>
 #include <event2/event.h>
@@ -68,12 +68,17 @@ struct happac {
 
 static void main_versions(FILE *out)
 {
-	curl_version_info_data *cv = curl_version_info(CURLVERSION_NOW);
+	char err[256];
 	int pq = PQlibVersion();
 
-	fprintf(out, "happac %s\nlibevent %s\nlibcurl %s\nlibpq %d.%d\n",
-		HAPPAC_VERSION, event_get_version(), cv->version, pq / 10000,
-		pq % 10000);
+	/* libcurl is loaded only for HTTPS to Patroni (lib_curl.h); here it is
+	 * loaded to say which one that would be. */
+	fprintf(out, "happac %s\nlibevent %s\n", HAPPAC_VERSION, event_get_version());
+	if (lib_curl_load(err, sizeof(err)) == 0)
+		fprintf(out, "libcurl %s (HTTPS to Patroni only)\n", lib_curl_version());
+	else
+		fprintf(out, "libcurl not found: %s\n", err);
+	fprintf(out, "libpq %d.%d\n", pq / 10000, pq % 10000);
 }
 
 /* The agent's reply for a profile: the cached line (or the stale one). */
@@ -609,7 +614,6 @@ fail:
 static int main_setup(struct happac *h)
 {
 	char err[512];
-	curl_version_info_data *cv = curl_version_info(CURLVERSION_NOW);
 
 	h->base = event_base_new();
 	h->metrics = metrics_new();
@@ -617,9 +621,6 @@ static int main_setup(struct happac *h)
 		log_error("cannot create the event loop");
 		return -1;
 	}
-	if (!(cv->features & CURL_VERSION_ASYNCHDNS))
-		log_warn("libcurl %s has no asynchronous resolver: give -h as an address",
-			 cv->version);
 	h->answer = answer_new();
 	if (!h->answer) {
 		snprintf(err, sizeof(err), "out of memory");
@@ -749,11 +750,6 @@ int main(int argc, char **argv)
 		log_set_level(LOG_LEVEL_DEBUG);
 	signal(SIGPIPE, SIG_IGN);
 	main_raise_fd_limit();
-	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
-		log_error("cannot initialise libcurl");
-		options_free(&h.opts);
-		return 1;
-	}
 	options_describe(&h.opts, desc, sizeof(desc));
 	log_info("happac %s starting: %s", HAPPAC_VERSION, desc);
 	main_warn_settings(&h.opts);
@@ -773,6 +769,6 @@ int main(int argc, char **argv)
 		log_info("stopped");
 	}
 	main_teardown(&h);
-	curl_global_cleanup();
+	lib_curl_unload();
 	return rc;
 }

@@ -1,7 +1,7 @@
 /* metrics.c - Prometheus text exposition of happac's own counters. */
 #include "metrics.h"
 
-#include <curl/curl.h>
+#include "lib_curl.h"
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <libpq-fe.h>
@@ -61,7 +61,8 @@ static void metrics_head(struct evbuffer *out, const char *name, const char *typ
 void metrics_render(const struct metrics *m, const struct metrics_view *v,
 		    struct evbuffer *out)
 {
-	curl_version_info_data *cv = curl_version_info(CURLVERSION_NOW);
+	/* libcurl is loaded only for HTTPS to Patroni: "none" otherwise. */
+	const char *curl = lib_curl_version();
 	int pq = PQlibVersion();
 
 	metrics_head(out, "happac_build_info", "gauge",
@@ -69,7 +70,7 @@ void metrics_render(const struct metrics *m, const struct metrics_view *v,
 	evbuffer_add_printf(out,
 			    "happac_build_info{version=\"%s\",libevent=\"%s\","
 			    "libcurl=\"%s\",libpq=\"%d.%d\"} 1\n",
-			    HAPPAC_VERSION, event_get_version(), cv->version,
+			    HAPPAC_VERSION, event_get_version(), curl ? curl : "none",
 			    pq / 10000, pq % 10000);
 
 	metrics_head(out, "happac_up", "gauge",

@@ -1,16 +1,20 @@
-/* probe_patroni.c - Patroni REST probe: libcurl multi socket API on libevent.
+/* probe_patroni.c - Patroni REST probe.
  *
- * The pattern follows curl's docs/examples/hiperfifo.c: libcurl tells us which
- * sockets to watch (socket callback) and when to wake it (timer callback); we
- * hand events back with curl_multi_socket_action() and collect finished
- * transfers from curl_multi_info_read(). One transfer at a time. */
+ * Plain HTTP goes through probe_http.c (our own HTTP/1.0 request, no
+ * library). HTTPS goes through libcurl, loaded on demand (lib_curl.h), on
+ * its multi socket API: the pattern follows curl's docs/examples/hiperfifo.c
+ * - libcurl tells us which sockets to watch (socket callback) and when to
+ * wake it (timer callback); we hand events back with
+ * lib_curl.multi_socket_action() and collect finished transfers from
+ * lib_curl.multi_info_read(). One transfer at a time either way. */
 #include "probe_patroni.h"
 
+#include "lib_curl.h"
 #include "log.h"
 #include "patroni_json.h"
+#include "probe_http.h"
 #include "resolve.h"
 
-#include <curl/curl.h>
 #include <errno.h>
 #include <event2/event.h>
 #include <stdio.h>
@@ -23,8 +27,9 @@
 
 struct probe_patroni {
 	struct event_base *base;
-	CURLM *multi;
-	CURL *easy;            /* the attempt in flight, or NULL */
+	struct probe_http http; /* plain HTTP */
+	CURLM *multi;          /* HTTPS: NULL for plain HTTP */
+	CURL *easy;            /* the HTTPS attempt in flight, or NULL */
 	struct probe *probe;   /* the attempt's probe, or NULL */
 	struct event *timer;   /* libcurl's timeout */
 	/* Watchers libcurl is done with. Freed later, never inside their own
@@ -46,10 +51,12 @@ struct probe_patroni {
 	char *cafile, *cert, *key; /* owned copies; NULL when unset */
 	int insecure;
 	char path[256];
+	char request_target[256]; /* "/replica?lag=1MB" */
+	char host_header[300];
 	char target[300];
 };
 
-/* Per-socket watcher, attached to the socket with curl_multi_assign(). */
+/* Per-socket watcher, attached to the socket with lib_curl.multi_assign(). */
 struct probe_patroni_sock {
 	struct event *ev;
 	struct probe_patroni_sock *next_dead;
@@ -72,40 +79,65 @@ static size_t probe_patroni_body(char *data, size_t size, size_t n, void *arg)
 static void probe_patroni_release(struct probe_patroni *pp)
 {
 	resolve_cancel(&pp->lookup);
+	probe_http_cancel(&pp->http);
 	if (pp->easy) {
-		curl_multi_remove_handle(pp->multi, pp->easy);
-		curl_easy_cleanup(pp->easy);
+		lib_curl.multi_remove_handle(pp->multi, pp->easy);
+		lib_curl.easy_cleanup(pp->easy);
 		pp->easy = NULL;
 	}
 	if (pp->pin) {
-		curl_slist_free_all(pp->pin);
+		lib_curl.slist_free_all(pp->pin);
 		pp->pin = NULL;
 	}
 	pp->probe = NULL;
 }
 
-static void probe_patroni_finish(struct probe_patroni *pp, CURLcode rc)
+/* The one exit of an attempt, for both transports: a whole answer (result
+ * PROBE_OK, any status) is judged here; a failure is passed on. */
+static void probe_patroni_report(struct probe_patroni *pp, enum probe_result result,
+				 int status, const char *detail)
 {
 	struct probe *p = pp->probe;
-	enum probe_result result = PROBE_OK;
-	long status = 0, oserr = 0;
-	char detail[64] = "";
+	char why[80];
 
-	curl_easy_getinfo(pp->easy, CURLINFO_RESPONSE_CODE, &status);
-	curl_easy_getinfo(pp->easy, CURLINFO_OS_ERRNO, &oserr);
-	switch (rc) {
-	case CURLE_OK:
+	snprintf(why, sizeof(why), "%s", detail);
+	if (result == PROBE_OK) {
 		result = status == 200 ? PROBE_OK : PROBE_HTTP_STATUS;
 		if (pp->want_json) {
 			/* 200 and 503 both carry the node's status. */
 			pp->json_ok = patroni_json_parse(pp->body, pp->body_bytes, &pp->json,
-							 detail, sizeof(detail)) == 0;
-			if (!pp->json_ok && result == PROBE_OK) {
+							 why, sizeof(why)) == 0;
+			if (!pp->json_ok && result == PROBE_OK)
 				result = PROBE_BAD_RESPONSE;
-			} else {
-				detail[0] = '\0';
-			}
+			else
+				why[0] = '\0';
 		}
+	}
+	probe_patroni_release(pp);
+	probe_done(p, result, status, why);
+}
+
+/* probe_http's exit. */
+static void probe_patroni_http_done(void *arg, enum probe_result result, int status,
+				    const char *detail)
+{
+	struct probe_patroni *pp = arg;
+
+	pp->body_bytes = pp->http.reply.body_len;
+	probe_patroni_report(pp, result, status, detail);
+}
+
+/* A finished libcurl transfer. */
+static void probe_patroni_finish(struct probe_patroni *pp, CURLcode rc)
+{
+	enum probe_result result = PROBE_OK;
+	long status = 0, oserr = 0;
+	char detail[64] = "";
+
+	lib_curl.easy_getinfo(pp->easy, CURLINFO_RESPONSE_CODE, &status);
+	lib_curl.easy_getinfo(pp->easy, CURLINFO_OS_ERRNO, &oserr);
+	switch (rc) {
+	case CURLE_OK:
 		break;
 	case CURLE_COULDNT_CONNECT:
 		if (oserr == ECONNREFUSED) {
@@ -133,31 +165,31 @@ static void probe_patroni_finish(struct probe_patroni *pp, CURLcode rc)
 	case CURLE_SSL_ENGINE_INITFAILED:
 	case CURLE_USE_SSL_FAILED:
 		result = PROBE_TLS;
-		snprintf(detail, sizeof(detail), "%s", curl_easy_strerror(rc));
+		snprintf(detail, sizeof(detail), "%s", lib_curl.easy_strerror(rc));
 		break;
 	case CURLE_OUT_OF_MEMORY:
 		result = PROBE_INTERNAL;
-		snprintf(detail, sizeof(detail), "%s", curl_easy_strerror(rc));
+		snprintf(detail, sizeof(detail), "%s", lib_curl.easy_strerror(rc));
 		break;
 	case CURLE_SEND_ERROR:
 	case CURLE_RECV_ERROR:
 		/* A reset before any answer is a connection failure, after the
 		 * status line a broken answer. */
 		result = status ? PROBE_BAD_RESPONSE : PROBE_CONNECT;
-		snprintf(detail, sizeof(detail), "%s", curl_easy_strerror(rc));
+		snprintf(detail, sizeof(detail), "%s", lib_curl.easy_strerror(rc));
 		break;
 	case CURLE_WRITE_ERROR:
+	case CURLE_FILESIZE_EXCEEDED:
 		result = PROBE_BAD_RESPONSE;
 		snprintf(detail, sizeof(detail), "body over %d bytes",
 			 PROBE_PATRONI_MAX_BODY);
 		break;
 	default:
 		result = PROBE_BAD_RESPONSE;
-		snprintf(detail, sizeof(detail), "%s", curl_easy_strerror(rc));
+		snprintf(detail, sizeof(detail), "%s", lib_curl.easy_strerror(rc));
 		break;
 	}
-	probe_patroni_release(pp);
-	probe_done(p, result, (int)status, detail);
+	probe_patroni_report(pp, result, (int)status, detail);
 }
 
 /* Collect finished transfers. Called after every curl_multi_socket_action. */
@@ -166,7 +198,7 @@ static void probe_patroni_collect(struct probe_patroni *pp)
 	CURLMsg *msg;
 	int left;
 
-	while ((msg = curl_multi_info_read(pp->multi, &left))) {
+	while ((msg = lib_curl.multi_info_read(pp->multi, &left))) {
 		if (msg->msg == CURLMSG_DONE && msg->easy_handle == pp->easy) {
 			probe_patroni_finish(pp, msg->data.result);
 			return; /* pp->easy is gone; nothing else can be pending */
@@ -183,7 +215,7 @@ static void probe_patroni_on_socket(evutil_socket_t fd, short what, void *arg)
 		mask |= CURL_CSELECT_IN;
 	if (what & EV_WRITE)
 		mask |= CURL_CSELECT_OUT;
-	curl_multi_socket_action(pp->multi, fd, mask, &running);
+	lib_curl.multi_socket_action(pp->multi, fd, mask, &running);
 	probe_patroni_collect(pp);
 }
 
@@ -194,7 +226,7 @@ static void probe_patroni_on_timer(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	curl_multi_socket_action(pp->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+	lib_curl.multi_socket_action(pp->multi, CURL_SOCKET_TIMEOUT, 0, &running);
 	probe_patroni_collect(pp);
 }
 
@@ -223,7 +255,7 @@ static int probe_patroni_sockcb(CURL *easy, curl_socket_t s, int action,
 			event_del(ws->ev);
 			ws->next_dead = pp->dead;
 			pp->dead = ws;
-			curl_multi_assign(pp->multi, s, NULL);
+			lib_curl.multi_assign(pp->multi, s, NULL);
 		}
 		return 0;
 	}
@@ -238,7 +270,7 @@ static int probe_patroni_sockcb(CURL *easy, curl_socket_t s, int action,
 			free(ws);
 			return -1;
 		}
-		curl_multi_assign(pp->multi, s, ws);
+		lib_curl.multi_assign(pp->multi, s, ws);
 	} else {
 		event_del(ws->ev);
 		event_assign(ws->ev, pp->base, s, kind, probe_patroni_on_socket, pp);
@@ -264,12 +296,12 @@ static int probe_patroni_timercb(CURLM *multi, long timeout_ms, void *arg)
 	return 0;
 }
 
-/* The transfer itself; addr is the looked-up address (NULL for a literal),
+/* The HTTPS transfer; addr is the looked-up address (NULL for a literal),
  * pinned for libcurl with CURLOPT_RESOLVE so that it never resolves. */
-static void probe_patroni_transfer(struct probe_patroni *pp, const char *addr)
+static void probe_patroni_curl_transfer(struct probe_patroni *pp, const char *addr)
 {
 	struct probe *p = pp->probe;
-	CURL *e = curl_easy_init();
+	CURL *e = lib_curl.easy_init();
 
 	if (!e) {
 		probe_patroni_release(pp);
@@ -284,53 +316,67 @@ static void probe_patroni_transfer(struct probe_patroni *pp, const char *addr)
 		snprintf(drop, sizeof(drop), "-%s:%d", pp->host, pp->port);
 		snprintf(pin, sizeof(pin), "%s:%d:%s%s%s", pp->host, pp->port,
 			 strchr(addr, ':') ? "[" : "", addr, strchr(addr, ':') ? "]" : "");
-		l = curl_slist_append(NULL, drop);
-		pp->pin = l ? curl_slist_append(l, pin) : NULL;
+		l = lib_curl.slist_append(NULL, drop);
+		pp->pin = l ? lib_curl.slist_append(l, pin) : NULL;
 		if (!pp->pin) {
-			curl_slist_free_all(l);
-			curl_easy_cleanup(e);
+			lib_curl.slist_free_all(l);
+			lib_curl.easy_cleanup(e);
 			probe_patroni_release(pp);
 			probe_done(p, PROBE_INTERNAL, 0, "out of memory");
 			return;
 		}
-		curl_easy_setopt(e, CURLOPT_RESOLVE, pp->pin);
+		lib_curl.easy_setopt(e, CURLOPT_RESOLVE, pp->pin);
 	}
 	probe_patroni_bury(pp);
-	pp->body_bytes = 0;
-	pp->json_ok = 0;
-	curl_easy_setopt(e, CURLOPT_URL, pp->url);
+	lib_curl.easy_setopt(e, CURLOPT_URL, pp->url);
 	/* OPTIONS: Patroni answers with a bare status line, its cheapest reply.
 	 * GET when profiles need the node's status JSON as well. */
 	if (!pp->want_json)
-		curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, "OPTIONS");
-	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, probe_patroni_body);
-	curl_easy_setopt(e, CURLOPT_WRITEDATA, pp);
-	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+		lib_curl.easy_setopt(e, CURLOPT_CUSTOMREQUEST, "OPTIONS");
+	lib_curl.easy_setopt(e, CURLOPT_WRITEFUNCTION, probe_patroni_body);
+	lib_curl.easy_setopt(e, CURLOPT_WRITEDATA, pp);
+	lib_curl.easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+	lib_curl.easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
 	/* Never through a proxy from the environment: this is a local check. */
-	curl_easy_setopt(e, CURLOPT_PROXY, "");
-	curl_easy_setopt(e, CURLOPT_USERAGENT, "happac/" HAPPAC_VERSION);
-	curl_easy_setopt(e, CURLOPT_MAXFILESIZE, (long)PROBE_PATRONI_MAX_BODY);
+	lib_curl.easy_setopt(e, CURLOPT_PROXY, "");
+	lib_curl.easy_setopt(e, CURLOPT_USERAGENT, "happac/" HAPPAC_VERSION);
+	lib_curl.easy_setopt(e, CURLOPT_MAXFILESIZE, (long)PROBE_PATRONI_MAX_BODY);
 	/* The scheduler's deadline ends the attempt; this is only a backstop. */
-	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)pp->timeout_ms + 1000);
+	lib_curl.easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)pp->timeout_ms + 1000);
 	if (pp->https) {
 		if (pp->cafile)
-			curl_easy_setopt(e, CURLOPT_CAINFO, pp->cafile);
+			lib_curl.easy_setopt(e, CURLOPT_CAINFO, pp->cafile);
 		if (pp->cert)
-			curl_easy_setopt(e, CURLOPT_SSLCERT, pp->cert);
+			lib_curl.easy_setopt(e, CURLOPT_SSLCERT, pp->cert);
 		if (pp->key)
-			curl_easy_setopt(e, CURLOPT_SSLKEY, pp->key);
-		curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, pp->insecure ? 0L : 1L);
-		curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, pp->insecure ? 0L : 2L);
+			lib_curl.easy_setopt(e, CURLOPT_SSLKEY, pp->key);
+		lib_curl.easy_setopt(e, CURLOPT_SSL_VERIFYPEER, pp->insecure ? 0L : 1L);
+		lib_curl.easy_setopt(e, CURLOPT_SSL_VERIFYHOST, pp->insecure ? 0L : 2L);
 	}
 #if LIBCURL_VERSION_NUM >= 0x075500
-	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+	lib_curl.easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
 #endif
 	pp->easy = e;
-	if (curl_multi_add_handle(pp->multi, e) != CURLM_OK) {
+	if (lib_curl.multi_add_handle(pp->multi, e) != CURLM_OK) {
 		probe_patroni_release(pp);
 		probe_done(p, PROBE_INTERNAL, 0, "curl_multi_add_handle failed");
 	}
+}
+
+/* addr: the looked-up address, NULL when the host is a literal. */
+static void probe_patroni_transfer(struct probe_patroni *pp, const char *addr)
+{
+	pp->body_bytes = 0;
+	pp->json_ok = 0;
+	if (pp->https) {
+		probe_patroni_curl_transfer(pp, addr);
+		return;
+	}
+	/* OPTIONS: Patroni answers with a bare status line, its cheapest reply.
+	 * GET when profiles need the node's status JSON as well. */
+	probe_http_start(&pp->http, addr ? addr : pp->host, pp->port,
+			 pp->want_json ? "GET" : "OPTIONS", pp->request_target,
+			 pp->host_header, pp->body, PROBE_PATRONI_MAX_BODY);
 }
 
 static void probe_patroni_resolved(void *arg, const char *err, const char *addr)
@@ -379,44 +425,31 @@ struct probe_patroni *probe_patroni_new(struct event_base *base, struct evdns_ba
 					int timeout_ms, char *err, size_t errlen)
 {
 	struct probe_patroni *pp = calloc(1, sizeof(*pp));
-	CURLU *u = curl_url();
-	char hostpart[280], portstr[8], *url = NULL;
+	char hostpart[280];
 	const char *query = strchr(endpoint, '?');
-	CURLUcode uc;
 
-	if (!pp || !u) {
+	if (!pp) {
 		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	pp->http.fd = -1;
+	if (strcmp(scheme, "http") && strcmp(scheme, "https")) {
+		snprintf(err, errlen, "unknown Patroni scheme '%s' (http or https)", scheme);
 		goto fail;
 	}
-	/* IPv6 literals need brackets in a URL; the URL API then checks them. */
+	/* The options module has checked host and endpoint (no spaces, '#' or
+	 * control characters), so they go into the request as they are. IPv6
+	 * literals need brackets in a URL and a Host header. */
 	if (strchr(host, ':'))
 		snprintf(hostpart, sizeof(hostpart), "[%s]", host);
 	else
 		snprintf(hostpart, sizeof(hostpart), "%s", host);
-	snprintf(portstr, sizeof(portstr), "%d", port);
 	snprintf(pp->path, sizeof(pp->path), "/%.*s",
 		 (int)(query ? (size_t)(query - endpoint) : strlen(endpoint)), endpoint);
-	uc = curl_url_set(u, CURLUPART_SCHEME, scheme, 0);
-	if (!uc)
-		uc = curl_url_set(u, CURLUPART_HOST, hostpart, 0);
-	if (!uc)
-		uc = curl_url_set(u, CURLUPART_PORT, portstr, 0);
-	if (!uc)
-		uc = curl_url_set(u, CURLUPART_PATH, pp->path, 0);
-	if (!uc && query)
-		uc = curl_url_set(u, CURLUPART_QUERY, query + 1, 0);
-	if (!uc)
-		uc = curl_url_get(u, CURLUPART_URL, &url, 0);
-	if (uc) {
-		snprintf(err, errlen, "cannot build a URL from host '%s', port %d, endpoint '%s': %s",
-			 host, port, endpoint, curl_url_strerror(uc));
-		goto fail;
-	}
-	snprintf(pp->url, sizeof(pp->url), "%s", url);
-	curl_free(url);
-	curl_url_cleanup(u);
-	u = NULL;
+	snprintf(pp->request_target, sizeof(pp->request_target), "/%s", endpoint);
+	snprintf(pp->host_header, sizeof(pp->host_header), "%s:%d", hostpart, port);
 	snprintf(pp->target, sizeof(pp->target), "%s:%d", hostpart, port);
+	snprintf(pp->url, sizeof(pp->url), "%s://%s:%d/%s", scheme, hostpart, port, endpoint);
 
 	pp->base = base;
 	pp->timeout_ms = timeout_ms;
@@ -424,27 +457,33 @@ struct probe_patroni *probe_patroni_new(struct event_base *base, struct evdns_ba
 	pp->port = port;
 	pp->literal = resolve_is_literal(host);
 	resolve_init(&pp->lookup, dns, probe_patroni_resolved, pp);
+	if (probe_http_init(&pp->http, base, probe_patroni_http_done, pp) != 0) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
 	pp->https = strcmp(scheme, "https") == 0;
-	if (pp->https && tls) {
+	if (!pp->https)
+		return pp;
+	if (tls) {
 		pp->cafile = probe_patroni_dup(tls->cafile);
 		pp->cert = probe_patroni_dup(tls->cert);
 		pp->key = probe_patroni_dup(tls->key);
 		pp->insecure = tls->insecure;
 	}
-	pp->multi = curl_multi_init();
+	if (lib_curl_load(err, errlen) != 0)
+		goto fail;
+	pp->multi = lib_curl.multi_init();
 	pp->timer = evtimer_new(base, probe_patroni_on_timer, pp);
 	if (!pp->multi || !pp->timer) {
 		snprintf(err, errlen, "cannot set up libcurl");
 		goto fail;
 	}
-	curl_multi_setopt(pp->multi, CURLMOPT_SOCKETFUNCTION, probe_patroni_sockcb);
-	curl_multi_setopt(pp->multi, CURLMOPT_SOCKETDATA, pp);
-	curl_multi_setopt(pp->multi, CURLMOPT_TIMERFUNCTION, probe_patroni_timercb);
-	curl_multi_setopt(pp->multi, CURLMOPT_TIMERDATA, pp);
+	lib_curl.multi_setopt(pp->multi, CURLMOPT_SOCKETFUNCTION, probe_patroni_sockcb);
+	lib_curl.multi_setopt(pp->multi, CURLMOPT_SOCKETDATA, pp);
+	lib_curl.multi_setopt(pp->multi, CURLMOPT_TIMERFUNCTION, probe_patroni_timercb);
+	lib_curl.multi_setopt(pp->multi, CURLMOPT_TIMERDATA, pp);
 	return pp;
 fail:
-	if (u)
-		curl_url_cleanup(u);
 	probe_patroni_free(pp);
 	return NULL;
 }
@@ -454,8 +493,9 @@ void probe_patroni_free(struct probe_patroni *pp)
 	if (!pp)
 		return;
 	probe_patroni_release(pp);
+	probe_http_free(&pp->http);
 	if (pp->multi)
-		curl_multi_cleanup(pp->multi);
+		lib_curl.multi_cleanup(pp->multi);
 	probe_patroni_bury(pp);
 	if (pp->timer)
 		event_free(pp->timer);

@@ -53,7 +53,9 @@ def test_control_fields(deb):
     assert dpkg_field(deb, "Version") == makefile_version()
     assert dpkg_field(deb, "Architecture") == arch
     depends = dpkg_field(deb, "Depends")
-    # ${shlibs:Depends} resolved: the libraries happac links.
+    # ${shlibs:Depends} resolved (libc6, libevent: what happac links), and
+    # debian/control's libcurl4 and libpq5, which happac loads with dlopen()
+    # for HTTPS to Patroni and --pg-conninfo (dpkg-shlibdeps cannot see them).
     for lib in ("libc6", "libcurl4", "libevent-2.1-7", "libpq5", "adduser"):
         assert re.search(r"(^|, )%s( |,|$)" % re.escape(lib), depends), depends
 
