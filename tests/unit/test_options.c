@@ -328,6 +328,38 @@ static void test_dump_round_trip(void **state)
 	options_free(&o2);
 }
 
+/* A conninfo comes back from the dump as keyword='value' pairs, with the
+ * quotes and backslashes inside a value escaped (found by fuzz_options). */
+static void test_dump_conninfo_quoting(void **state)
+{
+	struct options o, o2;
+	char err[256], path[256], big[1100];
+	FILE *f;
+
+	(void)state;
+	assert_int_equal(parse(&o, err, sizeof(err), "-h", "127.0.0.1", "-r", "6432",
+			       "--pg-conninfo",
+			       "postgres://happac@127.0.0.1:6432/app?application_name=a%27b%5Cc",
+			       NULL),
+			 OPTIONS_OK);
+	snprintf(path, sizeof(path), "%s/dump-conninfo.conf", tmpdir);
+	f = fopen(path, "w");
+	assert_non_null(f);
+	options_dump(&o, f);
+	fclose(f);
+	assert_int_equal(parse(&o2, err, sizeof(err), "-c", path, NULL), OPTIONS_OK);
+	assert_non_null(o2.pg_conninfo);
+	assert_non_null(strstr(o2.pg_conninfo, "application_name='a\\'b\\\\c'"));
+	options_free(&o);
+	options_free(&o2);
+	/* Bounded, with the bound named. */
+	memset(big, 'a', sizeof(big) - 1);
+	memcpy(big, "dbname=", 7);
+	big[sizeof(big) - 1] = '\0';
+	expect_error("longer than 1024 bytes", "-h", "127.0.0.1", "-r", "6432", "--pg-conninfo",
+		     big, NULL);
+}
+
 int main(void)
 {
 	assert_non_null(mkdtemp(tmpdir));
@@ -343,6 +375,7 @@ int main(void)
 		cmocka_unit_test(test_config_errors_name_file_and_line),
 		cmocka_unit_test(test_precedence),
 		cmocka_unit_test(test_dump_round_trip),
+		cmocka_unit_test(test_dump_conninfo_quoting),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
