@@ -7,6 +7,13 @@
 
 struct lib_curl lib_curl;
 
+/* The table's prototypes are curl.h's: a mismatch fails the build. */
+#define LIB_CURL_CHECK(ret, name, params)                                            \
+	_Static_assert(__builtin_types_compatible_p(__typeof__(&curl_##name), ret(*) params), \
+		       "curl_" #name " differs from <curl/curl.h>");
+LIB_CURL_FUNCS(LIB_CURL_CHECK)
+#undef LIB_CURL_CHECK
+
 static void *lib_curl_handle;
 
 int lib_curl_load(char *err, size_t errlen)

@@ -5,9 +5,9 @@
 #include "agent.h"
 #include "answer.h"
 #include "check.h"
-#include "lib_curl.h"
 #include "ctl.h"
 #include "http.h"
+#include "lib_curl.h"
 #include "log.h"
 #include "metrics.h"
 #include "notify.h"
@@ -23,7 +23,7 @@
 #include <event2/buffer.h>
 #include <event2/dns.h>
 #include <event2/event.h>
-#include <libpq-fe.h>
+#include "lib_pq.h"
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -69,16 +69,22 @@ struct happac {
 static void main_versions(FILE *out)
 {
 	char err[256];
-	int pq = PQlibVersion();
+	int pq;
 
-	/* libcurl is loaded only for HTTPS to Patroni (lib_curl.h); here it is
-	 * loaded to say which one that would be. */
+	/* libcurl and libpq are loaded only for HTTPS to Patroni and for
+	 * --pg-conninfo (lib_curl.h, lib_pq.h); here they are loaded to say
+	 * which ones those would use. */
 	fprintf(out, "happac %s\nlibevent %s\n", HAPPAC_VERSION, event_get_version());
 	if (lib_curl_load(err, sizeof(err)) == 0)
 		fprintf(out, "libcurl %s (HTTPS to Patroni only)\n", lib_curl_version());
 	else
 		fprintf(out, "libcurl not found: %s\n", err);
-	fprintf(out, "libpq %d.%d\n", pq / 10000, pq % 10000);
+	if (lib_pq_load(err, sizeof(err)) == 0) {
+		pq = lib_pq_version();
+		fprintf(out, "libpq %d.%d (--pg-conninfo only)\n", pq / 10000, pq % 10000);
+	} else {
+		fprintf(out, "libpq not found: %s\n", err);
+	}
 }
 
 /* The agent's reply for a profile: the cached line (or the stale one). */

@@ -2,9 +2,11 @@
 #include "metrics.h"
 
 #include "lib_curl.h"
+#include "lib_pq.h"
+
 #include <event2/buffer.h>
 #include <event2/event.h>
-#include <libpq-fe.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 /* Probe durations: from a loopback answer (~1 ms) to the largest timeout. */
@@ -61,17 +63,20 @@ static void metrics_head(struct evbuffer *out, const char *name, const char *typ
 void metrics_render(const struct metrics *m, const struct metrics_view *v,
 		    struct evbuffer *out)
 {
-	/* libcurl is loaded only for HTTPS to Patroni: "none" otherwise. */
+	/* libcurl and libpq are loaded only for HTTPS to Patroni and for
+	 * --pg-conninfo: "none" when this happac does not use them. */
 	const char *curl = lib_curl_version();
-	int pq = PQlibVersion();
+	int pq = lib_pq_version();
+	char pqv[16] = "none";
 
+	if (pq)
+		snprintf(pqv, sizeof(pqv), "%d.%d", pq / 10000, pq % 10000);
 	metrics_head(out, "happac_build_info", "gauge",
 		     "Versions of happac and the libraries it runs with.");
 	evbuffer_add_printf(out,
 			    "happac_build_info{version=\"%s\",libevent=\"%s\","
-			    "libcurl=\"%s\",libpq=\"%d.%d\"} 1\n",
-			    HAPPAC_VERSION, event_get_version(), curl ? curl : "none",
-			    pq / 10000, pq % 10000);
+			    "libcurl=\"%s\",libpq=\"%s\"} 1\n",
+			    HAPPAC_VERSION, event_get_version(), curl ? curl : "none", pqv);
 
 	metrics_head(out, "happac_up", "gauge",
 		     "1 when the agent currently answers up, 0 when down.");

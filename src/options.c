@@ -2,8 +2,8 @@
 #include "options.h"
 
 #include "acl.h"
+#include "lib_pq.h"
 
-#include <libpq-fe.h>
 #include <unistd.h>
 
 #include <arpa/inet.h>
@@ -408,13 +408,16 @@ static int options_apply_conninfo(struct options *o, const struct options_def *d
 			    OPTIONS_CONNINFO_MAX);
 		return -1;
 	}
-	opts = PQconninfoParse(value, &perr);
+	/* libpq is loaded only when a conninfo is configured (lib_pq.h). */
+	if (lib_pq_load(err, errlen) < 0)
+		return -1;
+	opts = lib_pq.PQconninfoParse(value, &perr);
 	if (!opts) {
 		options_err(err, errlen, "%s: %s", options_label(d),
 			    perr ? perr : "out of memory");
 		if (perr) {
 			err[strcspn(err, "\n")] = '\0';
-			PQfreemem(perr);
+			lib_pq.PQfreemem(perr);
 		}
 		return -1;
 	}
@@ -425,13 +428,13 @@ static int options_apply_conninfo(struct options *o, const struct options_def *d
 		     !strcmp(p->keyword, "port")) && strchr(p->val, ',')) {
 			options_err(err, errlen, "%s: one %s only (happac checks this node's PgBouncer)",
 				    options_label(d), p->keyword);
-			PQconninfoFree(opts);
+			lib_pq.PQconninfoFree(opts);
 			return -1;
 		}
 		if (!strcmp(p->keyword, "password") && *p->val)
 			password = 1;
 	}
-	PQconninfoFree(opts);
+	lib_pq.PQconninfoFree(opts);
 	/* Its rendering (quoted, escaped: a URI grows) must load back too. */
 	{
 		char shown[4 * OPTIONS_CONNINFO_MAX];
@@ -1250,10 +1253,15 @@ void options_describe(const struct options *o, char *buf, size_t len)
  * and /status, which must never show secrets. */
 static void options_conninfo_redacted(const char *conninfo, char *buf, size_t len)
 {
-	PQconninfoOption *opts = conninfo ? PQconninfoParse(conninfo, NULL) : NULL;
+	PQconninfoOption *opts;
 	size_t used = 0;
+	char err[160];
 
 	buf[0] = '\0';
+	/* A conninfo passed validation, which loaded libpq. */
+	if (!conninfo || lib_pq_load(err, sizeof(err)) < 0)
+		return;
+	opts = lib_pq.PQconninfoParse(conninfo, NULL);
 	if (!opts)
 		return;
 	for (PQconninfoOption *p = opts; p->keyword && used + 1 < len; p++) {
@@ -1278,7 +1286,7 @@ static void options_conninfo_redacted(const char *conninfo, char *buf, size_t le
 		buf[used] = '\0';
 	}
 	buf[used < len ? used : len - 1] = '\0';
-	PQconninfoFree(opts);
+	lib_pq.PQconninfoFree(opts);
 }
 
 static void options_render(const struct options *o, const struct options_def *d,

@@ -1,16 +1,23 @@
-/* probe_pg.c - PgBouncer probe: PQconnectStartParams + PQconnectPoll on our
- * loop, then (query mode) PQsendQuery + PQconsumeInput. */
+/* probe_pg.c - PgBouncer probe. Ping mode: a non-blocking TCP connect, a
+ * StartupMessage and the answer read by pg_wire, all on our loop. Query
+ * mode: PQconnectStartParams + PQconnectPoll on our loop, then PQsendQuery +
+ * PQconsumeInput, libpq loaded by lib_pq. */
 #include "probe_pg.h"
 
+#include "lib_pq.h"
 #include "log.h"
+#include "pg_wire.h"
 #include "resolve.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <event2/event.h>
-#include <libpq-fe.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #define PROBE_PG_MAX_PARAMS 48
 /* The role, and on a replica how far replay trails the primary: the
@@ -23,8 +30,15 @@
 	"pg_stat_wal_receiver), pg_last_wal_replay_lsn()), 0), -1)::bigint " \
 	"ELSE 0 END"
 
-enum probe_pg_stage { PROBE_PG_IDLE, PROBE_PG_RESOLVING, PROBE_PG_CONNECTING,
-		      PROBE_PG_QUERYING };
+enum probe_pg_stage {
+	PROBE_PG_IDLE,
+	PROBE_PG_RESOLVING,
+	PROBE_PG_CONNECTING,      /* query mode: libpq's login */
+	PROBE_PG_QUERYING,        /* query mode: the routing query */
+	PROBE_PG_PING_CONNECTING, /* ping: TCP connect in progress */
+	PROBE_PG_PING_SENDING,    /* ping: the StartupMessage */
+	PROBE_PG_PING_READING     /* ping: the server's answer */
+};
 
 struct probe_pg {
 	struct event_base *base;
@@ -33,8 +47,12 @@ struct probe_pg {
 	char port[8];
 	char target[300];
 	int literal;                     /* host is an address: no DNS */
-	char hostaddr[INET6_ADDRSTRLEN]; /* what libpq connects to */
+	char hostaddr[INET6_ADDRSTRLEN]; /* what we (or libpq) connect to */
+	int portnum;
 	int query_mode;
+	/* ping mode: the StartupMessage, the same for every attempt */
+	unsigned char startup[256];
+	size_t startup_len;
 	/* connection parameters (query mode: from --pg-conninfo) */
 	const char *keys[PROBE_PG_MAX_PARAMS + 1];
 	const char *vals[PROBE_PG_MAX_PARAMS + 1];
@@ -46,8 +64,11 @@ struct probe_pg {
 	enum probe_pg_stage stage;
 	struct resolve lookup;
 	PGconn *conn;
-	struct event *ev;                /* watches PQsocket(conn) */
+	struct event *ev;                /* watches fd or PQsocket(conn) */
 	int established;                 /* TCP connect completed */
+	int fd;                          /* ping mode: our socket, or -1 */
+	size_t sent;                     /* ping mode: startup bytes sent */
+	struct pg_wire wire;             /* ping mode: the answer so far */
 };
 
 static void probe_pg_release(struct probe_pg *pg)
@@ -59,8 +80,12 @@ static void probe_pg_release(struct probe_pg *pg)
 		/* libpq 15 has no non-blocking cancel (PQcancel connects and
 		 * waits); closing the client connection makes PgBouncer drop
 		 * the server side of a query still running. */
-		PQfinish(pg->conn);
+		lib_pq.PQfinish(pg->conn);
 		pg->conn = NULL;
+	}
+	if (pg->fd >= 0) {
+		close(pg->fd);
+		pg->fd = -1;
 	}
 	pg->probe = NULL;
 	pg->stage = PROBE_PG_IDLE;
@@ -116,21 +141,6 @@ static enum probe_result probe_pg_classify_transport(const char *message, int es
 	return PROBE_BAD_RESPONSE;
 }
 
-enum probe_result probe_pg_classify(const char *message, int established,
-				    char *detail, size_t detail_len)
-{
-	const char *code = probe_pg_sqlstate(message);
-
-	detail[0] = '\0';
-	if (code) {
-		snprintf(detail, detail_len, "%.5s", code);
-		/* PQping: 57P03 (cannot connect now) is REJECT, any other
-		 * error means the server is there: OK. */
-		return strncmp(code, "57P03", 5) == 0 ? PROBE_REJECTED : PROBE_OK;
-	}
-	return probe_pg_classify_transport(message, established, detail, detail_len);
-}
-
 /* "57P03: the database system is starting up\n..." -> "57P03 the database
  * system is starting up" */
 static void probe_pg_error_detail(const char *code, char *detail, size_t detail_len)
@@ -159,18 +169,24 @@ enum probe_result probe_pg_classify_login(const char *message, int established,
 
 static void probe_pg_on_socket(evutil_socket_t fd, short what, void *arg);
 
-/* Watch the connection's socket for reading or writing. */
+/* Watch a socket for reading or writing, once. */
+static void probe_pg_watch(struct probe_pg *pg, int fd, short kind)
+{
+	event_del(pg->ev);
+	event_assign(pg->ev, pg->base, fd, kind, probe_pg_on_socket, pg);
+	event_add(pg->ev, NULL);
+}
+
+/* Watch libpq's socket for reading or writing. */
 static void probe_pg_wait(struct probe_pg *pg, short kind)
 {
-	int fd = PQsocket(pg->conn); /* may change between polls: re-read */
+	int fd = lib_pq.PQsocket(pg->conn); /* may change between polls: re-read */
 
 	if (fd < 0) {
 		probe_pg_finish(pg, PROBE_INTERNAL, "no socket");
 		return;
 	}
-	event_del(pg->ev);
-	event_assign(pg->ev, pg->base, fd, kind, probe_pg_on_socket, pg);
-	event_add(pg->ev, NULL);
+	probe_pg_watch(pg, fd, kind);
 }
 
 static void probe_pg_send_query(struct probe_pg *pg)
@@ -178,15 +194,15 @@ static void probe_pg_send_query(struct probe_pg *pg)
 	int rc;
 
 	pg->stage = PROBE_PG_QUERYING;
-	if (PQsetnonblocking(pg->conn, 1) != 0 || !PQsendQuery(pg->conn, PROBE_PG_QUERY)) {
+	if (lib_pq.PQsetnonblocking(pg->conn, 1) != 0 || !lib_pq.PQsendQuery(pg->conn, PROBE_PG_QUERY)) {
 		char detail[80];
 
-		snprintf(detail, sizeof(detail), "%s", PQerrorMessage(pg->conn));
+		snprintf(detail, sizeof(detail), "%s", lib_pq.PQerrorMessage(pg->conn));
 		detail[strcspn(detail, "\n")] = '\0';
 		probe_pg_finish(pg, PROBE_QUERY_FAILED, detail);
 		return;
 	}
-	rc = PQflush(pg->conn);
+	rc = lib_pq.PQflush(pg->conn);
 	probe_pg_wait(pg, rc == 1 ? EV_WRITE : EV_READ);
 }
 
@@ -196,15 +212,15 @@ static void probe_pg_result(struct probe_pg *pg, PGresult *res)
 	char detail[80];
 	const char *code, *msg;
 
-	switch (PQresultStatus(res)) {
+	switch (lib_pq.PQresultStatus(res)) {
 	case PGRES_TUPLES_OK:
-		if (PQntuples(res) == 1 && PQnfields(res) == 2 && !PQgetisnull(res, 0, 0)) {
-			const char *v = PQgetvalue(res, 0, 0);
+		if (lib_pq.PQntuples(res) == 1 && lib_pq.PQnfields(res) == 2 && !lib_pq.PQgetisnull(res, 0, 0)) {
+			const char *v = lib_pq.PQgetvalue(res, 0, 0);
 
 			if (!strcmp(v, "t") || !strcmp(v, "f")) {
 				pg->probe->in_recovery = v[0] == 't';
-				pg->probe->lag_bytes = PQgetisnull(res, 0, 1)
-					? -1 : strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+				pg->probe->lag_bytes = lib_pq.PQgetisnull(res, 0, 1)
+					? -1 : strtoll(lib_pq.PQgetvalue(res, 0, 1), NULL, 10);
 				probe_pg_finish(pg, PROBE_OK, v[0] == 't' ? "in recovery"
 									 : "not in recovery");
 				return;
@@ -213,14 +229,14 @@ static void probe_pg_result(struct probe_pg *pg, PGresult *res)
 		probe_pg_finish(pg, PROBE_BAD_RESPONSE, "unexpected query result");
 		return;
 	case PGRES_FATAL_ERROR:
-		code = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-		msg = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+		code = lib_pq.PQresultErrorField(res, PG_DIAG_SQLSTATE);
+		msg = lib_pq.PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
 		snprintf(detail, sizeof(detail), "%s %s", code ? code : "?????",
 			 msg ? msg : "error");
 		probe_pg_finish(pg, PROBE_QUERY_FAILED, detail);
 		return;
 	default:
-		snprintf(detail, sizeof(detail), "%s", PQresStatus(PQresultStatus(res)));
+		snprintf(detail, sizeof(detail), "%s", lib_pq.PQresStatus(lib_pq.PQresultStatus(res)));
 		probe_pg_finish(pg, PROBE_BAD_RESPONSE, detail);
 		return;
 	}
@@ -232,26 +248,26 @@ static void probe_pg_query_io(struct probe_pg *pg, short what)
 	char detail[80];
 
 	if (what & EV_WRITE) {
-		int rc = PQflush(pg->conn);
+		int rc = lib_pq.PQflush(pg->conn);
 
 		if (rc < 0)
 			goto broken;
 		probe_pg_wait(pg, rc == 1 ? EV_WRITE : EV_READ);
 		return;
 	}
-	if (!PQconsumeInput(pg->conn))
+	if (!lib_pq.PQconsumeInput(pg->conn))
 		goto broken;
-	if (PQisBusy(pg->conn)) {
+	if (lib_pq.PQisBusy(pg->conn)) {
 		probe_pg_wait(pg, EV_READ);
 		return;
 	}
 	/* Collect every result (a simple query ends with NULL); keep the first. */
-	while ((res = PQgetResult(pg->conn))) {
+	while ((res = lib_pq.PQgetResult(pg->conn))) {
 		if (!first)
 			first = res;
 		else
-			PQclear(res);
-		if (PQisBusy(pg->conn)) {
+			lib_pq.PQclear(res);
+		if (lib_pq.PQisBusy(pg->conn)) {
 			/* More is coming: this is not one simple answer. */
 			break;
 		}
@@ -261,21 +277,21 @@ static void probe_pg_query_io(struct probe_pg *pg, short what)
 		return;
 	}
 	probe_pg_result(pg, first);
-	PQclear(first);
+	lib_pq.PQclear(first);
 	return;
 broken:
 	snprintf(detail, sizeof(detail), "%s",
-		 strstr(PQerrorMessage(pg->conn), "closed the connection")
+		 strstr(lib_pq.PQerrorMessage(pg->conn), "closed the connection")
 			 ? "connection closed during the query"
-			 : PQerrorMessage(pg->conn));
+			 : lib_pq.PQerrorMessage(pg->conn));
 	detail[strcspn(detail, "\n")] = '\0';
 	probe_pg_finish(pg, PROBE_QUERY_FAILED, detail);
 }
 
 static void probe_pg_poll(struct probe_pg *pg)
 {
-	PostgresPollingStatusType st = PQconnectPoll(pg->conn);
-	ConnStatusType cs = PQstatus(pg->conn);
+	PostgresPollingStatusType st = lib_pq.PQconnectPoll(pg->conn);
+	ConnStatusType cs = lib_pq.PQstatus(pg->conn);
 	char detail[80];
 	enum probe_result r;
 
@@ -283,10 +299,7 @@ static void probe_pg_poll(struct probe_pg *pg)
 		pg->established = 1;
 	switch (st) {
 	case PGRES_POLLING_OK:
-		if (pg->query_mode)
-			probe_pg_send_query(pg);
-		else
-			probe_pg_finish(pg, PROBE_OK, "login accepted");
+		probe_pg_send_query(pg);
 		return;
 	case PGRES_POLLING_READING:
 		probe_pg_wait(pg, EV_READ);
@@ -295,16 +308,8 @@ static void probe_pg_poll(struct probe_pg *pg)
 		probe_pg_wait(pg, EV_WRITE);
 		return;
 	case PGRES_POLLING_FAILED:
-		if (!pg->query_mode && PQconnectionNeedsPassword(pg->conn)) {
-			probe_pg_finish(pg, PROBE_OK, "password requested");
-			return;
-		}
-		if (pg->query_mode)
-			r = probe_pg_classify_login(PQerrorMessage(pg->conn),
-						    pg->established, detail, sizeof(detail));
-		else
-			r = probe_pg_classify(PQerrorMessage(pg->conn), pg->established,
-					      detail, sizeof(detail));
+		r = probe_pg_classify_login(lib_pq.PQerrorMessage(pg->conn), pg->established,
+					    detail, sizeof(detail));
 		probe_pg_finish(pg, r, detail);
 		return;
 	case PGRES_POLLING_ACTIVE: /* unused since PostgreSQL 9 */
@@ -314,15 +319,173 @@ static void probe_pg_poll(struct probe_pg *pg)
 	probe_pg_finish(pg, PROBE_INTERNAL, "unexpected poll state");
 }
 
+/* Ping: the TCP connect failed (err is an errno). */
+static void probe_pg_ping_failed(struct probe_pg *pg, int err)
+{
+	if (err == ECONNREFUSED)
+		probe_pg_finish(pg, PROBE_REFUSED, "");
+	else
+		probe_pg_finish(pg, PROBE_CONNECT, strerror(err));
+}
+
+/* Ping: a send or receive failed after the connect (err is an errno). A
+ * reset is the peer closing, as libpq words it. */
+static void probe_pg_ping_broken(struct probe_pg *pg, int err)
+{
+	if (err == ECONNRESET || err == EPIPE)
+		probe_pg_finish(pg, PROBE_BAD_RESPONSE, "connection closed");
+	else
+		probe_pg_finish(pg, PROBE_CONNECT, strerror(err));
+}
+
+/* Ping: the answer is decided. After a login, end the session as a client
+ * does (Terminate), so that PgBouncer logs a client close, not an EOF. */
+static void probe_pg_ping_decided(struct probe_pg *pg)
+{
+	char detail[80];
+	enum probe_result r = pg_wire_result(&pg->wire, detail, sizeof(detail));
+
+	if (pg->wire.state == PG_WIRE_READY) {
+		/* Best effort: 5 bytes into an idle socket's buffer. */
+		if (send(pg->fd, PG_WIRE_TERMINATE, PG_WIRE_TERMINATE_LEN,
+			 MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
+			log_debug("pgbouncer: terminate: %s", strerror(errno));
+	}
+	probe_pg_finish(pg, r, detail);
+}
+
+/* Ping: send what is left of the StartupMessage, then read. */
+static void probe_pg_ping_send(struct probe_pg *pg)
+{
+	while (pg->sent < pg->startup_len) {
+		ssize_t n = send(pg->fd, pg->startup + pg->sent, pg->startup_len - pg->sent,
+				 MSG_NOSIGNAL);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN || errno == EWOULDBLOCK) {
+				probe_pg_watch(pg, pg->fd, EV_WRITE);
+				return;
+			}
+			probe_pg_ping_broken(pg, errno);
+			return;
+		}
+		pg->sent += (size_t)n;
+	}
+	pg->stage = PROBE_PG_PING_READING;
+	probe_pg_watch(pg, pg->fd, EV_READ);
+}
+
+/* Ping: the TCP connect finished, one way or the other. */
+static void probe_pg_ping_connected(struct probe_pg *pg)
+{
+	int err = 0;
+	socklen_t len = sizeof(err);
+
+	if (getsockopt(pg->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+		err = errno;
+	if (err) {
+		probe_pg_ping_failed(pg, err);
+		return;
+	}
+	pg->established = 1;
+	pg->stage = PROBE_PG_PING_SENDING;
+	probe_pg_ping_send(pg);
+}
+
+/* Ping: one read of the server's answer; one per event, so that a peer
+ * that floods us shares the loop. */
+static void probe_pg_ping_read(struct probe_pg *pg)
+{
+	unsigned char buf[4096];
+	ssize_t n = recv(pg->fd, buf, sizeof(buf), 0);
+
+	if (n > 0)
+		pg_wire_feed(&pg->wire, buf, (size_t)n);
+	else if (n == 0 || errno == ECONNRESET)
+		pg_wire_eof(&pg->wire);
+	else if (errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK) {
+		probe_pg_ping_broken(pg, errno);
+		return;
+	}
+	if (pg->wire.state == PG_WIRE_MORE) {
+		probe_pg_watch(pg, pg->fd, EV_READ);
+		return;
+	}
+	probe_pg_ping_decided(pg);
+}
+
+/* Ping: open the socket and start the connect to hostaddr:port. */
+static void probe_pg_ping_connect(struct probe_pg *pg)
+{
+	struct sockaddr_storage ss;
+	struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+	socklen_t sslen;
+	int rc;
+
+	memset(&ss, 0, sizeof(ss));
+	if (inet_pton(AF_INET, pg->hostaddr, &sin->sin_addr) == 1) {
+		sin->sin_family = AF_INET;
+		sin->sin_port = htons((uint16_t)pg->portnum);
+		sslen = sizeof(*sin);
+	} else if (inet_pton(AF_INET6, pg->hostaddr, &sin6->sin6_addr) == 1) {
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_port = htons((uint16_t)pg->portnum);
+		sslen = sizeof(*sin6);
+	} else {
+		probe_pg_finish(pg, PROBE_CONNECT, "not an address");
+		return;
+	}
+	pg->established = 0;
+	pg->sent = 0;
+	pg_wire_init(&pg->wire);
+	pg->fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (pg->fd < 0) {
+		probe_pg_finish(pg, PROBE_INTERNAL, strerror(errno));
+		return;
+	}
+	pg->stage = PROBE_PG_PING_CONNECTING;
+	do
+		rc = connect(pg->fd, (struct sockaddr *)&ss, sslen);
+	while (rc < 0 && errno == EINTR);
+	if (rc < 0 && errno != EINPROGRESS) {
+		probe_pg_ping_failed(pg, errno);
+		return;
+	}
+	/* Even a connect that completed at once reports through SO_ERROR. */
+	probe_pg_watch(pg, pg->fd, EV_WRITE);
+}
+
 static void probe_pg_on_socket(evutil_socket_t fd, short what, void *arg)
 {
 	struct probe_pg *pg = arg;
 
 	(void)fd;
-	if (pg->stage == PROBE_PG_QUERYING)
-		probe_pg_query_io(pg, what);
-	else
+	switch (pg->stage) {
+	case PROBE_PG_CONNECTING:
 		probe_pg_poll(pg);
+		return;
+	case PROBE_PG_QUERYING:
+		probe_pg_query_io(pg, what);
+		return;
+	case PROBE_PG_PING_CONNECTING:
+		probe_pg_ping_connected(pg);
+		return;
+	case PROBE_PG_PING_SENDING:
+		probe_pg_ping_send(pg);
+		return;
+	case PROBE_PG_PING_READING:
+		probe_pg_ping_read(pg);
+		return;
+	case PROBE_PG_IDLE:
+	case PROBE_PG_RESOLVING:
+		break;
+	}
+	log_error("internal: pgbouncer socket event in stage %d", (int)pg->stage);
+	if (pg->probe)
+		probe_pg_finish(pg, PROBE_INTERNAL, "unexpected socket event");
 }
 
 /* Set one connection parameter, replacing an earlier value. */
@@ -342,29 +505,36 @@ static void probe_pg_param(struct probe_pg *pg, const char *key, const char *val
 	}
 }
 
-static void probe_pg_connect(struct probe_pg *pg)
+/* Query mode: libpq's login, on our loop. */
+static void probe_pg_login(struct probe_pg *pg)
 {
 	pg->established = 0;
 	pg->stage = PROBE_PG_CONNECTING;
-	pg->conn = PQconnectStartParams(pg->keys, pg->vals, 0);
+	pg->conn = lib_pq.PQconnectStartParams(pg->keys, pg->vals, 0);
 	if (!pg->conn) {
 		probe_pg_finish(pg, PROBE_INTERNAL, "out of memory");
 		return;
 	}
 	/* Error messages carry the SQLSTATE, so 57P03 is told apart. */
-	PQsetErrorVerbosity(pg->conn, PQERRORS_VERBOSE);
-	if (PQstatus(pg->conn) == CONNECTION_BAD) {
+	lib_pq.PQsetErrorVerbosity(pg->conn, PQERRORS_VERBOSE);
+	if (lib_pq.PQstatus(pg->conn) == CONNECTION_BAD) {
 		char detail[80];
-		enum probe_result r = pg->query_mode
-			? probe_pg_classify_login(PQerrorMessage(pg->conn), 0, detail,
-						  sizeof(detail))
-			: probe_pg_classify(PQerrorMessage(pg->conn), 0, detail,
-					    sizeof(detail));
+		enum probe_result r = probe_pg_classify_login(lib_pq.PQerrorMessage(pg->conn),
+							      0, detail, sizeof(detail));
+
 		probe_pg_finish(pg, r, detail);
 		return;
 	}
 	/* Right after the start, libpq waits for the socket to be writable. */
 	probe_pg_wait(pg, EV_WRITE);
+}
+
+static void probe_pg_connect(struct probe_pg *pg)
+{
+	if (pg->query_mode)
+		probe_pg_login(pg);
+	else
+		probe_pg_ping_connect(pg);
 }
 
 static void probe_pg_resolved(void *arg, const char *err, const char *addr)
@@ -402,51 +572,36 @@ const struct probe_ops probe_pg_ops = {
 	.cancel = probe_pg_cancel,
 };
 
-struct probe_pg *probe_pg_new(struct event_base *base, struct evdns_base *dns,
-			      const char *host, int port, const char *conninfo,
-			      char *err, size_t errlen)
+/* Query mode: libpq's parameters from --pg-conninfo, ours as defaults. */
+static int probe_pg_new_query(struct probe_pg *pg, const char *conninfo, char *err,
+			      size_t errlen)
 {
-	struct probe_pg *pg = calloc(1, sizeof(*pg));
 	char *perr = NULL;
 
-	if (!pg) {
-		snprintf(err, errlen, "out of memory");
-		return NULL;
+	if (lib_pq_load(err, errlen) < 0)
+		return -1;
+	pg->query_mode = 1;
+	pg->conninfo = lib_pq.PQconninfoParse(conninfo, &perr);
+	if (!pg->conninfo) {
+		snprintf(err, errlen, "--pg-conninfo: %s", perr ? perr : "out of memory");
+		err[strcspn(err, "\n")] = '\0';
+		if (perr)
+			lib_pq.PQfreemem(perr);
+		return -1;
 	}
-	pg->base = base;
-	pg->dns = dns;
-	snprintf(pg->host, sizeof(pg->host), "%s", host);
-	snprintf(pg->port, sizeof(pg->port), "%d", port);
-	if (conninfo) {
-		pg->query_mode = 1;
-		pg->conninfo = PQconninfoParse(conninfo, &perr);
-		if (!pg->conninfo) {
-			snprintf(err, errlen, "--pg-conninfo: %s", perr ? perr : "out of memory");
-			err[strcspn(err, "\n")] = '\0';
-			PQfreemem(perr);
-			free(pg);
-			return NULL;
-		}
-		/* Our defaults first; what the operator wrote wins. gssencmode
-		 * stays off unless asked for: GSSAPI may block on Kerberos. */
-		probe_pg_param(pg, "application_name", "happac");
-		probe_pg_param(pg, "gssencmode", "disable");
-		for (PQconninfoOption *o = pg->conninfo; o->keyword; o++) {
-			if (!o->val)
-				continue;
-			if (!strcmp(o->keyword, "host"))
-				snprintf(pg->host, sizeof(pg->host), "%s", o->val);
-			else if (!strcmp(o->keyword, "port"))
-				snprintf(pg->port, sizeof(pg->port), "%s", o->val);
-			else if (strcmp(o->keyword, "hostaddr"))
-				probe_pg_param(pg, o->keyword, o->val);
-		}
-	} else {
-		probe_pg_param(pg, "dbname", "pgbouncer");
-		probe_pg_param(pg, "user", "pgbouncer");
-		probe_pg_param(pg, "application_name", "happac");
-		probe_pg_param(pg, "sslmode", "disable");
-		probe_pg_param(pg, "gssencmode", "disable");
+	/* Our defaults first; what the operator wrote wins. gssencmode stays
+	 * off unless asked for: GSSAPI may block on Kerberos. */
+	probe_pg_param(pg, "application_name", "happac");
+	probe_pg_param(pg, "gssencmode", "disable");
+	for (PQconninfoOption *o = pg->conninfo; o->keyword; o++) {
+		if (!o->val)
+			continue;
+		if (!strcmp(o->keyword, "host"))
+			snprintf(pg->host, sizeof(pg->host), "%s", o->val);
+		else if (!strcmp(o->keyword, "port"))
+			snprintf(pg->port, sizeof(pg->port), "%s", o->val);
+		else if (strcmp(o->keyword, "hostaddr"))
+			probe_pg_param(pg, o->keyword, o->val);
 	}
 	probe_pg_param(pg, "host", pg->host);
 	probe_pg_param(pg, "hostaddr", pg->hostaddr);
@@ -454,15 +609,54 @@ struct probe_pg *probe_pg_new(struct event_base *base, struct evdns_base *dns,
 	/* libpq ignores connect_timeout in non-blocking mode; the deadline is
 	 * the scheduler's. */
 	probe_pg_param(pg, "connect_timeout", "0");
+	return 0;
+}
+
+/* Ping mode: what libpq sent for PQping with our parameters (dbname is
+ * "database" on the wire; sslmode and gssencmode off send nothing). */
+static int probe_pg_new_ping(struct probe_pg *pg, char *err, size_t errlen)
+{
+	static const char *const keys[] = { "user", "database", "application_name", NULL };
+	static const char *const vals[] = { "pgbouncer", "pgbouncer", "happac", NULL };
+
+	pg->startup_len = pg_wire_startup(pg->startup, sizeof(pg->startup), keys, vals);
+	if (!pg->startup_len) {
+		snprintf(err, errlen, "internal: startup message too long");
+		return -1;
+	}
+	return 0;
+}
+
+struct probe_pg *probe_pg_new(struct event_base *base, struct evdns_base *dns,
+			      const char *host, int port, const char *conninfo,
+			      char *err, size_t errlen)
+{
+	struct probe_pg *pg = calloc(1, sizeof(*pg));
+
+	if (!pg) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	pg->fd = -1;
+	pg->base = base;
+	pg->dns = dns;
+	pg->portnum = port;
+	snprintf(pg->host, sizeof(pg->host), "%s", host);
+	snprintf(pg->port, sizeof(pg->port), "%d", port);
+	resolve_init(&pg->lookup, dns, probe_pg_resolved, pg);
+	if (conninfo ? probe_pg_new_query(pg, conninfo, err, errlen)
+		     : probe_pg_new_ping(pg, err, errlen)) {
+		probe_pg_free(pg);
+		return NULL;
+	}
 	if (strchr(pg->host, ':'))
 		snprintf(pg->target, sizeof(pg->target), "[%s]:%s", pg->host, pg->port);
 	else
 		snprintf(pg->target, sizeof(pg->target), "%s:%s", pg->host, pg->port);
 	pg->literal = resolve_is_literal(pg->host);
-	resolve_init(&pg->lookup, dns, probe_pg_resolved, pg);
 	if (pg->literal)
 		snprintf(pg->hostaddr, sizeof(pg->hostaddr), "%s", pg->host);
-	/* Created unassigned; probe_pg_wait() assigns it to each socket. */
+	/* Created unassigned; probe_pg_watch() assigns it to each socket. */
 	pg->ev = event_new(base, -1, 0, probe_pg_on_socket, pg);
 	if (!pg->ev) {
 		snprintf(err, errlen, "out of memory");
@@ -480,7 +674,7 @@ void probe_pg_free(struct probe_pg *pg)
 	if (pg->ev)
 		event_free(pg->ev);
 	if (pg->conninfo)
-		PQconninfoFree(pg->conninfo);
+		lib_pq.PQconninfoFree(pg->conninfo);
 	free(pg);
 }
 

@@ -1,17 +1,19 @@
-/* probe_pg.h - the PgBouncer probe on non-blocking libpq.
+/* probe_pg.h - the PgBouncer probe.
  *
  * Two modes.
- * - Ping (default), as PQping: the probe passes when PgBouncer answers a
- *   login at all - login accepted, a password asked for, or an error other
- *   than SQLSTATE 57P03. It logs in as user "pgbouncer" to PgBouncer's admin
- *   database "pgbouncer", which PgBouncer answers at once without a backend
- *   and whatever the OS user is.
- * - Query (--pg-conninfo): log in through PgBouncer with the given conninfo
- *   and run SELECT pg_is_in_recovery(); the probe passes when the query
- *   answers, and reports the answer (probe in_recovery) so the verdict can
- *   check the role PgBouncer really reaches.
- * A host name is resolved with evdns first and libpq gets the address as
- * hostaddr, so nothing blocks the loop. */
+ * - Ping (default), as PQping but without libpq: a non-blocking connect and
+ *   a StartupMessage of our own (pg_wire); the probe passes when PgBouncer
+ *   answers a login at all - login accepted, a password asked for, or an
+ *   error other than SQLSTATE 57P03. It logs in as user "pgbouncer" to
+ *   PgBouncer's admin database "pgbouncer", which PgBouncer answers at once
+ *   without a backend and whatever the OS user is.
+ * - Query (--pg-conninfo): non-blocking libpq (loaded by lib_pq) logs in
+ *   through PgBouncer with the given conninfo and runs SELECT
+ *   pg_is_in_recovery(); the probe passes when the query answers, and
+ *   reports the answer (probe in_recovery) so the verdict can check the role
+ *   PgBouncer really reaches.
+ * A host name is resolved with evdns first and the connect (ours, or libpq's
+ * as hostaddr) gets the address, so nothing blocks the loop. */
 #ifndef HAPPAC_PROBE_PG_H
 #define HAPPAC_PROBE_PG_H
 
@@ -26,9 +28,9 @@ struct probe_pg;
 extern const struct probe_ops probe_pg_ops;
 
 /* dns may be NULL when host is an address literal. conninfo NULL: ping
- * mode; otherwise its host/port override host/port. Returns NULL with err
- * set on a bad conninfo. Caller frees with probe_pg_free() after the
- * scheduler is gone. */
+ * mode; otherwise its host/port override host/port, and libpq is loaded.
+ * Returns NULL with err set on a bad conninfo or when libpq cannot be
+ * loaded. Caller frees with probe_pg_free() after the scheduler is gone. */
 struct probe_pg *probe_pg_new(struct event_base *base, struct evdns_base *dns,
 			      const char *host, int port, const char *conninfo,
 			      char *err, size_t errlen);
@@ -38,13 +40,10 @@ void probe_pg_free(struct probe_pg *pg);
 const char *probe_pg_target(const struct probe_pg *pg);
 const char *probe_pg_host(const struct probe_pg *pg);
 
-/* Classify a failed libpq connection from its error message and whether the
- * TCP connection was ever established. Exposed for the unit tests. */
-enum probe_result probe_pg_classify(const char *message, int established,
-				    char *detail, size_t detail_len);
-
-/* Query mode: a server error during login is a failure, with the SQLSTATE
- * and message as detail ("28P01 password authentication failed ..."). */
+/* Query mode: classify a failed libpq login from its error message and
+ * whether the TCP connection was ever established. A server error is a
+ * failure, with the SQLSTATE and message as detail ("28P01 password
+ * authentication failed ..."). Exposed for the unit tests. */
 enum probe_result probe_pg_classify_login(const char *message, int established,
 					  char *detail, size_t detail_len);
 
