@@ -65,7 +65,8 @@ struct agent {
 	int max_conns;
 	struct event *resume;   /* re-enables accepting after EMFILE */
 	int paused;             /* accepting paused (logged once) */
-	struct agent_conn *conns;
+	struct agent_conn *conns;   /* newest first */
+	struct agent_conn *oldest;  /* the list's tail */
 	int nconns;
 	struct agent_conn *dead;  /* finished, freed by agent_reap() */
 	struct agent_stats stats;
@@ -85,6 +86,8 @@ static void agent_conn_free(struct agent_conn *c)
 		a->conns = c->next;
 	if (c->next)
 		c->next->prev = c->prev;
+	if (a->oldest == c)
+		a->oldest = c->prev;
 	a->nconns--;
 	event_del(c->ev);
 	if (c->deadline)
@@ -156,6 +159,8 @@ static struct agent_conn *agent_conn_new(struct agent *a, int fd, int profile)
 	c->next = a->conns;
 	if (a->conns)
 		a->conns->prev = c;
+	else
+		a->oldest = c;
 	a->conns = c;
 	a->nconns++;
 	return c;
@@ -277,6 +282,25 @@ static void agent_conn_io(evutil_socket_t fd, short what, void *arg)
 	agent_answer(a, fd, c->profile, c);
 }
 
+/* The waiting set is full: answer the connection that has waited longest
+ * without naming a profile, its wait cut short (it gets the listener's
+ * profile, as when its wait ends). HAProxy sends agent-send right after
+ * connecting, so the longest-silent connection is the least likely to be a
+ * checker; answering the newcomer at once instead would give a checker
+ * whose line is a moment late the wrong profile's reply. Returns 0, or -1
+ * when nothing waits (every held connection is writing). */
+static int agent_make_room(struct agent *a)
+{
+	for (struct agent_conn *c = a->oldest; c; c = c->prev) {
+		if (c->state != AGENT_CONN_READING)
+			continue;
+		a->stats.evicted++;
+		agent_answer(a, c->fd, c->profile, c);
+		return 0;
+	}
+	return -1;
+}
+
 static void agent_accepted(struct agent *a, int fd, int profile)
 {
 	char buf[AGENT_LINE_MAX];
@@ -302,9 +326,12 @@ static void agent_accepted(struct agent *a, int fd, int profile)
 			return;
 		}
 	}
-	if (a->wait_ms == 0 || a->nconns >= a->max_conns) {
-		if (a->wait_ms > 0)
-			a->stats.over_cap++;
+	if (a->wait_ms == 0) {
+		agent_answer(a, fd, profile, NULL);
+		return;
+	}
+	if (a->nconns >= a->max_conns && agent_make_room(a) != 0) {
+		a->stats.over_cap++;
 		agent_answer(a, fd, profile, NULL);
 		return;
 	}

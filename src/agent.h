@@ -28,7 +28,8 @@ struct agent_stats {
 	uint64_t failed;    /* connections closed before the line was written */
 	uint64_t denied;    /* closed at accept: source not in --allow */
 	uint64_t dispatched;/* replies for a profile named by the checker */
-	uint64_t over_cap;  /* answered at once: too many connections waiting */
+	uint64_t evicted;   /* waited longest, answered early to make room */
+	uint64_t over_cap;  /* answered at once: the waiting set full of writers */
 };
 
 /* One listening socket: addr NULL = all addresses (IPv6 dual-stack where

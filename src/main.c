@@ -292,6 +292,7 @@ static void main_http_metrics(void *arg, struct evbuffer *out)
 	v.transitions = answer_transitions(h->answer);
 	v.denied = as->denied + (h->http ? http_stats(h->http)->denied : 0);
 	v.dispatched = as->dispatched;
+	v.over_cap = as->evicted + as->over_cap;
 	v.profile_count = answer_count(h->answer);
 	for (int i = 0; i < v.profile_count && i < METRICS_MAX_PROBES; i++) {
 		v.profile_names[i] = answer_profile(h->answer, i)->name;

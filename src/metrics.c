@@ -112,6 +112,12 @@ void metrics_render(const struct metrics *m, const struct metrics_view *v,
 	evbuffer_add_printf(out, "happac_agent_dispatched_total %llu\n",
 			    (unsigned long long)v->dispatched);
 
+	metrics_head(out, "happac_agent_over_cap_total", "counter",
+		     "Agent connections answered with their listener's profile before "
+		     "naming one, because --max-connections were waiting.");
+	evbuffer_add_printf(out, "happac_agent_over_cap_total %llu\n",
+			    (unsigned long long)v->over_cap);
+
 	metrics_head(out, "happac_agent_checks_total", "counter",
 		     "Agent checks answered, by the verdict given.");
 	evbuffer_add_printf(out, "happac_agent_checks_total{verdict=\"up\"} %llu\n",

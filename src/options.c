@@ -155,8 +155,8 @@ static const struct options_def options_table[] = {
 	  OPTIONS_ANYWHERE },
 	{ "max-connections", 0, OPTIONS_KIND_COUNT, "N", "256", 16, 65536,
 	  OFF(max_connections),
-	  "Agent connections that may wait for a profile line at once; over it "
-	  "checks are answered at once",
+	  "Agent connections that may wait for a profile line at once; when full, "
+	  "the one silent longest is answered with its listener's profile",
 	  OPTIONS_ANYWHERE },
 	{ "control-socket", 0, OPTIONS_KIND_PATH, "PATH", NULL, 0, 0,
 	  OFF(control_socket),

@@ -33,6 +33,7 @@ BACKEND_ADDR = "127.0.0.52"
 PATRONI_PORT = 8008
 PG_PORT = 6432
 CONTROL_PORT = 8099
+FLOOR_PORT = 5556                    # bench/floor, beside happac (test_flood)
 CLIENT_ADDRS = ["127.0.0.%d" % i for i in range(53, 60)]
 CHECK_SRC = CLIENT_ADDRS[0]          # the well-behaved checker
 HOSTILE_SRCS = CLIENT_ADDRS[1:]      # everybody else
@@ -423,9 +424,10 @@ def happac_args(interval="200ms", timeout="150ms", host=BACKEND_ADDR, extra=()):
 # --------------------------------------------------------------------------
 # Subprocess clients: the measuring checker and the hostile flood
 
-def start_checker(workdir, count, interval_ms, timeout_ms=1000, start_file=None, send=None):
+def start_checker(workdir, count, interval_ms, timeout_ms=1000, start_file=None, send=None,
+                  port=AGENT_PORT):
     """send: what to send after connect (HAProxy's agent-send), e.g. "primary\n"."""
-    argv = [PYTHON, os.path.join(HERE, "checker.py"), AGENT_ADDR, str(AGENT_PORT),
+    argv = [PYTHON, os.path.join(HERE, "checker.py"), AGENT_ADDR, str(port),
             str(count), str(interval_ms), str(timeout_ms), CHECK_SRC]
     if start_file:
         argv.append(start_file)
@@ -446,6 +448,32 @@ def finish_json(proc, timeout):
     except ValueError:
         raise AssertionError("%s printed no JSON (rc %s): %r\n%s"
                              % (proc.name, proc.popen.returncode, out[-2000:], proc.log())) from None
+
+
+def floor_bin():
+    """bench/floor (`make -C bench floor`; `make stress` builds it), or None."""
+    path = os.path.join(REPO, "bench", "floor")
+    return path if os.access(path, os.X_OK) else None
+
+
+def start_floor(workdir):
+    """bench/floor on AGENT_ADDR:FLOOR_PORT, answering "up\n"; None when it
+    is not built. Runs as nobody at normal priority, like happac."""
+    path = floor_bin()
+    if not path:
+        return None
+    if not port_free(AGENT_ADDR, FLOOR_PORT):
+        raise RuntimeError("%s:%d is taken (a leftover run?)" % (AGENT_ADDR, FLOOR_PORT))
+    p = Proc("floor", [path, AGENT_ADDR, str(FLOOR_PORT)], os.path.join(workdir, "floor.log"),
+             preexec_fn=drop_to_nobody)
+    try:
+        poll_until(lambda: try_check(port=FLOOR_PORT) or not p.alive(), 5, what="bench/floor")
+    except TimeoutError:
+        p.stop()
+        raise
+    if not p.alive():
+        raise RuntimeError("bench/floor exited at start:\n" + p.log())
+    return p
 
 
 def start_flood(workdir, mode, count, hold=5.0, sources=None, extra=(), ready_file=None,
@@ -477,18 +505,33 @@ def summarize_latency(res):
 
 
 # The bounds on a well-behaved check while hostile clients are at work
-# (issue 7: "answered within 10 ms"), over >= 600 checks:
-#   p99 <= 5 ms; at most 0.5 % of checks over 10 ms; max <= 50 ms; none lost.
-# Why not max <= 10 ms: the hostile client itself eats a core of this
-# 2-core machine, and a do-nothing C server (bench/floor: epoll, accept,
-# write "up\n", close) measured the same way under the same 10k-connection
-# flood showed max 1.5 / 3.9 / 5.8 / 7.7 / 25.6 ms in five runs. A bound on
-# the max below that tests the machine, not happac; 50 ms still catches a
-# stall of the loop (the DNS and fd-exhaustion cases here stall for 100 ms
-# to 10 s), and p99 / the 10 ms share catch any systematic queueing.
+# (issue 7: "a normal check still gets its answer within 10 ms"), over >= 600
+# checks: every one answered within 10 ms (max), p99 <= 5 ms, none lost.
+#
+# How they are measured: the checker (checker.py) times connect() to EOF on
+# the monotonic clock, in its own process, with the garbage collector off and
+# at nice -10 when root (it stands for HAProxy on another machine: its own
+# wake-up delays are not happac's). The hostile clients (flood.py) run at
+# SCHED_IDLE: a real attacker's CPU is not ours. happac runs at normal
+# priority, as in production.
+#
+# What this leaves to the machine (2-core VM, measured): the server's side of
+# a loopback connection (accept, write, close, and the kernel work they
+# cause) costs ~20 us of CPU for bench/floor, a do-nothing epoll server, and
+# happac alike, i.e. ~50k connections/s on one core; the 10k flood opens
+# them at ~40k/s. The accept queue is FIFO, so a normal check waits behind
+# every flood connection not yet accepted, and at ~80 % of the server's
+# capacity that queue grows whenever the server loses its core for a moment.
+# The slow checks all fall in the ~0.25 s in which the flood opens its
+# connections, and the checker's worst time tracks the flood's own worst
+# connect-to-FIN time. Neither the SYN (connect() ~20 us: no SYN retry, the
+# queue never fills) nor the checker's own scheduling is the cause. On a
+# quiet machine most runs meet max <= 10 ms for both servers, but not all
+# (floor and happac each had runs at 12-25 ms). So the flood test measures
+# bench/floor under the same load in the same run (`make stress`) and
+# reports both: when the floor missed too, the machine was slow, not happac.
 LAT_P99_MS = 5.0
-LAT_OVER_10MS_SHARE = 0.005
-LAT_MAX_MS = 50.0
+LAT_MAX_MS = 10.0
 
 
 # Latency bounds are speed targets: on a shared, noisy machine they belong to
@@ -508,10 +551,9 @@ def latency_problems(lat):
         return out
     if lat["p99_ms"] > LAT_P99_MS:
         out.append("p99 %.2f ms > %.0f ms" % (lat["p99_ms"], LAT_P99_MS))
-    if lat["over_10ms"] > LAT_OVER_10MS_SHARE * lat["n"]:
-        out.append("%d of %d checks over 10 ms" % (lat["over_10ms"], lat["n"]))
     if lat["max_ms"] > LAT_MAX_MS:
-        out.append("max %.1f ms > %.0f ms" % (lat["max_ms"], LAT_MAX_MS))
+        out.append("max %.1f ms > %.0f ms (%d of %d checks over 10 ms)"
+                   % (lat["max_ms"], LAT_MAX_MS, lat["over_10ms"], lat["n"]))
     return out
 
 

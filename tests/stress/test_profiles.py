@@ -2,10 +2,12 @@
 --profile replica on the same port). Then the agent no longer answers at
 accept: it waits up to --agent-send-wait (50 ms) for the checker to name a
 profile (HAProxy `agent-send "replica\\n"`), holding the connection, at most
---max-connections (1024) of them; over the cap it answers at once.
+--max-connections (256) of them; when full, the connection silent longest
+is answered (with the listener's profile) to make room.
 
-The well-behaved checker here sends "primary\\n" like HAProxy's agent-send,
-so it is answered as soon as its line arrives.
+The well-behaved checker here sends its profile line like HAProxy's
+agent-send ("replica\\n", not the listener's default), so it is answered as
+soon as its line arrives, and a wrong profile's reply would show.
 
 happac runs with RLIMIT_NOFILE 1024, the soft limit systemd gives a service
 that does not set LimitNOFILE (see test_http_side_port.py).
@@ -37,12 +39,20 @@ def test_silent_clients_cannot_exhaust_fds(workdir, happac):
     for the agent-send wait, but the cap on waiting connections must keep
     happac inside its fd budget with room to spare: the probes keep their
     sockets (the verdict stays `up`), the agent keeps accepting, and a
-    normal check is answered within 10 ms (the bounds of stresslib.LAT_*)."""
+    normal check is answered within 10 ms (with STRESS_TIMING=1: every one,
+    p99 <= 5 ms; stresslib.LAT_*)."""
     h = _start(happac)
     idle = h.fds()
     n_verdicts = len(h.verdicts())
-    checker = sl.start_checker(workdir, 600, 5, send="primary\n")
-    flood = sl.start_flood(workdir, "hold", 5000, hold=3.0, extra=["--hold-open"])
+    # The checker names the profile that is NOT the listener's default: a
+    # check answered without its line read (over the cap) would get the
+    # default's "up" instead of the replica profile's "down".
+    checker = sl.start_checker(workdir, 600, 5, send="replica\n")
+    # Opened at 5,000/s (1 s), the rate of test_flood's bounded test: a
+    # burst at the client's full speed is a connection-rate flood, which
+    # queues any one-core server (test_flood.test_10k_connection_burst).
+    flood = sl.start_flood(workdir, "hold", 5000, hold=3.0,
+                           extra=["--hold-open", "--rate", "5000"])
     peak = 0
     deadline = time.monotonic() + 180  # both end on their own well before
     while (flood.alive() or checker.alive()) and h.alive() and time.monotonic() < deadline:
@@ -66,6 +76,9 @@ def test_silent_clients_cannot_exhaust_fds(workdir, happac):
                         "room)" % (peak, limit))
     if changes:
         problems.append("the verdict changed under a client flood: %s" % changes)
+    wrong = {line: n for line, n in cres["lines"].items() if not line.startswith("down ")}
+    if wrong:
+        problems.append("replica checks answered with another profile's line: %s" % wrong)
     if sl.latency_problems(lat):
         problems.append("normal checks: %s" % "; ".join(sl.latency_problems(lat)))
     if fres["counts"].get("open", 0):
