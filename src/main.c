@@ -762,7 +762,7 @@ int main(int argc, char **argv)
 	main_warn_settings(&h.opts);
 	if (h.opts.pg_isready_path_given)
 		log_info("-x/--pg-is-ready-path '%s' is accepted for compatibility and "
-			 "unused: happac probes PgBouncer with libpq itself",
+			 "unused: happac probes PgBouncer itself, without pg_isready",
 			 h.opts.pg_isready_path);
 
 	if (main_setup(&h) != 0) {

@@ -172,6 +172,8 @@ void probe_http_start(struct probe_http *h, const char *addr, int port, const ch
 	socklen_t sslen;
 	int n;
 
+	/* First, so that every exit below reports this request's status (0). */
+	http_reply_init(&h->reply, body, body_max);
 	memset(&ss, 0, sizeof(ss));
 	if (inet_pton(AF_INET, addr, &((struct sockaddr_in *)&ss)->sin_addr) == 1) {
 		struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
@@ -192,7 +194,6 @@ void probe_http_start(struct probe_http *h, const char *addr, int port, const ch
 		event_active(h->kick, 0, 0);
 		return;
 	}
-	http_reply_init(&h->reply, body, body_max);
 	/* HTTP/1.0: the server closes after its answer, and never chunks it. */
 	n = snprintf(h->request, sizeof(h->request),
 		     "%s %s HTTP/1.0\r\nHost: %s\r\nUser-Agent: happac/" HAPPAC_VERSION
