@@ -1,10 +1,10 @@
 /* probe_http.c - a plain HTTP/1.0 request on libevent; see probe_http.h. */
 #include "probe_http.h"
 
-#include <arpa/inet.h>
+#include "resolve.h"
+
 #include <errno.h>
 #include <event2/event.h>
-#include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -153,14 +153,11 @@ static void probe_http_on_kick(evutil_socket_t fd, short what, void *arg)
 
 /* A failure found inside start(): reported from the loop, never from
  * within start(), so the caller's start() returns first. */
-static void probe_http_fail_later(struct probe_http *h, enum probe_result result, int err)
+static void probe_http_fail_later(struct probe_http *h, enum probe_result result,
+				  const char *detail)
 {
 	h->pending = result;
-	snprintf(h->pending_detail, sizeof(h->pending_detail), "%s", err ? strerror(err) : "");
-	if (h->fd >= 0) {
-		close(h->fd);
-		h->fd = -1;
-	}
+	snprintf(h->pending_detail, sizeof(h->pending_detail), "%s", detail);
 	event_active(h->kick, 0, 0);
 }
 
@@ -168,56 +165,30 @@ void probe_http_start(struct probe_http *h, const char *addr, int port, const ch
 		      const char *target, const char *host_header, char *body,
 		      size_t body_max)
 {
-	struct sockaddr_storage ss;
-	socklen_t sslen;
 	int n;
 
 	/* First, so that every exit below reports this request's status (0). */
 	http_reply_init(&h->reply, body, body_max);
-	memset(&ss, 0, sizeof(ss));
-	if (inet_pton(AF_INET, addr, &((struct sockaddr_in *)&ss)->sin_addr) == 1) {
-		struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
-
-		sin->sin_family = AF_INET;
-		sin->sin_port = htons((unsigned short)port);
-		sslen = sizeof(*sin);
-	} else if (inet_pton(AF_INET6, addr, &((struct sockaddr_in6 *)&ss)->sin6_addr) == 1) {
-		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
-
-		sin6->sin6_family = AF_INET6;
-		sin6->sin6_port = htons((unsigned short)port);
-		sslen = sizeof(*sin6);
-	} else {
-		h->fd = -1;
-		snprintf(h->pending_detail, sizeof(h->pending_detail), "not an address: %s", addr);
-		h->pending = PROBE_INTERNAL;
-		event_active(h->kick, 0, 0);
-		return;
-	}
+	h->fd = -1;
 	/* HTTP/1.0: the server closes after its answer, and never chunks it. */
 	n = snprintf(h->request, sizeof(h->request),
 		     "%s %s HTTP/1.0\r\nHost: %s\r\nUser-Agent: happac/" HAPPAC_VERSION
 		     "\r\nAccept: */*\r\n\r\n",
 		     method, target, host_header);
 	if (n < 0 || (size_t)n >= sizeof(h->request)) {
-		h->fd = -1;
-		snprintf(h->pending_detail, sizeof(h->pending_detail), "request too long");
-		h->pending = PROBE_INTERNAL;
-		event_active(h->kick, 0, 0);
+		probe_http_fail_later(h, PROBE_INTERNAL, "request too long");
 		return;
 	}
 	h->request_len = (size_t)n;
 	h->sent = 0;
-	h->fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	h->fd = resolve_connect(addr, port);
 	if (h->fd < 0) {
-		probe_http_fail_later(h, PROBE_INTERNAL, errno);
-		return;
-	}
-	if (connect(h->fd, (struct sockaddr *)&ss, sslen) != 0 && errno != EINPROGRESS) {
-		int err = errno;
-
-		probe_http_fail_later(h, err == ECONNREFUSED ? PROBE_REFUSED : PROBE_CONNECT,
-				      err == ECONNREFUSED ? 0 : err);
+		if (errno == EINVAL)
+			probe_http_fail_later(h, PROBE_INTERNAL, "not an address");
+		else if (errno == ECONNREFUSED)
+			probe_http_fail_later(h, PROBE_REFUSED, "");
+		else
+			probe_http_fail_later(h, PROBE_CONNECT, strerror(errno));
 		return;
 	}
 	probe_http_watch(h, EV_WRITE);

@@ -419,41 +419,18 @@ static void probe_pg_ping_read(struct probe_pg *pg)
 /* Ping: open the socket and start the connect to hostaddr:port. */
 static void probe_pg_ping_connect(struct probe_pg *pg)
 {
-	struct sockaddr_storage ss;
-	struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
-	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
-	socklen_t sslen;
-	int rc;
-
-	memset(&ss, 0, sizeof(ss));
-	if (inet_pton(AF_INET, pg->hostaddr, &sin->sin_addr) == 1) {
-		sin->sin_family = AF_INET;
-		sin->sin_port = htons((uint16_t)pg->portnum);
-		sslen = sizeof(*sin);
-	} else if (inet_pton(AF_INET6, pg->hostaddr, &sin6->sin6_addr) == 1) {
-		sin6->sin6_family = AF_INET6;
-		sin6->sin6_port = htons((uint16_t)pg->portnum);
-		sslen = sizeof(*sin6);
-	} else {
-		probe_pg_finish(pg, PROBE_CONNECT, "not an address");
-		return;
-	}
 	pg->established = 0;
 	pg->sent = 0;
 	pg_wire_init(&pg->wire);
-	pg->fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	pg->fd = resolve_connect(pg->hostaddr, pg->portnum);
 	if (pg->fd < 0) {
-		probe_pg_finish(pg, PROBE_INTERNAL, strerror(errno));
+		if (errno == EINVAL)
+			probe_pg_finish(pg, PROBE_CONNECT, "not an address");
+		else
+			probe_pg_ping_failed(pg, errno);
 		return;
 	}
 	pg->stage = PROBE_PG_PING_CONNECTING;
-	do
-		rc = connect(pg->fd, (struct sockaddr *)&ss, sslen);
-	while (rc < 0 && errno == EINTR);
-	if (rc < 0 && errno != EINPROGRESS) {
-		probe_pg_ping_failed(pg, errno);
-		return;
-	}
 	/* Even a connect that completed at once reports through SO_ERROR. */
 	probe_pg_watch(pg, pg->fd, EV_WRITE);
 }
