@@ -52,8 +52,7 @@ struct probe_patroni {
 	int insecure;
 	char path[256];
 	char request_target[256]; /* "/replica?lag=1MB" */
-	char host_header[300];
-	char target[300];
+	char target[300];      /* "127.0.0.1:8008": also the Host header */
 };
 
 /* Per-socket watcher, attached to the socket with lib_curl.multi_assign(). */
@@ -376,7 +375,7 @@ static void probe_patroni_transfer(struct probe_patroni *pp, const char *addr)
 	 * GET when profiles need the node's status JSON as well. */
 	probe_http_start(&pp->http, addr ? addr : pp->host, pp->port,
 			 pp->want_json ? "GET" : "OPTIONS", pp->request_target,
-			 pp->host_header, pp->body, PROBE_PATRONI_MAX_BODY);
+			 pp->target, pp->body, PROBE_PATRONI_MAX_BODY);
 }
 
 static void probe_patroni_resolved(void *arg, const char *err, const char *addr)
@@ -447,7 +446,6 @@ struct probe_patroni *probe_patroni_new(struct event_base *base, struct evdns_ba
 	snprintf(pp->path, sizeof(pp->path), "/%.*s",
 		 (int)(query ? (size_t)(query - endpoint) : strlen(endpoint)), endpoint);
 	snprintf(pp->request_target, sizeof(pp->request_target), "/%s", endpoint);
-	snprintf(pp->host_header, sizeof(pp->host_header), "%s:%d", hostpart, port);
 	snprintf(pp->target, sizeof(pp->target), "%s:%d", hostpart, port);
 	snprintf(pp->url, sizeof(pp->url), "%s://%s:%d/%s", scheme, hostpart, port, endpoint);
 
