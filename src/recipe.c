@@ -150,6 +150,23 @@ void recipe_hostport_str(const char *host, enum recipe_family f, int port,
 		snprintf(buf, len, "%s:%d", host, port);
 }
 
+enum recipe_parse recipe_getopt_error(int c, char **argv, char *err, size_t errlen)
+{
+	if (c == ':')
+		recipe_errf(err, errlen, "option '%s' needs a value", argv[optind - 1]);
+	else
+		recipe_errf(err, errlen, "unknown option '%s' (see --help)", argv[optind - 1]);
+	return RECIPE_PARSE_ERROR;
+}
+
+enum recipe_parse recipe_getopt_leftover(int argc, char **argv, char *err, size_t errlen)
+{
+	if (optind >= argc)
+		return RECIPE_PARSE_OK;
+	recipe_errf(err, errlen, "unexpected argument '%s' (see --help)", argv[optind]);
+	return RECIPE_PARSE_ERROR;
+}
+
 int recipe_parse_port_opt(const char *opt, const char *value, int *port, char *err,
 			  size_t errlen)
 {
@@ -296,19 +313,12 @@ enum recipe_parse recipe_consul_parse(struct recipe_consul *c, int argc, char **
 		case RECIPE_CONSUL_OPT_HELP:
 			recipe_consul_usage(out);
 			return RECIPE_PARSE_HELP;
-		case ':':
-			recipe_errf(err, errlen, "option '%s' needs a value", argv[optind - 1]);
-			return RECIPE_PARSE_ERROR;
-		default:
-			recipe_errf(err, errlen, "unknown option '%s' (see --help)",
-				    argv[optind - 1]);
-			return RECIPE_PARSE_ERROR;
+		default: /* ':' or '?' */
+			return recipe_getopt_error(ch, argv, err, errlen);
 		}
 	}
-	if (optind < argc) {
-		recipe_errf(err, errlen, "unexpected argument '%s' (see --help)", argv[optind]);
+	if (recipe_getopt_leftover(argc, argv, err, errlen))
 		return RECIPE_PARSE_ERROR;
-	}
 	if (!service_set) {
 		recipe_errf(err, errlen, "--service is required (primary or replica)");
 		return RECIPE_PARSE_ERROR;

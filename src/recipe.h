@@ -108,6 +108,13 @@ void recipe_errf(char *err, size_t errlen, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
 
+/* getopt_long's '?' or ':' (c) in a recipe's option loop: err names the
+ * bad argument. Always returns RECIPE_PARSE_ERROR. */
+enum recipe_parse recipe_getopt_error(int c, char **argv, char *err, size_t errlen);
+/* Arguments left after the options: err names the first, and
+ * RECIPE_PARSE_ERROR; RECIPE_PARSE_OK when there are none. */
+enum recipe_parse recipe_getopt_leftover(int argc, char **argv, char *err, size_t errlen);
+
 /* The same for option opt, with err "OPT: invalid port 'VALUE' ...". */
 int recipe_parse_port_opt(const char *opt, const char *value, int *port, char *err,
 			  size_t errlen);

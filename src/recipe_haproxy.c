@@ -336,19 +336,12 @@ enum recipe_parse recipe_haproxy_parse(struct recipe_haproxy *r, int argc, char 
 		case RECIPE_HAPROXY_OPT_HELP:
 			recipe_haproxy_usage(out);
 			return RECIPE_PARSE_HELP;
-		case ':':
-			recipe_errf(err, errlen, "option '%s' needs a value", argv[optind - 1]);
-			return RECIPE_PARSE_ERROR;
-		default:
-			recipe_errf(err, errlen, "unknown option '%s' (see --help)",
-				    argv[optind - 1]);
-			return RECIPE_PARSE_ERROR;
+		default: /* ':' or '?' */
+			return recipe_getopt_error(c, argv, err, errlen);
 		}
 	}
-	if (optind < argc) {
-		recipe_errf(err, errlen, "unexpected argument '%s' (see --help)", argv[optind]);
+	if (recipe_getopt_leftover(argc, argv, err, errlen))
 		return RECIPE_PARSE_ERROR;
-	}
 	if (recipe_haproxy_check(r, scenario_set, replica_bind_set, err, errlen) != 0)
 		return RECIPE_PARSE_ERROR;
 	return RECIPE_PARSE_OK;
