@@ -19,6 +19,7 @@ Waits are on readiness signals (Patroni /primary and /replica, agent replies, HA
 """
 
 import atexit
+import fcntl
 import http.client
 import os
 import pwd
@@ -70,6 +71,9 @@ PATRONI_PORT = 8008
 AGENT_PORT = 5555
 ETCD_CLIENT_PORT = 2379
 ETCD_PEER_PORT = 2380
+# The addresses above are fixed: one lab per machine at a time (see Cluster._take_lab_lock).
+LAB_LOCK = "/tmp/happac-lab.lock"
+LAB_LOCK_WAIT = 3600
 # HAProxy front ports, as written in haproxy/scenario-*.cfg.
 PORT_A = 5000
 PORT_B = 5001
@@ -583,6 +587,7 @@ class Cluster:
                                "and happac as `postgres` and owns their directories")
         if not shutil.which("setpriv"):
             raise ClusterError("setpriv (util-linux) is missing")
+        self._take_lab_lock()
         self._check_ports_free()
         self.dir = Path(tempfile.mkdtemp(prefix="happac-lab-"))
         os.chmod(self.dir, 0o755)
@@ -964,10 +969,36 @@ server_login_retry = {PGBOUNCER_LOGIN_RETRY}
         if not self.running("haproxy"):
             self.start_haproxy()
 
+    def _take_lab_lock(self):
+        """One lab per machine: the addresses and ports are fixed, so a second run (another
+        checkout's tests, the demo) waits here for the first to stop, up to LAB_LOCK_WAIT."""
+        self._lock = open(LAB_LOCK, "a")
+        deadline = time.monotonic() + LAB_LOCK_WAIT
+        waited = False
+        while True:
+            try:
+                fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    self._lock.close()
+                    self._lock = None
+                    raise ClusterError(f"another lab held {LAB_LOCK} for {LAB_LOCK_WAIT}s")
+                if not waited:
+                    self.log(f"another lab is running; waiting for {LAB_LOCK}")
+                    waited = True
+                time.sleep(1)
+
+    def _release_lab_lock(self):
+        if getattr(self, "_lock", None) is not None:
+            self._lock.close()  # closing the file releases the flock
+            self._lock = None
+
     # stop --------------------------------------------------------------------------------
     def stop(self):
         """Tear everything down by pid; idempotent; never raises."""
         if self._stopped or self.dir is None:
+            self._release_lab_lock()
             return
         self._stopped = True
         t0 = time.monotonic()
@@ -1002,6 +1033,7 @@ server_login_retry = {PGBOUNCER_LOGIN_RETRY}
         else:
             shutil.rmtree(self.dir, ignore_errors=True)
             self.log(f"stopped in {time.monotonic() - t0:.1f}s; removed {self.dir}")
+        self._release_lab_lock()
 
     def _stop_postmaster(self, n):
         pid = self.postmaster_pid(n)
