@@ -131,6 +131,7 @@ test-valgrind: build
 	HAPPAC_BIN=$(CURDIR)/scripts/valgrind-happac $(PYTEST) -q \
 	    tests/integration/test_agent.py tests/integration/test_http.py \
 	    tests/integration/test_routing.py tests/integration/test_profiles.py \
+	    tests/integration/test_reload.py \
 	    --deselect tests/integration/test_http.py::test_reload_rebinds_changed_and_keeps_unchanged
 
 check-deps:

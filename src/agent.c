@@ -30,7 +30,6 @@ struct agent_listener {
 	char addr[48];   /* as configured; "" = all addresses */
 	int port;
 	int profile;
-	int keep;        /* mark for agent_set_listeners() */
 	char name[64];   /* for the log: "127.0.0.1:5555", "[::]:5555" */
 };
 
@@ -535,9 +534,6 @@ static struct agent_listener *agent_listen(struct agent *a, const char *addr, in
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
-	if (a->enabled)
-		event_add(l->ev, NULL);
-	log_info("agent: listening on %s", l->name);
 	return l;
 }
 
@@ -550,55 +546,99 @@ static void agent_listener_free(struct agent_listener *l)
 	free(l);
 }
 
-int agent_set_listeners(struct agent *a, const struct agent_endpoint *eps, int n,
-			char *err, size_t errlen)
+/* The new set in endpoint order: each entry a running listener kept as
+ * it is or one bound for the plan, with the profile it will answer. */
+struct agent_listen_plan {
+	struct agent_listener *set[AGENT_MAX_LISTEN];
+	int profile[AGENT_MAX_LISTEN];
+	int fresh[AGENT_MAX_LISTEN];  /* bound by the plan: closed on abort */
+	int n;
+};
+
+struct agent_listen_plan *agent_listen_prepare(struct agent *a,
+					       const struct agent_endpoint *eps, int n,
+					       char *err, size_t errlen)
 {
-	struct agent_listener *added[AGENT_MAX_LISTEN];
-	int nadded = 0, j = 0;
+	struct agent_listen_plan *p;
 
 	if (n > AGENT_MAX_LISTEN) {
 		snprintf(err, errlen, "more than %d listening sockets", AGENT_MAX_LISTEN);
-		return -1;
+		return NULL;
 	}
-	for (int i = 0; i < a->nlisteners; i++)
-		a->listeners[i]->keep = 0;
-	/* Bind what is new; keep what is unchanged (its profile may change). */
+	p = calloc(1, sizeof(*p));
+	if (!p) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
 	for (int k = 0; k < n; k++) {
 		const char *want = eps[k].addr ? eps[k].addr : "";
 		struct agent_listener *found = NULL;
 
-		for (int i = 0; i < a->nlisteners && !found; i++)
-			if (a->listeners[i]->port == eps[k].port &&
-			    !strcmp(a->listeners[i]->addr, want) && !a->listeners[i]->keep)
-				found = a->listeners[i];
-		if (found) {
-			found->keep = 1;
-			found->profile = eps[k].profile;
-			continue;
+		/* A running listener on the same address and port is kept: no
+		 * check to it is refused across the reload. */
+		for (int i = 0; i < a->nlisteners && !found; i++) {
+			struct agent_listener *l = a->listeners[i];
+			int taken = 0;
+
+			for (int j = 0; j < p->n && !taken; j++)
+				taken = p->set[j] == l;
+			if (!taken && l->port == eps[k].port && !strcmp(l->addr, want))
+				found = l;
 		}
-		added[nadded] = agent_listen(a, eps[k].addr, eps[k].port, eps[k].profile,
-					     err, errlen);
-		if (!added[nadded]) {
-			/* The new set failed: drop what it bound, keep the rest. */
-			while (nadded > 0)
-				agent_listener_free(added[--nadded]);
-			return -1;
+		if (!found) {
+			found = agent_listen(a, eps[k].addr, eps[k].port, eps[k].profile, err,
+					     errlen);
+			if (!found) {
+				agent_listen_abort(p);
+				return NULL;
+			}
+			p->fresh[p->n] = 1;
 		}
-		nadded++;
+		p->set[p->n] = found;
+		p->profile[p->n] = eps[k].profile;
+		p->n++;
 	}
-	/* Close what is gone, then append what is new. */
+	return p;
+}
+
+void agent_listen_commit(struct agent *a, struct agent_listen_plan *p)
+{
+	/* Close what the new set does not hold. */
 	for (int i = 0; i < a->nlisteners; i++) {
-		if (!a->listeners[i]->keep) {
+		int kept = 0;
+
+		for (int j = 0; j < p->n && !kept; j++)
+			kept = p->set[j] == a->listeners[i];
+		if (!kept) {
 			log_info("agent: closed %s", a->listeners[i]->name);
 			agent_listener_free(a->listeners[i]);
-			continue;
 		}
-		a->listeners[j++] = a->listeners[i];
 	}
-	for (int i = 0; i < nadded; i++)
-		a->listeners[j++] = added[i];
-	a->nlisteners = j;
-	return 0;
+	for (int j = 0; j < p->n; j++) {
+		struct agent_listener *l = p->set[j];
+
+		l->profile = p->profile[j];
+		a->listeners[j] = l;
+		if (!p->fresh[j])
+			continue;
+		/* Before the first round the listener waits for agent_enable(),
+		 * and a paused agent resumes it with the others. */
+		if (a->enabled && !a->paused)
+			event_add(l->ev, NULL);
+		log_info("agent: listening on %s", l->name);
+	}
+	a->nlisteners = p->n;
+	free(p);
+}
+
+void agent_listen_abort(struct agent_listen_plan *p)
+{
+	if (!p)
+		return;
+	for (int j = 0; j < p->n; j++)
+		if (p->fresh[j])
+			agent_listener_free(p->set[j]);
+	free(p);
 }
 
 void agent_enable(struct agent *a)

@@ -42,12 +42,21 @@ struct agent_endpoint {
 
 struct agent *agent_new(struct event_base *base, agent_reply_fn reply,
 			agent_lookup_fn lookup, void *arg);
-/* Make the listening sockets exactly eps: unchanged ones stay open (no check
- * is dropped), new ones are bound now (a taken port fails here), gone ones
- * closed. On failure nothing changes and err names the address. Accepting
+/* Make the listening sockets exactly eps, in two steps so that a reload can
+ * fail as a whole. agent_listen_prepare() binds what is new (a taken port
+ * fails here, err naming the address) and changes nothing the agent runs;
+ * agent_listen_commit() then closes the sockets eps no longer holds and puts
+ * the new set in place (unchanged sockets stay open: no check is dropped),
+ * or agent_listen_abort() closes what the plan bound. Either one frees the
+ * plan, and one of them must follow before the loop runs again. Accepting
  * starts with agent_enable(). */
-int agent_set_listeners(struct agent *a, const struct agent_endpoint *eps, int n,
-			char *err, size_t errlen);
+struct agent_listen_plan;
+struct agent_listen_plan *agent_listen_prepare(struct agent *a,
+					       const struct agent_endpoint *eps, int n,
+					       char *err, size_t errlen);
+void agent_listen_commit(struct agent *a, struct agent_listen_plan *p);
+/* NULL is fine. */
+void agent_listen_abort(struct agent_listen_plan *p);
 void agent_enable(struct agent *a);
 /* wait_ms > 0: wait up to that long for a profile line before answering
  * the listener's profile; 0: only a line already there counts; -1: never

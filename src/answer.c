@@ -45,6 +45,14 @@ void answer_free(struct answer *a)
 	free(a);
 }
 
+/* Whether b decides the role differently from a: another rule, or another
+ * Patroni endpoint (the first profile's, asked for its status code, or an
+ * endpoint profile's). */
+static int answer_rule_changed(const struct profile *a, const struct profile *b)
+{
+	return a->rule != b->rule || strcmp(a->endpoint, b->endpoint) != 0;
+}
+
 void answer_set_profiles(struct answer *a, const struct profile *profiles, int n,
 			 int stale_after_ms)
 {
@@ -58,6 +66,11 @@ void answer_set_profiles(struct answer *a, const struct profile *profiles, int n
 		for (int j = 0; j < nold; j++)
 			if (!strcmp(old[j].profile.name, profiles[i].name)) {
 				a->slots[i].state = old[j].state;
+				/* A new rule under the old name: a role that is
+				 * right by it is new, and must settle like any
+				 * other (see profile.c). */
+				if (answer_rule_changed(&old[j].profile, &profiles[i]))
+					a->slots[i].state.role_ok_since_us = 0;
 				memcpy(a->slots[i].line, old[j].line, sizeof(old[j].line));
 				a->slots[i].len = old[j].len;
 				a->slots[i].since_s = old[j].since_s;

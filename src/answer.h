@@ -17,7 +17,8 @@ struct answer *answer_new(void);
 void answer_free(struct answer *a);
 
 /* Install the profiles (at start, and on a reload: profiles that keep their
- * name keep their line and memory). */
+ * name keep their line and memory, except that one whose rule or endpoint
+ * changed treats its role as new: it must settle again). */
 void answer_set_profiles(struct answer *a, const struct profile *profiles, int n,
 			 int stale_after_ms);
 

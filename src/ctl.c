@@ -1133,12 +1133,32 @@ static void ctl_restore(struct ctl *c)
 	}
 }
 
-struct ctl *ctl_new(struct event_base *base, const char *socket_path,
-		    const char *state_path, void (*changed)(void *arg), void *arg,
-		    char *err, size_t errlen)
+/* The state file's directory must exist and be writable: found at start
+ * (or reload) rather than at the first drain in an emergency. */
+static int ctl_check_state_dir(const char *state_path, char *err, size_t errlen)
+{
+	char dir[PATH_MAX], why[PATH_MAX + 64];
+
+	ctl_dir_of(state_path, dir, sizeof(dir));
+	if (ctl_check_dir(dir, why, sizeof(why)) != 0) {
+		snprintf(err, errlen, "state file %s: %s", state_path, why);
+		return -1;
+	}
+	if (access(dir, W_OK) != 0) {
+		snprintf(err, errlen, "state file %s: directory %s is not writable: %s",
+			 state_path, dir, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/* A server with its socket bound and listening, not accepting yet and with
+ * no override: ctl_start() begins. */
+static struct ctl *ctl_open(struct event_base *base, const char *socket_path,
+			    const char *state_path, void (*changed)(void *arg), void *arg,
+			    char *err, size_t errlen)
 {
 	struct ctl *c = calloc(1, sizeof(*c));
-	char dir[PATH_MAX], why[PATH_MAX + 64];
 
 	if (!c) {
 		snprintf(err, errlen, "out of memory");
@@ -1160,19 +1180,8 @@ struct ctl *ctl_new(struct event_base *base, const char *socket_path,
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
-	if (c->state_path) {
-		/* Found now rather than at the first drain in an emergency. */
-		ctl_dir_of(c->state_path, dir, sizeof(dir));
-		if (ctl_check_dir(dir, why, sizeof(why)) != 0) {
-			snprintf(err, errlen, "state file %s: %s", c->state_path, why);
-			goto fail;
-		}
-		if (access(dir, W_OK) != 0) {
-			snprintf(err, errlen, "state file %s: directory %s is not writable: %s",
-				 c->state_path, dir, strerror(errno));
-			goto fail;
-		}
-	}
+	if (c->state_path && ctl_check_state_dir(c->state_path, err, errlen) != 0)
+		goto fail;
 	if (ctl_listen(c, err, errlen) != 0)
 		goto fail;
 	c->accept_ev = event_new(base, c->fd, EV_READ | EV_PERSIST, ctl_accept, c);
@@ -1180,16 +1189,173 @@ struct ctl *ctl_new(struct event_base *base, const char *socket_path,
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
-	event_add(c->accept_ev, NULL);
-	if (c->state_path)
-		ctl_restore(c);
-	log_info("control: listening on %s%s%s", c->socket_path,
-		 c->state_path ? ", state in " : ", no state file",
-		 c->state_path ? c->state_path : "");
 	return c;
 fail:
 	ctl_free(c);
 	return NULL;
+}
+
+static void ctl_start(struct ctl *c)
+{
+	event_add(c->accept_ev, NULL);
+	log_info("control: listening on %s%s%s", c->socket_path,
+		 c->state_path ? ", state in " : ", no state file",
+		 c->state_path ? c->state_path : "");
+}
+
+struct ctl *ctl_new(struct event_base *base, const char *socket_path,
+		    const char *state_path, void (*changed)(void *arg), void *arg,
+		    char *err, size_t errlen)
+{
+	struct ctl *c = ctl_open(base, socket_path, state_path, changed, arg, err, errlen);
+
+	if (!c)
+		return NULL;
+	if (c->state_path)
+		ctl_restore(c);
+	ctl_start(c);
+	return c;
+}
+
+/* ---- reload */
+
+struct ctl_reload {
+	int keep;           /* the running server stays: same socket */
+	int state_changed;  /* keep: state_path replaces the running one */
+	char *state_path;
+	struct ctl *fresh;  /* a server on a new socket; NULL with !keep: off */
+};
+
+static int ctl_same_path(const char *a, const char *b)
+{
+	return a && b ? !strcmp(a, b) : a == b;
+}
+
+/* The running server owns the socket at path: the same name, or another
+ * name for the same file. Binding it anew would find it live (our own) and
+ * fail. */
+static int ctl_owns_socket(const struct ctl *c, const char *path)
+{
+	struct stat st;
+
+	if (!strcmp(c->socket_path, path))
+		return 1;
+	return c->fd >= 0 && lstat(path, &st) == 0 && S_ISSOCK(st.st_mode) &&
+	       st.st_dev == c->sock_dev && st.st_ino == c->sock_ino;
+}
+
+struct ctl_reload *ctl_reload_prepare(struct ctl *cur, struct event_base *base,
+				      const char *socket_path, const char *state_path,
+				      void (*changed)(void *arg), void *arg, char *err,
+				      size_t errlen)
+{
+	struct ctl_reload *r = calloc(1, sizeof(*r));
+
+	if (!r) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	if (!socket_path)
+		return r;
+	if (cur && ctl_owns_socket(cur, socket_path)) {
+		/* Only the state file may move: the socket stays open. */
+		r->keep = 1;
+		if (ctl_same_path(cur->state_path, state_path))
+			return r;
+		r->state_changed = 1;
+		if (state_path) {
+			if (ctl_check_state_dir(state_path, err, errlen) != 0)
+				goto fail;
+			r->state_path = strdup(state_path);
+			if (!r->state_path) {
+				snprintf(err, errlen, "out of memory");
+				goto fail;
+			}
+		}
+		return r;
+	}
+	r->fresh = ctl_open(base, socket_path, state_path, changed, arg, err, errlen);
+	if (!r->fresh)
+		goto fail;
+	return r;
+fail:
+	ctl_reload_abort(r);
+	return NULL;
+}
+
+/* Persist the override in force in c's (new) state file. */
+static void ctl_save_moved(struct ctl *c)
+{
+	char why[PATH_MAX + 200];
+
+	if (!c->state_path) {
+		c->saved = 0;
+		return;
+	}
+	if (ctl_save(c, why, sizeof(why)) == 0)
+		log_info("control: state now in %s (override: %s)", c->state_path,
+			 ctl_was(&c->ov));
+}
+
+/* The new server c takes over old's override, ramp included: what HAProxy
+ * hears must not change because the socket moved. */
+static void ctl_adopt(struct ctl *c, const struct ctl *old)
+{
+	c->ov = old->ov;
+	if (c->ov.ramp_ms) {
+		ctl_ramp_begin(c);
+		c->ramp_mono_start_us = old->ramp_mono_start_us;
+		c->ramp_last_weight = old->ramp_last_weight;
+	}
+	if (c->state_path && ctl_same_path(c->state_path, old->state_path) && old->saved)
+		c->saved = 1; /* the file already holds it */
+	else
+		ctl_save_moved(c);
+	log_info("control: moved from %s to %s; the override carries over: %s",
+		 old->socket_path, c->socket_path, ctl_was(&c->ov));
+}
+
+struct ctl *ctl_reload_commit(struct ctl *cur, struct ctl_reload *r)
+{
+	struct ctl *c = NULL;
+
+	if (r->keep) {
+		c = cur;
+		if (r->state_changed) {
+			free(c->state_path);
+			c->state_path = r->state_path;
+			r->state_path = NULL;
+			if (!c->state_path)
+				log_info("control: no state file from now on: the override "
+					 "(%s) holds until happac stops", ctl_was(&c->ov));
+			ctl_save_moved(c);
+		}
+	} else if (r->fresh) {
+		c = r->fresh;
+		r->fresh = NULL;
+		if (cur)
+			ctl_adopt(c, cur);
+		else if (c->state_path)
+			ctl_restore(c);
+		ctl_start(c);
+		ctl_free(cur);
+	} else {
+		if (cur)
+			log_info("control: socket %s closed: no override from now on",
+				 cur->socket_path);
+		ctl_free(cur);
+	}
+	ctl_reload_abort(r);
+	return c;
+}
+
+void ctl_reload_abort(struct ctl_reload *r)
+{
+	if (!r)
+		return;
+	ctl_free(r->fresh);
+	free(r->state_path);
+	free(r);
 }
 
 void ctl_free(struct ctl *c)

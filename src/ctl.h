@@ -66,6 +66,25 @@ size_t ctl_status(const struct ctl *c, double now_s, char *buf, size_t len);
  * is still ours. NULL is fine. */
 void ctl_free(struct ctl *c);
 
+/* A reload, in two steps so that it can fail as a whole.
+ * ctl_reload_prepare() readies the server for socket_path and state_path
+ * (socket_path NULL: no control socket) next to cur (NULL: none runs) and
+ * changes nothing cur does: a new socket is bound here (the errors of
+ * ctl_new()), the same socket (by name or by file) is kept open, and a new
+ * state file's directory is checked. ctl_reload_commit() then returns the
+ * server to use from now on and frees cur if that is not cur; the override
+ * in force carries over to it, ramp included, and is written to a new state
+ * file (a server started where none ran restores it from the state file, as
+ * at start). ctl_reload_abort() undoes the prepare (NULL is fine). Either
+ * one frees r, and one of them must follow before the loop runs again. */
+struct ctl_reload;
+struct ctl_reload *ctl_reload_prepare(struct ctl *cur, struct event_base *base,
+				      const char *socket_path, const char *state_path,
+				      void (*changed)(void *arg), void *arg, char *err,
+				      size_t errlen);
+struct ctl *ctl_reload_commit(struct ctl *cur, struct ctl_reload *r);
+void ctl_reload_abort(struct ctl_reload *r);
+
 /* `happac ctl [--socket PATH] drain|maint|ready [--ramp D]|status`, argv[0]
  * being "ctl". Prints the reply. Exit status: 0 ok, 1 the daemon said
  * error, 2 bad usage or no daemon on the socket. */

@@ -422,24 +422,37 @@ static void http_close_listener(struct http *h)
 	}
 }
 
-int http_set_listen(struct http *h, const char *addr, int port, char *err,
-		    size_t errlen)
+/* What http_listen_commit() will do: keep the running socket, close it, or
+ * replace it with fd (bound by the plan). */
+struct http_listen_plan {
+	int fd;                  /* -1: no new socket */
+	struct event *ev;        /* its accept event, not added yet */
+	int close;               /* the side port goes off */
+	char addr[64];
+	int port;
+	char name[80];           /* for the log */
+};
+
+struct http_listen_plan *http_listen_prepare(struct http *h, const char *addr, int port,
+					     char *err, size_t errlen)
 {
+	struct http_listen_plan *p = calloc(1, sizeof(*p));
 	struct sockaddr_storage ss;
 	socklen_t sl;
-	int one = 1, fd;
+	int one = 1;
 	const char *lb, *rb;
 
-	if (addr && h->fd >= 0 && h->port == port && !strcmp(h->addr, addr))
-		return 0;
-	if (!addr) {
-		if (h->fd >= 0)
-			log_info("http: closed %s port %d", h->addr, h->port);
-		http_close_listener(h);
-		h->addr[0] = '\0';
-		h->port = 0;
-		return 0;
+	if (!p) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
 	}
+	p->fd = -1;
+	if (!addr) {
+		p->close = h->fd >= 0;
+		return p;
+	}
+	if (h->fd >= 0 && h->port == port && !strcmp(h->addr, addr))
+		return p;
 	memset(&ss, 0, sizeof(ss));
 	if (strchr(addr, ':')) {
 		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
@@ -459,28 +472,58 @@ int http_set_listen(struct http *h, const char *addr, int port, char *err,
 		sl = sizeof(*s4);
 		lb = rb = "";
 	}
-	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
-	    bind(fd, (struct sockaddr *)&ss, sl) != 0 || listen(fd, 128) != 0) {
+	p->fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (p->fd < 0 || setsockopt(p->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+	    bind(p->fd, (struct sockaddr *)&ss, sl) != 0 || listen(p->fd, 128) != 0) {
 		snprintf(err, errlen, "cannot listen for HTTP on %s%s%s:%d: %s", lb, addr, rb,
 			 port, strerror(errno));
-		if (fd >= 0)
-			close(fd);
-		return -1;
+		http_listen_abort(p);
+		return NULL;
 	}
-	http_close_listener(h);
-	h->fd = fd;
-	h->accept_ev = event_new(h->base, fd, EV_READ | EV_PERSIST, http_accept, h);
-	if (!h->accept_ev) {
-		http_close_listener(h);
+	p->ev = event_new(h->base, p->fd, EV_READ | EV_PERSIST, http_accept, h);
+	if (!p->ev) {
 		snprintf(err, errlen, "out of memory");
-		return -1;
+		http_listen_abort(p);
+		return NULL;
 	}
-	event_add(h->accept_ev, NULL);
-	snprintf(h->addr, sizeof(h->addr), "%s", addr);
-	h->port = port;
-	log_info("http: listening on %s%s%s:%d", lb, addr, rb, port);
-	return 0;
+	snprintf(p->addr, sizeof(p->addr), "%s", addr);
+	p->port = port;
+	snprintf(p->name, sizeof(p->name), "%s%s%s:%d", lb, addr, rb, port);
+	return p;
+}
+
+void http_listen_commit(struct http *h, struct http_listen_plan *p)
+{
+	if (p->close) {
+		log_info("http: closed %s port %d", h->addr, h->port);
+		http_close_listener(h);
+		h->addr[0] = '\0';
+		h->port = 0;
+	} else if (p->fd >= 0) {
+		http_close_listener(h);
+		h->fd = p->fd;
+		h->accept_ev = p->ev;
+		p->fd = -1;
+		p->ev = NULL;
+		/* A paused side port resumes it with http_resume(). */
+		if (!h->paused)
+			event_add(h->accept_ev, NULL);
+		snprintf(h->addr, sizeof(h->addr), "%s", p->addr);
+		h->port = p->port;
+		log_info("http: listening on %s", p->name);
+	}
+	http_listen_abort(p);
+}
+
+void http_listen_abort(struct http_listen_plan *p)
+{
+	if (!p)
+		return;
+	if (p->ev)
+		event_free(p->ev);
+	if (p->fd >= 0)
+		close(p->fd);
+	free(p);
 }
 
 void http_set_acl(struct http *h, const struct acl *acl)

@@ -34,11 +34,19 @@ struct http_stats {
 
 struct http *http_new(struct event_base *base, const struct http_routes *routes,
 		      void *arg);
-/* Listen on addr:port, replacing the current socket only when it differs;
- * addr NULL closes the side port. Returns 0, or -1 with err naming the
- * address (the old socket, if any, stays open). */
-int http_set_listen(struct http *h, const char *addr, int port, char *err,
-		    size_t errlen);
+/* Listen on addr:port (addr NULL: close the side port), in two steps so
+ * that a reload can fail as a whole: http_listen_prepare() binds a new
+ * socket when addr:port differs from the running one (NULL with err naming
+ * the address when it cannot) and changes nothing the side port runs;
+ * http_listen_commit() then swaps it in (or closes the side port), or
+ * http_listen_abort() closes it. Either one frees the plan, and one of them
+ * must follow before the loop runs again. */
+struct http_listen_plan;
+struct http_listen_plan *http_listen_prepare(struct http *h, const char *addr, int port,
+					     char *err, size_t errlen);
+void http_listen_commit(struct http *h, struct http_listen_plan *p);
+/* NULL is fine. */
+void http_listen_abort(struct http_listen_plan *p);
 /* As agent_set_acl(): others are closed at accept without a reply. */
 void http_set_acl(struct http *h, const struct acl *acl);
 const struct http_stats *http_stats(const struct http *h);

@@ -426,39 +426,79 @@ static void main_acl(const struct options *o, struct acl *acl)
 			acl->count++;
 }
 
-/* Bind or re-bind the listeners for o; unchanged ones stay open. Every
- * listen address gets the agent port (first profile) and each profile's
- * own port. */
-static int main_listen(struct happac *h, const struct options *o, char *err,
-		       size_t errlen)
+/* What a configuration needs that can fail, made ready before the running
+ * one is touched: a reload commits all of it or none of it. */
+struct main_next {
+	struct main_probes *run;             /* NULL: the running probes stay */
+	struct agent_listen_plan *agent;
+	struct http *http;                   /* a side port created for it */
+	struct http_listen_plan *http_plan;  /* NULL: no side port */
+	struct ctl_reload *ctl;
+};
+
+/* Bind what o listens on and the running listeners do not; change nothing
+ * that runs. Every listen address gets the agent port (first profile) and
+ * each profile's own port, the first profile's too. */
+static int main_listen_prepare(struct happac *h, const struct options *o,
+			       struct main_next *n, char *err, size_t errlen)
 {
-	struct agent_endpoint eps[OPTIONS_MAX_LIST * PROFILE_MAX];
-	int n = 0, naddr = o->listen.count ? o->listen.count : 1;
+	struct agent_endpoint eps[OPTIONS_MAX_LIST * (PROFILE_MAX + 1)];
+	int count = 0, naddr = o->listen.count ? o->listen.count : 1;
+	struct http *http = h->http;
 
 	for (int k = 0; k < naddr; k++) {
 		const char *addr = o->listen.count ? o->listen.items[k] : NULL;
 
-		eps[n++] = (struct agent_endpoint){ addr, o->port, 0 };
-		for (int i = 1; i < o->profile_count; i++)
-			if (o->profiles[i].port && n < (int)(sizeof(eps) / sizeof(eps[0])))
-				eps[n++] = (struct agent_endpoint){ addr, o->profiles[i].port, i };
+		eps[count++] = (struct agent_endpoint){ addr, o->port, 0 };
+		for (int i = 0; i < o->profile_count; i++)
+			if (o->profiles[i].port)
+				eps[count++] = (struct agent_endpoint){ addr, o->profiles[i].port, i };
 	}
-	if (agent_set_listeners(h->agent, eps, n, err, errlen) != 0)
+	n->agent = agent_listen_prepare(h->agent, eps, count, err, errlen);
+	if (!n->agent)
 		return -1;
-	agent_set_dispatch(h->agent, o->profile_count > 1 ? o->agent_send_wait_ms : -1,
-			   main_max_connections(o));
-	if (!o->http_listen && !h->http)
+	if (!o->http_listen && !http)
 		return 0;
-	if (!h->http) {
-		h->http = http_new(h->base, &main_http_routes, h);
-		if (!h->http) {
+	if (!http) {
+		n->http = http = http_new(h->base, &main_http_routes, h);
+		if (!http) {
 			snprintf(err, errlen, "cannot set up the HTTP side port");
 			return -1;
 		}
-		http_set_acl(h->http, &h->acl);
+		http_set_acl(http, &h->acl);
 	}
-	return http_set_listen(h->http, o->http_listen ? o->http_addr : NULL,
-			       o->http_port, err, errlen);
+	n->http_plan = http_listen_prepare(http, o->http_listen ? o->http_addr : NULL,
+					   o->http_port, err, errlen);
+	return n->http_plan ? 0 : -1;
+}
+
+/* Put the prepared listeners in place; nothing here fails. */
+static void main_listen_commit(struct happac *h, const struct options *o,
+			       struct main_next *n)
+{
+	agent_listen_commit(h->agent, n->agent);
+	n->agent = NULL;
+	agent_set_dispatch(h->agent, o->profile_count > 1 ? o->agent_send_wait_ms : -1,
+			   main_max_connections(o));
+	if (n->http) {
+		h->http = n->http;
+		n->http = NULL;
+	}
+	if (n->http_plan) {
+		http_listen_commit(h->http, n->http_plan);
+		n->http_plan = NULL;
+	}
+}
+
+/* Undo what was prepared and not committed. */
+static void main_next_abort(struct main_next *n)
+{
+	ctl_reload_abort(n->ctl);
+	agent_listen_abort(n->agent);
+	http_listen_abort(n->http_plan);
+	http_free(n->http);
+	main_probes_free(n->run);
+	memset(n, 0, sizeof(*n));
 }
 
 /* ---- signals */
@@ -515,34 +555,12 @@ static int main_probes_changed(const struct options *a, const struct options *b)
 	       a->interval_ms != b->interval_ms || a->timeout_ms != b->timeout_ms;
 }
 
-/* The control socket for o: the running one when unchanged, a new one
- * otherwise (NULL when off). */
-static int main_ctl(struct happac *h, const struct options *o, struct ctl **out,
-		    char *err, size_t errlen)
-{
-	const struct options *cur = &h->opts;
-
-	if (h->ctl && !main_strcmp(cur->control_socket, o->control_socket) &&
-	    !main_strcmp(cur->state_file, o->state_file)) {
-		*out = h->ctl;
-		return 0;
-	}
-	if (!o->control_socket) {
-		*out = NULL;
-		return 0;
-	}
-	*out = ctl_new(h->base, o->control_socket, o->state_file, main_ctl_changed, h,
-		       err, errlen);
-	return *out ? 0 : -1;
-}
-
 /* SIGHUP: read every source again. A bad configuration changes nothing. */
 static void main_reload(evutil_socket_t sig, short what, void *arg)
 {
 	struct happac *h = arg;
 	struct options next;
-	struct main_probes *run = NULL;
-	struct ctl *ctl = h->ctl;
+	struct main_next n = { 0 };
 	char err[512], desc[1024];
 	FILE *devnull = fopen("/dev/null", "w");
 	enum options_result r;
@@ -568,26 +586,30 @@ static void main_reload(evutil_socket_t sig, short what, void *arg)
 			notify_ready("reload failed: running configuration kept");
 		return;
 	}
-	if (main_ctl(h, &next, &ctl, err, sizeof(err)) != 0)
+	/* Prepare: every socket and table the new configuration needs. */
+	n.ctl = ctl_reload_prepare(h->ctl, h->base, next.control_socket, next.state_file,
+				   main_ctl_changed, h, err, sizeof(err));
+	if (!n.ctl)
 		goto fail;
 	if (main_probes_changed(&h->opts, &next)) {
-		run = main_probes_new(h, &next, err, sizeof(err));
-		if (!run)
+		n.run = main_probes_new(h, &next, err, sizeof(err));
+		if (!n.run)
 			goto fail;
 	}
-	if (main_listen(h, &next, err, sizeof(err)) != 0)
+	if (main_listen_prepare(h, &next, &n, err, sizeof(err)) != 0)
 		goto fail;
-	if (run) {
+	/* Commit, in one step: nothing from here on fails. */
+	main_listen_commit(h, &next, &n);
+	if (n.run) {
 		/* The cached verdict keeps answering until the new probes' first
 		 * round ends. */
 		main_probes_free(h->run);
-		h->run = run;
-		probe_sched_start(run->sched);
+		h->run = n.run;
+		n.run = NULL;
+		probe_sched_start(h->run->sched);
 	}
-	if (ctl != h->ctl) {
-		ctl_free(h->ctl);
-		h->ctl = ctl;
-	}
+	h->ctl = ctl_reload_commit(h->ctl, n.ctl);
+	n.ctl = NULL;
 	options_free(&h->opts);
 	h->opts = next;
 	main_acl(&h->opts, &h->acl);
@@ -606,9 +628,7 @@ static void main_reload(evutil_socket_t sig, short what, void *arg)
 	}
 	return;
 fail:
-	if (ctl != h->ctl)
-		ctl_free(ctl);
-	main_probes_free(run);
+	main_next_abort(&n);
 	options_free(&next);
 	log_error("reload failed, keeping the running configuration: %s", err);
 	h->reloads_failed++;
@@ -620,6 +640,7 @@ fail:
 
 static int main_setup(struct happac *h)
 {
+	struct main_next next = { 0 };
 	char err[512];
 
 	h->base = event_base_new();
@@ -644,8 +665,11 @@ static int main_setup(struct happac *h)
 	}
 	main_acl(&h->opts, &h->acl);
 	agent_set_acl(h->agent, &h->acl);
-	if (main_listen(h, &h->opts, err, sizeof(err)) != 0)
+	if (main_listen_prepare(h, &h->opts, &next, err, sizeof(err)) != 0) {
+		main_next_abort(&next);
 		goto fail;
+	}
+	main_listen_commit(h, &h->opts, &next);
 
 	h->dns = evdns_base_new(h->base, EVDNS_BASE_INITIALIZE_NAMESERVERS |
 					    EVDNS_BASE_DISABLE_WHEN_INACTIVE);
@@ -658,8 +682,12 @@ static int main_setup(struct happac *h)
 	h->run = main_probes_new(h, &h->opts, err, sizeof(err));
 	if (!h->run)
 		goto fail;
-	if (main_ctl(h, &h->opts, &h->ctl, err, sizeof(err)) != 0)
-		goto fail;
+	if (h->opts.control_socket) {
+		h->ctl = ctl_new(h->base, h->opts.control_socket, h->opts.state_file,
+				 main_ctl_changed, h, err, sizeof(err));
+		if (!h->ctl)
+			goto fail;
+	}
 	if (h->ctl) {
 		const struct ctl_override *ov = ctl_get(h->ctl);
 

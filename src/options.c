@@ -948,12 +948,14 @@ static int options_build_profiles(struct options *o, char *err, size_t errlen)
 	o->profile_count = 0;
 	p = &o->profiles[o->profile_count++];
 	profile_from_endpoint(o->patroni_endpoint, p);
-	/* A section named like the -k profile tunes it (wrong-role, lag). */
+	/* A section named like the -k profile tunes it (wrong-role, lag, and
+	 * a port of its own: one more listener answering it). */
 	def = options_profile_find(o->profile_defs, o->profile_def_count, p->name);
 	if (def && def->rule == p->rule) {
 		p->wrong = def->wrong;
 		p->lag_full = def->lag_full;
 		p->lag_cut = def->lag_cut;
+		p->port = def->port;
 	}
 	for (int i = 0; i < o->profile_use.count; i++) {
 		char name[PROFILE_NAME_MAX];
@@ -1399,6 +1401,17 @@ void options_dump(const struct options *o, FILE *out)
 		if (p->port)
 			fprintf(out, "port = %d\n", p->port);
 	}
+	/* What the agent will listen on, as the settings above combine. */
+	fprintf(out, "\n# agent ports, on %s:\n", o->listen.count ? "each listen address"
+								 : "all addresses");
+	fprintf(out, "#   %d answers %s\n", o->port, o->profiles[0].name);
+	for (int i = 0; i < o->profile_count; i++)
+		if (o->profiles[i].port)
+			fprintf(out, "#   %d answers %s\n", o->profiles[i].port,
+				o->profiles[i].name);
+	if (o->profile_count > 1)
+		fprintf(out, "#   (each one answers instead the profile an agent-send line "
+			     "names)\n");
 }
 
 int options_is_list(const char *name)

@@ -423,6 +423,81 @@ static void test_new_errors(void **state)
 	event_base_free(base);
 }
 
+/* Reloads: the same socket under a new state file stays open (binding it
+ * anew would find it live: our own); a moved socket carries the override
+ * over, ramp included; a prepared server that is aborted leaves no file. */
+static void test_reload_handoff(void **state)
+{
+	struct event_base *base = event_base_new();
+	char sock[256], sock2[256], st1[256], st2[256], err[512] = "", reply[CTL_REPLY_MAX];
+	struct ctl_reload *r;
+	struct ctl_override o;
+	struct ctl *c;
+	struct stat st;
+
+	(void)state;
+	tmp_path(sock, sizeof(sock), "reload.sock");
+	tmp_path(sock2, sizeof(sock2), "reload2.sock");
+	tmp_path(st1, sizeof(st1), "reload1.state");
+	tmp_path(st2, sizeof(st2), "reload2.state");
+	unlink(st1);
+	unlink(st2);
+	c = ctl_new(base, sock, st1, on_change, NULL, err, sizeof(err));
+	if (!c)
+		fail_msg("ctl_new: %s", err);
+	server = c;
+	request(base, sock, "drain\n", reply, sizeof(reply));
+	assert_string_equal(reply, "ok drain\n");
+
+	/* Only the state file moves: the same server, the override written
+	 * to the new file. */
+	r = ctl_reload_prepare(c, base, sock, st2, on_change, NULL, err, sizeof(err));
+	if (!r)
+		fail_msg("prepare (state file only): %s", err);
+	assert_ptr_equal(ctl_reload_commit(c, r), c);
+	assert_int_equal(ctl_state_load(st2, &o, err, sizeof(err)), 0);
+	assert_int_equal(o.admin, CTL_ADMIN_DRAIN);
+	request(base, sock, "ready --ramp 10s\n", reply, sizeof(reply));
+	assert_string_equal(reply, "ok ready\n");
+	assert_int_equal(ctl_state_load(st2, &o, err, sizeof(err)), 0);
+	assert_int_equal(o.ramp_ms, 10000);
+
+	/* A prepared move that is aborted: the new socket file is gone, the
+	 * old server untouched. */
+	r = ctl_reload_prepare(c, base, sock2, NULL, on_change, NULL, err, sizeof(err));
+	if (!r)
+		fail_msg("prepare (move): %s", err);
+	assert_int_equal(stat(sock2, &st), 0);
+	ctl_reload_abort(r);
+	assert_int_equal(stat(sock2, &st), -1);
+	request(base, sock, "status\n", reply, sizeof(reply));
+	assert_non_null(strstr(reply, "\"ramp_ms\":10000"));
+
+	/* The move, without a state file: the override and its ramp carry
+	 * over, the old socket is gone. */
+	r = ctl_reload_prepare(c, base, sock2, NULL, on_change, NULL, err, sizeof(err));
+	if (!r)
+		fail_msg("prepare (move): %s", err);
+	c = ctl_reload_commit(c, r);
+	server = c;
+	assert_non_null(c);
+	assert_int_equal(stat(sock, &st), -1);
+	assert_int_equal(ctl_get(c)->admin, CTL_ADMIN_READY);
+	assert_int_equal(ctl_get(c)->prev_admin, CTL_ADMIN_DRAIN);
+	assert_int_equal(ctl_get(c)->ramp_ms, 10000);
+	assert_true(ctl_ramp_weight(c, ctl_get(c)->ramp_start_s + 5) == 50);
+	request(base, sock2, "maint\n", reply, sizeof(reply));
+	assert_string_equal(reply, "ok maint\n");
+
+	/* Off: the server goes, with its socket. */
+	r = ctl_reload_prepare(c, base, NULL, NULL, on_change, NULL, err, sizeof(err));
+	assert_non_null(r);
+	assert_null(ctl_reload_commit(c, r));
+	server = NULL;
+	assert_int_equal(stat(sock2, &st), -1);
+	event_base_free(base);
+}
+
 int main(void)
 {
 	assert_non_null(mkdtemp(tmpdir));
@@ -436,6 +511,7 @@ int main(void)
 		cmocka_unit_test(test_status_json),
 		cmocka_unit_test(test_server),
 		cmocka_unit_test(test_new_errors),
+		cmocka_unit_test(test_reload_handoff),
 	};
 	int rc = cmocka_run_group_tests(tests, NULL, NULL);
 	DIR *d = opendir(tmpdir);

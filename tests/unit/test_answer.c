@@ -1,0 +1,187 @@
+/* Unit tests for answer.c: what a profile keeps across a reload. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "answer.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#define HOLD_US 1800000 /* interval + timeout: 1s + 800ms */
+
+/* A replica node: Patroni's /replica says 200, its JSON says replica. */
+struct world {
+	struct probe_report pat, pg;
+	struct verdict_probe vpat, vpg;
+	struct patroni_json json;
+	struct profile_inputs in;
+	struct profile profiles[PROFILE_MAX];
+	int n;
+	struct answer *a;
+};
+
+static void world_init(struct world *w)
+{
+	memset(w, 0, sizeof(*w));
+	w->pat.result = PROBE_OK;
+	w->pat.http_status = 200;
+	w->pat.in_recovery = -1;
+	w->pat.lag_bytes = -1;
+	w->pg = w->pat;
+	w->pg.http_status = 0;
+	w->vpat = (struct verdict_probe){ "patroni", &w->pat, "127.0.0.1:8008", "/replica",
+					  "127.0.0.1" };
+	w->vpg = (struct verdict_probe){ "pgbouncer", &w->pg, "127.0.0.1:6432", NULL,
+					 "127.0.0.1" };
+	w->json.role = PATRONI_JSON_ROLE_REPLICA;
+	w->json.running = 1;
+	snprintf(w->json.state, sizeof(w->json.state), "running");
+	w->in.patroni = &w->vpat;
+	w->in.pg = &w->vpg;
+	w->in.json = &w->json;
+	w->in.lag_bytes = -1;
+	w->in.timeout_ms = 800;
+	w->in.ramp_weight = -1;
+	w->in.now_us = 1000000;
+	w->in.ready_window_ms = 10000;
+	w->in.hold_us = HOLD_US;
+	w->in.first_round = 1;
+	profile_from_endpoint("replica", &w->profiles[0]);
+	w->n = 1;
+	w->a = answer_new();
+	assert_non_null(w->a);
+}
+
+/* A profile called name with the built-in rule of rule. */
+static void named(struct profile *p, const char *name, const char *rule)
+{
+	assert_int_equal(profile_builtin(rule, p), 0);
+	snprintf(p->name, sizeof(p->name), "%s", name);
+}
+
+static void install(struct world *w)
+{
+	answer_set_profiles(w->a, w->profiles, w->n, 60000);
+}
+
+/* One round, t_us after the previous one. */
+static void round_at(struct world *w, int64_t t_us)
+{
+	w->in.now_us += t_us;
+	answer_update(w->a, &w->in, "test");
+	w->in.first_round = 0;
+}
+
+static const char *line(struct world *w, int i)
+{
+	size_t len;
+
+	return answer_line(w->a, i, &len);
+}
+
+/* "app" has been up for long by its rule; a reload gives "app" another rule
+ * that this node also satisfies. The role is new by that rule: it settles
+ * for the hold like any role that just became right, instead of inheriting
+ * the old rule's "right since long ago". */
+static void test_new_rule_same_name_settles(void **state)
+{
+	struct world w;
+
+	(void)state;
+	world_init(&w);
+	named(&w.profiles[w.n++], "app", "read-only");
+	install(&w);
+	round_at(&w, 0);
+	for (int i = 0; i < 5; i++)
+		round_at(&w, 1000000);
+	assert_string_equal(line(&w, 1), "up\n");
+	/* reload: "app" now means replica (this node is one) */
+	named(&w.profiles[1], "app", "replica");
+	install(&w);
+	round_at(&w, 1000000);
+	assert_string_equal(line(&w, 1), "down #patroni: replica role is new, settling\n");
+	round_at(&w, HOLD_US - 100000);
+	assert_string_equal(line(&w, 1), "down #patroni: replica role is new, settling\n");
+	round_at(&w, 200000);
+	assert_string_equal(line(&w, 1), "up\n");
+	answer_free(w.a);
+}
+
+/* The same rule under the same name keeps its memory: a reload that
+ * changes nothing about a profile does not flap it. */
+static void test_same_rule_keeps_hold_state(void **state)
+{
+	struct world w;
+
+	(void)state;
+	world_init(&w);
+	named(&w.profiles[w.n++], "app", "replica");
+	install(&w);
+	round_at(&w, 0);
+	round_at(&w, 1000000);
+	assert_string_equal(line(&w, 1), "up\n");
+	/* reload with another profile added: "app" is unchanged */
+	named(&w.profiles[w.n++], "other", "sync");
+	install(&w);
+	round_at(&w, 1000000);
+	assert_string_equal(line(&w, 1), "up\n");
+	assert_string_equal(line(&w, 0), "up\n");
+	answer_free(w.a);
+}
+
+/* A role that is settling under the new rule keeps settling from where it
+ * started when the next reload leaves the rule alone. */
+static void test_settling_continues_across_unchanged_reload(void **state)
+{
+	struct world w;
+
+	(void)state;
+	world_init(&w);
+	named(&w.profiles[w.n++], "app", "read-only");
+	install(&w);
+	round_at(&w, 0);
+	round_at(&w, 1000000);
+	named(&w.profiles[1], "app", "replica");
+	install(&w);
+	round_at(&w, 1000000);
+	assert_string_equal(line(&w, 1), "down #patroni: replica role is new, settling\n");
+	install(&w); /* the same profiles again */
+	round_at(&w, HOLD_US);
+	assert_string_equal(line(&w, 1), "up\n");
+	answer_free(w.a);
+}
+
+/* The first profile's endpoint is what Patroni's status code answers: a
+ * new endpoint under the same name is a new rule too. */
+static void test_new_endpoint_same_name_settles(void **state)
+{
+	struct world w;
+
+	(void)state;
+	world_init(&w);
+	install(&w);
+	round_at(&w, 0);
+	round_at(&w, 1000000);
+	assert_string_equal(line(&w, 0), "up\n");
+	profile_from_endpoint("replica?lag=16MB", &w.profiles[0]);
+	assert_string_equal(w.profiles[0].name, "replica");
+	install(&w);
+	round_at(&w, 1000000);
+	assert_string_equal(line(&w, 0), "down #patroni: replica role is new, settling\n");
+	answer_free(w.a);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_new_rule_same_name_settles),
+		cmocka_unit_test(test_same_rule_keeps_hold_state),
+		cmocka_unit_test(test_settling_continues_across_unchanged_reload),
+		cmocka_unit_test(test_new_endpoint_same_name_settles),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
