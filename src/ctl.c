@@ -416,11 +416,14 @@ static int ctl_state_line(char *text, struct ctl_override *v, int *key_line,
 		snprintf(why, len, "unknown key '%.40s'", name);
 		return -1;
 	}
-	*key = k;
 	if (key_line[k]) {
+		/* A second admin line makes the admin state ambiguous; a second
+		 * auxiliary one is ignored, the first one stands. */
+		*key = k == CTL_KEY_ADMIN ? k : -1;
 		snprintf(why, len, "'%s' given twice (first on line %d)", name, key_line[k]);
 		return -1;
 	}
+	*key = k;
 	key_line[k] = lineno;
 	switch ((enum ctl_key)k) {
 	case CTL_KEY_ADMIN:

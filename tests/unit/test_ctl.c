@@ -292,7 +292,7 @@ static void test_state_corrupt(void **state)
 	assert_true(o.ramp_start_s > 1.7e9);
 	assert_true(ctl_override_weight(&o, o.ramp_start_s + 1) < 5);
 	o = load_partial("admin = maint\nset_at = 5\nset_at = 6\n", 36, CTL_ADMIN_MAINT,
-			 ":3: 'set_at' given twice (first on line 2)");
+			 ":3: 'set_at' given twice (first on line 2) (line ignored)");
 	assert_float_equal(o.set_at_s, 5, 0);
 	/* Every bad line is named, not only the first. */
 	o = load_partial("admin = maint\nset_at = x\nuid = y\n", 33, CTL_ADMIN_MAINT,
