@@ -224,7 +224,8 @@ LOG_DEFINE(log_error, LOG_LEVEL_ERROR)
 void log_fatal(const char *fmt, ...)
 {
 	char msg[1024];
-	unsigned long long lost = log_lost_total;
+	unsigned long long lost;
+	int sent = 0;
 	va_list ap;
 
 	va_start(ap, fmt);
@@ -233,10 +234,15 @@ void log_fatal(const char *fmt, ...)
 	va_end(ap);
 	/* The loop is over: the reason to exit may wait a little for room. */
 	for (int waited = 0; waited <= LOG_FATAL_WAIT_MS; waited += 50) {
-		log_emit(LOG_LEVEL_ERROR, msg);
-		if (log_lost_total == lost && !log_tail_len)
+		if (!sent) {
+			lost = log_lost_total;
+			log_emit(LOG_LEVEL_ERROR, msg);
+			sent = log_lost_total == lost;
+		} else if (log_tail_len) {
+			log_put_line("", 0); /* the rest of a line a socket took part of */
+		}
+		if (sent && !log_tail_len)
 			break;
-		lost = log_lost_total;
 		poll(NULL, 0, 50);
 	}
 	exit(1);
