@@ -2,11 +2,15 @@
  *
  * The server runs on the daemon's loop and never blocks it on a client: every
  * connection has a bounded line, one deadline set at accept, and there is a
- * cap on how many are open. The only blocking calls are the state file's
- * write + fsync, a few hundred bytes once per operator command, accepted on
- * purpose: an override that does not survive a restart would be worse. */
+ * cap on how many are open. Nor on the disk: the state file's write and
+ * fsync run on a writer thread (ctl_writer.c), the latest override wins, and
+ * only the operator who made a change waits for it to be on disk; the agent
+ * line says it at once. Reading the state file at start (and at a reload
+ * that moves it) is the one blocking disk access left: a few hundred bytes,
+ * before anything is answered from it. */
 #include "ctl.h"
 
+#include "ctl_writer.h"
 #include "log.h"
 #include "options.h"
 
@@ -69,6 +73,8 @@ struct ctl_conn {
 	struct event *rd, *wr, *deadline;
 	uid_t uid;
 	pid_t pid;
+	uint64_t wait_gen;         /* > 0: the reply waits for this state-file write */
+	enum ctl_admin want;       /* what the change it waits for set */
 	size_t in_len, out_off, out_len; /* out_len > 0: the reply is decided */
 	char in[CTL_LINE_MAX];
 	char out[CTL_REPLY_MAX];
@@ -87,6 +93,12 @@ struct ctl {
 	void *arg;
 	struct ctl_override ov;
 	int saved;                 /* the state file holds ov */
+	int restored;              /* ov was read from the state file */
+	struct ctl_writer *writer; /* NULL: no state file */
+	uint64_t gen;              /* the latest override handed to the writer */
+	int64_t ready_since_us;    /* monotonic: the caller began saying `ready`
+				    * for the latest change; 0: not yet */
+	struct ctl *next_live;     /* every live ctl, for same-file hand-overs */
 	int64_t ramp_mono_start_us;
 	int ramp_last_weight;
 	struct ctl_conn *conns;    /* open */
@@ -378,32 +390,41 @@ static char *ctl_trim(char *s)
 	return s;
 }
 
-/* One "key = value" line into v; -1 with why set. */
+/* One "key = value" line into v; -1 with why set. *key is the key the line
+ * names (-1: none), so that the caller can tell a bad admin line, which
+ * decides whether a node is in service, from a bad auxiliary one. A bad
+ * value leaves v's field at its safe value: set_at unknown (0), uid unknown
+ * ((uid_t)-1), prev ready (nothing owed to HAProxy), no ramp. */
 static int ctl_state_line(char *text, struct ctl_override *v, int *key_line,
-			  int lineno, char *why, size_t len)
+			  int lineno, int *key, char *why, size_t len)
 {
-	char *eq = strchr(text, '='), *key, *value;
+	char *eq = strchr(text, '='), *name, *value;
 	unsigned long long u;
 	int k, bad = 0;
 
+	*key = -1;
 	if (!eq) {
 		snprintf(why, len, "expected 'key = value', got '%.40s'", text);
 		return -1;
 	}
 	*eq = '\0';
-	key = ctl_trim(text);
+	name = ctl_trim(text);
 	value = ctl_trim(eq + 1);
 	for (k = 0; k < CTL_KEY_COUNT; k++)
-		if (!strcmp(key, ctl_key_names[k]))
+		if (!strcmp(name, ctl_key_names[k]))
 			break;
 	if (k == CTL_KEY_COUNT) {
-		snprintf(why, len, "unknown key '%.40s'", key);
+		snprintf(why, len, "unknown key '%.40s'", name);
 		return -1;
 	}
 	if (key_line[k]) {
-		snprintf(why, len, "'%s' given twice (first on line %d)", key, key_line[k]);
+		/* A second admin line makes the admin state ambiguous; a second
+		 * auxiliary one is ignored, the first one stands. */
+		*key = k == CTL_KEY_ADMIN ? k : -1;
+		snprintf(why, len, "'%s' given twice (first on line %d)", name, key_line[k]);
 		return -1;
 	}
+	*key = k;
 	key_line[k] = lineno;
 	switch ((enum ctl_key)k) {
 	case CTL_KEY_ADMIN:
@@ -411,45 +432,80 @@ static int ctl_state_line(char *text, struct ctl_override *v, int *key_line,
 		break;
 	case CTL_KEY_PREV:
 		bad = ctl_parse_admin(value, &v->prev_admin);
+		if (bad)
+			v->prev_admin = CTL_ADMIN_READY;
 		break;
 	case CTL_KEY_UID:
-		/* (uid_t)-1 is "no user" in chown(2): never a real uid. */
+		/* (uid_t)-1 is "no user" in chown(2): never a real uid, so it
+		 * stands for "unknown". */
 		bad = ctl_parse_uint(value, UINT32_MAX - 1, &u);
-		if (!bad)
-			v->uid = (uid_t)u;
+		v->uid = bad ? (uid_t)-1 : (uid_t)u;
 		break;
 	case CTL_KEY_SET_AT:
 		bad = ctl_parse_time(value, &v->set_at_s);
+		if (bad)
+			v->set_at_s = 0;
 		break;
 	case CTL_KEY_RAMP_MS:
 		bad = ctl_parse_uint(value, CTL_RAMP_MAX_MS, &u) ||
 		      (u != 0 && u < CTL_RAMP_MIN_MS);
-		if (!bad)
-			v->ramp_ms = (int)u;
+		v->ramp_ms = bad ? 0 : (int)u;
 		break;
 	case CTL_KEY_RAMP_START:
 		bad = ctl_parse_time(value, &v->ramp_start_s);
+		if (bad)
+			v->ramp_start_s = 0;
 		break;
 	case CTL_KEY_COUNT:
 		log_fatal("ctl: impossible state file key %d", k);
 	}
 	if (bad) {
-		snprintf(why, len, "bad %s '%.40s'", key, value);
+		snprintf(why, len, "bad %s '%.40s'", name, value);
 		return -1;
 	}
 	return 0;
+}
+
+/* Add "PATH:LINE: why (what)" to the warnings in err. */
+static void ctl_state_warn(struct ctl_buf *b, const char *path, int lineno,
+			   const char *why, const char *what)
+{
+	ctl_buf_add(b, "%s%s:%d: %s (%s)", b->used ? "; " : "", path, lineno, why, what);
+}
+
+/* What a bad auxiliary line costs, for the warning. */
+static const char *ctl_state_ignored(int key)
+{
+	switch (key) {
+	case CTL_KEY_PREV:
+		return "taken as ready: no `ready` owed to HAProxy";
+	case CTL_KEY_UID:
+		return "who set it is unknown";
+	case CTL_KEY_SET_AT:
+		return "when it was set is unknown";
+	case CTL_KEY_RAMP_MS:
+		return "no weight ramp";
+	case CTL_KEY_RAMP_START:
+		return "a ramp starts again from 1%";
+	default:
+		return "line ignored";
+	}
 }
 
 int ctl_state_load(const char *path, struct ctl_override *o, char *err, size_t errlen)
 {
 	FILE *f = fopen(path, "re");
 	struct ctl_override v;
-	int key_line[CTL_KEY_COUNT] = { 0 }, lineno = 0, rc = -1;
-	char *line = NULL, why[160] = "";
+	struct ctl_buf warn = { err, errlen, 0 };
+	int key_line[CTL_KEY_COUNT] = { 0 }, lineno = 0, rc = -1, key;
+	int first_bad = 0;
+	char *line = NULL, why[160] = "", first_why[160] = "";
 	size_t cap = 0;
 	ssize_t n;
 
 	ctl_override_none(o);
+	if (errlen)
+		err[0] = '\0';
 	if (!f) {
 		if (errno == ENOENT)
 			return 1;
@@ -461,41 +517,60 @@ int ctl_state_load(const char *path, struct ctl_override *o, char *err, size_t e
 		char *text;
 
 		lineno++;
+		key = -1;
 		if (n >= CTL_LINE_MAX) {
 			snprintf(why, sizeof(why), "line too long");
-			goto bad_line;
-		}
-		if (memchr(line, '\0', (size_t)n)) {
+		} else if (memchr(line, '\0', (size_t)n)) {
 			snprintf(why, sizeof(why), "NUL byte");
-			goto bad_line;
+		} else {
+			text = ctl_trim(line);
+			if (*text == '\0' || *text == '#')
+				continue;
+			if (ctl_state_line(text, &v, key_line, lineno, &key, why,
+					   sizeof(why)) == 0)
+				continue;
 		}
-		text = ctl_trim(line);
-		if (*text == '\0' || *text == '#')
-			continue;
-		if (ctl_state_line(text, &v, key_line, lineno, why, sizeof(why)) != 0)
-			goto bad_line;
+		/* The admin line decides whether this node takes traffic: a bad
+		 * one is never guessed around. */
+		if (key == CTL_KEY_ADMIN) {
+			snprintf(err, errlen, "%s:%d: %s", path, lineno, why);
+			goto out;
+		}
+		if (!first_bad) {
+			first_bad = lineno;
+			snprintf(first_why, sizeof(first_why), "%s", why);
+		}
+		ctl_state_warn(&warn, path, lineno, why, ctl_state_ignored(key));
 	}
 	if (ferror(f)) {
 		snprintf(err, errlen, "%s: read error: %s", path, strerror(errno));
 		goto out;
 	}
 	if (!key_line[CTL_KEY_ADMIN]) {
-		snprintf(err, errlen, "%s:%d: no 'admin' line (a truncated or foreign file?)",
-			 path, lineno);
+		if (first_bad)
+			snprintf(err, errlen, "%s:%d: %s, and no valid 'admin' line", path,
+				 first_bad, first_why);
+		else
+			snprintf(err, errlen, "%s:%d: no 'admin' line (a truncated or "
+				 "foreign file?)", path, lineno);
 		goto out;
 	}
-	if (v.ramp_ms && (v.admin != CTL_ADMIN_READY || v.ramp_start_s <= 0)) {
-		snprintf(err, errlen, "%s:%d: ramp_ms needs admin = ready and a ramp_start",
-			 path, key_line[CTL_KEY_RAMP_MS]);
-		goto out;
+	if (v.ramp_ms && v.admin != CTL_ADMIN_READY) {
+		ctl_state_warn(&warn, path, key_line[CTL_KEY_RAMP_MS],
+			       "ramp_ms needs admin = ready", "no weight ramp");
+		v.ramp_ms = 0;
+	} else if (v.ramp_ms && v.ramp_start_s <= 0) {
+		/* The ramp's length is known, its progress is not: start it
+		 * again rather than send full weight to a node warming up. */
+		ctl_state_warn(&warn, path, key_line[CTL_KEY_RAMP_MS],
+			       "ramp_ms without a valid ramp_start",
+			       "the ramp starts again from 1%");
+		v.ramp_start_s = ctl_wall_s();
 	}
 	if (!v.ramp_ms)
 		v.ramp_start_s = 0;
 	*o = v;
-	rc = 0;
-	goto out;
-bad_line:
-	snprintf(err, errlen, "%s:%d: %s", path, lineno, why);
+	rc = warn.used ? 2 : 0;
 out:
 	free(line);
 	fclose(f);
@@ -621,23 +696,78 @@ int ctl_ramp_weight(const struct ctl *c, double now_s)
 	return ctl_override_weight(&c->ov, now_s);
 }
 
+static uint64_t ctl_save(struct ctl *c);
+
+void ctl_answered(struct ctl *c, int64_t now_us, int ready_window_ms)
+{
+	if (c->ov.admin != CTL_ADMIN_READY || c->ov.prev_admin == CTL_ADMIN_READY) {
+		c->ready_since_us = 0;
+		return;
+	}
+	if (!c->ready_since_us) {
+		/* 0 is "not yet": a clock that reads 0 counts from 1us. */
+		c->ready_since_us = now_us ? now_us : 1;
+		return;
+	}
+	if (now_us - c->ready_since_us < (int64_t)ready_window_ms * 1000)
+		return;
+	/* Every HAProxy has heard `ready`: nothing is owed any more, and a
+	 * later start must not say it again (it would undo a state an
+	 * operator has set by hand in HAProxy since). */
+	log_info("override: said ready for the ready window after %s; a restart will "
+		 "not say it again", ctl_admin_names[c->ov.prev_admin]);
+	c->ov.prev_admin = CTL_ADMIN_READY;
+	c->ready_since_us = 0;
+	ctl_save(c);
+}
+
 /* ---- changes */
 
-/* Persist c->ov; on failure the override still holds in memory (an operator
- * who drains in an emergency wants the drain, disk or not) and why says so. */
-static int ctl_save(struct ctl *c, char *why, size_t len)
+/* Hand c->ov to the writer. Returns the generation to wait for, 0 without
+ * a state file. On failure the override still holds in memory (an operator
+ * who drains in an emergency wants the drain, disk or not): ctl_saved()
+ * says so. */
+static uint64_t ctl_save(struct ctl *c)
 {
-	if (!c->state_path) {
-		c->saved = 0;
+	c->saved = 0;
+	if (!c->writer)
 		return 0;
+	c->gen = ctl_writer_put(c->writer, &c->ov);
+	return c->gen;
+}
+
+static void ctl_conn_reply(struct ctl_conn *conn, const char *text);
+
+/* The reply to a change, once the disk has answered. */
+static void ctl_saved_reply(struct ctl_conn *conn, int rc, const char *err)
+{
+	char reply[CTL_REPLY_MAX - 1];
+
+	if (rc != 0)
+		snprintf(reply, sizeof(reply), "ok %s (not saved, lost on restart: %s)",
+			 ctl_admin_names[conn->want], err);
+	else
+		snprintf(reply, sizeof(reply), "ok %s", ctl_admin_names[conn->want]);
+	conn->wait_gen = 0;
+	ctl_conn_reply(conn, reply);
+}
+
+/* A state-file write ended (on the loop thread): every change up to gen is
+ * settled, and the requesters that waited for them get their reply. */
+static void ctl_saved(void *arg, uint64_t gen, int rc, const char *err)
+{
+	struct ctl *c = arg;
+	struct ctl_conn *conn, *next;
+
+	if (gen == c->gen)
+		c->saved = rc == 0;
+	if (rc != 0)
+		log_warn("override: %s: it holds only until happac stops", err);
+	for (conn = c->conns; conn; conn = next) {
+		next = conn->next; /* a reply may end the connection */
+		if (conn->wait_gen && conn->wait_gen <= gen)
+			ctl_saved_reply(conn, rc, err);
 	}
-	if (ctl_state_save(c->state_path, &c->ov, why, len) != 0) {
-		log_warn("override: %s: it holds only until happac stops", why);
-		c->saved = 0;
-		return -1;
-	}
-	c->saved = 1;
-	return 0;
 }
 
 static void ctl_ramp_tick(evutil_socket_t fd, short what, void *arg);
@@ -670,7 +800,6 @@ static void ctl_ramp_tick(evutil_socket_t fd, short what, void *arg)
 	struct ctl *c = arg;
 	int64_t elapsed_us = ctl_mono_us() - c->ramp_mono_start_us;
 	double now = ctl_wall_s(), drift;
-	char why[256];
 	int w;
 
 	(void)fd;
@@ -681,7 +810,7 @@ static void ctl_ramp_tick(evutil_socket_t fd, short what, void *arg)
 		c->ov.ramp_ms = 0;
 		c->ov.ramp_start_s = 0;
 		event_del(c->tick);
-		ctl_save(c, why, sizeof(why));
+		ctl_save(c);
 		c->changed(c->arg);
 		return;
 	}
@@ -690,7 +819,7 @@ static void ctl_ramp_tick(evutil_socket_t fd, short what, void *arg)
 		log_warn("override: the wall clock stepped %+.1fs during the weight ramp; "
 			 "the ramp keeps its pace", drift);
 		c->ov.ramp_start_s = now - (double)elapsed_us / 1e6;
-		ctl_save(c, why, sizeof(why));
+		ctl_save(c);
 	}
 	w = ctl_override_weight(&c->ov, now);
 	if (w != c->ramp_last_weight) {
@@ -707,19 +836,20 @@ static const char *ctl_was(const struct ctl_override *o)
 	return ctl_admin_names[o->admin];
 }
 
-/* Carry out a request; reply gets the line to send (no newline). */
-static void ctl_apply(struct ctl *c, const struct ctl_request *req, uid_t uid,
-		      pid_t pid, char *reply, size_t len)
+/* Carry out a request. Returns 0 with reply set to the line to send (no
+ * newline), or the state-file generation the reply waits for, *want set. */
+static uint64_t ctl_apply(struct ctl *c, const struct ctl_request *req, uid_t uid,
+			  pid_t pid, char *reply, size_t len, enum ctl_admin *wantp)
 {
 	struct ctl_override next = c->ov;
 	double now = ctl_wall_s();
 	enum ctl_admin want;
-	char why[256];
+	uint64_t gen;
 
 	switch (req->cmd) {
 	case CTL_CMD_STATUS:
 		ctl_status(c, now, reply, len);
-		return;
+		return 0;
 	case CTL_CMD_DRAIN:
 		want = CTL_ADMIN_DRAIN;
 		break;
@@ -737,9 +867,16 @@ static void ctl_apply(struct ctl *c, const struct ctl_request *req, uid_t uid,
 		log_info("override: %s requested by uid %u (pid %d): already in effect",
 			 ctl_admin_names[want], (unsigned)uid, (int)pid);
 		snprintf(reply, len, "ok %s", ctl_admin_names[want]);
-		return;
+		return 0;
 	}
-	next.prev_admin = c->ov.admin;
+	/* ready -> ready with a ramp (or back) keeps the `ready` still owed to
+	 * HAProxy for an earlier drain/maint, and the time it has been said. */
+	if (want == CTL_ADMIN_READY && c->ov.admin == CTL_ADMIN_READY) {
+		next.prev_admin = c->ov.prev_admin;
+	} else {
+		next.prev_admin = c->ov.admin;
+		c->ready_since_us = 0;
+	}
 	next.admin = want;
 	next.uid = uid;
 	next.set_at_s = now;
@@ -755,14 +892,13 @@ static void ctl_apply(struct ctl *c, const struct ctl_request *req, uid_t uid,
 	event_del(c->tick);
 	if (next.ramp_ms)
 		ctl_ramp_begin(c);
-	if (ctl_save(c, why, sizeof(why)) != 0)
-		snprintf(reply, len, "ok %s (not saved, lost on restart: %s)",
-			 ctl_admin_names[want], why);
-	else
-		snprintf(reply, len, "ok %s", ctl_admin_names[want]);
-	/* Before the reply: when `happac ctl` returns, the agent line already
-	 * says it. */
+	gen = ctl_save(c);
+	snprintf(reply, len, "ok %s", ctl_admin_names[want]);
+	*wantp = want;
+	/* Before the reply, and before the disk: when `happac ctl` returns, the
+	 * agent line already says it, however slow the disk. */
 	c->changed(c->arg);
+	return gen;
 }
 
 /* ---- connections */
@@ -866,7 +1002,14 @@ static void ctl_conn_request(struct ctl_conn *conn, size_t len)
 			 (unsigned)conn->uid, (int)conn->pid, err);
 		snprintf(reply, sizeof(reply), "error %s", err);
 	} else {
-		ctl_apply(conn->ctl, &req, conn->uid, conn->pid, reply, sizeof(reply));
+		conn->wait_gen = ctl_apply(conn->ctl, &req, conn->uid, conn->pid, reply,
+					   sizeof(reply), &conn->want);
+		if (conn->wait_gen) {
+			/* The change is in effect; the reply says whether it is
+			 * on disk, when the writer knows (ctl_saved). */
+			event_del(conn->rd);
+			return;
+		}
 	}
 	ctl_conn_reply(conn, reply);
 }
@@ -913,12 +1056,21 @@ static void ctl_conn_read(evutil_socket_t fd, short what, void *arg)
 static void ctl_conn_timeout(evutil_socket_t fd, short what, void *arg)
 {
 	struct ctl_conn *conn = arg;
-	char msg[80];
+	char msg[128];
 	int n;
 
 	(void)fd;
 	(void)what;
-	if (conn->out_len == 0) {
+	if (conn->wait_gen) {
+		/* The change holds; only its write is slow. */
+		n = snprintf(msg, sizeof(msg), "ok %s (not saved yet: the state file write "
+			     "is still running after %dms)\n", ctl_admin_names[conn->want],
+			     CTL_DEADLINE_MS);
+		log_warn("override: the state file write for %s is still running after "
+			 "%dms (a slow disk?)", ctl_admin_names[conn->want], CTL_DEADLINE_MS);
+		if (send(conn->fd, msg, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
+			log_debug("control: timeout reply lost: %s", strerror(errno));
+	} else if (conn->out_len == 0) {
 		/* Best effort: a client still listening learns why it was cut. */
 		n = snprintf(msg, sizeof(msg), "error timeout: no complete request within %dms\n",
 			     CTL_DEADLINE_MS);
@@ -1100,36 +1252,71 @@ static int ctl_listen(struct ctl *c, char *err, size_t errlen)
 
 /* ---- life cycle */
 
-static void ctl_restore(struct ctl *c)
-{
-	char err[PATH_MAX + 200], when[32];
-	double now = ctl_wall_s();
-	int r = ctl_state_load(c->state_path, &c->ov, err, sizeof(err));
+/* Every live ctl (loop thread only): a new instance for the same state file
+ * (a reload that moves the socket) first waits for the old one's writes. */
+static struct ctl *ctl_live;
 
-	c->saved = r >= 0;
+/* Read the override from the state file into c->ov. A bad admin line, an
+ * unreadable file, or none that names the admin state, is an error:
+ * starting without it could put a node in maintenance back into service.
+ * Bad auxiliary fields cost only themselves, with a warning naming each.
+ * Changes nothing but c, so a reload can still be abandoned after it. */
+static int ctl_restore_load(struct ctl *c, char *err, size_t errlen)
+{
+	char why[1024];
+	int r;
+
+	for (struct ctl *o = ctl_live; o; o = o->next_live)
+		if (o->writer && !strcmp(o->state_path, c->state_path))
+			ctl_writer_flush(o->writer);
+	r = ctl_state_load(c->state_path, &c->ov, why, sizeof(why));
 	if (r < 0) {
-		log_warn("override: ignoring the state file: %s; starting without an "
-			 "override", err);
-		return;
+		snprintf(err, errlen, "cannot restore the operator override from %s; "
+			 "refusing to start rather than guess whether this node is in "
+			 "maintenance: correct or remove the file", why);
+		return -1;
 	}
-	if (r == 1)
+	c->saved = r != 2;
+	c->restored = r != 1;
+	if (r == 2)
+		log_warn("override: keeping admin = %s from the state file, without its "
+			 "bad fields: %s", ctl_admin_names[c->ov.admin], why);
+	return 0;
+}
+
+/* Put a loaded override in force: its ramp ticks again, and the log says
+ * what was restored. */
+static void ctl_restore_apply(struct ctl *c)
+{
+	char when[32], who[32];
+	double now = ctl_wall_s();
+
+	if (!c->restored)
 		return;
 	ctl_iso(c->ov.set_at_s, when, sizeof(when));
+	if (c->ov.set_at_s <= 0)
+		snprintf(when, sizeof(when), "an unknown time");
+	if (c->ov.uid == (uid_t)-1)
+		snprintf(who, sizeof(who), "an unknown uid");
+	else
+		snprintf(who, sizeof(who), "uid %u", (unsigned)c->ov.uid);
 	if (c->ov.ramp_ms && ctl_override_weight(&c->ov, now) < 0) {
 		log_info("override: the weight ramp in %s ended while happac was stopped",
 			 c->state_path);
 		c->ov.ramp_ms = 0;
 		c->ov.ramp_start_s = 0;
-		ctl_save(c, err, sizeof(err));
+		ctl_save(c);
 	} else if (c->ov.ramp_ms) {
 		ctl_ramp_begin(c);
-		log_info("override: restored a %.1fs weight ramp from %s (set by uid %u at %s): "
-			 "now %d%%", c->ov.ramp_ms / 1000.0, c->state_path,
-			 (unsigned)c->ov.uid, when, ctl_override_weight(&c->ov, now));
+		log_info("override: restored a %.1fs weight ramp from %s (set by %s at %s): "
+			 "now %d%%", c->ov.ramp_ms / 1000.0, c->state_path, who, when,
+			 ctl_override_weight(&c->ov, now));
 	} else if (c->ov.admin != CTL_ADMIN_READY) {
-		log_info("override: restored %s from %s (set by uid %u at %s)",
-			 ctl_admin_names[c->ov.admin], c->state_path, (unsigned)c->ov.uid,
-			 when);
+		log_info("override: restored %s from %s (set by %s at %s)",
+			 ctl_admin_names[c->ov.admin], c->state_path, who, when);
+	} else if (c->ov.prev_admin != CTL_ADMIN_READY) {
+		log_info("override: %s ended before happac stopped; `ready` is said again "
+			 "for the ready window", ctl_admin_names[c->ov.prev_admin]);
 	}
 }
 
@@ -1152,11 +1339,12 @@ static int ctl_check_state_dir(const char *state_path, char *err, size_t errlen)
 	return 0;
 }
 
-/* A server with its socket bound and listening, not accepting yet and with
- * no override: ctl_start() begins. */
+/* A server with its socket bound and listening, not accepting yet, its
+ * state file's writer running, and (with restore) the override read from
+ * the state file but not yet in force: ctl_start() begins. */
 static struct ctl *ctl_open(struct event_base *base, const char *socket_path,
-			    const char *state_path, void (*changed)(void *arg), void *arg,
-			    char *err, size_t errlen)
+			    const char *state_path, int restore,
+			    void (*changed)(void *arg), void *arg, char *err, size_t errlen)
 {
 	struct ctl *c = calloc(1, sizeof(*c));
 
@@ -1180,8 +1368,13 @@ static struct ctl *ctl_open(struct event_base *base, const char *socket_path,
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
-	if (c->state_path && ctl_check_state_dir(c->state_path, err, errlen) != 0)
-		goto fail;
+	if (c->state_path) {
+		if (ctl_check_state_dir(c->state_path, err, errlen) != 0)
+			goto fail;
+		c->writer = ctl_writer_new(base, c->state_path, ctl_saved, c, err, errlen);
+		if (!c->writer)
+			goto fail;
+	}
 	if (ctl_listen(c, err, errlen) != 0)
 		goto fail;
 	c->accept_ev = event_new(base, c->fd, EV_READ | EV_PERSIST, ctl_accept, c);
@@ -1189,6 +1382,10 @@ static struct ctl *ctl_open(struct event_base *base, const char *socket_path,
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
+	c->next_live = ctl_live;
+	ctl_live = c;
+	if (restore && c->state_path && ctl_restore_load(c, err, errlen) != 0)
+		goto fail;
 	return c;
 fail:
 	ctl_free(c);
@@ -1207,12 +1404,11 @@ struct ctl *ctl_new(struct event_base *base, const char *socket_path,
 		    const char *state_path, void (*changed)(void *arg), void *arg,
 		    char *err, size_t errlen)
 {
-	struct ctl *c = ctl_open(base, socket_path, state_path, changed, arg, err, errlen);
+	struct ctl *c = ctl_open(base, socket_path, state_path, 1, changed, arg, err, errlen);
 
 	if (!c)
 		return NULL;
-	if (c->state_path)
-		ctl_restore(c);
+	ctl_restore_apply(c);
 	ctl_start(c);
 	return c;
 }
@@ -1223,6 +1419,7 @@ struct ctl_reload {
 	int keep;           /* the running server stays: same socket */
 	int state_changed;  /* keep: state_path replaces the running one */
 	char *state_path;
+	struct ctl_writer *writer; /* keep: the new state file's writer */
 	struct ctl *fresh;  /* a server on a new socket; NULL with !keep: off */
 };
 
@@ -1271,10 +1468,16 @@ struct ctl_reload *ctl_reload_prepare(struct ctl *cur, struct event_base *base,
 				snprintf(err, errlen, "out of memory");
 				goto fail;
 			}
+			r->writer = ctl_writer_new(base, state_path, ctl_saved, cur, err, errlen);
+			if (!r->writer)
+				goto fail;
 		}
 		return r;
 	}
-	r->fresh = ctl_open(base, socket_path, state_path, changed, arg, err, errlen);
+	/* A running server hands its override over; only a first one reads
+	 * the state file. */
+	r->fresh = ctl_open(base, socket_path, state_path, cur == NULL, changed, arg, err,
+			    errlen);
 	if (!r->fresh)
 		goto fail;
 	return r;
@@ -1283,18 +1486,17 @@ fail:
 	return NULL;
 }
 
-/* Persist the override in force in c's (new) state file. */
+/* Persist the override in force in c's (new) state file; a failed write
+ * is logged by ctl_saved(). */
 static void ctl_save_moved(struct ctl *c)
 {
-	char why[PATH_MAX + 200];
-
 	if (!c->state_path) {
 		c->saved = 0;
 		return;
 	}
-	if (ctl_save(c, why, sizeof(why)) == 0)
-		log_info("control: state now in %s (override: %s)", c->state_path,
-			 ctl_was(&c->ov));
+	ctl_save(c);
+	log_info("control: state now in %s (override: %s)", c->state_path,
+		 ctl_was(&c->ov));
 }
 
 /* The new server c takes over old's override, ramp included: what HAProxy
@@ -1322,6 +1524,14 @@ struct ctl *ctl_reload_commit(struct ctl *cur, struct ctl_reload *r)
 	if (r->keep) {
 		c = cur;
 		if (r->state_changed) {
+			/* The old file's pending writes finish (and their
+			 * requesters hear of them) before the new file takes
+			 * over. */
+			if (c->writer)
+				ctl_writer_flush(c->writer);
+			ctl_writer_free(c->writer);
+			c->writer = r->writer;
+			r->writer = NULL;
 			free(c->state_path);
 			c->state_path = r->state_path;
 			r->state_path = NULL;
@@ -1335,8 +1545,8 @@ struct ctl *ctl_reload_commit(struct ctl *cur, struct ctl_reload *r)
 		r->fresh = NULL;
 		if (cur)
 			ctl_adopt(c, cur);
-		else if (c->state_path)
-			ctl_restore(c);
+		else
+			ctl_restore_apply(c);
 		ctl_start(c);
 		ctl_free(cur);
 	} else {
@@ -1354,6 +1564,7 @@ void ctl_reload_abort(struct ctl_reload *r)
 	if (!r)
 		return;
 	ctl_free(r->fresh);
+	ctl_writer_free(r->writer);
 	free(r->state_path);
 	free(r);
 }
@@ -1364,9 +1575,16 @@ void ctl_free(struct ctl *c)
 
 	if (!c)
 		return;
+	for (struct ctl **pp = &ctl_live; *pp; pp = &(*pp)->next_live)
+		if (*pp == c) {
+			*pp = c->next_live;
+			break;
+		}
 	while (c->conns)
 		ctl_conn_done(c->conns);
 	ctl_reap(-1, 0, c);
+	/* Writes what is still pending: a change is never lost to a stop. */
+	ctl_writer_free(c->writer);
 	if (c->accept_ev)
 		event_free(c->accept_ev);
 	if (c->fd >= 0) {

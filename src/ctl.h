@@ -15,6 +15,7 @@
 #define HAPPAC_CTL_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 struct event_base;
@@ -46,9 +47,12 @@ struct ctl_override {
 /* Listen on socket_path (a unix stream socket, mode 0660; a stale socket
  * file is replaced, a live one or a non-socket is left alone and is an
  * error; the directory must exist) and restore the override from state_path
- * (NULL: no persistence; its directory must exist). A corrupt state file is
- * logged with its name and line and treated as no override. changed(arg) is
- * called after every accepted change, before the requester gets its "ok",
+ * (NULL: no persistence; its directory must exist). A state file whose admin
+ * line is bad or missing, or that cannot be read, is an error (the node may
+ * be in maintenance: never guessed); bad auxiliary fields are logged with
+ * file and line and dropped. Changes are written by a thread (ctl_writer.h).
+ * changed(arg) is called after every accepted change, before the requester
+ * gets its "ok" (which waits for the state file, up to CTL_DEADLINE_MS),
  * and when a ramp's weight moves or the ramp ends; it must not free the ctl.
  * Returns NULL with err set (one line naming the path) on failure. */
 struct ctl *ctl_new(struct event_base *base, const char *socket_path,
@@ -59,6 +63,13 @@ const struct ctl_override *ctl_get(const struct ctl *c);
 /* During a ramp: the weight in percent (1..100) at wall time now_s; -1 when
  * no ramp runs (none, or it has finished). */
 int ctl_ramp_weight(const struct ctl *c, double now_s);
+/* The caller has just composed the agent lines from the override, at
+ * monotonic time now_us, and says `ready` for ready_window_ms after a
+ * drain/maint it reported ends. Once `ready` has been said for that whole
+ * window, prev is forgotten and saved, so that a later start answers plain
+ * `up`; a start inside the window says `ready` for a whole window again
+ * (HAProxy may not have heard it). */
+void ctl_answered(struct ctl *c, int64_t now_us, int ready_window_ms);
 /* The status JSON object (no newline) into buf; returns its length. The same
  * text `happac ctl status` prints, for the HTTP /status page. */
 size_t ctl_status(const struct ctl *c, double now_s, char *buf, size_t len);
@@ -108,12 +119,16 @@ int ctl_request_parse(const char *line, size_t len, struct ctl_request *req,
  * A wall clock behind the ramp's start counts as its start. */
 int ctl_override_weight(const struct ctl_override *o, double now_s);
 /* Read a state file into o. Returns 0 (loaded), 1 (no such file: o is "no
- * override"), or -1 with err "PATH:LINE: what" (or "PATH: what") and o "no
- * override". */
+ * override"), 2 (loaded, but bad auxiliary lines were dropped: prev, uid,
+ * set_at or the ramp took safe values, and err lists each as "PATH:LINE:
+ * what (what it costs)", joined by "; "), or -1 with err "PATH:LINE: what"
+ * (or "PATH: what") and o "no override" when the admin state is not known:
+ * a bad, repeated or missing admin line, or an unreadable file. */
 int ctl_state_load(const char *path, struct ctl_override *o, char *err,
 		   size_t errlen);
 /* Write o to path atomically (PATH.tmp, fsync, rename, fsync of the
- * directory). Returns 0, or -1 with err naming the path. */
+ * directory). Blocks on the disk: the daemon calls it from its writer
+ * thread only. Returns 0, or -1 with err naming the path. */
 int ctl_state_save(const char *path, const struct ctl_override *o, char *err,
 		   size_t errlen);
 /* The status JSON of o (state_path may be NULL; saved: the last write

@@ -1,4 +1,5 @@
-/* log.h - leveled logging to stderr (journald keeps it). */
+/* log.h - leveled logging to stderr (journald keeps it), never blocking:
+ * a line stderr cannot take at once is dropped and counted. */
 #ifndef HAPPAC_LOG_H
 #define HAPPAC_LOG_H
 
@@ -10,6 +11,9 @@ enum log_level { LOG_LEVEL_DEBUG, LOG_LEVEL_INFO, LOG_LEVEL_WARN, LOG_LEVEL_ERRO
 void log_set_level(enum log_level level);
 /* True when debug lines would be printed; lets callers skip building them. */
 int log_debug_enabled(void);
+/* Lines dropped because stderr could not take them without blocking (a
+ * stuck journald, a pipe nobody reads); the log says how many, too. */
+unsigned long long log_dropped(void);
 
 void log_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -163,6 +163,11 @@ static void main_evaluate(struct happac *h)
 		clock_gettime(CLOCK_REALTIME, &ts);
 		in.ramp_weight = ctl_ramp_weight(h->ctl, (double)ts.tv_sec +
 							 (double)ts.tv_nsec / 1e9);
+		/* A drain/maint that ended before the first answer (restored, or
+		 * cleared before the first round) is still owed its `ready`. */
+		if (first && ov->admin == CTL_ADMIN_READY &&
+		    ov->prev_admin != CTL_ADMIN_READY)
+			answer_admin_was_said(h->answer);
 	}
 	pa = &h->run->probes[MAIN_PROBE_PATRONI].last;
 	pb = &h->run->probes[MAIN_PROBE_PG].last;
@@ -175,6 +180,8 @@ static void main_evaluate(struct happac *h)
 
 		notify_status(line);
 	}
+	if (h->ctl)
+		ctl_answered(h->ctl, in.now_us, in.ready_window_ms);
 	if (first) {
 		size_t len;
 

@@ -89,11 +89,11 @@ def start(harness, sockdir):
     """start(sock=None, state=...) -> a listening Server; all stopped at the end."""
     servers = []
 
-    def _start(sock=None, state="default", wait=True, env=None):
+    def _start(sock=None, state="default", wait=True, env=None, ready_ms=None):
         sock = sock or os.path.join(sockdir, "happac.sock")
         if state == "default":
             state = os.path.join(sockdir, "override.state")
-        s = Server(harness, sock, state, env)
+        s = Server(harness, sock, state, env, ready_ms)
         servers.append(s)
         if wait:
             s.wait_listening()

@@ -1,10 +1,14 @@
 /* ctl_harness.c - the control socket on a libevent loop, without the probes,
  * until main.c wires ctl in; also the `happac ctl` client.
  *
- *   ctl_harness serve SOCKET STATE|-   run ctl_new (STATE "-": no state file);
+ *   ctl_harness serve SOCKET STATE|- [READY_MS]
+ *                                      run ctl_new (STATE "-": no state file);
  *                                      print "listening" once ready, one
  *                                      "changed ..." line per change; stop
- *                                      cleanly on SIGTERM/SIGINT
+ *                                      cleanly on SIGTERM/SIGINT. With
+ *                                      READY_MS, call ctl_answered() every
+ *                                      50ms as the daemon's rounds do, with
+ *                                      that ready window
  *   ctl_harness ctl ARGS...            ctl_main(), as `happac ctl ARGS...`
  *
  * stdout carries the events the tests wait for; stderr carries happac's log. */
@@ -12,11 +16,14 @@
 
 #include <event2/event.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 static struct ctl *harness_ctl;
+static int harness_ready_ms = -1;
 
 static double harness_wall_s(void)
 {
@@ -37,6 +44,23 @@ static void harness_changed(void *arg)
 	fflush(stdout);
 }
 
+static int64_t harness_mono_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* A probe round's end in the daemon: the lines were composed just now. */
+static void harness_round(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+	ctl_answered(harness_ctl, harness_mono_us(), harness_ready_ms);
+}
+
 static void harness_stop(evutil_socket_t sig, short what, void *arg)
 {
 	(void)sig;
@@ -47,8 +71,9 @@ static void harness_stop(evutil_socket_t sig, short what, void *arg)
 static int harness_serve(const char *sock, const char *state)
 {
 	struct event_base *base = event_base_new();
-	struct event *term, *intr;
-	char err[512];
+	struct event *term, *intr, *round = NULL;
+	struct timeval every = { 0, 50000 };
+	char err[1024];
 
 	signal(SIGPIPE, SIG_IGN);
 	harness_ctl = ctl_new(base, sock, strcmp(state, "-") ? state : NULL,
@@ -62,6 +87,10 @@ static int harness_serve(const char *sock, const char *state)
 	intr = evsignal_new(base, SIGINT, harness_stop, base);
 	evsignal_add(term, NULL);
 	evsignal_add(intr, NULL);
+	if (harness_ready_ms >= 0) {
+		round = event_new(base, -1, EV_PERSIST, harness_round, NULL);
+		event_add(round, &every);
+	}
 	printf("listening admin=%s ramp_ms=%d\n", ctl_admin_names[ctl_get(harness_ctl)->admin],
 	       ctl_get(harness_ctl)->ramp_ms);
 	fflush(stdout);
@@ -69,6 +98,8 @@ static int harness_serve(const char *sock, const char *state)
 	ctl_free(harness_ctl);
 	event_free(term);
 	event_free(intr);
+	if (round)
+		event_free(round);
 	event_base_free(base);
 	printf("stopped\n");
 	return 0;
@@ -78,8 +109,19 @@ int main(int argc, char **argv)
 {
 	if (argc > 1 && !strcmp(argv[1], "ctl"))
 		return ctl_main(argc - 1, argv + 1);
-	if (argc == 4 && !strcmp(argv[1], "serve"))
+	if ((argc == 4 || argc == 5) && !strcmp(argv[1], "serve")) {
+		if (argc == 5) {
+			char *end;
+			long ms = strtol(argv[4], &end, 10);
+
+			if (*end || ms < 0 || ms > 600000) {
+				fprintf(stderr, "harness: bad READY_MS '%s'\n", argv[4]);
+				return 2;
+			}
+			harness_ready_ms = (int)ms;
+		}
 		return harness_serve(argv[2], argv[3]);
-	fprintf(stderr, "usage: ctl_harness serve SOCKET STATE|- | ctl ARGS...\n");
+	}
+	fprintf(stderr, "usage: ctl_harness serve SOCKET STATE|- [READY_MS] | ctl ARGS...\n");
 	return 2;
 }

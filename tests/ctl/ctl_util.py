@@ -17,14 +17,15 @@ MAX_CONNS = 16
 class Server:
     """One harness `serve` process; stdout events and stderr log collected."""
 
-    def __init__(self, harness, sock, state, env=None):
+    def __init__(self, harness, sock, state, env=None, ready_ms=None):
         self.sock = sock
         self.state = state
         self.events = queue.Queue()
         self.out = []
         self.err = []
+        extra = [str(ready_ms)] if ready_ms is not None else []
         self.proc = subprocess.Popen(
-            [harness, "serve", sock, state if state else "-"],
+            [harness, "serve", sock, state if state else "-"] + extra,
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
             env=dict(os.environ, **(env or {})))
         self.pumps = [

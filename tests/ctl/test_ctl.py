@@ -35,6 +35,14 @@ def read_state(path):
                     if line and not line.startswith("#"))
 
 
+def wait_state(path, key, value, timeout=5.0):
+    """The state file is written by a thread after the change: it catches up."""
+    deadline = time.monotonic() + timeout
+    while read_state(path).get(key) != value:
+        assert time.monotonic() < deadline, read_state(path)
+        time.sleep(0.02)
+
+
 def stale_socket(path):
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     s.bind(path)
@@ -309,23 +317,70 @@ def test_no_state_file(start):
     assert status(srv.sock)["admin"] == "ready"
 
 
-def test_corrupt_state_file(start, sockdir):
+def test_state_file_bad_field_keeps_override(start, sockdir):
+    """Issue 11 #13: one bad auxiliary field costs only that field."""
     state = os.path.join(sockdir, "override.state")
     with open(state, "w") as f:
-        f.write("admin = drain\nuid = zero\n")
+        f.write("admin = maint\nuid = zero\nset_at = soon\n")
     srv = start()
-    srv.wait_log("override: ignoring the state file: %s:2: bad uid 'zero'; "
-                 "starting without an override" % state)
-    assert status(srv.sock)["admin"] == "ready"
-    assert status(srv.sock)["saved"] is False
+    srv.wait_log("override: keeping admin = maint from the state file, without its "
+                 "bad fields: %s:2: bad uid 'zero' (who set it is unknown); "
+                 "%s:3: bad set_at 'soon' (when it was set is unknown)" % (state, state))
+    srv.wait_log("override: restored maint from %s (set by an unknown uid at an "
+                 "unknown time)" % state)
+    st = status(srv.sock)
+    assert st["admin"] == "maint" and st["since"] is None
+    assert st["saved"] is False  # the file is not what is in force
     # The next change replaces it with a good one.
-    assert request(srv.sock, "maint\n") == "ok maint\n"
+    assert request(srv.sock, "drain\n") == "ok drain\n"
     srv.change()
-    assert read_state(state)["admin"] == "maint"
+    assert read_state(state)["admin"] == "drain"
     srv.stop()
     srv = start()
-    assert status(srv.sock)["admin"] == "maint"
-    assert "ignoring" not in srv.log()
+    assert status(srv.sock)["admin"] == "drain"
+    assert "bad fields" not in srv.log()
+
+
+def test_state_file_bad_admin_refuses_to_start(start, sockdir):
+    """Issue 11 #13: the admin state is never guessed."""
+    state = os.path.join(sockdir, "override.state")
+    for text, where in (("admin = maint\nadmin = drain\n",
+                         ":2: 'admin' given twice (first on line 1)"),
+                        ("uid = 0\nadmin = mantenance\n", ":2: bad admin 'mantenance'"),
+                        ("admin: maint\n", ":1: expected 'key = value', got 'admin: "
+                         "maint', and no valid 'admin' line")):
+        with open(state, "w") as f:
+            f.write(text)
+        srv = start(wait=False)
+        assert srv.wait_exit() == 1
+        assert ("harness: cannot restore the operator override from %s%s; refusing "
+                "to start" % (state, where)) in srv.log(), srv.log()
+        assert not os.path.exists(srv.sock)
+        with open(state) as f:
+            assert f.read() == text  # left for the operator to see
+
+
+def test_ready_forgotten_after_its_window(start):
+    """Issue 11 #3: once `ready` has been said for the window, prev is cleared
+    and saved, so a restart owes HAProxy nothing; a restart inside the window
+    still owes it (prev kept)."""
+    srv = start(ready_ms=400)
+    assert request(srv.sock, "drain\n") == "ok drain\n"
+    srv.change()
+    assert request(srv.sock, "ready\n") == "ok ready\n"
+    srv.change()
+    assert read_state(srv.state)["prev"] == "drain"
+    srv.stop()  # inside the window
+    srv = start(ready_ms=400)
+    assert status(srv.sock)["prev"] == "drain"
+    srv.wait_log("override: said ready for the ready window after drain; a restart "
+                 "will not say it again")
+    wait_state(srv.state, "prev", "ready")
+    assert status(srv.sock)["prev"] == "ready"
+    assert read_state(srv.state)["admin"] == "ready"
+    srv.stop()
+    srv = start(ready_ms=400)
+    assert status(srv.sock)["prev"] == "ready"
 
 
 def test_unwritable_state_keeps_override(start, sockdir):
@@ -370,7 +425,7 @@ def test_ramp_rises_and_ends(start):
     assert weights == sorted(weights) and len(set(weights)) == len(weights)
     assert len(weights) >= 5 and weights[-1] >= 80
     srv.wait_log("override: weight ramp of 1.5s finished: full weight")
-    assert read_state(srv.state)["ramp_ms"] == "0"
+    wait_state(srv.state, "ramp_ms", "0")
     assert status(srv.sock)["ramp_weight"] is None
 
 
@@ -401,7 +456,7 @@ def test_ramp_that_ended_while_stopped(start):
     srv = start()
     srv.wait_log("ended while happac was stopped")
     assert status(srv.sock)["ramp_weight"] is None
-    assert read_state(srv.state)["ramp_ms"] == "0"
+    wait_state(srv.state, "ramp_ms", "0")
 
 
 def test_drain_cancels_ramp(start):

@@ -8,6 +8,7 @@
 #include <cmocka.h>
 
 #include "ctl.h"
+#include "ctl_writer.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -206,30 +207,44 @@ static void load_bad(const char *text, size_t len, const char *needle)
 	assert_int_equal(ctl_state_load(path, &out, err, sizeof(err)), -1);
 	if (!strstr(err, path) || !strstr(err, needle))
 		fail_msg("error '%s' does not name the file and '%s'", err, needle);
-	/* A corrupt file means no override, never a half-read one. */
+	/* Refused: never a half-read override (the caller refuses to start). */
 	assert_int_equal(out.admin, CTL_ADMIN_READY);
 	assert_int_equal(out.ramp_ms, 0);
+}
+
+/* A file whose admin line is good but some other line is not: the admin
+ * state is kept, each bad line named in the warnings. */
+static struct ctl_override load_partial(const char *text, size_t len, enum ctl_admin admin,
+					const char *needle)
+{
+	char path[256], err[1024] = "", where[300];
+	struct ctl_override out;
+
+	tmp_path(path, sizeof(path), "partial.state");
+	write_file(path, text, len);
+	memset(&out, 0x55, sizeof(out));
+	assert_int_equal(ctl_state_load(path, &out, err, sizeof(err)), 2);
+	snprintf(where, sizeof(where), "%s%s", path, needle);
+	if (!strstr(err, where))
+		fail_msg("warning '%s' does not say '%s'", err, where);
+	assert_null(strchr(err, '\n'));
+	assert_int_equal(out.admin, admin);
+	return out;
 }
 
 static void test_state_corrupt(void **state)
 {
 	static const char garbage[] = "\x7f" "ELF\x02\x01\x01\0\0\0\n";
-	char longline[600];
+	char longline[600], path[256], err[512] = "";
+	struct ctl_override o;
 
 	(void)state;
-	load_bad("admin = drain\nuid = 0\nweight = 3\n", 33, ":3: unknown key 'weight'");
+	/* The admin state unknown: refused, naming file and line. */
 	load_bad("admin = drained\n", 16, ":1: bad admin 'drained'");
+	load_bad("uid = 7\nadmin = mant\nset_at = 5\n", 32, ":2: bad admin 'mant'");
 	load_bad("# c\nadmin = drain\nadmin = maint\n", 32, ":3: 'admin' given twice");
-	load_bad("admin = drain\nuid = -1\n", 23, ":2: bad uid");
-	load_bad("admin = drain\nuid = 4294967295\n", 31, ":2: bad uid");
-	load_bad("admin = drain\nset_at = soon\n", 28, ":2: bad set_at");
-	load_bad("admin = drain\nset_at = nan\n", 27, ":2: bad set_at");
-	load_bad("admin = drain\nset_at = 1e300\n", 29, ":2: bad set_at");
-	load_bad("admin = ready\nramp_ms = 500\n", 28, ":2: bad ramp_ms");
-	load_bad("admin = drain\nramp_ms = 60000\nramp_start = 5\n", 45,
-		 ":2: ramp_ms needs admin = ready");
-	load_bad("admin = ready\nramp_ms = 60000\n", 30, ":2: ramp_ms needs");
 	load_bad("drain\n", 6, ":1: expected 'key = value'");
+	load_bad("drain\n", 6, "no valid 'admin' line");
 	load_bad("uid = 0\n", 8, ":1: no 'admin' line");
 	load_bad("", 0, ":0: no 'admin' line");
 	load_bad(garbage, sizeof(garbage) - 1, ":1:");
@@ -237,6 +252,57 @@ static void test_state_corrupt(void **state)
 	memset(longline, '#', sizeof(longline));
 	longline[sizeof(longline) - 1] = '\n';
 	load_bad(longline, sizeof(longline), ":1: line too long");
+	tmp_path(path, sizeof(path), "a-directory.state");
+	assert_int_equal(mkdir(path, 0700), 0);
+	assert_int_equal(ctl_state_load(path, &o, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, path));
+	rmdir(path);
+
+	/* Issue 11 #13: maintenance with a bad set_at stays maintenance. */
+	o = load_partial("admin = maint\nuid = 7\nset_at = soon\n", 35, CTL_ADMIN_MAINT,
+			 ":3: bad set_at 'soon' (when it was set is unknown)");
+	assert_int_equal(o.uid, 7);
+	assert_float_equal(o.set_at_s, 0, 0);
+	o = load_partial("admin = drain\nset_at = nan\n", 27, CTL_ADMIN_DRAIN, ":2: bad set_at");
+	o = load_partial("admin = drain\nset_at = 1e300\n", 29, CTL_ADMIN_DRAIN,
+			 ":2: bad set_at");
+	o = load_partial("admin = drain\nuid = 0\nweight = 3\n", 33, CTL_ADMIN_DRAIN,
+			 ":3: unknown key 'weight' (line ignored)");
+	assert_int_equal(o.uid, 0);
+	o = load_partial("admin = drain\nuid = -1\n", 23, CTL_ADMIN_DRAIN,
+			 ":2: bad uid '-1' (who set it is unknown)");
+	assert_int_equal(o.uid, (uid_t)-1);
+	o = load_partial("admin = drain\nuid = 4294967295\n", 31, CTL_ADMIN_DRAIN,
+			 ":2: bad uid");
+	/* A bad prev owes HAProxy nothing: `ready` would undo a manual state. */
+	o = load_partial("admin = ready\nprev = drained\n", 28, CTL_ADMIN_READY,
+			 ":2: bad prev 'drained'");
+	assert_int_equal(o.prev_admin, CTL_ADMIN_READY);
+	o = load_partial("admin = ready\nramp_ms = 500\n", 28, CTL_ADMIN_READY,
+			 ":2: bad ramp_ms '500' (no weight ramp)");
+	assert_int_equal(o.ramp_ms, 0);
+	o = load_partial("admin = drain\nramp_ms = 60000\nramp_start = 5\n", 45,
+			 CTL_ADMIN_DRAIN, ":2: ramp_ms needs admin = ready (no weight ramp)");
+	assert_int_equal(o.ramp_ms, 0);
+	assert_float_equal(o.ramp_start_s, 0, 0);
+	/* A ramp whose start is lost starts again: never full weight at once. */
+	o = load_partial("admin = ready\nramp_ms = 60000\nramp_start = x\n", 45,
+			 CTL_ADMIN_READY, ":3: bad ramp_start 'x'");
+	assert_int_equal(o.ramp_ms, 60000);
+	assert_true(o.ramp_start_s > 1.7e9);
+	assert_true(ctl_override_weight(&o, o.ramp_start_s + 1) < 5);
+	o = load_partial("admin = maint\nset_at = 5\nset_at = 6\n", 36, CTL_ADMIN_MAINT,
+			 ":3: 'set_at' given twice (first on line 2) (line ignored)");
+	assert_float_equal(o.set_at_s, 5, 0);
+	/* Every bad line is named, not only the first. */
+	o = load_partial("admin = maint\nset_at = x\nuid = y\n", 33, CTL_ADMIN_MAINT,
+			 ":2: bad set_at 'x'");
+	o = load_partial("admin = maint\nset_at = x\nuid = y\n", 33, CTL_ADMIN_MAINT,
+			 ":3: bad uid 'y'");
+	memcpy(longline, "admin = maint\n", 14);
+	memset(longline + 14, 'x', sizeof(longline) - 15);
+	longline[sizeof(longline) - 1] = '\n';
+	load_partial(longline, sizeof(longline), CTL_ADMIN_MAINT, ":2: line too long");
 }
 
 static void test_state_save_errors(void **state)
@@ -423,6 +489,22 @@ static void test_new_errors(void **state)
 	event_base_free(base);
 }
 
+/* The state file is written off the loop: run the loop until path holds
+ * an override with admin state want (2 s at most). */
+static void wait_state(struct event_base *base, const char *path, enum ctl_admin want,
+		       struct ctl_override *o)
+{
+	char err[512];
+
+	for (int i = 0; i < 200; i++) {
+		if (ctl_state_load(path, o, err, sizeof(err)) == 0 && o->admin == want)
+			return;
+		event_base_loop(base, EVLOOP_NONBLOCK);
+		usleep(10000);
+	}
+	fail_msg("%s never held admin state %d", path, (int)want);
+}
+
 /* Reloads: the same socket under a new state file stays open (binding it
  * anew would find it live: our own); a moved socket carries the override
  * over, ramp included; a prepared server that is aborted leaves no file. */
@@ -455,8 +537,7 @@ static void test_reload_handoff(void **state)
 	if (!r)
 		fail_msg("prepare (state file only): %s", err);
 	assert_ptr_equal(ctl_reload_commit(c, r), c);
-	assert_int_equal(ctl_state_load(st2, &o, err, sizeof(err)), 0);
-	assert_int_equal(o.admin, CTL_ADMIN_DRAIN);
+	wait_state(base, st2, CTL_ADMIN_DRAIN, &o);
 	request(base, sock, "ready --ramp 10s\n", reply, sizeof(reply));
 	assert_string_equal(reply, "ok ready\n");
 	assert_int_equal(ctl_state_load(st2, &o, err, sizeof(err)), 0);
@@ -498,6 +579,150 @@ static void test_reload_handoff(void **state)
 	event_base_free(base);
 }
 
+/* Issue 11 #13: a state file the admin state cannot be read from stops the
+ * start; bad auxiliary fields do not drop the override. */
+static void test_restore_refuses_or_keeps(void **state)
+{
+	struct event_base *base = event_base_new();
+	char sock[256], st_path[256], err[1024] = "", needle[400];
+	struct ctl *c;
+
+	(void)state;
+	tmp_path(sock, sizeof(sock), "restore.sock");
+	tmp_path(st_path, sizeof(st_path), "restore.state");
+	write_file(st_path, "uid = 0\nadmin = mant\n", 21);
+	c = ctl_new(base, sock, st_path, on_change, NULL, err, sizeof(err));
+	assert_null(c);
+	snprintf(needle, sizeof(needle), "%s:2: bad admin 'mant'", st_path);
+	if (!strstr(err, needle) || !strstr(err, "refusing to start"))
+		fail_msg("'%s' does not say '%s' and refusing to start", err, needle);
+	assert_int_equal(access(sock, F_OK), -1); /* nothing left behind */
+
+	write_file(st_path, "admin = maint\nset_at = soon\n", 28);
+	c = ctl_new(base, sock, st_path, on_change, NULL, err, sizeof(err));
+	if (!c)
+		fail_msg("ctl_new: %s", err);
+	assert_int_equal(ctl_get(c)->admin, CTL_ADMIN_MAINT);
+	ctl_status(c, 1000, err, sizeof(err));
+	assert_non_null(strstr(err, "\"saved\":false"));
+	ctl_free(c);
+	event_base_free(base);
+}
+
+/* Issue 11 #3: prev is forgotten (and saved) once `ready` has been said for
+ * the whole window, not before. */
+static void test_ready_said_once(void **state)
+{
+	struct event_base *base = event_base_new();
+	char sock[256], st_path[256], err[512] = "";
+	struct ctl_override o;
+	struct ctl *c;
+
+	(void)state;
+	tmp_path(sock, sizeof(sock), "said.sock");
+	tmp_path(st_path, sizeof(st_path), "said.state");
+	write_file(st_path, "admin = ready\nprev = drain\n", 27);
+	c = ctl_new(base, sock, st_path, on_change, NULL, err, sizeof(err));
+	if (!c)
+		fail_msg("ctl_new: %s", err);
+	assert_int_equal(ctl_get(c)->prev_admin, CTL_ADMIN_DRAIN);
+	ctl_answered(c, 5000000, 1000);          /* first said */
+	ctl_answered(c, 5999999, 1000);          /* inside the window */
+	assert_int_equal(ctl_get(c)->prev_admin, CTL_ADMIN_DRAIN);
+	ctl_free(c);                             /* a stop inside the window */
+	assert_int_equal(ctl_state_load(st_path, &o, err, sizeof(err)), 0);
+	assert_int_equal(o.prev_admin, CTL_ADMIN_DRAIN);
+
+	c = ctl_new(base, sock, st_path, on_change, NULL, err, sizeof(err));
+	if (!c)
+		fail_msg("ctl_new again: %s", err);
+	ctl_answered(c, 7000000, 1000);          /* a whole window again */
+	ctl_answered(c, 7500000, 1000);
+	assert_int_equal(ctl_get(c)->prev_admin, CTL_ADMIN_DRAIN);
+	ctl_answered(c, 8000000, 1000);
+	assert_int_equal(ctl_get(c)->prev_admin, CTL_ADMIN_READY);
+	assert_int_equal(ctl_get(c)->admin, CTL_ADMIN_READY);
+	ctl_free(c);                             /* the write is finished by now */
+	assert_int_equal(ctl_state_load(st_path, &o, err, sizeof(err)), 0);
+	assert_int_equal(o.prev_admin, CTL_ADMIN_READY);
+	assert_int_equal(o.admin, CTL_ADMIN_READY);
+
+	/* Nothing owed under a drain: the count starts when ready does. */
+	write_file(st_path, "admin = drain\n", 14);
+	c = ctl_new(base, sock, st_path, on_change, NULL, err, sizeof(err));
+	if (!c)
+		fail_msg("ctl_new drain: %s", err);
+	ctl_answered(c, 1000000, 1000);
+	ctl_answered(c, 9000000, 1000);
+	assert_int_equal(ctl_get(c)->admin, CTL_ADMIN_DRAIN);
+	assert_int_equal(ctl_get(c)->prev_admin, CTL_ADMIN_READY);
+	ctl_free(c);
+	event_base_free(base);
+}
+
+/* ---- the writer thread */
+
+static uint64_t writer_gen;
+static int writer_rc, writer_calls;
+
+static void on_written(void *arg, uint64_t gen, int rc, const char *err)
+{
+	(void)arg;
+	(void)err;
+	writer_gen = gen;
+	writer_rc = rc;
+	writer_calls++;
+}
+
+static void test_writer_latest_wins(void **state)
+{
+	struct event_base *base = event_base_new();
+	char path[256], err[512] = "";
+	struct ctl_override o = { .admin = CTL_ADMIN_DRAIN }, out;
+	struct ctl_writer *w;
+	uint64_t gen = 0;
+
+	(void)state;
+	tmp_path(path, sizeof(path), "writer.state");
+	w = ctl_writer_new(base, path, on_written, NULL, err, sizeof(err));
+	if (!w)
+		fail_msg("ctl_writer_new: %s", err);
+	for (int i = 0; i < 50; i++) {
+		o.admin = (enum ctl_admin)(i % CTL_ADMIN_COUNT);
+		o.uid = (uid_t)i;
+		gen = ctl_writer_put(w, &o);
+	}
+	assert_int_equal(gen, 50);
+	ctl_writer_flush(w);
+	assert_int_equal(writer_gen, 50);
+	assert_int_equal(writer_rc, 0);
+	assert_in_range(writer_calls, 1, 50);
+	assert_int_equal(ctl_state_load(path, &out, err, sizeof(err)), 0);
+	assert_int_equal(out.uid, 49);
+	assert_int_equal(out.admin, 49 % CTL_ADMIN_COUNT);
+	/* The loop hears of it too (the pipe), without a second report. */
+	writer_calls = 0;
+	event_base_loop(base, EVLOOP_NONBLOCK);
+	assert_int_equal(writer_calls, 0);
+
+	/* Freeing writes what is pending. */
+	o.uid = 777;
+	ctl_writer_put(w, &o);
+	ctl_writer_free(w);
+	assert_int_equal(ctl_state_load(path, &out, err, sizeof(err)), 0);
+	assert_int_equal(out.uid, 777);
+
+	/* A write that fails says so, naming the path. */
+	tmp_path(path, sizeof(path), "no-such-dir/writer.state");
+	w = ctl_writer_new(base, path, on_written, NULL, err, sizeof(err));
+	assert_non_null(w);
+	ctl_writer_put(w, &o);
+	ctl_writer_flush(w);
+	assert_int_equal(writer_rc, -1);
+	ctl_writer_free(w);
+	event_base_free(base);
+}
+
 int main(void)
 {
 	assert_non_null(mkdtemp(tmpdir));
@@ -512,6 +737,9 @@ int main(void)
 		cmocka_unit_test(test_server),
 		cmocka_unit_test(test_new_errors),
 		cmocka_unit_test(test_reload_handoff),
+		cmocka_unit_test(test_restore_refuses_or_keeps),
+		cmocka_unit_test(test_ready_said_once),
+		cmocka_unit_test(test_writer_latest_wins),
 	};
 	int rc = cmocka_run_group_tests(tests, NULL, NULL);
 	DIR *d = opendir(tmpdir);
