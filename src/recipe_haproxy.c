@@ -467,15 +467,25 @@ static void recipe_haproxy_state_text(const struct recipe_haproxy *r, FILE *out)
 	const char *sock = r->stats_socket[0] ? r->stats_socket : RECIPE_HAPROXY_STATS_SOCKET;
 	const char *file = r->server_state_file[0] ? r->server_state_file
 						   : RECIPE_HAPROXY_STATE_FILE;
-	char save[6 * RECIPE_PATH_MAX + 160];
+	char sd_sock[2 * RECIPE_PATH_MAX], save[7 * RECIPE_PATH_MAX + 160];
+	size_t n = 0;
 
+	/* The socket path may use ${VAR-default} as HAProxy expands it: "$$" is
+	 * systemd's "$", and the shell then expands it the same way (inside
+	 * double quotes, which the path cannot contain). */
+	for (const char *p = sock; *p && n + 2 < sizeof(sd_sock); p++) {
+		if (*p == '$')
+			sd_sock[n++] = '$';
+		sd_sock[n++] = *p;
+	}
+	sd_sock[n] = '\0';
 	/* A dump that fails or is not a state file (its first line is the
 	 * format version, 1) must not leave old states to be loaded. */
 	snprintf(save, sizeof(save),
-		 "echo \"show servers state\" | socat stdio UNIX-CONNECT:%s > %s.tmp"
+		 "echo \"show servers state\" | socat stdio UNIX-CONNECT:\"%s\" > %s.tmp"
 		 " && grep -qx 1 %s.tmp && mv %s.tmp %s"
 		 " || sed -i \"/^#/!s/[^ ][^ ]*/0/6\" %s",
-		 sock, file, file, file, file, file);
+		 sd_sock, file, file, file, file, file);
 
 	fprintf(out,
 		"#\n"

@@ -142,7 +142,8 @@ def test_every_option_reaches_the_config(haproxy_bin, tmp_path):
     assert 'server-state-file "%s"' % (tmp_path / "server-state") in text
     # ... and the systemd lines of the header use the same file and socket.
     assert "ExecStartPre=-/bin/sed -i '/^#/!s/[^ ][^ ]*/0/6' %s\n" % (tmp_path / "server-state") in text
-    assert "UNIX-CONNECT:${HAPPAC_RUN_DIR-/run/haproxy}/a.sock > %s.tmp" % (tmp_path / "server-state") in text
+    # "$$": systemd's "$", so that the shell expands ${VAR-default} as HAProxy does
+    assert 'UNIX-CONNECT:"$${HAPPAC_RUN_DIR-/run/haproxy}/a.sock" > %s.tmp' % (tmp_path / "server-state") in text
 
 
 @pytest.mark.parametrize("scenario", ["a", "b", "c"])
@@ -267,7 +268,8 @@ def test_systemd_lines_are_valid_for_systemd(tmp_path):
         pytest.skip("systemd-analyze is not installed (Debian package systemd)")
     debian_unit = "/lib/systemd/system/haproxy.service"
     text = recipe("haproxy", "--scenario", "c", "--node", "a=10.0.0.1", "--full",
-                  "--server-state-file", "/srv/haproxy/state")
+                  "--server-state-file", "/srv/haproxy/state",
+                  "--stats-socket", "${RUN-/run/haproxy}/admin.sock")
     dropin = [l[4:] for l in text.splitlines()
               if l.startswith("#   [Service]") or re.match(r"#   Exec[A-Za-z]+=", l)]
     assert dropin[0] == "[Service]" and len(dropin) == 7, dropin

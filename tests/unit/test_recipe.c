@@ -241,7 +241,7 @@ static void test_haproxy_render_ipv6_and_sections(void **state)
 	assert_null(strstr(text, "init-addr"));
 	assert_non_null(strstr(text, "#   ExecStartPre=-/bin/sed -i '/^#/!s/[^ ][^ ]*/0/6' "
 				     "/var/lib/haproxy/server-state\n"));
-	assert_non_null(strstr(text, "UNIX-CONNECT:/run/haproxy/admin.sock > "
+	assert_non_null(strstr(text, "UNIX-CONNECT:\"/run/haproxy/admin.sock\" > "
 				     "/var/lib/haproxy/server-state.tmp"));
 	free(text);
 
@@ -252,7 +252,7 @@ static void test_haproxy_render_ipv6_and_sections(void **state)
 	assert_non_null(strstr(text, "\nglobal\n"));
 	assert_non_null(strstr(text, "stats socket \"/run/x.sock\""));
 	assert_non_null(strstr(text, "    server-state-file \"/var/lib/haproxy/server-state\"\n"));
-	assert_non_null(strstr(text, "UNIX-CONNECT:/run/x.sock > /var/lib/haproxy/server-state.tmp"));
+	assert_non_null(strstr(text, "UNIX-CONNECT:\"/run/x.sock\" > /var/lib/haproxy/server-state.tmp"));
 	assert_non_null(strstr(text, "option httpchk OPTIONS /primary\n"));
 	assert_non_null(strstr(text, "inter 1s fall 2 rise 1"));
 	assert_non_null(strstr(text, "on-marked-down shutdown-sessions"));
