@@ -25,6 +25,9 @@
 /* happac's own defaults, and the ports of what runs next to it. */
 #define RECIPE_DEFAULT_AGENT_PORT 5555
 #define RECIPE_DEFAULT_REPLICA_AGENT_PORT 5556
+/* Debian's haproxy package: its admin socket, and a directory it owns. */
+#define RECIPE_HAPROXY_STATS_SOCKET "/run/haproxy/admin.sock"
+#define RECIPE_HAPROXY_STATE_FILE "/var/lib/haproxy/server-state"
 #define RECIPE_DEFAULT_PGBOUNCER_PORT 6432
 #define RECIPE_DEFAULT_POSTGRES_PORT 5432
 #define RECIPE_DEFAULT_PATRONI_PORT 8008
@@ -81,6 +84,7 @@ struct recipe_haproxy {
 	int replicas;
 	int full;                          /* add global and defaults */
 	char stats_socket[RECIPE_PATH_MAX]; /* "" = none; needs full */
+	char server_state_file[RECIPE_PATH_MAX]; /* global server-state-file; needs full */
 	char prefix[RECIPE_NAME_MAX];      /* proxy names: PREFIX_write, ... */
 };
 

@@ -90,6 +90,7 @@ enum recipe_haproxy_opt {
 	RECIPE_HAPROXY_OPT_REPLICAS,
 	RECIPE_HAPROXY_OPT_FULL,
 	RECIPE_HAPROXY_OPT_STATS_SOCKET,
+	RECIPE_HAPROXY_OPT_SERVER_STATE_FILE,
 	RECIPE_HAPROXY_OPT_NAME,
 	RECIPE_HAPROXY_OPT_HELP,
 };
@@ -118,11 +119,14 @@ static void recipe_haproxy_usage(FILE *out)
 		"  --name PREFIX             Proxy names PREFIX_write, ... Default: scenario_<x>\n"
 		"  --full                    Add global and defaults sections: a whole file\n"
 		"  --stats-socket PATH       Admin socket in the global section (needs --full)\n"
+		"  --server-state-file PATH  Where the server states are kept across reloads and\n"
+		"                            restarts (needs --full). Default: %s\n"
 		"  --help                    Print this help and exit\n\n"
 		"Check the result with: haproxy -c -f FILE\n",
 		RECIPE_MAX_NODES, RECIPE_DEFAULT_AGENT_PORT, RECIPE_DEFAULT_PGBOUNCER_PORT,
 		RECIPE_DEFAULT_POSTGRES_PORT, RECIPE_DEFAULT_PATRONI_PORT,
-		RECIPE_DEFAULT_BIND_PORT, RECIPE_DEFAULT_REPLICA_AGENT_PORT);
+		RECIPE_DEFAULT_BIND_PORT, RECIPE_DEFAULT_REPLICA_AGENT_PORT,
+		RECIPE_HAPROXY_STATE_FILE);
 }
 
 /* The ports one node serves in this recipe must differ from each other. */
@@ -186,6 +190,11 @@ static int recipe_haproxy_check(struct recipe_haproxy *r, int scenario_set,
 			    "--stats-socket needs --full (the stats socket belongs to the global section)");
 		return -1;
 	}
+	if (r->server_state_file[0] && !r->full) {
+		recipe_errf(err, errlen,
+			    "--server-state-file needs --full (server-state-file belongs to the global section)");
+		return -1;
+	}
 	if (recipe_haproxy_ports_distinct(r, err, errlen) != 0)
 		return -1;
 	if (!r->prefix[0])
@@ -223,6 +232,19 @@ static int recipe_valid_socket_path(const char *s)
 	return 1;
 }
 
+/* The state file is also printed, unquoted for the shell, in the systemd
+ * lines of the header: an absolute path without '$' (systemd and HAProxy
+ * expand it) or white space. */
+static int recipe_valid_state_path(const char *s)
+{
+	if (!recipe_valid_socket_path(s) || s[0] != '/')
+		return 0;
+	for (const char *p = s; *p; p++)
+		if (*p == '$' || *p == ' ')
+			return 0;
+	return 1;
+}
+
 enum recipe_parse recipe_haproxy_parse(struct recipe_haproxy *r, int argc, char **argv,
 				       FILE *out, char *err, size_t errlen)
 {
@@ -239,6 +261,8 @@ enum recipe_parse recipe_haproxy_parse(struct recipe_haproxy *r, int argc, char 
 		{ "replicas", no_argument, NULL, RECIPE_HAPROXY_OPT_REPLICAS },
 		{ "full", no_argument, NULL, RECIPE_HAPROXY_OPT_FULL },
 		{ "stats-socket", required_argument, NULL, RECIPE_HAPROXY_OPT_STATS_SOCKET },
+		{ "server-state-file", required_argument, NULL,
+		  RECIPE_HAPROXY_OPT_SERVER_STATE_FILE },
 		{ "name", required_argument, NULL, RECIPE_HAPROXY_OPT_NAME },
 		{ "help", no_argument, NULL, RECIPE_HAPROXY_OPT_HELP },
 		{ NULL, 0, NULL, 0 },
@@ -324,6 +348,15 @@ enum recipe_parse recipe_haproxy_parse(struct recipe_haproxy *r, int argc, char 
 			}
 			snprintf(r->stats_socket, sizeof(r->stats_socket), "%s", v);
 			break;
+		case RECIPE_HAPROXY_OPT_SERVER_STATE_FILE:
+			if (!recipe_valid_state_path(v)) {
+				recipe_errf(err, errlen,
+					    "--server-state-file: invalid path '%s' (absolute; no quotes, backslashes, '$', spaces or control characters)",
+					    v);
+				return RECIPE_PARSE_ERROR;
+			}
+			snprintf(r->server_state_file, sizeof(r->server_state_file), "%s", v);
+			break;
 		case RECIPE_HAPROXY_OPT_NAME:
 			if (!recipe_valid_name(v, sizeof(r->prefix) - 11)) {
 				recipe_errf(err, errlen,
@@ -396,7 +429,92 @@ static void recipe_haproxy_command(const struct recipe_haproxy *r, FILE *out)
 		fputs(" --full", out);
 	if (r->stats_socket[0])
 		fprintf(out, " --stats-socket '%s'", r->stats_socket);
+	if (r->server_state_file[0])
+		fprintf(out, " --server-state-file '%s'", r->server_state_file);
 	fputc('\n', out);
+}
+
+/* Which kinds of check this recipe's backends use. */
+static int recipe_haproxy_uses_patroni(const struct recipe_haproxy *r)
+{
+	return r->scenario != RECIPE_SCENARIO_B;
+}
+
+static int recipe_haproxy_uses_agent(const struct recipe_haproxy *r)
+{
+	return r->scenario != RECIPE_SCENARIO_A;
+}
+
+static void recipe_haproxy_rise_text(const struct recipe_haproxy *r, FILE *out)
+{
+	if (recipe_haproxy_uses_patroni(r))
+		fputs("#   rise 1 (Patroni) one passing check brings a server back: a 200 from\n"
+		      "#                    Patroni is authoritative, and a second one would only\n"
+		      "#                    add a second to every fail-over.\n", out);
+	if (recipe_haproxy_uses_agent(r))
+		fputs("#   rise 2 (agent)   the regular check is a TCP connect, which a replica's\n"
+		      "#                    PgBouncer passes too. A server that starts DOWN (below)\n"
+		      "#                    needs two, and its agent answers in between: with one,\n"
+		      "#                    a replica is UP from its first TCP check to its agent's\n"
+		      "#                    first \"down\". A fail-over is not slower (the TCP check\n"
+		      "#                    passes all along, and happac's \"up\" acts at once); a\n"
+		      "#                    PgBouncer that comes back takes one second more.\n", out);
+}
+
+/* Why the servers start DOWN, and the systemd lines that keep the state file. */
+static void recipe_haproxy_state_text(const struct recipe_haproxy *r, FILE *out)
+{
+	const char *sock = r->stats_socket[0] ? r->stats_socket : RECIPE_HAPROXY_STATS_SOCKET;
+	const char *file = r->server_state_file[0] ? r->server_state_file
+						   : RECIPE_HAPROXY_STATE_FILE;
+	char sd_sock[2 * RECIPE_PATH_MAX], save[7 * RECIPE_PATH_MAX + 160];
+	size_t n = 0;
+
+	/* The socket path may use ${VAR-default} as HAProxy expands it: "$$" is
+	 * systemd's "$", and the shell then expands it the same way (inside
+	 * double quotes, which the path cannot contain). */
+	for (const char *p = sock; *p && n + 2 < sizeof(sd_sock); p++) {
+		if (*p == '$')
+			sd_sock[n++] = '$';
+		sd_sock[n++] = *p;
+	}
+	sd_sock[n] = '\0';
+	/* A dump that fails or is not a state file (its first line is the
+	 * format version, 1) must not leave old states to be loaded. */
+	snprintf(save, sizeof(save),
+		 "echo \"show servers state\" | socat stdio UNIX-CONNECT:\"%s\" > %s.tmp"
+		 " && grep -qx 1 %s.tmp && mv %s.tmp %s"
+		 " || sed -i \"/^#/!s/[^ ][^ ]*/0/6\" %s",
+		 sd_sock, file, file, file, file, file);
+
+	fprintf(out,
+		"#\n"
+		"# Restarts. HAProxy takes a server for UP until its first check: right after\n"
+		"# a start, writes could reach a replica. So servers start DOWN, or after a\n"
+		"# reload as they were:\n"
+		"#   load-server-state-from-file global\n"
+		"#                    each server starts in the state saved in the file that\n"
+		"#                    the global section names (%s):\n"
+		"#                      server-state-file %s\n"
+		"#   init-state fully-down (HAProxy 3.1 and later, hence the .if)\n"
+		"#                    a server that is not in the file starts DOWN too, where\n"
+		"#                    HAProxy applies it at start: 3.4 (3.1 to 3.3 only when\n"
+		"#                    a server leaves MAINT, unless a 3.2/3.3 update has the\n"
+		"#                    fix). HAProxy 2.6 and 3.0 start such a server UP: all\n"
+		"#                    of them on the very first start, before the file exists.\n"
+		"# Save the states before a reload (the new process loads them: no server\n"
+		"# changes state) and before a stop; mark every server DOWN before a start\n"
+		"# (saved states may be old by then). With Debian's haproxy.service, add with\n"
+		"# `systemctl edit haproxy` (socat is its own package):\n"
+		"#   [Service]\n"
+		"#   ExecStartPre=-/bin/sed -i '/^#/!s/[^ ][^ ]*/0/6' %s\n"
+		"#   ExecReload=\n"
+		"#   ExecReload=/usr/sbin/haproxy -Ws -f $CONFIG -c -q $EXTRAOPTS\n"
+		"#   ExecReload=-/bin/sh -c '%s'\n"
+		"#   ExecReload=/bin/kill -USR2 $MAINPID\n"
+		"#   ExecStop=-/bin/sh -c '%s'\n"
+		"# (field 6 is srv_op_state, 0 is DOWN; a failed save marks every server DOWN.)\n",
+		r->full ? "--full writes it" : "add it to yours", file, file, save, save);
 }
 
 static void recipe_haproxy_header(const struct recipe_haproxy *r, FILE *out)
@@ -433,11 +551,9 @@ static void recipe_haproxy_header(const struct recipe_haproxy *r, FILE *out)
 	      "#   inter 1s fall 2  a regular check must fail twice in a row before the\n"
 	      "#                    server goes DOWN: one lost packet, or one moment of\n"
 	      "#                    Patroni's 5-thread REST server being busy, does not\n"
-	      "#                    cut every session.\n"
-	      "#   rise 1           one passing check brings a server back: a 200 from Patroni\n"
-	      "#                    or an \"up\" from happac is authoritative, and a second one\n"
-	      "#                    would only add a second to every fail-over.\n"
-	      "#   timeout check 2s bounds a check's reply after its connect (bounded by\n"
+	      "#                    cut every session.\n", out);
+	recipe_haproxy_rise_text(r, out);
+	fputs("#   timeout check 2s bounds a check's reply after its connect (bounded by\n"
 	      "#                    'timeout connect'); a check that times out has failed.\n"
 	      "#   on-marked-down shutdown-sessions\n"
 	      "#                    sessions on a server that goes DOWN are cut at once, so\n"
@@ -445,6 +561,7 @@ static void recipe_haproxy_header(const struct recipe_haproxy *r, FILE *out)
 	      "#                    into a demoted or split-brain node.\n"
 	      "# Every proxy sets its own mode and timeouts, so these sections can be added\n"
 	      "# to an existing configuration as they are.\n", out);
+	recipe_haproxy_state_text(r, out);
 	if (r->replicas && r->scenario != RECIPE_SCENARIO_A)
 		fprintf(out,
 			"#\n# --replicas: happac on every node also serves its replica profile on\n"
@@ -466,6 +583,10 @@ static void recipe_haproxy_global(const struct recipe_haproxy *r, FILE *out)
 			"    stats socket \"%s\" mode 660 level admin\n"
 			"    stats timeout 10s\n",
 			r->stats_socket);
+	fprintf(out,
+		"    # Server states across reloads and restarts: see the header.\n"
+		"    server-state-file \"%s\"\n",
+		r->server_state_file[0] ? r->server_state_file : RECIPE_HAPROXY_STATE_FILE);
 	fputs("\ndefaults\n"
 	      "    mode tcp\n"
 	      "    log global\n"
@@ -494,6 +615,16 @@ enum recipe_check {
 	RECIPE_CHECK_AGENT,   /* TCP connect + happac agent */
 };
 
+/* A node given by DNS name: resolved when HAProxy starts (init-addr libc), not
+ * taken from the state file, whose address would otherwise win ("last"). */
+static int recipe_haproxy_has_names(const struct recipe_haproxy *r)
+{
+	for (int i = 0; i < r->node_count; i++)
+		if (r->nodes[i].family == RECIPE_FAMILY_NAME)
+			return 1;
+	return 0;
+}
+
 /* Backend side of a proxy: timeouts, the check, the servers. */
 static void recipe_haproxy_back(const struct recipe_haproxy *r, enum recipe_check check,
 				const char *endpoint, int agent_port, int server_port,
@@ -505,20 +636,27 @@ static void recipe_haproxy_back(const struct recipe_haproxy *r, enum recipe_chec
 	fputs("    timeout connect 1s\n"
 	      "    timeout server 30m\n"
 	      "    timeout check 2s\n", out);
+	const char *init_addr = recipe_haproxy_has_names(r) ? " init-addr libc" : "";
+
+	fputs("    # Each server starts as saved, and DOWN when not saved (see the header).\n"
+	      "    load-server-state-from-file global\n", out);
 	if (check == RECIPE_CHECK_PATRONI) {
 		fprintf(out,
 			"    # Patroni answers OPTIONS with a bare status line: its cheapest request.\n"
 			"    # 200 only when this node is what /%s asks for.\n"
 			"    option httpchk OPTIONS /%s\n"
 			"    http-check expect status 200\n"
-			"    default-server inter 1s fall 2 rise 1 on-marked-down shutdown-sessions\n",
-			endpoint, endpoint);
+			"    default-server inter 1s fall 2 rise 1 on-marked-down shutdown-sessions%s\n",
+			endpoint, endpoint, init_addr);
 	} else {
 		fprintf(out,
 			"    # check: TCP connect to PgBouncer. agent-check: happac's verdict on port %d.\n"
-			"    default-server inter 1s fall 2 rise 1 agent-check agent-port %d agent-inter 1s on-marked-down shutdown-sessions\n",
-			agent_port, agent_port);
+			"    default-server inter 1s fall 2 rise 2 agent-check agent-port %d agent-inter 1s on-marked-down shutdown-sessions%s\n",
+			agent_port, agent_port, init_addr);
 	}
+	fputs("    .if version_atleast(3.1)\n"
+	      "    default-server init-state fully-down\n"
+	      "    .endif\n", out);
 	for (int i = 0; i < r->node_count; i++) {
 		const struct recipe_node *n = &r->nodes[i];
 		char hp[RECIPE_HOST_MAX + 16];

@@ -25,6 +25,7 @@ import os
 import pwd
 import re
 import select
+import shlex
 import shutil
 import signal
 import socket
@@ -63,6 +64,30 @@ def recipe_output(happac_bin, scenario):
     if r.returncode != 0:
         raise RuntimeError(f"happac {' '.join(recipe_argv(scenario))} failed:\n{r.stderr}")
     return r.stdout
+
+
+# The paths the recipe's systemd hooks name (Debian's); the lab substitutes its own.
+RECIPE_STATS_SOCKET = "/run/haproxy/admin.sock"
+RECIPE_STATE_FILE = "/var/lib/haproxy/server-state"
+
+
+def recipe_hook(happac_bin, name, sock, state_file):
+    """The systemd line `name` (ExecStartPre, ExecStop) of the recipe's header as argv,
+    with this stats socket and state file in place of Debian's paths it names; None when
+    the recipe has no such line (before issue 11).
+
+    The lab runs exactly what the recipe tells users to run. The lines hold no '$', '%'
+    or backslash, so systemd's unquoting is the shell's (shlex)."""
+    text = recipe_output(happac_bin, "b")
+    lines = [l[1:].strip() for l in text.splitlines() if l.startswith("#   " + name + "=")]
+    if not lines:
+        return None
+    if len(lines) != 1:
+        raise ClusterError(f"the recipe header has {len(lines)} {name}= lines, not 1")
+    command = lines[0].split("=", 1)[1].lstrip("-")
+    command = command.replace(RECIPE_STATE_FILE, str(state_file))
+    command = command.replace(RECIPE_STATS_SOCKET, str(sock))
+    return shlex.split(command)
 
 NODES = (1, 2, 3)
 PG_PORT = 5432
@@ -148,12 +173,15 @@ def haproxy_check_settings(paths=None):
                 else:
                     timeout_check = _duration(words[2])
             if words[0] == "default-server" and section in BACKENDS:
-                s = {"inter": 2.0, "fall": 3, "rise": 2, "agent_inter": None}
+                # HAProxy's defaults, then what each default-server line of the section sets
+                s = settings.get(section, {})
+                if "inter" not in s:
+                    s.update({"inter": 2.0, "fall": 3, "rise": 2, "agent_inter": None})
                 for key in ("inter", "fall", "rise", "agent-inter"):
                     if key in words:
                         val = words[words.index(key) + 1]
                         s[key.replace("-", "_")] = int(val) if key in ("fall", "rise") else _duration(val)
-                settings[section] = {**settings.get(section, {}), **s}
+                settings[section] = s
     for s in settings.values():
         s["timeout_check"] = s.pop("own_timeout_check", timeout_check)
     missing = set(BACKENDS) - set(settings)
@@ -889,13 +917,37 @@ server_login_retry = {PGBOUNCER_LOGIN_RETRY}
             argv += ["-f", f]
         return argv
 
-    def start_haproxy(self):
+    @property
+    def haproxy_state_file(self):
+        """server-state-file in haproxy/global.cfg, under HAPPAC_RUN_DIR."""
+        return self.dir / "haproxy" / "server-state"
+
+    def haproxy_hook(self, name):
+        return recipe_hook(self.happac_bin, name, self.haproxy_sock, self.haproxy_state_file)
+
+    def run_haproxy_hook(self, name):
+        argv = self.haproxy_hook(name)
+        if argv is None:
+            return None
+        r = subprocess.run(argv, capture_output=True, text=True, timeout=10)
+        self.log(f"haproxy {name}: exit {r.returncode} {r.stderr.strip()}")
+        return r
+
+    def start_haproxy(self, hooks=True):
+        """Start HAProxy as its unit does: ExecStartPre (every saved server DOWN), then
+        HAProxy. hooks=False starts it without (the state file as it is)."""
         self._haproxy_files = self.haproxy_files()
+        if hooks and self.haproxy_state_file.exists():
+            self.run_haproxy_hook("ExecStartPre")
         env = {"HAPPAC_RUN_DIR": str(self.dir / "haproxy")}
+        # A socket left by the last process would pass for the new one's.
+        if not self.running("haproxy") and self.haproxy_sock.exists():
+            self.haproxy_sock.unlink()
         check = subprocess.run(["haproxy", "-c", "-q"] + self.haproxy_argv()[2:], env={**os.environ, **env},
                                capture_output=True, text=True)
         if check.returncode != 0:
             raise ClusterError(f"haproxy -c failed:\n{check.stdout}{check.stderr}")
+        self.haproxy_started = time.monotonic()
         self._spawn("haproxy", self.haproxy_argv(), as_postgres=False, env_extra=env)
 
         def listening():
@@ -903,6 +955,12 @@ server_login_retry = {PGBOUNCER_LOGIN_RETRY}
                 raise ClusterError("haproxy exited:\n" + self.tail("haproxy"))
             return self.haproxy_sock.exists()
         wait_for("HAProxy stats socket", listening, 10)
+
+    def stop_haproxy(self, hooks=True):
+        """Stop HAProxy as its unit does: ExecStop (save the server states), then SIGTERM."""
+        if hooks:
+            self.run_haproxy_hook("ExecStop")
+        self._terminate("haproxy", timeout=10)
 
     def show_stat(self):
         return parse_show_stat(haproxy_command(self.haproxy_sock, "show stat"))

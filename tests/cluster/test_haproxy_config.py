@@ -23,6 +23,7 @@ def section(text, kind, name):
 
 
 def test_haproxy_accepts_the_configuration(tmp_path):
+    (tmp_path / "server-state").write_text("1\n")  # as saved by a HAProxy without servers
     argv = ["haproxy", "-c"]
     for f in hc.HAPROXY_FILES:
         argv += ["-f", str(hc.HAPROXY_DIR / f)]
@@ -65,7 +66,7 @@ def test_scenario_a_patroni_httpchk():
 def test_scenario_b_agent_check():
     lines = section(cfg("scenario-b.cfg"), "listen", "scenario_b_write")
     assert f"bind 127.0.0.1:{hc.PORT_B}" in lines
-    ds = [l for l in lines if l.startswith("default-server ")]
+    ds = [l for l in lines if l.startswith("default-server ") and "init-state" not in l]
     assert len(ds) == 1
     for want in (f"agent-check agent-port {hc.AGENT_PORT} agent-inter 1s", "on-marked-down shutdown-sessions"):
         assert want in ds[0]
@@ -98,15 +99,24 @@ def test_bounds_are_read_from_the_files():
     assert s["scenario_a_write"]["agent_inter"] is None
     # the recipe sets each backend's own timeout check (2s), over the defaults' 1s
     assert s["scenario_b_write"]["timeout_check"] == 2.0
-    assert s["scenario_b_write"]["rise"] == 1 and s["scenario_b_write"]["fall"] == 2
+    assert s["scenario_b_write"]["rise"] == 2 and s["scenario_b_write"]["fall"] == 2
+    assert s["scenario_a_write"]["rise"] == 1 and s["scenario_c_direct"]["rise"] == 1
 
 
-def test_scenario_files_are_the_recipe_output():
-    """haproxy/scenario-*.cfg (what the README points at) is exactly what
-    `happac recipe haproxy` prints, and the lab runs that output: one source
-    of truth. Regenerate with `make haproxy-configs`."""
-    binary = os.environ.get("HAPPAC_BIN") or hc.REPO / "bin" / "happac"
+def test_server_states_survive_restarts():
+    """Issue 11: every backend loads the state file global.cfg names, starts DOWN where
+    HAProxy supports init-state, and the recipe's header gives the systemd lines the lab
+    runs around a restart (cluster.Cluster.stop_haproxy / start_haproxy)."""
+    assert re.search(r'^\s*server-state-file "\$\{HAPPAC_RUN_DIR-/run/haproxy\}/server-state"$',
+                     cfg("global.cfg"), re.M)
     for x in hc.SCENARIOS:
-        want = hc.recipe_output(binary, x)
-        have = (hc.HAPROXY_DIR / f"scenario-{x}.cfg").read_text()
-        assert have == want, f"haproxy/scenario-{x}.cfg differs from the recipe: make haproxy-configs"
+        text = cfg(f"scenario-{x}.cfg")
+        for kind, name in re.findall(r"^(listen|backend) (\S+)$", text, re.M):
+            lines = section(text, kind, name)
+            assert "load-server-state-from-file global" in lines, name
+            assert ".if version_atleast(3.1)" in lines and "default-server init-state fully-down" in lines
+    binary = os.environ.get("HAPPAC_BIN") or hc.REPO / "bin" / "happac"
+    for hook in ("ExecStartPre", "ExecStop"):
+        argv = hc.recipe_hook(binary, hook, "/lab/admin.sock", "/lab/server-state")
+        assert argv and "/lab/server-state" in argv[-1], argv
+        assert "/var/lib/haproxy" not in " ".join(argv), argv

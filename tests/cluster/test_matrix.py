@@ -653,3 +653,80 @@ def test_9_never_two_primaries(case, lab, observer):
         servers = {r[3] for r in case.writes(port, case.t0, ok=True)}
         assert servers <= {hc.node_addr(p), hc.node_addr(q)}
     case.check_agents()
+
+
+# HAProxy restarted: how long the fast `show stat` sampling watches, from the start. It
+# covers the first regular checks and the first agent check of every server (each within
+# one interval of the start), and the rise of the primary.
+RESTART_WATCH = B_RISE * B_INTER + AI + 1.0
+
+
+def test_10_haproxy_restarted(case, lab):
+    """HAProxy restarted while B and C write, as its systemd unit does with the recipe's
+    hooks (ExecStop saves the server states, ExecStartPre marks every server DOWN): no
+    replica is UP in any backend at any moment after the start (`show stat` sampled every
+    few ms until each replica's agent has answered), no write reaches a replica, writes
+    resume on the primary. Without the state file HAProxy starts every server UP until its
+    first check, and writes go to replicas."""
+    p, addr = case.primary, hc.node_addr(case.primary)
+    case.start_writers(PORT_B, PORT_C)
+
+    t_stop = time.monotonic()
+    lab.stop_haproxy()
+    lab.start_haproxy()
+    t_start = lab.haproxy_started           # the new process is spawned
+    samples, errors = [], 0
+    while time.monotonic() < t_start + RESTART_WATCH:
+        try:
+            rows = lab.show_stat()
+        except (OSError, hc.ClusterError):
+            errors += 1
+            continue
+        samples.append((time.monotonic(), {
+            (be, n): (rows[(be, hc.node_name(n))]["status"], rows[(be, hc.node_name(n))]["agent_status"])
+            for be in hc.BACKENDS for n in hc.NODES}))
+    t_b_up = case.wait_haproxy(B, p, "UP", t_start)
+    case.wait_writes(PORT_B, ok=True, count=5, after=t_b_up, server=addr)
+    case.wait_writes(PORT_C, ok=True, count=5, after=t_b_up, server=addr)
+    case.stop_writers()
+
+    assert len(samples) > 50, f"{len(samples)} show stat samples ({errors} failed)"
+    # Quick enough: the first sample came before some replica's first agent answer (INI:
+    # no answer yet), so the samples cover the moment the old recipe had replicas UP.
+    first = samples[0][1]
+    assert [n for be in (B, CPGB) for n in case.replicas if first[(be, n)][1].lstrip("* ") == "INI"], (
+        f"the first show stat sample (+{samples[0][0] - t_start:.2f}s) came after every replica's "
+        f"first agent answer: {first}")
+    replica_up = [(round(t - t_start, 3), be, n, st) for t, v in samples for (be, n), (st, _) in v.items()
+                  if n != p and st.startswith("UP")]
+    on_replica = {port: [r for r in case.writes(port, t_stop)
+                         if (r[2] and r[3] != addr) or (r[4] and "read-only" in r[4])]
+                  for port in (PORT_B, PORT_C)}
+    problems = []
+    if replica_up:
+        problems.append(f"{len(replica_up)} samples with a replica UP after the HAProxy start (first: "
+                        f"+{replica_up[0][0]}s {replica_up[0][1]}/node{replica_up[0][2]} {replica_up[0][3]}; "
+                        f"last: +{replica_up[-1][0]}s)")
+    for port, rows in on_replica.items():
+        if rows:
+            problems.append(f"port {port}: {len(rows)} writes reached a replica, e.g. {rows[0]}")
+    assert not problems, "\n".join(problems)
+    # The watch covered each replica's first agent answer in the agent backends.
+    last = samples[-1][1]
+    for be in (B, CPGB):
+        for n in case.replicas:
+            assert last[(be, n)][1].lstrip("* ") == "L7STS", (
+                f"{be}/node{n}: no agent answer within {RESTART_WATCH:.1f}s of the start: {last[(be, n)]}")
+    t_first_up = min((t for t, v in samples if v[(B, p)][0] == "UP"), default=t_b_up)
+    # The primary starts DOWN too: up after rise TCP checks (one interval each, the first
+    # within one interval of the start) with its agent's "up" in between.
+    up_bound = B_RISE * B_INTER + AI + OBS
+    assert t_first_up - t_start <= up_bound, f"B used the primary {t_first_up - t_start:.2f}s after the start"
+    case.check_agents()
+    case.report(show_stat_samples=len(samples), replica_up_samples=len(replica_up),
+                primary_B_up_after_start=fmt(t_first_up - t_start), haproxy_down_for=fmt(t_start - t_stop),
+                first_sample_after_start=fmt(samples[0][0] - t_start),
+                writes_failed_B=write_summary(case, PORT_B, t_stop),
+                B_recovery=fmt(case.recovery(PORT_B, t_stop)),
+                writes_failed_C=write_summary(case, PORT_C, t_stop),
+                C_recovery=fmt(case.recovery(PORT_C, t_stop)))

@@ -5,6 +5,8 @@ documented in a live HAProxy in front of fake nodes."""
 import os
 import re
 import shlex
+import shutil
+import socket
 import subprocess
 import time
 
@@ -42,6 +44,14 @@ def assert_valid(p, cfg_text=""):
     assert "[WARNING]" not in out and "[ALERT]" not in out, out
 
 
+def empty_state_file(tmp_path):
+    """A server-state file as HAProxy writes it with no server in it: the format
+    version alone (a missing or empty file is a warning)."""
+    path = tmp_path / "server-state"
+    path.write_text("1\n")
+    return path
+
+
 def sections(text):
     """[(kind, name, [lines])] of an HAProxy config, comments stripped."""
     result = []
@@ -65,14 +75,35 @@ def sections(text):
 @pytest.mark.parametrize("scenario", ["a", "b", "c"])
 def test_haproxy_c_accepts_every_variant(haproxy_bin, tmp_path, scenario, replicas, nodes, full):
     args = ["haproxy", "--scenario", scenario] + node_args(NODE_SETS[nodes])
+    state = empty_state_file(tmp_path)
     if replicas:
         args.append("--replicas")
     if full:
-        args += ["--full", "--stats-socket", str(tmp_path / "admin.sock")]
+        args += ["--full", "--stats-socket", str(tmp_path / "admin.sock"),
+                 "--server-state-file", str(state)]
     text = recipe(*args)
     cfg = tmp_path / "haproxy.cfg"
     cfg.write_text(text)
-    assert_valid(haproxy_check(haproxy_bin, cfg), text)
+    if full:
+        assert_valid(haproxy_check(haproxy_bin, cfg), text)
+    else:
+        # Sections for an existing configuration: its global section must name the
+        # state file (the header says so), and HAProxy says when it does not.
+        p = haproxy_check(haproxy_bin, cfg)
+        assert p.returncode == 0 and "'server-state-file' is not set" in p.stdout + p.stderr
+        glob = tmp_path / "global.cfg"
+        glob.write_text('global\n    server-state-file "%s"\n' % state)
+        assert_valid(haproxy_check(haproxy_bin, glob, cfg), text)
+    backends = [n for k, n, _ in sections(text) if k in ("listen", "backend")]
+    for kind, name, lines in sections(text):
+        if kind in ("listen", "backend"):
+            assert "load-server-state-from-file global" in lines, name
+            i = lines.index(".if version_atleast(3.1)")
+            assert lines[i:i + 3] == [".if version_atleast(3.1)",
+                                      "default-server init-state fully-down", ".endif"], lines
+    assert backends
+    # A DNS name is resolved when HAProxy starts, not taken from the state file.
+    assert ("init-addr libc" in text) == (nodes == "mixed")
 
     servers = [l for _, _, lines in sections(text) for l in lines if l.startswith("server ")]
     per_backend = 3
@@ -94,7 +125,8 @@ def test_every_option_reaches_the_config(haproxy_bin, tmp_path):
                   "--agent-port", "7555", "--replica-agent-port", "7556",
                   "--pgbouncer-port", "7432", "--postgres-port", "7433", "--patroni-port", "7008",
                   "--bind", "127.0.0.1:7000", "--replicas", "--replica-bind", "[::1]:7100",
-                  "--name", "pg", "--full", "--stats-socket", "${HAPPAC_RUN_DIR-/run/haproxy}/a.sock")
+                  "--name", "pg", "--full", "--stats-socket", "${HAPPAC_RUN_DIR-/run/haproxy}/a.sock",
+                  "--server-state-file", str(empty_state_file(tmp_path)))
     cfg = tmp_path / "h.cfg"
     cfg.write_text(text)
     assert_valid(haproxy_check(haproxy_bin, cfg), text)
@@ -107,22 +139,31 @@ def test_every_option_reaches_the_config(haproxy_bin, tmp_path):
     assert "server db1 10.1.0.1:7433 check port 7008\n" in text
     assert "agent-port 7555 " in text and "agent-port 7556 " in text
     assert 'stats socket "${HAPPAC_RUN_DIR-/run/haproxy}/a.sock"' in text
+    assert 'server-state-file "%s"' % (tmp_path / "server-state") in text
+    # ... and the systemd lines of the header use the same file and socket.
+    assert "ExecStartPre=-/bin/sed -i '/^#/!s/[^ ][^ ]*/0/6' %s\n" % (tmp_path / "server-state") in text
+    # "$$": systemd's "$", so that the shell expands ${VAR-default} as HAProxy does
+    assert 'UNIX-CONNECT:"$${HAPPAC_RUN_DIR-/run/haproxy}/a.sock" > %s.tmp' % (tmp_path / "server-state") in text
 
 
 @pytest.mark.parametrize("scenario", ["a", "b", "c"])
 def test_timing_matches_happac(scenario):
     """happac: a round every 1s, 800ms deadline. HAProxy: ask every 1s, two
-    failed regular checks to go DOWN, one to come back, 2s check timeout,
-    sessions cut when a server goes DOWN."""
+    failed regular checks to go DOWN, 2s check timeout, sessions cut when a
+    server goes DOWN. One passing Patroni check brings a server back; the TCP
+    check of an agent backend needs two, so that a server starting DOWN hears
+    its agent before it can come UP."""
     text = recipe("haproxy", "--scenario", scenario, "--replicas", *node_args(NODE_SETS["ipv4"]))
     backends = [(k, n, lines) for k, n, lines in sections(text) if k in ("listen", "backend")]
     assert backends
     for kind, name, lines in backends:
-        ds = [l for l in lines if l.startswith("default-server ")]
+        # the one unconditional default-server line (init-state comes under an .if)
+        ds = [l for l in lines if l.startswith("default-server ") and "init-state" not in l]
         assert len(ds) == 1, (name, lines)
         words = ds[0].split()
         kv = dict(zip(words[1::1], words[2::1]))
-        assert kv["inter"] == "1s" and kv["fall"] == "2" and kv["rise"] == "1", ds
+        agent = "agent-check" in words
+        assert kv["inter"] == "1s" and kv["fall"] == "2" and kv["rise"] == ("2" if agent else "1"), ds
         assert kv["on-marked-down"] == "shutdown-sessions", ds
         assert "timeout check 2s" in lines, (name, lines)
         assert "timeout connect 1s" in lines and "timeout server 30m" in lines
@@ -152,12 +193,14 @@ def test_scenarios_load_together(haproxy_bin, tmp_path):
         args = ["haproxy", "--scenario", s, "--bind", "127.0.0.1:%d" % (5000 + i), "--replicas",
                 "--replica-bind", "127.0.0.1:%d" % (5010 + i)] + node_args(NODE_SETS["mixed"])
         if not files and s == "a":
-            args += ["--full", "--stats-socket", str(tmp_path / "admin.sock")]
+            args += ["--full", "--stats-socket", str(tmp_path / "admin.sock"),
+                     "--server-state-file", str(empty_state_file(tmp_path))]
         f = tmp_path / ("scenario-%s.cfg" % s)
         f.write_text(recipe(*args))
         files.append(f)
     env_dir = tmp_path / "run"
     env_dir.mkdir()
+    empty_state_file(env_dir)  # global.cfg: ${HAPPAC_RUN_DIR}/server-state
     p = subprocess.run(["haproxy", "-c"] + sum((["-f", str(f)] for f in files), []),
                        capture_output=True, text=True, timeout=30,
                        env=dict(os.environ, HAPPAC_RUN_DIR=str(env_dir)))
@@ -202,6 +245,7 @@ def test_shape_matches_hand_written(scenario, port):
 @pytest.mark.parametrize("extra", [
     [],
     ["--replicas", "--full", "--stats-socket", "/run/haproxy/admin.sock"],
+    ["--full", "--server-state-file", "/srv/haproxy/state"],
     ["--bind", "[::]:6000", "--replicas", "--replica-bind", "*:6100", "--agent-port", "6555",
      "--name", "pg"],
 ])
@@ -214,6 +258,33 @@ def test_comment_repeats_the_command(extra):
     cmd = shlex.split(lines[i + 1].lstrip("#").strip())
     assert cmd[:3] == ["happac", "recipe", "haproxy"]
     assert recipe(*cmd[2:]) == text
+
+
+def test_systemd_lines_are_valid_for_systemd(tmp_path):
+    """The header's drop-in, added to Debian's haproxy.service, passes systemd-analyze
+    verify without a word (an escape systemd does not know would show here)."""
+    analyze = shutil.which("systemd-analyze")
+    if not analyze:
+        pytest.skip("systemd-analyze is not installed (Debian package systemd)")
+    debian_unit = "/lib/systemd/system/haproxy.service"
+    text = recipe("haproxy", "--scenario", "c", "--node", "a=10.0.0.1", "--full",
+                  "--server-state-file", "/srv/haproxy/state",
+                  "--stats-socket", "${RUN-/run/haproxy}/admin.sock")
+    dropin = [l[4:] for l in text.splitlines()
+              if l.startswith("#   [Service]") or re.match(r"#   Exec[A-Za-z]+=", l)]
+    assert dropin[0] == "[Service]" and len(dropin) == 7, dropin
+    assert [l.split("=", 1)[0] for l in dropin[1:]] == [
+        "ExecStartPre", "ExecReload", "ExecReload", "ExecReload", "ExecReload", "ExecStop"]
+    # Debian's own reload lines, in their order, around the save.
+    with open(debian_unit) as f:
+        debian = f.read()
+    for line in dropin[3:6:2]:
+        assert line in debian, line
+    unit = tmp_path / "haproxy.service"
+    unit.write_text(debian + "\n" + "\n".join(dropin) + "\n")
+    p = subprocess.run([analyze, "verify", "--man=no", str(unit)], capture_output=True,
+                       text=True, timeout=60)
+    assert p.returncode == 0 and p.stderr.strip() == "", p.stderr
 
 
 # ---- live: a real HAProxy in front of fake nodes
@@ -245,6 +316,8 @@ class Lab:
                      "--replica-agent-port", str(self.ports["replica_agent"])]
         for n in self.nodes:
             args += ["--node", "%s=%s" % (n.name, n.addr)]
+        self.state = empty_state_file(tmp_path)
+        args += ["--server-state-file", str(self.state)]
         self.cfg = tmp_path / "haproxy.cfg"
         self.cfg.write_text(recipe(*args))
         self.sock = tmp_path / "admin.sock"
@@ -254,6 +327,11 @@ class Lab:
     def start(self, haproxy_bin):
         for n in self.nodes:
             n.start()
+        self.start_haproxy(haproxy_bin)
+
+    def start_haproxy(self, haproxy_bin):
+        self.haproxy_bin = haproxy_bin
+        self.started = time.monotonic()
         self.proc = subprocess.Popen([haproxy_bin, "-db", "-f", str(self.cfg)],
                                      stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 10
@@ -262,7 +340,7 @@ class Lab:
             assert time.monotonic() < deadline, "haproxy did not create its stats socket"
             time.sleep(0.05)
 
-    def stop(self):
+    def stop_haproxy(self):
         if self.proc and self.proc.poll() is None:
             self.proc.terminate()
             try:
@@ -270,9 +348,59 @@ class Lab:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        if self.sock.exists():  # else the next start would take it for its own
+            self.sock.unlink()
+
+    def stop(self):
+        self.stop_haproxy()
         for n in self.nodes:
             n.stop()
         self.log.close()
+
+    def hook(self, name):
+        """Run the systemd line `name` of the recipe's header, as systemd would: it holds
+        no '$', '%' or backslash, so systemd's unquoting is the shell's."""
+        lines = [l[1:].strip() for l in self.cfg.read_text().splitlines()
+                 if l.startswith("#   %s=" % name)]
+        assert len(lines) == 1, "the header has %d %s= lines" % (len(lines), name)
+        argv = shlex.split(lines[0].split("=", 1)[1].lstrip("-"))
+        return subprocess.run(argv, capture_output=True, text=True, timeout=10)
+
+    def saved_states(self):
+        """{(backend, server): srv_op_state} from the state file."""
+        out = {}
+        for line in self.state.read_text().splitlines()[1:]:
+            if line and not line.startswith("#"):
+                f = line.split()
+                out[(f[1], f[3])] = int(f[5])
+        return out
+
+    def show_stat(self):
+        with socket.socket(socket.AF_UNIX) as c:
+            c.settimeout(2)
+            c.connect(str(self.sock))
+            c.sendall(b"show stat\n")
+            data = b""
+            while True:
+                chunk = c.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+        lines = data.decode().splitlines()
+        fields = lines[0][2:].split(",")
+        rows = [dict(zip(fields, l.split(","))) for l in lines[1:] if l]
+        return {(r["pxname"], r["svname"]): r["status"] for r in rows if r["svname"].startswith("node")}
+
+    def watch(self, seconds):
+        """show stat as fast as it answers, from the start for `seconds`: [(t, states)]."""
+        samples = []
+        while time.monotonic() < self.started + seconds:
+            try:
+                samples.append((time.monotonic() - self.started, self.show_stat()))
+            except OSError:
+                continue
+        assert samples, "no show stat answer in %ss" % seconds
+        return samples
 
     def write(self, *expected):
         return fakes.wait_route(self.front, self.write_port, set(expected))
@@ -350,6 +478,86 @@ def test_live_ipv6(lab):
     lb = lab("b", addrs=["::1"], replicas=False)
     assert "server node1 [::1]:" in lb.cfg.read_text()
     lb.write("node1/pgbouncer")
+
+
+# A start with every server DOWN lasts until the primary's second TCP check (rise 2),
+# the first within one interval: watch that long, and a second more.
+START_WATCH = 3.0
+
+
+def test_live_restart_starts_every_server_down(lab, haproxy_bin):
+    """The header's systemd lines, run as systemd would: ExecStop saves the states
+    (real socat), ExecStartPre marks every server DOWN, and the new HAProxy starts
+    every server DOWN: no replica is ever UP, the primary comes UP by its checks.
+    Without them HAProxy starts every server UP until its first check."""
+    lb = lab("b")
+    lb.write("node1/pgbouncer")
+    lb.read("node2/pgbouncer", "node3/pgbouncer")
+    assert lb.hook("ExecStop").returncode == 0
+    saved = lb.saved_states()
+    assert saved[("scenario_b_write", "node1")] == 2  # SRV_ST_RUNNING
+    assert saved[("scenario_b_write", "node2")] == 0 and saved[("scenario_b_write", "node3")] == 0
+    assert saved[("scenario_b_replica", "node2")] == 2
+    lb.stop_haproxy()
+    assert lb.hook("ExecStartPre").returncode == 0
+    assert set(lb.saved_states().values()) == {0}, lb.state.read_text()
+
+    lb.start_haproxy(haproxy_bin)
+    samples = lb.watch(START_WATCH)
+    first = samples[0][1]
+    assert set(first.values()) <= {"DOWN", "DOWN 1/2"}, first
+    replica_up = [(t, st) for t, st in samples
+                  if any(v.startswith("UP") for (be, n), v in st.items()
+                         if be == "scenario_b_write" and n != "node1")]
+    assert not replica_up, "a replica was UP for writes after the start: %s" % (replica_up[0],)
+    up = [t for t, st in samples if st[("scenario_b_write", "node1")] == "UP"]
+    assert up, "the primary did not come UP within %ss: %s" % (START_WATCH, samples[-1])
+    lb.write("node1/pgbouncer")
+
+
+def test_live_reload_keeps_the_states(lab, haproxy_bin):
+    """A reload: the states saved a moment before are loaded as they are, so the
+    primary is UP from the new process's first moment and no replica ever is."""
+    lb = lab("b")
+    lb.write("node1/pgbouncer")
+    assert lb.hook("ExecStop").returncode == 0  # the ExecReload line is the same command
+    lb.stop_haproxy()
+    lb.start_haproxy(haproxy_bin)
+    samples = lb.watch(START_WATCH)
+    for t, st in samples:
+        assert st[("scenario_b_write", "node1")] == "UP", (t, st)
+        assert not st[("scenario_b_write", "node2")].startswith("UP"), (t, st)
+        assert not st[("scenario_b_write", "node3")].startswith("UP"), (t, st)
+
+
+def test_live_failed_save_marks_every_server_down(lab):
+    """A save that fails (no HAProxy on the socket) leaves no old states to load:
+    every server in the file is marked DOWN."""
+    lb = lab("b")
+    lb.write("node1/pgbouncer")
+    assert lb.hook("ExecStop").returncode == 0
+    assert 2 in lb.saved_states().values()
+    lb.stop_haproxy()
+    p = lb.hook("ExecStop")
+    assert "socat" in p.stderr, p.stderr  # it did fail, and said so
+    states = lb.saved_states()
+    assert states and set(states.values()) == {0}, lb.state.read_text()
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--server-state-file", "/var/lib/haproxy/s"],
+     "--server-state-file needs --full (server-state-file belongs to the global section)"),
+    (["--full", "--server-state-file", "state"],
+     "--server-state-file: invalid path 'state' (absolute; no quotes, backslashes, '$', spaces or control characters)"),
+    (["--full", "--server-state-file", "/run/${X}/state"],
+     "--server-state-file: invalid path '/run/${X}/state' (absolute; no quotes, backslashes, '$', spaces or control characters)"),
+    (["--full", "--server-state-file", "/run/a b"],
+     "--server-state-file: invalid path '/run/a b' (absolute; no quotes, backslashes, '$', spaces or control characters)"),
+])
+def test_bad_server_state_file(args, message):
+    p = run(["recipe", "haproxy", "--scenario", "b", "--node", "n1=10.0.0.1"] + args)
+    assert p.returncode == 2 and p.stdout == ""
+    assert p.stderr == "happac recipe haproxy: %s\n" % message
 
 
 def test_bad_input_prints_nothing(tmp_path):

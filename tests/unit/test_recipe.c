@@ -229,6 +229,20 @@ static void test_haproxy_render_ipv6_and_sections(void **state)
 	assert_non_null(strstr(text, "nbsrv(scenario_c_replica) gt 0"));
 	assert_non_null(strstr(text, "agent-port 5556 agent-inter 1s"));
 	assert_null(strstr(text, "\nglobal"));
+	/* Issue 11: servers start as saved or DOWN. The TCP check of an agent backend
+	 * rises in two, Patroni's in one; no init-addr without DNS names. */
+	assert_non_null(strstr(text, "    load-server-state-from-file global\n"));
+	assert_non_null(strstr(text, "fall 2 rise 2 agent-check agent-port 5555 "));
+	assert_non_null(strstr(text, "fall 2 rise 2 agent-check agent-port 5556 "));
+	assert_non_null(strstr(text, "fall 2 rise 1 on-marked-down shutdown-sessions\n"));
+	assert_non_null(strstr(text, "    .if version_atleast(3.1)\n"
+				     "    default-server init-state fully-down\n"
+				     "    .endif\n"));
+	assert_null(strstr(text, "init-addr"));
+	assert_non_null(strstr(text, "#   ExecStartPre=-/bin/sed -i '/^#/!s/[^ ][^ ]*/0/6' "
+				     "/var/lib/haproxy/server-state\n"));
+	assert_non_null(strstr(text, "UNIX-CONNECT:\"/run/haproxy/admin.sock\" > "
+				     "/var/lib/haproxy/server-state.tmp"));
 	free(text);
 
 	assert_int_equal(haproxy(r, err, sizeof(err), "--scenario", "a", "--node", "n1=10.0.0.1",
@@ -237,6 +251,8 @@ static void test_haproxy_render_ipv6_and_sections(void **state)
 	text = render_haproxy(r);
 	assert_non_null(strstr(text, "\nglobal\n"));
 	assert_non_null(strstr(text, "stats socket \"/run/x.sock\""));
+	assert_non_null(strstr(text, "    server-state-file \"/var/lib/haproxy/server-state\"\n"));
+	assert_non_null(strstr(text, "UNIX-CONNECT:\"/run/x.sock\" > /var/lib/haproxy/server-state.tmp"));
 	assert_non_null(strstr(text, "option httpchk OPTIONS /primary\n"));
 	assert_non_null(strstr(text, "inter 1s fall 2 rise 1"));
 	assert_non_null(strstr(text, "on-marked-down shutdown-sessions"));
@@ -390,6 +406,16 @@ static void test_haproxy_bad_misc(void **state)
 		    "a=10.0.0.1", "--full", "--stats-socket", "/run/a\"b", NULL);
 	haproxy_bad("--stats-socket: invalid path ''", NULL, "--scenario", "b", "--node",
 		    "a=10.0.0.1", "--full", "--stats-socket", "", NULL);
+	haproxy_bad("--server-state-file needs --full", NULL, "--scenario", "b", "--node",
+		    "a=10.0.0.1", "--server-state-file", "/var/lib/haproxy/s", NULL);
+	haproxy_bad("--server-state-file: invalid path 'rel/s'", "absolute", "--scenario", "b",
+		    "--node", "a=10.0.0.1", "--full", "--server-state-file", "rel/s", NULL);
+	haproxy_bad("--server-state-file: invalid path '/run/$X/s'", "'$'", "--scenario", "b",
+		    "--node", "a=10.0.0.1", "--full", "--server-state-file", "/run/$X/s", NULL);
+	haproxy_bad("--server-state-file: invalid path '/run/a b'", "spaces", "--scenario", "b",
+		    "--node", "a=10.0.0.1", "--full", "--server-state-file", "/run/a b", NULL);
+	haproxy_bad("--server-state-file: invalid path '/run/a'b'", NULL, "--scenario", "b",
+		    "--node", "a=10.0.0.1", "--full", "--server-state-file", "/run/a'b", NULL);
 	haproxy_bad("--name: invalid prefix 'a b'", NULL, "--scenario", "b", "--node",
 		    "a=10.0.0.1", "--name", "a b", NULL);
 	haproxy_bad("--name: invalid prefix '_x'", NULL, "--scenario", "b", "--node",
