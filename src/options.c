@@ -390,12 +390,15 @@ static int options_apply_conninfo(struct options *o, const struct options_def *d
 {
 	char *perr = NULL;
 	PQconninfoOption *opts;
-	int password = 0;
+	char secrets[sizeof(o->pg_conninfo_secrets)] = "";
+	size_t nsecrets = 0;
+	int secret = 0;
 
 	if (*value == '\0') {
 		free(o->pg_conninfo);
 		o->pg_conninfo = NULL;
 		o->pg_conninfo_has_password = 0;
+		o->pg_conninfo_secrets[0] = '\0';
 		return 0;
 	}
 	if (options_has_control(value)) {
@@ -431,8 +434,19 @@ static int options_apply_conninfo(struct options *o, const struct options_def *d
 			lib_pq.PQconninfoFree(opts);
 			return -1;
 		}
-		if (!strcmp(p->keyword, "password") && *p->val)
-			password = 1;
+		/* Every secret, by libpq's own flag; each one is named in the
+		 * warning (as many as fit: a few keywords). */
+		if (lib_pq_secret(p) && *p->val) {
+			size_t klen = strlen(p->keyword);
+
+			secret = 1;
+			if (nsecrets + klen + 2 <= sizeof(secrets)) {
+				if (nsecrets)
+					secrets[nsecrets++] = ' ';
+				memcpy(secrets + nsecrets, p->keyword, klen + 1);
+				nsecrets += klen;
+			}
+		}
 	}
 	lib_pq.PQconninfoFree(opts);
 	/* Its rendering (quoted, escaped: a URI grows) must load back too. */
@@ -448,7 +462,8 @@ static int options_apply_conninfo(struct options *o, const struct options_def *d
 	}
 	free(o->pg_conninfo);
 	o->pg_conninfo = strdup(value);
-	o->pg_conninfo_has_password = password;
+	o->pg_conninfo_has_password = secret;
+	snprintf(o->pg_conninfo_secrets, sizeof(o->pg_conninfo_secrets), "%s", secrets);
 	return 0;
 }
 
@@ -1249,8 +1264,11 @@ void options_describe(const struct options *o, char *buf, size_t len)
 		 o->allow.count ? " allow-list=on" : "");
 }
 
-/* The conninfo as keyword=value pairs, password left out: for --check-config
- * and /status, which must never show secrets. */
+/* The conninfo as keyword=value pairs, every secret left out (libpq's "*"
+ * flag, lib_pq_secret()): for --check-config and /status, which must never
+ * show one. Only libpq's parser can split a conninfo (a URI included), and a
+ * conninfo is only ever set after that parser accepted it, so libpq is
+ * loaded here; should it not be, nothing at all is shown. */
 static void options_conninfo_redacted(const char *conninfo, char *buf, size_t len)
 {
 	PQconninfoOption *opts;
@@ -1267,7 +1285,7 @@ static void options_conninfo_redacted(const char *conninfo, char *buf, size_t le
 	for (PQconninfoOption *p = opts; p->keyword && used + 1 < len; p++) {
 		int n;
 
-		if (!p->val || !strcmp(p->keyword, "password"))
+		if (!p->val || lib_pq_secret(p))
 			continue;
 		n = snprintf(buf + used, len - used, "%s%s='", used ? " " : "", p->keyword);
 		if (n < 0 || (size_t)n >= len - used)

@@ -130,6 +130,42 @@ def test_password_never_shown(happac, backends, workdir):
     assert "pg-conninfo = " in out
 
 
+# Issue #11, 7: sslpassword (the client key's passphrase) and password, in
+# keyword and URI form: neither -t nor GET /status nor the log shows them.
+SECRET_FORMS = {
+    "keyword": CONNINFO + " password=pw-kw-s3cret sslpassword='ssl-kw-s3cret'",
+    "uri": "postgresql://postgres:pw-uri-s3cret@%s:%d/postgres?sslpassword=ssl-uri-s3cret"
+           % (ADDR, PGB_PORT),
+}
+
+
+@pytest.mark.parametrize("form", sorted(SECRET_FORMS))
+def test_secrets_never_shown(happac, backends, form):
+    conninfo = SECRET_FORMS[form]
+    secrets = [w for w in ("pw-kw-s3cret", "ssl-kw-s3cret", "pw-uri-s3cret", "ssl-uri-s3cret")
+               if w in conninfo]
+    assert len(secrets) == 2
+    h = happac("--pg-conninfo", conninfo, "--http-listen", "%s:8098" % ADDR)
+    # auth_type=any ignores the password; no TLS, so no key to unlock
+    assert check(AGENT_PORT)[0] == "up\n"
+    body = urllib.request.urlopen("http://%s:8098/status" % ADDR, timeout=5).read().decode()
+    shown = json.loads(body)["config"]["pg-conninfo"]
+    assert "user='postgres'" in shown and "dbname='postgres'" in shown, shown
+    rc, out, err, _ = procs.run_happac(["-h", ADDR, "-r", str(PGB_PORT),
+                                        "--pg-conninfo", conninfo, "--check-config"])
+    assert rc == 0, err
+    assert "pg-conninfo = " in out and "user='postgres'" in out
+    for secret in secrets:
+        assert secret not in body, shown
+        assert secret not in out + err, out
+    assert "password" not in shown  # neither keyword, not even empty
+    # each secret warned about, by name, and shown nowhere in the log
+    log = h.log()
+    assert "holds a password" in log and "holds sslpassword" in log, log
+    for secret in secrets:
+        assert secret not in log
+
+
 def test_bad_conninfo_exits_2(happac_bin):
     rc, out, err, _ = procs.run_happac(["-h", ADDR, "-r", "6432", "--pg-conninfo", "dbname"])
     assert rc == 2

@@ -360,6 +360,67 @@ static void test_dump_conninfo_quoting(void **state)
 		     big, NULL);
 }
 
+/* What options_each() (the -t dump, GET /status) says for a setting. */
+struct each_find {
+	const char *name;
+	char value[4096];
+};
+
+static void each_find_one(void *arg, const char *name, const char *value)
+{
+	struct each_find *f = arg;
+
+	if (!strcmp(name, f->name))
+		snprintf(f->value, sizeof(f->value), "%s", value ? value : "");
+}
+
+/* Issue #11, 7: every secret libpq knows stays out of the rendering, in
+ * keyword and URI form, and each is named for the warning. */
+static void test_conninfo_secrets_redacted(void **state)
+{
+	static const char *const forms[] = {
+		"host=127.0.0.1 user=app password=pw-one sslpassword=pw-two dbname=db",
+		"postgresql://app:pw-one@127.0.0.1:6432/db?sslpassword=pw-two",
+		"user=app sslpassword='pw-two' password = 'pw-one'",
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(forms) / sizeof(forms[0]); i++) {
+		struct options o;
+		struct each_find f = { "pg-conninfo", "" };
+		char err[256];
+
+		assert_int_equal(parse(&o, err, sizeof(err), "-h", "127.0.0.1", "-r", "6432",
+				       "--pg-conninfo", forms[i], NULL),
+				 OPTIONS_OK);
+		options_each(&o, each_find_one, &f);
+		if (strstr(f.value, "pw-one") || strstr(f.value, "pw-two") ||
+		    strstr(f.value, "password"))
+			fail_msg("%s renders as %s", forms[i], f.value);
+		assert_non_null(strstr(f.value, "user='app'"));
+		assert_true(o.pg_conninfo_has_password);
+		assert_string_equal(o.pg_conninfo_secrets, "password sslpassword");
+		options_free(&o);
+	}
+	/* sslpassword alone is a secret too; an empty one is none. */
+	{
+		struct options o;
+		char err[256];
+
+		assert_int_equal(parse(&o, err, sizeof(err), "-h", "127.0.0.1", "-r", "6432",
+				       "--pg-conninfo", "user=app sslpassword=x", NULL),
+				 OPTIONS_OK);
+		assert_true(o.pg_conninfo_has_password);
+		assert_string_equal(o.pg_conninfo_secrets, "sslpassword");
+		options_free(&o);
+		assert_int_equal(parse(&o, err, sizeof(err), "-h", "127.0.0.1", "-r", "6432",
+				       "--pg-conninfo", "user=app password=''", NULL),
+				 OPTIONS_OK);
+		assert_false(o.pg_conninfo_has_password);
+		options_free(&o);
+	}
+}
+
 int main(void)
 {
 	assert_non_null(mkdtemp(tmpdir));
@@ -376,6 +437,7 @@ int main(void)
 		cmocka_unit_test(test_precedence),
 		cmocka_unit_test(test_dump_round_trip),
 		cmocka_unit_test(test_dump_conninfo_quoting),
+		cmocka_unit_test(test_conninfo_secrets_redacted),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
