@@ -3,6 +3,7 @@
 
 #include "acl.h"
 #include "lib_pq.h"
+#include "resolve.h"
 
 #include <unistd.h>
 
@@ -14,6 +15,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/un.h>
 
 enum options_kind {
 	OPTIONS_KIND_HOST,     /* non-empty host name or address */
@@ -1035,6 +1037,47 @@ static int options_build_profiles(struct options *o, char *err, size_t errlen)
 	return 0;
 }
 
+/* A socket directory in --pg-conninfo: libpq connects to DIR/.s.PGSQL.PORT,
+ * which must fit a sockaddr_un; refused here rather than at every probe. */
+static int options_check_conninfo_socket(const struct options *o, char *err,
+					 size_t errlen)
+{
+	struct sockaddr_un sun;
+	PQconninfoOption *opts;
+	char path[sizeof(sun.sun_path) + 16];
+	const char *host = NULL, *port = NULL;
+	char portbuf[8];
+	int rc = 0;
+
+	if (!o->pg_conninfo || lib_pq_load(err, errlen) < 0)
+		return o->pg_conninfo ? -1 : 0;
+	opts = lib_pq.PQconninfoParse(o->pg_conninfo, NULL);
+	if (!opts)
+		return 0; /* checked when set */
+	for (PQconninfoOption *p = opts; p->keyword; p++) {
+		if (!p->val || !*p->val)
+			continue;
+		if (!strcmp(p->keyword, "host"))
+			host = p->val;
+		else if (!strcmp(p->keyword, "port"))
+			port = p->val;
+	}
+	if (!port) {
+		snprintf(portbuf, sizeof(portbuf), "%d", o->pg_port);
+		port = portbuf;
+	}
+	if (host && resolve_is_unix_socket(host) &&
+	    (size_t)snprintf(path, sizeof(path), "%s/.s.PGSQL.%s", host, port) >=
+		    sizeof(sun.sun_path)) {
+		options_err(err, errlen,
+			    "--pg-conninfo: the socket path %s/.s.PGSQL.%s is longer than %zu bytes",
+			    host, port, sizeof(sun.sun_path) - 1);
+		rc = -1;
+	}
+	lib_pq.PQconninfoFree(opts);
+	return rc;
+}
+
 int options_validate(struct options *o, char *err, size_t errlen)
 {
 	if (!o->patroni_host) {
@@ -1055,6 +1098,8 @@ int options_validate(struct options *o, char *err, size_t errlen)
 		return -1;
 	}
 	if (options_build_profiles(o, err, errlen) != 0)
+		return -1;
+	if (options_check_conninfo_socket(o, err, errlen) != 0)
 		return -1;
 	if (o->http_listen && o->http_port == o->port) {
 		int same = !o->listen.count;

@@ -421,6 +421,43 @@ static void test_conninfo_secrets_redacted(void **state)
 	}
 }
 
+/* Issue #11, 12: a socket directory is accepted, and a socket path that
+ * cannot fit a sockaddr_un is refused with the path and the bound named. */
+static void test_conninfo_socket_dir(void **state)
+{
+	struct options o;
+	struct each_find f = { "pg-conninfo", "" };
+	char err[256], host[128];
+
+	(void)state;
+	assert_int_equal(parse(&o, err, sizeof(err), "-h", "127.0.0.1", "-r", "6432",
+			       "--pg-conninfo", "host=/var/run/postgresql user=app", NULL),
+			 OPTIONS_OK);
+	options_each(&o, each_find_one, &f);
+	assert_non_null(strstr(f.value, "host='/var/run/postgresql'"));
+	options_free(&o);
+	assert_int_equal(parse(&o, err, sizeof(err), "-h", "127.0.0.1", "-r", "6432",
+			       "--pg-conninfo", "host=@pgbouncer user=app", NULL),
+			 OPTIONS_OK);
+	options_free(&o);
+	/* 94 + "/.s.PGSQL.6432" = 108 bytes: one too many for sun_path. */
+	memset(host, 'd', 94);
+	host[0] = '/';
+	host[94] = '\0';
+	{
+		char ci[160];
+
+		snprintf(ci, sizeof(ci), "host=%s", host);
+		expect_error("longer than 107 bytes", "-h", "127.0.0.1", "-r", "6432",
+			     "--pg-conninfo", ci, NULL);
+		/* The port decides: 643 is one byte shorter. */
+		assert_int_equal(parse(&o, err, sizeof(err), "-h", "127.0.0.1", "-r", "643",
+				       "--pg-conninfo", ci, NULL),
+				 OPTIONS_OK);
+		options_free(&o);
+	}
+}
+
 int main(void)
 {
 	assert_non_null(mkdtemp(tmpdir));
@@ -438,6 +475,7 @@ int main(void)
 		cmocka_unit_test(test_dump_round_trip),
 		cmocka_unit_test(test_dump_conninfo_quoting),
 		cmocka_unit_test(test_conninfo_secrets_redacted),
+		cmocka_unit_test(test_conninfo_socket_dir),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
