@@ -386,6 +386,68 @@ static int options_has_control(const char *s)
 
 static void options_conninfo_redacted(const char *conninfo, char *buf, size_t len);
 
+/* True when word is a connection keyword libpq knows. */
+static int options_conninfo_keyword(const char *word, size_t len)
+{
+	PQconninfoOption *opts = lib_pq.PQconninfoParse("", NULL);
+	int found = 0;
+
+	for (PQconninfoOption *p = opts; p && p->keyword && !found; p++)
+		found = strlen(p->keyword) == len && !strncmp(p->keyword, word, len);
+	if (opts)
+		lib_pq.PQconninfoFree(opts);
+	return found;
+}
+
+/* Whether libpq's parse error msg may show the quoted word at q (length
+ * n): a keyword, the "=" it misses, or what stands where a keyword goes
+ * (an unknown option is the typo to name). */
+static int options_conninfo_shown(const char *msg, const char *q, size_t n)
+{
+	static const char *const key_slots[] = { "invalid connection option ",
+						 "invalid URI query parameter: " };
+
+	if ((n == 1 && q[1] == '=') || options_conninfo_keyword(q + 1, n))
+		return 1;
+	for (size_t i = 0; i < sizeof(key_slots) / sizeof(key_slots[0]); i++) {
+		size_t k = strlen(key_slots[i]);
+
+		if ((size_t)(q - msg) >= k && !strncmp(q - k, key_slots[i], k))
+			return 1;
+	}
+	return 0;
+}
+
+/* libpq's parse error as one line without a secret in it. Its messages
+ * quote what they stumble on, which may be a value or the whole URI
+ * (a bad percent-encoding, an unquoted space in a password): a quoted word
+ * that options_conninfo_shown() does not clear reads "(hidden)". */
+static void options_conninfo_error(const char *msg, char *buf, size_t len)
+{
+	size_t used = 0;
+
+	buf[0] = '\0';
+	for (const char *c = msg; *c && *c != '\n' && used + 1 < len;) {
+		const char *end = *c == '"' ? strchr(c + 1, '"') : NULL;
+		size_t n = 1;
+
+		if (end && !memchr(c, '\n', (size_t)(end - c)) &&
+		    !options_conninfo_shown(msg, c, (size_t)(end - c - 1))) {
+			int w = snprintf(buf + used, len - used, "\"(hidden)\"");
+
+			used = w > 0 && (size_t)w < len - used ? used + (size_t)w : len - 1;
+			c = end + 1;
+			continue;
+		}
+		if (end)
+			n = (size_t)(end - c) + 1; /* a keyword: copied as it is */
+		for (size_t i = 0; i < n && used + 1 < len; i++)
+			buf[used++] = c[i];
+		c += n;
+	}
+	buf[used < len ? used : len - 1] = '\0';
+}
+
 /* libpq conninfo: parsed here (no connection) so a typo fails at start. */
 static int options_apply_conninfo(struct options *o, const struct options_def *d,
 				  const char *value, char *err, size_t errlen)
@@ -418,11 +480,14 @@ static int options_apply_conninfo(struct options *o, const struct options_def *d
 		return -1;
 	opts = lib_pq.PQconninfoParse(value, &perr);
 	if (!opts) {
-		options_err(err, errlen, "%s: %s", options_label(d),
-			    perr ? perr : "out of memory");
 		if (perr) {
-			err[strcspn(err, "\n")] = '\0';
+			char why[256];
+
+			options_conninfo_error(perr, why, sizeof(why));
+			options_err(err, errlen, "%s: %s", options_label(d), why);
 			lib_pq.PQfreemem(perr);
+		} else {
+			options_err(err, errlen, "%s: out of memory", options_label(d));
 		}
 		return -1;
 	}

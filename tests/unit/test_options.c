@@ -421,6 +421,37 @@ static void test_conninfo_secrets_redacted(void **state)
 	}
 }
 
+/* libpq's parse errors quote what they stumble on, a password too: such a
+ * word is hidden, a keyword or a misspelt option name is not. */
+static void test_conninfo_parse_errors_hide_values(void **state)
+{
+	static const struct {
+		const char *conninfo, *says;
+	} cases[] = {
+		{ "postgresql://app:s3cr%zzt@127.0.0.1/db", "invalid percent-encoded token: \"(hidden)\"" },
+		{ "postgresql://app:s3cr%00t@127.0.0.1/db", "percent-encoded value: \"(hidden)\"" },
+		{ "user=app password=my s3crt", "missing \"=\" after \"(hidden)\"" },
+		{ "user=app sslpassword=my s3crt dbname=x", "missing \"=\" after \"(hidden)\"" },
+		{ "dbname", "missing \"=\" after \"dbname\"" },
+		{ "dbnmae=s3crt", "invalid connection option \"dbnmae\"" },
+		{ "postgresql://app@h/db?sslpasswrd=s3crt", "invalid URI query parameter: \"sslpasswrd\"" },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct options o;
+		char err[256];
+
+		assert_int_equal(parse(&o, err, sizeof(err), "-h", "127.0.0.1", "-r", "6432",
+				       "--pg-conninfo", cases[i].conninfo, NULL),
+				 OPTIONS_ERROR);
+		if (!strstr(err, cases[i].says) || strstr(err, "s3cr") || strchr(err, '?'))
+			fail_msg("%s: '%s' (wanted '%s', no value, one line)", cases[i].conninfo,
+				 err, cases[i].says);
+		options_free(&o);
+	}
+}
+
 /* Issue #11, 12: a socket directory is accepted, and a socket path that
  * cannot fit a sockaddr_un is refused with the path and the bound named. */
 static void test_conninfo_socket_dir(void **state)
@@ -475,6 +506,7 @@ int main(void)
 		cmocka_unit_test(test_dump_round_trip),
 		cmocka_unit_test(test_dump_conninfo_quoting),
 		cmocka_unit_test(test_conninfo_secrets_redacted),
+		cmocka_unit_test(test_conninfo_parse_errors_hide_values),
 		cmocka_unit_test(test_conninfo_socket_dir),
 	};
 
