@@ -104,7 +104,8 @@ static const struct options_def options_table[] = {
 	  OFF(pg_conninfo),
 	  "Log in through PgBouncer with this libpq conninfo and check "
 	  "SELECT pg_is_in_recovery() (default: ping only); host and port "
-	  "default to -h and -r; keep passwords in a passfile",
+	  "default to -h and -r (host=/DIR: a Unix socket there); keep passwords "
+	  "in a passfile (secrets here are warned about, never shown)",
 	  OPTIONS_ANYWHERE },
 	{ "patroni-scheme", 0, OPTIONS_KIND_SCHEME, "http|https", "http", 0, 0,
 	  OFF(patroni_scheme), "Scheme of the Patroni REST API",
