@@ -502,6 +502,15 @@ static int options_apply_conninfo(struct options *o, const struct options_def *d
 			lib_pq.PQconninfoFree(opts);
 			return -1;
 		}
+		/* A URI decodes %1F into a control character; rendered as
+		 * keyword='value' it would break the dump's line (a secret is
+		 * never rendered). */
+		if (!lib_pq_secret(p) && options_has_control(p->val)) {
+			options_err(err, errlen, "%s: control character in the %s value",
+				    options_label(d), p->keyword);
+			lib_pq.PQconninfoFree(opts);
+			return -1;
+		}
 		/* Every secret, by libpq's own flag; each one is named in the
 		 * warning (as many as fit: a few keywords). */
 		if (lib_pq_secret(p) && *p->val) {
