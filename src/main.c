@@ -763,6 +763,9 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	if (h.opts.check_config) {
+		/* The dump leaves secrets out; say on stderr that they are there. */
+		if (h.opts.pg_conninfo_has_password)
+			main_warn_secrets(h.opts.pg_conninfo_secrets);
 		options_dump(&h.opts, stdout);
 		options_free(&h.opts);
 		return 0;

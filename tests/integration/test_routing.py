@@ -158,6 +158,7 @@ def test_secrets_never_shown(happac, backends, form):
                                         "--pg-conninfo", conninfo, "--check-config"])
     assert rc == 0, err
     assert "pg-conninfo = " in out and "user='postgres'" in out
+    assert "holds a password" in err and "holds sslpassword" in err, err
     for secret in secrets:
         assert secret not in body, shown
         assert secret not in out + err, out
