@@ -1112,24 +1112,22 @@ static int options_build_profiles(struct options *o, char *err, size_t errlen)
 	return 0;
 }
 
-/* A socket directory in --pg-conninfo: libpq connects to DIR/.s.PGSQL.PORT,
- * which must fit a sockaddr_un; refused here rather than at every probe. */
-static int options_check_conninfo_socket(const struct options *o, char *err,
-					 size_t errlen)
+/* Where the PgBouncer probe connects: --pg-conninfo's host and port, each
+ * else -h and -r, as "HOST:PORT", or "DIR/.s.PGSQL.PORT" for a socket
+ * directory (*unix_socket set). Returns what snprintf() returns. */
+static int options_pg_target(const struct options *o, char *buf, size_t len,
+			     int *unix_socket)
 {
-	struct sockaddr_un sun;
-	PQconninfoOption *opts;
-	char path[sizeof(sun.sun_path) + 16];
-	const char *host = NULL, *port = NULL;
+	PQconninfoOption *opts = NULL;
+	const char *host = o->patroni_host ? o->patroni_host : "", *port = NULL;
 	char portbuf[8];
-	int rc = 0;
+	char err[160];
+	int n;
 
-	if (!o->pg_conninfo || lib_pq_load(err, errlen) < 0)
-		return o->pg_conninfo ? -1 : 0;
-	opts = lib_pq.PQconninfoParse(o->pg_conninfo, NULL);
-	if (!opts)
-		return 0; /* checked when set */
-	for (PQconninfoOption *p = opts; p->keyword; p++) {
+	/* A conninfo is only ever set after libpq's parser took it. */
+	if (o->pg_conninfo && lib_pq_load(err, sizeof(err)) == 0)
+		opts = lib_pq.PQconninfoParse(o->pg_conninfo, NULL);
+	for (PQconninfoOption *p = opts; p && p->keyword; p++) {
 		if (!p->val || !*p->val)
 			continue;
 		if (!strcmp(p->keyword, "host"))
@@ -1141,16 +1139,29 @@ static int options_check_conninfo_socket(const struct options *o, char *err,
 		snprintf(portbuf, sizeof(portbuf), "%d", o->pg_port);
 		port = portbuf;
 	}
-	if (host && resolve_is_unix_socket(host) &&
-	    (size_t)snprintf(path, sizeof(path), "%s/.s.PGSQL.%s", host, port) >=
-		    sizeof(sun.sun_path)) {
-		options_err(err, errlen,
-			    "--pg-conninfo: the socket path %s/.s.PGSQL.%s is longer than %zu bytes",
-			    host, port, sizeof(sun.sun_path) - 1);
-		rc = -1;
+	*unix_socket = resolve_is_unix_socket(host);
+	n = snprintf(buf, len, *unix_socket ? "%s/.s.PGSQL.%s" : "%s:%s", host, port);
+	if (opts)
+		lib_pq.PQconninfoFree(opts);
+	return n;
+}
+
+/* A socket directory in --pg-conninfo: libpq connects to DIR/.s.PGSQL.PORT,
+ * which must fit a sockaddr_un; refused here rather than at every probe. */
+static int options_check_conninfo_socket(const struct options *o, char *err,
+					 size_t errlen)
+{
+	struct sockaddr_un sun;
+	char path[OPTIONS_CONNINFO_MAX + 16];
+	int unix_socket;
+	int n = options_pg_target(o, path, sizeof(path), &unix_socket);
+
+	if (unix_socket && n >= (int)sizeof(sun.sun_path)) {
+		options_err(err, errlen, "--pg-conninfo: the socket path %s is longer than %zu bytes",
+			    path, sizeof(sun.sun_path) - 1);
+		return -1;
 	}
-	lib_pq.PQconninfoFree(opts);
-	return rc;
+	return 0;
 }
 
 int options_validate(struct options *o, char *err, size_t errlen)
@@ -1363,8 +1374,12 @@ void options_usage(FILE *out)
 void options_describe(const struct options *o, char *buf, size_t len)
 {
 	char listen[OPTIONS_MAX_LIST * 48] = "";
+	char pg[OPTIONS_CONNINFO_MAX + 16];
 	size_t used = 0;
+	int unix_socket;
 
+	/* Where the probe really goes: a conninfo's host and port win. */
+	options_pg_target(o, pg, sizeof(pg), &unix_socket);
 	for (int i = 0; i < o->listen.count && used < sizeof(listen); i++) {
 		int n = snprintf(listen + used, sizeof(listen) - used, "%s%s",
 				 i ? "," : "", o->listen.items[i]);
@@ -1373,10 +1388,10 @@ void options_describe(const struct options *o, char *buf, size_t len)
 		used += (size_t)n;
 	}
 	snprintf(buf, len,
-		 "patroni=%s://%s:%d/%s pgbouncer=%s:%d listen=%s port=%d http=%s "
+		 "patroni=%s://%s:%d/%s pgbouncer=%s listen=%s port=%d http=%s "
 		 "interval=%dms timeout=%dms stale-after=%dms%s%s%s%s",
 		 o->patroni_scheme, o->patroni_host, o->patroni_port, o->patroni_endpoint,
-		 o->patroni_host, o->pg_port, o->listen.count ? listen : "*",
+		 pg, o->listen.count ? listen : "*",
 		 o->port, o->http_listen ? o->http_listen : "off", o->interval_ms,
 		 o->timeout_ms, options_stale_after_ms(o),
 		 o->config_path ? " config=" : "", o->config_path ? o->config_path : "",

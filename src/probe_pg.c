@@ -573,7 +573,9 @@ static int probe_pg_new_query(struct probe_pg *pg, const char *conninfo, char *e
 	probe_pg_param(pg, "application_name", "happac");
 	probe_pg_param(pg, "gssencmode", "disable");
 	for (PQconninfoOption *o = pg->conninfo; o->keyword; o++) {
-		if (!o->val)
+		/* An empty host or port is not given: -h and -r stand. */
+		if (!o->val || (!*o->val && (!strcmp(o->keyword, "host") ||
+					     !strcmp(o->keyword, "port"))))
 			continue;
 		if (!strcmp(o->keyword, "host"))
 			snprintf(pg->host, sizeof(pg->host), "%s", o->val);

@@ -315,6 +315,8 @@ def test_unix_socket_host(happac, sock_pgbouncer, standin):
     h = happac("--pg-conninfo", conninfo, pg_port=SOCK_PGB_PORT)
     reply, _ = wait_reply(AGENT_PORT, equals("up\n"), bound())
     assert reply == "up\n"
+    # the start-up line names where the probe goes, not -h:-r
+    assert "pgbouncer=%s " % b.socket in h.log()
     # killed: the socket file stays, nobody accepts on it
     b.stop(sig=signal.SIGKILL)
     refused = "down #pgbouncer %s: connection refused\n" % b.socket
