@@ -67,3 +67,23 @@ int lib_pq_version(void)
 {
 	return lib_pq_ok ? lib_pq.PQlibVersion() : 0;
 }
+
+int lib_pq_secret_keyword(const char *keyword)
+{
+	/* Every keyword flagged "*" by libpq 15 (password, sslpassword) and
+	 * later (18: oauth_client_secret); the unit test checks the loaded
+	 * libpq flags nothing beyond them. */
+	static const char *const secrets[] = { "password", "sslpassword",
+					       "oauth_client_secret" };
+
+	for (size_t i = 0; i < sizeof(secrets) / sizeof(secrets[0]); i++)
+		if (!strcmp(keyword, secrets[i]))
+			return 1;
+	return 0;
+}
+
+int lib_pq_secret(const PQconninfoOption *opt)
+{
+	return (opt->dispchar && strchr(opt->dispchar, '*')) ||
+	       lib_pq_secret_keyword(opt->keyword);
+}

@@ -59,4 +59,16 @@ int lib_pq_loaded(void);
 /* PQlibVersion() (e.g. 150013) when loaded, else 0. */
 int lib_pq_version(void);
 
+/* True when a connection option holds a secret that happac must never show
+ * (--check-config, GET /status) and warns about: libpq's own flag, dispchar
+ * "*" ("hide the value", the PQconninfoOption records that PQconninfoParse()
+ * and PQconndefaults() return), so every secret a later libpq adds is hidden
+ * too; or a keyword of lib_pq_secret_keyword()'s list. opt->dispchar may be
+ * NULL. Needs no loaded libpq. */
+int lib_pq_secret(const PQconninfoOption *opt);
+/* The built-in list, a superset of what libpq 15 to 18 flag "*": password,
+ * sslpassword, oauth_client_secret. What happac hides when it has no
+ * dispchar to go by. */
+int lib_pq_secret_keyword(const char *keyword);
+
 #endif

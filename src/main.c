@@ -329,13 +329,37 @@ static void main_probes_free(struct main_probes *r)
 	free(r);
 }
 
+/* One warning per secret in --pg-conninfo (keywords space-separated), each
+ * with where that secret belongs instead. */
+static void main_warn_secrets(const char *secrets)
+{
+	const char *k = secrets;
+
+	while (*k) {
+		size_t n = strcspn(k, " ");
+
+		if (n == 8 && !strncmp(k, "password", n))
+			log_warn("--pg-conninfo holds a password: anyone who can read the "
+				 "process list or the config may see it; use a passfile "
+				 "(passfile=... or PGPASSFILE) instead");
+		else if (n == 11 && !strncmp(k, "sslpassword", n))
+			log_warn("--pg-conninfo holds sslpassword (the client "
+				 "key's passphrase): anyone who can read the process list or "
+				 "the config may see it; give happac an unencrypted key "
+				 "(sslkey=...) readable only by its own user instead");
+		else
+			log_warn("--pg-conninfo holds a secret (%.*s): anyone who can read "
+				 "the process list or the config may see it", (int)n, k);
+		k += n;
+		k += strspn(k, " ");
+	}
+}
+
 /* Settings that deserve a warning every time they are (re)loaded. */
 static void main_warn_settings(const struct options *o)
 {
 	if (o->pg_conninfo_has_password)
-		log_warn("--pg-conninfo holds a password: anyone who can read the "
-			 "process list or the config may see it; use a passfile "
-			 "(passfile=... or PGPASSFILE) instead");
+		main_warn_secrets(o->pg_conninfo_secrets);
 	if (o->patroni_insecure && !strcmp(o->patroni_scheme, "https"))
 		log_warn("--patroni-insecure: Patroni's TLS certificate is NOT verified; "
 			 "anyone on the path can answer for Patroni");
@@ -774,6 +798,9 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	if (h.opts.check_config) {
+		/* The dump leaves secrets out; say on stderr that they are there. */
+		if (h.opts.pg_conninfo_has_password)
+			main_warn_secrets(h.opts.pg_conninfo_secrets);
 		options_dump(&h.opts, stdout);
 		options_free(&h.opts);
 		return 0;

@@ -3,6 +3,7 @@
 
 #include "acl.h"
 #include "lib_pq.h"
+#include "resolve.h"
 
 #include <unistd.h>
 
@@ -14,6 +15,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/un.h>
 
 enum options_kind {
 	OPTIONS_KIND_HOST,     /* non-empty host name or address */
@@ -102,7 +104,8 @@ static const struct options_def options_table[] = {
 	  OFF(pg_conninfo),
 	  "Log in through PgBouncer with this libpq conninfo and check "
 	  "SELECT pg_is_in_recovery() (default: ping only); host and port "
-	  "default to -h and -r; keep passwords in a passfile",
+	  "default to -h and -r (host=/DIR: a Unix socket there); keep passwords "
+	  "in a passfile (secrets here are warned about, never shown)",
 	  OPTIONS_ANYWHERE },
 	{ "patroni-scheme", 0, OPTIONS_KIND_SCHEME, "http|https", "http", 0, 0,
 	  OFF(patroni_scheme), "Scheme of the Patroni REST API",
@@ -384,18 +387,83 @@ static int options_has_control(const char *s)
 
 static void options_conninfo_redacted(const char *conninfo, char *buf, size_t len);
 
+/* True when word is a connection keyword libpq knows. */
+static int options_conninfo_keyword(const char *word, size_t len)
+{
+	PQconninfoOption *opts = lib_pq.PQconninfoParse("", NULL);
+	int found = 0;
+
+	for (PQconninfoOption *p = opts; p && p->keyword && !found; p++)
+		found = strlen(p->keyword) == len && !strncmp(p->keyword, word, len);
+	if (opts)
+		lib_pq.PQconninfoFree(opts);
+	return found;
+}
+
+/* Whether libpq's parse error msg may show the quoted word at q (length
+ * n): a keyword, the "=" it misses, or what stands where a keyword goes
+ * (an unknown option is the typo to name). */
+static int options_conninfo_shown(const char *msg, const char *q, size_t n)
+{
+	static const char *const key_slots[] = { "invalid connection option ",
+						 "invalid URI query parameter: " };
+
+	if ((n == 1 && q[1] == '=') || options_conninfo_keyword(q + 1, n))
+		return 1;
+	for (size_t i = 0; i < sizeof(key_slots) / sizeof(key_slots[0]); i++) {
+		size_t k = strlen(key_slots[i]);
+
+		if ((size_t)(q - msg) >= k && !strncmp(q - k, key_slots[i], k))
+			return 1;
+	}
+	return 0;
+}
+
+/* libpq's parse error as one line without a secret in it. Its messages
+ * quote what they stumble on, which may be a value or the whole URI
+ * (a bad percent-encoding, an unquoted space in a password): a quoted word
+ * that options_conninfo_shown() does not clear reads "(hidden)". */
+static void options_conninfo_error(const char *msg, char *buf, size_t len)
+{
+	size_t used = 0;
+
+	buf[0] = '\0';
+	for (const char *c = msg; *c && *c != '\n' && used + 1 < len;) {
+		const char *end = *c == '"' ? strchr(c + 1, '"') : NULL;
+		size_t n = 1;
+
+		if (end && !memchr(c, '\n', (size_t)(end - c)) &&
+		    !options_conninfo_shown(msg, c, (size_t)(end - c - 1))) {
+			int w = snprintf(buf + used, len - used, "\"(hidden)\"");
+
+			used = w > 0 && (size_t)w < len - used ? used + (size_t)w : len - 1;
+			c = end + 1;
+			continue;
+		}
+		if (end)
+			n = (size_t)(end - c) + 1; /* a keyword: copied as it is */
+		for (size_t i = 0; i < n && used + 1 < len; i++)
+			buf[used++] = c[i];
+		c += n;
+	}
+	buf[used < len ? used : len - 1] = '\0';
+}
+
 /* libpq conninfo: parsed here (no connection) so a typo fails at start. */
 static int options_apply_conninfo(struct options *o, const struct options_def *d,
 				  const char *value, char *err, size_t errlen)
 {
 	char *perr = NULL;
 	PQconninfoOption *opts;
-	int password = 0;
+	char secrets[sizeof(o->pg_conninfo_secrets)] = "";
+	size_t nsecrets = 0;
+	int secret = 0;
 
 	if (*value == '\0') {
 		free(o->pg_conninfo);
 		o->pg_conninfo = NULL;
 		o->pg_conninfo_has_password = 0;
+		o->pg_conninfo_secrets[0] = '\0';
 		return 0;
 	}
 	if (options_has_control(value)) {
@@ -413,11 +481,14 @@ static int options_apply_conninfo(struct options *o, const struct options_def *d
 		return -1;
 	opts = lib_pq.PQconninfoParse(value, &perr);
 	if (!opts) {
-		options_err(err, errlen, "%s: %s", options_label(d),
-			    perr ? perr : "out of memory");
 		if (perr) {
-			err[strcspn(err, "\n")] = '\0';
+			char why[256];
+
+			options_conninfo_error(perr, why, sizeof(why));
+			options_err(err, errlen, "%s: %s", options_label(d), why);
 			lib_pq.PQfreemem(perr);
+		} else {
+			options_err(err, errlen, "%s: out of memory", options_label(d));
 		}
 		return -1;
 	}
@@ -431,8 +502,28 @@ static int options_apply_conninfo(struct options *o, const struct options_def *d
 			lib_pq.PQconninfoFree(opts);
 			return -1;
 		}
-		if (!strcmp(p->keyword, "password") && *p->val)
-			password = 1;
+		/* A URI decodes %1F into a control character; rendered as
+		 * keyword='value' it would break the dump's line (a secret is
+		 * never rendered). */
+		if (!lib_pq_secret(p) && options_has_control(p->val)) {
+			options_err(err, errlen, "%s: control character in the %s value",
+				    options_label(d), p->keyword);
+			lib_pq.PQconninfoFree(opts);
+			return -1;
+		}
+		/* Every secret, by libpq's own flag; each one is named in the
+		 * warning (as many as fit: a few keywords). */
+		if (lib_pq_secret(p) && *p->val) {
+			size_t klen = strlen(p->keyword);
+
+			secret = 1;
+			if (nsecrets + klen + 2 <= sizeof(secrets)) {
+				if (nsecrets)
+					secrets[nsecrets++] = ' ';
+				memcpy(secrets + nsecrets, p->keyword, klen + 1);
+				nsecrets += klen;
+			}
+		}
 	}
 	lib_pq.PQconninfoFree(opts);
 	/* Its rendering (quoted, escaped: a URI grows) must load back too. */
@@ -448,7 +539,8 @@ static int options_apply_conninfo(struct options *o, const struct options_def *d
 	}
 	free(o->pg_conninfo);
 	o->pg_conninfo = strdup(value);
-	o->pg_conninfo_has_password = password;
+	o->pg_conninfo_has_password = secret;
+	snprintf(o->pg_conninfo_secrets, sizeof(o->pg_conninfo_secrets), "%s", secrets);
 	return 0;
 }
 
@@ -1022,6 +1114,58 @@ static int options_build_profiles(struct options *o, char *err, size_t errlen)
 	return 0;
 }
 
+/* Where the PgBouncer probe connects: --pg-conninfo's host and port, each
+ * else -h and -r, as "HOST:PORT", or "DIR/.s.PGSQL.PORT" for a socket
+ * directory (*unix_socket set). Returns what snprintf() returns. */
+static int options_pg_target(const struct options *o, char *buf, size_t len,
+			     int *unix_socket)
+{
+	PQconninfoOption *opts = NULL;
+	const char *host = o->patroni_host ? o->patroni_host : "", *port = NULL;
+	char portbuf[8];
+	char err[160];
+	int n;
+
+	/* A conninfo is only ever set after libpq's parser took it. */
+	if (o->pg_conninfo && lib_pq_load(err, sizeof(err)) == 0)
+		opts = lib_pq.PQconninfoParse(o->pg_conninfo, NULL);
+	for (PQconninfoOption *p = opts; p && p->keyword; p++) {
+		if (!p->val || !*p->val)
+			continue;
+		if (!strcmp(p->keyword, "host"))
+			host = p->val;
+		else if (!strcmp(p->keyword, "port"))
+			port = p->val;
+	}
+	if (!port) {
+		snprintf(portbuf, sizeof(portbuf), "%d", o->pg_port);
+		port = portbuf;
+	}
+	*unix_socket = resolve_is_unix_socket(host);
+	n = snprintf(buf, len, *unix_socket ? "%s/.s.PGSQL.%s" : "%s:%s", host, port);
+	if (opts)
+		lib_pq.PQconninfoFree(opts);
+	return n;
+}
+
+/* A socket directory in --pg-conninfo: libpq connects to DIR/.s.PGSQL.PORT,
+ * which must fit a sockaddr_un; refused here rather than at every probe. */
+static int options_check_conninfo_socket(const struct options *o, char *err,
+					 size_t errlen)
+{
+	struct sockaddr_un sun;
+	char path[OPTIONS_CONNINFO_MAX + 16];
+	int unix_socket;
+	int n = options_pg_target(o, path, sizeof(path), &unix_socket);
+
+	if (unix_socket && n >= (int)sizeof(sun.sun_path)) {
+		options_err(err, errlen, "--pg-conninfo: the socket path %s is longer than %zu bytes",
+			    path, sizeof(sun.sun_path) - 1);
+		return -1;
+	}
+	return 0;
+}
+
 int options_validate(struct options *o, char *err, size_t errlen)
 {
 	if (!o->patroni_host) {
@@ -1042,6 +1186,8 @@ int options_validate(struct options *o, char *err, size_t errlen)
 		return -1;
 	}
 	if (options_build_profiles(o, err, errlen) != 0)
+		return -1;
+	if (options_check_conninfo_socket(o, err, errlen) != 0)
 		return -1;
 	if (o->http_listen && o->http_port == o->port) {
 		int same = !o->listen.count;
@@ -1230,8 +1376,12 @@ void options_usage(FILE *out)
 void options_describe(const struct options *o, char *buf, size_t len)
 {
 	char listen[OPTIONS_MAX_LIST * 48] = "";
+	char pg[OPTIONS_CONNINFO_MAX + 16];
 	size_t used = 0;
+	int unix_socket;
 
+	/* Where the probe really goes: a conninfo's host and port win. */
+	options_pg_target(o, pg, sizeof(pg), &unix_socket);
 	for (int i = 0; i < o->listen.count && used < sizeof(listen); i++) {
 		int n = snprintf(listen + used, sizeof(listen) - used, "%s%s",
 				 i ? "," : "", o->listen.items[i]);
@@ -1240,10 +1390,10 @@ void options_describe(const struct options *o, char *buf, size_t len)
 		used += (size_t)n;
 	}
 	snprintf(buf, len,
-		 "patroni=%s://%s:%d/%s pgbouncer=%s:%d listen=%s port=%d http=%s "
+		 "patroni=%s://%s:%d/%s pgbouncer=%s listen=%s port=%d http=%s "
 		 "interval=%dms timeout=%dms stale-after=%dms%s%s%s%s",
 		 o->patroni_scheme, o->patroni_host, o->patroni_port, o->patroni_endpoint,
-		 o->patroni_host, o->pg_port, o->listen.count ? listen : "*",
+		 pg, o->listen.count ? listen : "*",
 		 o->port, o->http_listen ? o->http_listen : "off", o->interval_ms,
 		 o->timeout_ms, options_stale_after_ms(o),
 		 o->config_path ? " config=" : "", o->config_path ? o->config_path : "",
@@ -1251,8 +1401,11 @@ void options_describe(const struct options *o, char *buf, size_t len)
 		 o->allow.count ? " allow-list=on" : "");
 }
 
-/* The conninfo as keyword=value pairs, password left out: for --check-config
- * and /status, which must never show secrets. */
+/* The conninfo as keyword=value pairs, every secret left out (libpq's "*"
+ * flag, lib_pq_secret()): for --check-config and /status, which must never
+ * show one. Only libpq's parser can split a conninfo (a URI included), and a
+ * conninfo is only ever set after that parser accepted it, so libpq is
+ * loaded here; should it not be, nothing at all is shown. */
 static void options_conninfo_redacted(const char *conninfo, char *buf, size_t len)
 {
 	PQconninfoOption *opts;
@@ -1269,7 +1422,7 @@ static void options_conninfo_redacted(const char *conninfo, char *buf, size_t le
 	for (PQconninfoOption *p = opts; p->keyword && used + 1 < len; p++) {
 		int n;
 
-		if (!p->val || !strcmp(p->keyword, "password"))
+		if (!p->val || lib_pq_secret(p))
 			continue;
 		n = snprintf(buf + used, len - used, "%s%s='", used ? " " : "", p->keyword);
 		if (n < 0 || (size_t)n >= len - used)

@@ -40,7 +40,10 @@ struct options {
 	char *http_addr;        /* its address part, brackets stripped */
 	int http_port;          /* its port part */
 	char *pg_conninfo;      /* --pg-conninfo: log in and query; NULL = ping */
+	/* It holds a secret (lib_pq_secret(): password, sslpassword, ...),
+	 * whose keywords are listed, space-separated, in pg_conninfo_secrets. */
 	int pg_conninfo_has_password;
+	char pg_conninfo_secrets[64];
 	char *patroni_scheme;   /* "http" or "https" */
 	char *patroni_cafile;
 	char *patroni_cert;

@@ -47,6 +47,7 @@ struct probe_pg {
 	char port[8];
 	char target[300];
 	int literal;                     /* host is an address: no DNS */
+	int unix_socket;                 /* host is a socket directory: no DNS */
 	char hostaddr[INET6_ADDRSTRLEN]; /* what we (or libpq) connect to */
 	int portnum;
 	int query_mode;
@@ -531,7 +532,8 @@ static void probe_pg_start(void *impl, struct probe *p)
 	struct probe_pg *pg = impl;
 
 	pg->probe = p;
-	if (pg->literal) {
+	/* A socket directory is libpq's to connect to: nothing to look up. */
+	if (pg->literal || pg->unix_socket) {
 		probe_pg_connect(pg);
 		return;
 	}
@@ -571,7 +573,9 @@ static int probe_pg_new_query(struct probe_pg *pg, const char *conninfo, char *e
 	probe_pg_param(pg, "application_name", "happac");
 	probe_pg_param(pg, "gssencmode", "disable");
 	for (PQconninfoOption *o = pg->conninfo; o->keyword; o++) {
-		if (!o->val)
+		/* An empty host or port is not given: -h and -r stand. */
+		if (!o->val || (!*o->val && (!strcmp(o->keyword, "host") ||
+					     !strcmp(o->keyword, "port"))))
 			continue;
 		if (!strcmp(o->keyword, "host"))
 			snprintf(pg->host, sizeof(pg->host), "%s", o->val);
@@ -581,7 +585,10 @@ static int probe_pg_new_query(struct probe_pg *pg, const char *conninfo, char *e
 			probe_pg_param(pg, o->keyword, o->val);
 	}
 	probe_pg_param(pg, "host", pg->host);
-	probe_pg_param(pg, "hostaddr", pg->hostaddr);
+	/* hostaddr: the address evdns found (filled in before each login); a
+	 * socket directory has none, libpq connects to it itself. */
+	if (!resolve_is_unix_socket(pg->host))
+		probe_pg_param(pg, "hostaddr", pg->hostaddr);
 	probe_pg_param(pg, "port", pg->port);
 	/* libpq ignores connect_timeout in non-blocking mode; the deadline is
 	 * the scheduler's. */
@@ -626,7 +633,18 @@ struct probe_pg *probe_pg_new(struct event_base *base, struct evdns_base *dns,
 		probe_pg_free(pg);
 		return NULL;
 	}
-	if (strchr(pg->host, ':'))
+	pg->unix_socket = resolve_is_unix_socket(pg->host);
+	if (pg->unix_socket && !pg->query_mode) {
+		/* -h is Patroni's host as well, which refuses a path. */
+		snprintf(err, errlen, "internal: a socket directory needs --pg-conninfo");
+		probe_pg_free(pg);
+		return NULL;
+	}
+	/* The #reason names what is connected to: the socket file for a
+	 * directory (libpq's DIR/.s.PGSQL.PORT), else host:port. */
+	if (pg->unix_socket)
+		snprintf(pg->target, sizeof(pg->target), "%s/.s.PGSQL.%s", pg->host, pg->port);
+	else if (strchr(pg->host, ':'))
 		snprintf(pg->target, sizeof(pg->target), "[%s]:%s", pg->host, pg->port);
 	else
 		snprintf(pg->target, sizeof(pg->target), "%s:%s", pg->host, pg->port);

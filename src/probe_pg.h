@@ -13,7 +13,10 @@
  *   reports the answer (probe in_recovery) so the verdict can check the role
  *   PgBouncer really reaches.
  * A host name is resolved with evdns first and the connect (ours, or libpq's
- * as hostaddr) gets the address, so nothing blocks the loop. */
+ * as hostaddr) gets the address, so nothing blocks the loop. In query mode a
+ * host starting with '/' or '@' is a Unix-socket directory: libpq connects
+ * to DIR/.s.PGSQL.PORT itself, nothing is looked up, and the target (the
+ * #reason) is that socket file. */
 #ifndef HAPPAC_PROBE_PG_H
 #define HAPPAC_PROBE_PG_H
 
@@ -36,7 +39,8 @@ struct probe_pg *probe_pg_new(struct event_base *base, struct evdns_base *dns,
 			      char *err, size_t errlen);
 void probe_pg_free(struct probe_pg *pg);
 
-/* "127.0.0.1:6432" or "[::1]:6432", for the #reason. */
+/* "127.0.0.1:6432", "[::1]:6432" or "/run/postgresql/.s.PGSQL.6432", for
+ * the #reason. */
 const char *probe_pg_target(const struct probe_pg *pg);
 const char *probe_pg_host(const struct probe_pg *pg);
 

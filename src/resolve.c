@@ -77,6 +77,12 @@ int resolve_is_literal(const char *host)
 	return inet_pton(AF_INET, host, buf) == 1 || inet_pton(AF_INET6, host, buf) == 1;
 }
 
+int resolve_is_unix_socket(const char *host)
+{
+	/* libpq's is_unixsock_path(): it connects to DIR/.s.PGSQL.PORT. */
+	return host[0] == '/' || host[0] == '@';
+}
+
 int resolve_connect(const char *addr, int port)
 {
 	struct sockaddr_storage ss;

@@ -8,8 +8,11 @@ re-route PgBouncer: the shared one must stay healthy for the other tests.
 import json
 import os
 import pwd
+import shutil
 import signal
 import socket
+import subprocess
+import tempfile
 import urllib.error
 import urllib.request
 
@@ -130,6 +133,43 @@ def test_password_never_shown(happac, backends, workdir):
     assert "pg-conninfo = " in out
 
 
+# Issue #11, 7: sslpassword (the client key's passphrase) and password, in
+# keyword and URI form: neither -t nor GET /status nor the log shows them.
+SECRET_FORMS = {
+    "keyword": CONNINFO + " password=pw-kw-s3cret sslpassword='ssl-kw-s3cret'",
+    "uri": "postgresql://postgres:pw-uri-s3cret@%s:%d/postgres?sslpassword=ssl-uri-s3cret"
+           % (ADDR, PGB_PORT),
+}
+
+
+@pytest.mark.parametrize("form", sorted(SECRET_FORMS))
+def test_secrets_never_shown(happac, backends, form):
+    conninfo = SECRET_FORMS[form]
+    secrets = [w for w in ("pw-kw-s3cret", "ssl-kw-s3cret", "pw-uri-s3cret", "ssl-uri-s3cret")
+               if w in conninfo]
+    assert len(secrets) == 2
+    h = happac("--pg-conninfo", conninfo, "--http-listen", "%s:8098" % ADDR)
+    # auth_type=any ignores the password; no TLS, so no key to unlock
+    assert check(AGENT_PORT)[0] == "up\n"
+    body = urllib.request.urlopen("http://%s:8098/status" % ADDR, timeout=5).read().decode()
+    shown = json.loads(body)["config"]["pg-conninfo"]
+    assert "user='postgres'" in shown and "dbname='postgres'" in shown, shown
+    rc, out, err, _ = procs.run_happac(["-h", ADDR, "-r", str(PGB_PORT),
+                                        "--pg-conninfo", conninfo, "--check-config"])
+    assert rc == 0, err
+    assert "pg-conninfo = " in out and "user='postgres'" in out
+    assert "holds a password" in err and "holds sslpassword" in err, err
+    for secret in secrets:
+        assert secret not in body, shown
+        assert secret not in out + err, out
+    assert "password" not in shown  # neither keyword, not even empty
+    # each secret warned about, by name, and shown nowhere in the log
+    log = h.log()
+    assert "holds a password" in log and "holds sslpassword" in log, log
+    for secret in secrets:
+        assert secret not in log
+
+
 def test_bad_conninfo_exits_2(happac_bin):
     rc, out, err, _ = procs.run_happac(["-h", ADDR, "-r", "6432", "--pg-conninfo", "dbname"])
     assert rc == 2
@@ -197,3 +237,134 @@ def test_allow_list_metrics_count(happac, backends):
     body = urllib.request.urlopen("http://%s:8098/metrics" % ADDR, timeout=5).read().decode()
     assert 'happac_agent_checks_total{verdict="up"}' in body
     assert h.alive()
+
+
+# --------------------------------------------------------------------------
+# Issue #11, 12: PgBouncer on a Unix socket only (its default unix_socket_dir
+# is /var/run/postgresql); host=<dir> in --pg-conninfo.
+
+SOCK_PGB_PORT = 6434  # only names the socket file: DIR/.s.PGSQL.6434
+
+
+class SocketPgBouncer:
+    """A private PgBouncer that listens on a Unix socket in a short temp dir
+    (the path and the #reason stay short) and on no TCP address."""
+
+    def __init__(self, base, abstract=False):
+        self.dir = os.path.join(base, "pgbouncer-sock")
+        os.makedirs(self.dir, exist_ok=True)
+        pw = pwd.getpwnam("postgres")
+        os.chown(self.dir, pw.pw_uid, pw.pw_gid)
+        self.abstract = abstract
+        if abstract:
+            # Linux's abstract namespace (no file), machine-wide: a unique name
+            self.sockdir = "@happac-it-%s" % os.urandom(6).hex()
+        else:
+            # /tmp, not the work dir: DIR/.s.PGSQL.PORT must fit 107 bytes
+            self.sockdir = tempfile.mkdtemp(prefix="happac-sock-", dir="/tmp")
+            os.chown(self.sockdir, pw.pw_uid, pw.pw_gid)
+        self.socket = self.sockdir + "/.s.PGSQL.%d" % SOCK_PGB_PORT
+        self.ini = os.path.join(self.dir, "pgbouncer.ini")
+        ini = (procs.PGB_INI
+               .replace("listen_addr = {addr}\n", "")
+               .replace("unix_socket_dir =\n", "unix_socket_dir = %s\n" % self.sockdir)
+               .format(addr=ADDR, pg_port=procs.PG_PORT, pgb_port=SOCK_PGB_PORT, dir=self.dir))
+        assert "listen_addr" not in ini and self.sockdir in ini
+        with open(self.ini, "w") as f:
+            f.write(ini)
+        self.proc = None
+
+    def start(self):
+        self.proc = procs.Proc("pgbouncer-sock", [procs.PGBOUNCER, self.ini],
+                               os.path.join(self.dir, "stderr.log"), user="postgres")
+
+        def ready():
+            if not self.proc.alive():
+                raise RuntimeError("pgbouncer exited:\n" + self.proc.log())
+            return subprocess.call(
+                ["/usr/bin/pg_isready", "-q", "-h", self.sockdir, "-p", str(SOCK_PGB_PORT),
+                 "-d", "pgbouncer", "-U", "pgbouncer", "-t", "1"]) == 0
+        poll_until(ready, 30, step=0.05, what="PgBouncer on %s" % self.socket)
+
+    def stop(self, sig=signal.SIGINT):
+        if self.proc:
+            self.proc.stop(sig=sig, timeout=10)
+            self.proc = None
+
+    def remove(self):
+        self.stop()
+        if not self.abstract:
+            shutil.rmtree(self.sockdir, ignore_errors=True)
+
+
+@pytest.fixture
+def sock_pgbouncer(workdir, _postgres):
+    b = SocketPgBouncer(workdir)
+    try:
+        b.start()
+        yield b
+    finally:
+        b.remove()
+
+
+def test_unix_socket_host(happac, sock_pgbouncer, standin):
+    """host=<dir>: libpq connects to DIR/.s.PGSQL.PORT, nothing is looked up
+    in DNS; a stopped PgBouncer is down with the socket file named."""
+    b = sock_pgbouncer
+    conninfo = "host=%s dbname=postgres user=postgres" % b.sockdir
+    h = happac("--pg-conninfo", conninfo, pg_port=SOCK_PGB_PORT)
+    reply, _ = wait_reply(AGENT_PORT, equals("up\n"), bound())
+    assert reply == "up\n"
+    # the start-up line names where the probe goes, not -h:-r
+    assert "pgbouncer=%s " % b.socket in h.log()
+    # killed: the socket file stays, nobody accepts on it
+    b.stop(sig=signal.SIGKILL)
+    refused = "down #pgbouncer %s: connection refused\n" % b.socket
+    reply, _ = wait_reply(AGENT_PORT, equals(refused), bound())
+    assert reply == refused
+    # back, then shut down cleanly: PgBouncer removes its socket file
+    b.start()
+    wait_reply(AGENT_PORT, equals("up\n"), bound() + 1.0)
+    b.stop()
+    assert not os.path.exists(b.socket)
+    # (a probe already logged in when the stop came may first say "query
+    # failed: connection closed"; the next one finds no socket file)
+    gone = "down #pgbouncer %s: connect failed: No such file or directory\n" % b.socket
+    reply, _ = wait_reply(AGENT_PORT, equals(gone), 2 * bound())
+    assert reply == gone
+    assert "resolve" not in h.log()
+
+
+def test_abstract_socket_host(happac, _postgres, standin, workdir):
+    """host=@name, Linux's abstract namespace, as libpq and PgBouncer read it."""
+    b = SocketPgBouncer(workdir, abstract=True)
+    try:
+        b.start()
+        h = happac("--pg-conninfo", "host=%s dbname=postgres user=postgres" % b.sockdir,
+                   pg_port=SOCK_PGB_PORT)
+        reply, _ = wait_reply(AGENT_PORT, equals("up\n"), bound())
+        assert reply == "up\n"
+        b.stop()
+        refused = "down #pgbouncer %s: connection refused\n" % b.socket
+        reply, _ = wait_reply(AGENT_PORT, equals(refused), 2 * bound())
+        assert reply == refused
+        assert "resolve" not in h.log()
+    finally:
+        b.remove()
+
+
+def test_unix_socket_host_port_from_conninfo(happac, sock_pgbouncer, standin):
+    """The port in the conninfo names the socket file (as -r does without it)."""
+    b = sock_pgbouncer
+    happac("--pg-conninfo", "host=%s port=%d dbname=postgres user=postgres"
+           % (b.sockdir, SOCK_PGB_PORT), pg_port=DEAD_PORT)
+    reply, _ = wait_reply(AGENT_PORT, equals("up\n"), bound())
+    assert reply == "up\n"
+
+
+def test_socket_dir_for_the_ping_is_refused(happac_bin):
+    """-h is Patroni's host as well: a socket directory there is refused at
+    start (the native ping speaks TCP only); --pg-conninfo host=DIR is the way."""
+    rc, out, err, _ = procs.run_happac(["-h", "/var/run/postgresql", "-r", "6432"])
+    assert rc == 2
+    assert "-h/--patroni-host: invalid host '/var/run/postgresql'" in err

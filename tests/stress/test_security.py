@@ -10,6 +10,7 @@ import pytest
 import stresslib as sl
 
 SECRET = "S3cret-pw-XYZ"
+SSL_SECRET = "S3cret-key-pass-QRS"  # sslpassword: the client key's passphrase
 
 
 def _http_get(path):
@@ -28,11 +29,12 @@ def _http_get(path):
 
 
 def test_password_never_leaves_the_process(workdir, happac):
-    """A --pg-conninfo password (from a 0600 config file) appears in no log
-    line, not in /status, /metrics or --check-config."""
+    """A --pg-conninfo password and sslpassword (from a 0600 config file)
+    appear in no log line, not in /status, /metrics or --check-config."""
     conf = os.path.join(workdir, "secret.conf")
     with open(conf, "w") as f:
-        f.write("pg-conninfo = dbname=postgres user=app password=%s\n" % SECRET)
+        f.write("pg-conninfo = dbname=postgres user=app password=%s sslpassword=%s\n"
+                % (SECRET, SSL_SECRET))
     os.chmod(conf, 0o600)
     if os.geteuid() == 0:
         os.chown(conf, sl.NOBODY, sl.NOBODY)  # happac runs as nobody
@@ -45,6 +47,7 @@ def test_password_never_leaves_the_process(workdir, happac):
     for where, text in (("log", h.log()), ("/status", status), ("/metrics", metrics),
                         ("--check-config", check.stdout + check.stderr)):
         assert SECRET not in text, "the password shows in %s" % where
+        assert SSL_SECRET not in text, "the sslpassword shows in %s" % where
     assert "pg-conninfo" in check.stdout  # it was read, only the secret is left out
 
 
