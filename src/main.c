@@ -251,7 +251,8 @@ static void main_http_status(void *arg, struct evbuffer *out)
 
 	memset(&v, 0, sizeof(v));
 	v.line = answer_line(h->answer, 0, &len);
-	v.up = v.line[0] == 'u';
+	v.up = answer_health(h->answer, 0) != PROFILE_HEALTH_DOWN;
+	v.passing = answer_health(h->answer, 0) == PROFILE_HEALTH_PASSING;
 	v.since_s = answer_since(h->answer, 0);
 	v.now_s = main_wall_now();
 	v.now_us = probe_now_us();
@@ -275,6 +276,7 @@ static void main_http_status(void *arg, struct evbuffer *out)
 		v.profiles[i].wrong_role = profile_wrong_names[p->wrong];
 		v.profiles[i].port = i == 0 ? h->opts.port : p->port;
 		v.profiles[i].line = lines[i];
+		v.profiles[i].passing = answer_health(h->answer, i) == PROFILE_HEALTH_PASSING;
 		v.profiles[i].since_s = answer_since(h->answer, i);
 	}
 	if (h->ctl) {
@@ -289,10 +291,9 @@ static void main_http_metrics(void *arg, struct evbuffer *out)
 	struct happac *h = arg;
 	const struct agent_stats *as = agent_stats(h->agent);
 	struct metrics_view v;
-	size_t len;
 
 	memset(&v, 0, sizeof(v));
-	v.up = answer_line(h->answer, 0, &len)[0] == 'u';
+	v.up = answer_health(h->answer, 0) != PROFILE_HEALTH_DOWN;
 	v.verdict_since_s = answer_since(h->answer, 0);
 	v.checks_up = as->up;
 	v.checks_down = as->down;
@@ -313,7 +314,7 @@ static void main_http_metrics(void *arg, struct evbuffer *out)
 	v.profile_count = answer_count(h->answer);
 	for (int i = 0; i < v.profile_count && i < METRICS_MAX_PROBES; i++) {
 		v.profile_names[i] = answer_profile(h->answer, i)->name;
-		v.profile_up[i] = answer_line(h->answer, i, &len)[0] == 'u';
+		v.profile_up[i] = answer_health(h->answer, i) != PROFILE_HEALTH_DOWN;
 	}
 	if (h->ctl)
 		v.override = ctl_get(h->ctl)->admin == CTL_ADMIN_DRAIN ? 1

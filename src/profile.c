@@ -219,6 +219,15 @@ int profile_needs_leader_probe(const struct profile *profiles, int n)
 	return 0;
 }
 
+/* For the #reason when the role is right but the lock is not shown. */
+static const char *profile_lock_word(const struct patroni_json *j,
+				     const struct profile_lock *lk)
+{
+	int held = j->role == PATRONI_JSON_ROLE_PRIMARY ? lk->primary : lk->standby_leader;
+
+	return held == 0 ? ", no leader lock" : ", leader lock unknown";
+}
+
 /* Patroni's decision for a rule, from the node's status JSON (api.py
  * do_GET) and, for the rules that need it, the leader lock. Sets *no_lock
  * when the role is right but the lock is not shown to be held. */
@@ -326,16 +335,15 @@ enum profile_health profile_evaluate(const struct profile *profiles, int i,
 			snprintf(role_reason, sizeof(role_reason), "patroni: not %s (%s, %s%s)",
 				 profile_rule_names[p->rule], profile_role_word(in->json),
 				 in->json->state[0] ? in->json->state : "state unknown",
-				 !no_lock ? ""
-				 : (in->json->role == PATRONI_JSON_ROLE_PRIMARY ? lk.primary
-										: lk.standby_leader) == 0
-					 ? ", no leader lock" : ", leader lock unknown");
+				 no_lock ? profile_lock_word(in->json, &lk) : "");
 	}
-	/* A role that just became right is held back for interval + timeout.
+	/* A role that just became right is held back for in->hold_us
+	 * (interval + timeout + HAProxy's agent-inter, options_hold_ms()).
 	 * On a switchover the old primary's Patroni says 503 no later than
 	 * the new one says 200, but the old node's happac may keep its cached
-	 * "up" for up to interval + timeout after that: the hold makes sure
-	 * the two never say "up" together. Not on start-up (a restart of
+	 * "up" for up to interval + timeout after that, and its HAProxy keeps
+	 * the server UP until its next agent check: the hold makes sure the
+	 * two are never UP together. Not on start-up (a restart of
 	 * happac must not flap a healthy primary), not after a pure PgBouncer
 	 * failure (Patroni's answer did not change). */
 	if (role_ok) {

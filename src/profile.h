@@ -92,7 +92,8 @@ struct profile_inputs {
 	int ready_window_ms;                  /* how long `ready` is said */
 	int64_t hold_us;                      /* a new "right role" must last this
 						 long before it counts (interval +
-						 timeout; see profile.c) */
+						 timeout + haproxy-agent-inter:
+						 options_hold_ms()) */
 	int first_round;                      /* happac just started: no hold */
 	const struct verdict_probe *leader;   /* OPTIONS /leader when a profile
 						 needs the leader lock that the

@@ -326,7 +326,13 @@ def test_health_and_check_pass_only_when_serving(happac, backends, workdir):
         subprocess.run(ctl + [word], check=True, capture_output=True, timeout=10)
         assert health() == (503, "up %s\n" % word)
         assert happac_check(AGENT_PORT) == (2, "up %s\n" % word)
+        status = json.loads(urllib.request.urlopen("http://%s/status" % HTTP,
+                                                   timeout=5).read())
+        assert (status["verdict"], status["passing"]) == ("up", False), status
+        assert [p["passing"] for p in status["profiles"]] == [False, False], status
     # ready (and a ramp's weight) is serving again
     subprocess.run(ctl + ["ready"], check=True, capture_output=True, timeout=10)
     assert health() == (200, "up ready\n")
     assert happac_check(AGENT_PORT) == (0, "up ready\n")
+    status = json.loads(urllib.request.urlopen("http://%s/status" % HTTP, timeout=5).read())
+    assert status["passing"] is True, status
