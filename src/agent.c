@@ -5,6 +5,7 @@
 #include "log.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <event2/event.h>
 #include <netinet/in.h>
@@ -22,6 +23,12 @@
 #define AGENT_WRITE_TIMEOUT_MS 2000
 /* A profile name line, newline included. */
 #define AGENT_LINE_MAX 64
+/* agent_resolve()'s answers besides a profile index. */
+#define AGENT_UNKNOWN (-1)
+#define AGENT_UNDECIDED (-2)
+#define AGENT_NONE (-3)
+/* Characters of an unknown name repeated in the #reason. */
+#define AGENT_NAME_SHOWN 32
 
 struct agent_listener {
 	struct agent *agent;
@@ -129,6 +136,8 @@ static void agent_drain_close(int fd)
 static void agent_conn_io(evutil_socket_t fd, short what, void *arg);
 
 static void agent_answer(struct agent *a, int fd, int profile, struct agent_conn *c);
+static void agent_answer_asked(struct agent *a, int fd, int def, const char *buf,
+			       size_t len, struct agent_conn *c);
 
 /* The wait for a profile line is one deadline from accept: a client that
  * trickles bytes does not extend it. */
@@ -138,7 +147,7 @@ static void agent_conn_expire(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	agent_answer(c->agent, c->fd, c->profile, c);
+	agent_answer_asked(c->agent, c->fd, c->profile, c->in, c->inlen, c);
 }
 
 static struct agent_conn *agent_conn_new(struct agent *a, int fd, int profile)
@@ -173,12 +182,11 @@ static void agent_count(struct agent *a, const char *line)
 		a->stats.down++;
 }
 
-/* Write the reply of profile to fd and close; keep it (as c, or a new
- * connection) when the kernel did not take it whole. c may be NULL. */
-static void agent_answer(struct agent *a, int fd, int profile, struct agent_conn *c)
+/* Write line to fd and close; keep it (as c, or a new connection) when the
+ * kernel did not take it whole. c may be NULL. */
+static void agent_send_line(struct agent *a, int fd, int profile, const char *line,
+			    size_t len, struct agent_conn *c)
 {
-	size_t len;
-	const char *line = a->reply(a->arg, profile, &len);
 	ssize_t n = send(fd, line, len, MSG_NOSIGNAL | MSG_DONTWAIT);
 	struct timeval tv = { AGENT_WRITE_TIMEOUT_MS / 1000,
 			      (AGENT_WRITE_TIMEOUT_MS % 1000) * 1000 };
@@ -220,27 +228,83 @@ static void agent_answer(struct agent *a, int fd, int profile, struct agent_conn
 	event_add(c->ev, &tv);
 }
 
-/* The profile a first line names: "replica\n", "replica\r\n". -1: none. */
-static int agent_line_profile(struct agent *a, char *buf, size_t len, int *complete)
+/* Write the reply of profile to fd and close (see agent_send_line). */
+static void agent_answer(struct agent *a, int fd, int profile, struct agent_conn *c)
 {
-	char *end = memchr(buf, '\n', len);
+	size_t len;
+	const char *line = a->reply(a->arg, profile, &len);
 
-	if (!end)
-		end = memchr(buf, '\r', len);
-	*complete = end != NULL;
-	if (!end)
-		return -1;
-	while (end > buf && (end[-1] == '\r' || end[-1] == ' ' || end[-1] == '\t'))
-		end--;
-	*end = '\0';
-	return a->lookup(a->arg, buf);
+	agent_send_line(a, fd, profile, line, len, c);
+}
+
+/* What the checker's bytes ask for: the name on its first line (up to \n
+ * or \r, trailing blanks dropped), or, once final (its wait is over), the
+ * bytes that came without a line end. Returns the profile index;
+ * AGENT_NONE when nothing is named (no bytes, an empty line); AGENT_UNKNOWN
+ * for a name that is no profile (exact, case-sensitive match, as Patroni
+ * matches its endpoints), cleaned and bounded in name; AGENT_UNDECIDED while
+ * a line may still be coming. */
+static int agent_resolve(struct agent *a, const char *buf, size_t len, int final,
+			 char *name, size_t namelen)
+{
+	char line[AGENT_LINE_MAX];
+	size_t n = 0, o = 0;
+	int p;
+
+	while (n < len && n < sizeof(line) - 1 && buf[n] != '\n' && buf[n] != '\r')
+		n++;
+	if (n == len && !final)
+		return AGENT_UNDECIDED;
+	memcpy(line, buf, n);
+	while (n > 0 && (line[n - 1] == ' ' || line[n - 1] == '\t'))
+		n--;
+	line[n] = '\0';
+	if (!n)
+		return AGENT_NONE;
+	p = a->lookup(a->arg, line);
+	if (p >= 0)
+		return p;
+	/* It goes back in the #reason: printable, short, nothing HAProxy or a
+	 * log reader could take for something else. */
+	for (size_t i = 0; i < n && o + 1 < namelen && i < AGENT_NAME_SHOWN; i++) {
+		unsigned char ch = (unsigned char)line[i];
+
+		name[o++] = (isalnum(ch) || ch == '-' || ch == '_' || ch == '.') ? (char)ch : '?';
+	}
+	if (n > AGENT_NAME_SHOWN && o + 4 < namelen) {
+		memcpy(name + o, "...", 3);
+		o += 3;
+	}
+	name[o] = '\0';
+	return AGENT_UNKNOWN;
+}
+
+/* Answer what the checker asked for: a profile, or, for a name that is no
+ * profile, down. A misspelt agent-send ("primay", "Primary") must never get
+ * the port's own profile: on a replica whose port serves the replica
+ * profile that would be an "up" for a backend that wants the primary. */
+static void agent_answer_asked(struct agent *a, int fd, int def, const char *buf,
+			       size_t len, struct agent_conn *c)
+{
+	char name[AGENT_NAME_SHOWN + 8], line[AGENT_NAME_SHOWN + 48];
+	int p = agent_resolve(a, buf, len, 1, name, sizeof(name));
+	int n;
+
+	if (p >= 0)
+		a->stats.dispatched++;
+	if (p != AGENT_UNKNOWN) {
+		agent_answer(a, fd, p >= 0 ? p : def, c);
+		return;
+	}
+	a->stats.unknown_profile++;
+	n = snprintf(line, sizeof(line), "down #unknown profile %s\n", name);
+	agent_send_line(a, fd, def, line, n < 0 ? 0 : (size_t)n, c);
 }
 
 static void agent_conn_io(evutil_socket_t fd, short what, void *arg)
 {
 	struct agent_conn *c = arg;
 	struct agent *a = c->agent;
-	int complete, p;
 	ssize_t n;
 
 	if (c->state == AGENT_CONN_WRITING) {
@@ -268,17 +332,16 @@ static void agent_conn_io(evutil_socket_t fd, short what, void *arg)
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
 		return;
 	if (n > 0) {
+		char name[AGENT_NAME_SHOWN + 8];
+
 		c->inlen += (size_t)n;
-		p = agent_line_profile(a, c->in, c->inlen, &complete);
-		if (!complete && c->inlen < sizeof(c->in) - 1)
+		if (c->inlen < sizeof(c->in) - 1 &&
+		    agent_resolve(a, c->in, c->inlen, 0, name, sizeof(name)) == AGENT_UNDECIDED)
 			return;
-		if (p >= 0) {
-			c->profile = p;
-			a->stats.dispatched++;
-		}
 	}
-	/* n == 0: the checker closed its side; still answer. */
-	agent_answer(a, fd, c->profile, c);
+	/* A whole line, a full buffer, or the checker closed its side (or
+	 * failed): answer what it sent so far. */
+	agent_answer_asked(a, fd, c->profile, c->in, c->inlen, c);
 }
 
 /* The waiting set is full: answer the connection that has waited longest
@@ -294,7 +357,7 @@ static int agent_make_room(struct agent *a)
 		if (c->state != AGENT_CONN_READING)
 			continue;
 		a->stats.evicted++;
-		agent_answer(a, c->fd, c->profile, c);
+		agent_answer_asked(a, c->fd, c->profile, c->in, c->inlen, c);
 		return 0;
 	}
 	return -1;
@@ -302,11 +365,11 @@ static int agent_make_room(struct agent *a)
 
 static void agent_accepted(struct agent *a, int fd, int profile)
 {
-	char buf[AGENT_LINE_MAX];
+	char buf[AGENT_LINE_MAX], name[AGENT_NAME_SHOWN + 8];
 	struct timeval tv;
 	struct agent_conn *c;
 	ssize_t n;
-	int complete, p;
+	size_t have = 0;
 
 	if (a->wait_ms < 0) {
 		agent_answer(a, fd, profile, NULL);
@@ -314,24 +377,17 @@ static void agent_accepted(struct agent *a, int fd, int profile)
 	}
 	/* HAProxy sends agent-send right after connecting: often it is here. */
 	n = recv(fd, buf, sizeof(buf) - 1, MSG_PEEK | MSG_DONTWAIT);
-	if (n > 0) {
-		p = agent_line_profile(a, buf, (size_t)n, &complete);
-		if (complete) {
-			if (p >= 0) {
-				profile = p;
-				a->stats.dispatched++;
-			}
-			agent_answer(a, fd, profile, NULL);
-			return;
-		}
-	}
-	if (a->wait_ms == 0) {
-		agent_answer(a, fd, profile, NULL);
+	if (n > 0)
+		have = (size_t)n;
+	/* Answered now: a whole line, or no wait allowed. */
+	if ((have && agent_resolve(a, buf, have, 0, name, sizeof(name)) != AGENT_UNDECIDED) ||
+	    a->wait_ms == 0) {
+		agent_answer_asked(a, fd, profile, buf, have, NULL);
 		return;
 	}
 	if (a->nconns >= a->max_conns && agent_make_room(a) != 0) {
 		a->stats.over_cap++;
-		agent_answer(a, fd, profile, NULL);
+		agent_answer_asked(a, fd, profile, buf, have, NULL);
 		return;
 	}
 	c = agent_conn_new(a, fd, profile);
@@ -342,7 +398,7 @@ static void agent_accepted(struct agent *a, int fd, int profile)
 			c->fd = -1; /* still ours: answered below */
 			agent_conn_free(c);
 		}
-		agent_answer(a, fd, profile, NULL);
+		agent_answer_asked(a, fd, profile, buf, have, NULL);
 		return;
 	}
 	tv.tv_sec = a->wait_ms / 1000;
@@ -670,7 +726,7 @@ void agent_close(struct agent *a)
 	for (struct agent_conn *c = a->conns, *next; c; c = next) {
 		next = c->next;
 		if (c->state == AGENT_CONN_READING)
-			agent_answer(a, c->fd, c->profile, c);
+			agent_answer_asked(a, c->fd, c->profile, c->in, c->inlen, c);
 	}
 }
 

@@ -4,8 +4,11 @@
  * listener's profile at once, then closes. With several profiles, a checker
  * may name one in a first line (HAProxy's agent-send "replica\n"); a line
  * already there at accept is honoured, and with a dispatch wait the agent
- * waits that long for it before answering the listener's own profile. The
- * lines come from callbacks, so the agent holds no verdict logic. */
+ * waits that long for it before answering the listener's own profile. A
+ * name that is no profile (also bytes without a line end when the wait
+ * ends) gets "down #unknown profile NAME", never the listener's profile.
+ * With one profile nothing is read. The lines come from callbacks, so the
+ * agent holds no verdict logic. */
 #ifndef HAPPAC_AGENT_H
 #define HAPPAC_AGENT_H
 
@@ -28,6 +31,7 @@ struct agent_stats {
 	uint64_t failed;    /* connections closed before the line was written */
 	uint64_t denied;    /* closed at accept: source not in --allow */
 	uint64_t dispatched;/* replies for a profile named by the checker */
+	uint64_t unknown_profile; /* named no profile: answered down */
 	uint64_t evicted;   /* waited longest, answered early to make room */
 	uint64_t over_cap;  /* answered at once: the waiting set full of writers */
 };

@@ -14,6 +14,7 @@ struct answer_slot {
 	struct profile_state state;
 	char line[VERDICT_LINE_MAX];
 	size_t len;
+	enum profile_health health; /* what line means, from profile_evaluate() */
 	double since_s;
 };
 
@@ -73,6 +74,7 @@ void answer_set_profiles(struct answer *a, const struct profile *profiles, int n
 					a->slots[i].state.role_ok_since_us = 0;
 				memcpy(a->slots[i].line, old[j].line, sizeof(old[j].line));
 				a->slots[i].len = old[j].len;
+				a->slots[i].health = old[j].health;
 				a->slots[i].since_s = old[j].since_s;
 				break;
 			}
@@ -99,9 +101,11 @@ int answer_update(struct answer *a, const struct profile_inputs *in, const char 
 		struct answer_slot *s = &a->slots[i];
 		char line[VERDICT_LINE_MAX];
 		const char *prev;
+		enum profile_health health;
 		size_t len;
 
-		profile_evaluate(all, i, &s->state, in, line, sizeof(line), &len);
+		health = profile_evaluate(all, i, &s->state, in, line, sizeof(line), &len);
+		s->health = health;
 		if (a->ready && len == s->len && !memcmp(line, s->line, len))
 			continue;
 		prev = !a->ready ? "none" : s->line[0] == 'u' ? "up" : "down";
@@ -145,6 +149,17 @@ const char *answer_line(struct answer *a, int i, size_t *len)
 	}
 	*len = a->slots[i].len;
 	return a->slots[i].line;
+}
+
+enum profile_health answer_health(const struct answer *a, int i)
+{
+	if (i < 0 || i >= a->n)
+		i = 0;
+	/* The stale line is a down line (and "down #starting" leaves health
+	 * at its zero value, DOWN). */
+	if (probe_now_us() - a->updated_us > a->stale_us)
+		return PROFILE_HEALTH_DOWN;
+	return a->slots[i].health;
 }
 
 int answer_lookup(const struct answer *a, const char *name)

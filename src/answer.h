@@ -35,7 +35,11 @@ int answer_ready(const struct answer *a);
 /* The line for profile i (with its '\n'), or the stale line when no round
  * ended for longer than the stale bound. Valid until the next call. */
 const char *answer_line(struct answer *a, int i, size_t *len);
-/* The index of the profile called name, or -1. */
+/* What profile i's current line means for traffic (PROFILE_HEALTH_DOWN for
+ * the stale line): computed when the line was built, so /health and the
+ * metrics never re-read it from the text. */
+enum profile_health answer_health(const struct answer *a, int i);
+/* The index of the profile called name (exact, case-sensitive), or -1. */
 int answer_lookup(const struct answer *a, const char *name);
 int answer_count(const struct answer *a);
 const struct profile *answer_profile(const struct answer *a, int i);

@@ -33,19 +33,24 @@
 #include <errno.h>
 #include <sys/resource.h>
 
-enum main_probe { MAIN_PROBE_PATRONI, MAIN_PROBE_PG, MAIN_PROBE_COUNT };
+/* MAIN_PROBE_LEADER runs only when a profile needs the leader lock that
+ * the -k endpoint's code cannot show (profile_needs_leader_probe()). */
+enum main_probe { MAIN_PROBE_PATRONI, MAIN_PROBE_PG, MAIN_PROBE_LEADER, MAIN_PROBE_COUNT };
 
 static const char *const main_probe_names[MAIN_PROBE_COUNT] = {
 	[MAIN_PROBE_PATRONI] = "patroni",
 	[MAIN_PROBE_PG] = "pgbouncer",
+	[MAIN_PROBE_LEADER] = "patroni-leader",
 };
 
 /* What one configuration runs: rebuilt whole on a reload that changes it. */
 struct main_probes {
 	struct probe_sched *sched;
 	struct probe probes[MAIN_PROBE_COUNT];
+	int count;                      /* probes in use: 2, or 3 with the leader */
 	struct probe_patroni *patroni;
 	struct probe_pg *pg;
+	struct probe_patroni *leader;   /* OPTIONS /leader, or NULL */
 };
 
 struct happac {
@@ -125,6 +130,14 @@ static void main_fill_verdict_probes(struct happac *h, struct verdict_probe *vp)
 		.path = NULL,
 		.host = probe_pg_host(r->pg),
 	};
+	if (r->leader)
+		vp[MAIN_PROBE_LEADER] = (struct verdict_probe){
+			.name = main_probe_names[MAIN_PROBE_LEADER],
+			.report = main_report(r, MAIN_PROBE_LEADER),
+			.target = probe_patroni_target(r->leader),
+			.path = probe_patroni_path(r->leader),
+			.host = h->opts.patroni_host,
+		};
 }
 
 /* Recompute every profile's line from the latest probe results and the
@@ -151,8 +164,9 @@ static void main_evaluate(struct happac *h)
 	in.ramp_weight = -1;
 	in.now_us = probe_now_us();
 	in.ready_window_ms = h->opts.ready_window_ms;
-	in.hold_us = (int64_t)(h->opts.interval_ms + h->opts.timeout_ms) * 1000;
+	in.hold_us = (int64_t)options_hold_ms(&h->opts) * 1000;
 	in.first_round = first;
+	in.leader = h->run->leader ? &vp[MAIN_PROBE_LEADER] : NULL;
 	if (h->ctl) {
 		const struct ctl_override *ov = ctl_get(h->ctl);
 		struct timespec ts;
@@ -196,7 +210,7 @@ static void main_round_done(void *arg)
 {
 	struct happac *h = arg;
 
-	for (int i = 0; i < MAIN_PROBE_COUNT; i++)
+	for (int i = 0; i < h->run->count; i++)
 		metrics_probe_observe(h->metrics, i, h->run->probes[i].last.result,
 				      h->run->probes[i].last.duration_us);
 	main_evaluate(h);
@@ -221,7 +235,9 @@ static int main_http_health(void *arg, const char *profile, struct evbuffer *out
 		return -1;
 	line = answer_line(h->answer, i, &len);
 	evbuffer_add(out, line, len);
-	return line[0] == 'u';
+	/* Passing, not merely up: "up drain"/"up maint" take the node out of
+	 * HAProxy's rotation, so a catalogue must not list it either. */
+	return answer_health(h->answer, i) == PROFILE_HEALTH_PASSING;
 }
 
 static double main_wall_now(void)
@@ -242,14 +258,15 @@ static void main_http_status(void *arg, struct evbuffer *out)
 
 	memset(&v, 0, sizeof(v));
 	v.line = answer_line(h->answer, 0, &len);
-	v.up = v.line[0] == 'u';
+	v.up = answer_health(h->answer, 0) != PROFILE_HEALTH_DOWN;
+	v.passing = answer_health(h->answer, 0) == PROFILE_HEALTH_PASSING;
 	v.since_s = answer_since(h->answer, 0);
 	v.now_s = main_wall_now();
 	v.now_us = probe_now_us();
 	v.opts = &h->opts;
 	main_fill_verdict_probes(h, vp);
-	v.probe_count = MAIN_PROBE_COUNT;
-	for (int i = 0; i < MAIN_PROBE_COUNT; i++) {
+	v.probe_count = h->run->count;
+	for (int i = 0; i < h->run->count; i++) {
 		v.probes[i].name = vp[i].name;
 		v.probes[i].target = vp[i].target;
 		v.probes[i].report = vp[i].report;
@@ -266,6 +283,7 @@ static void main_http_status(void *arg, struct evbuffer *out)
 		v.profiles[i].wrong_role = profile_wrong_names[p->wrong];
 		v.profiles[i].port = i == 0 ? h->opts.port : p->port;
 		v.profiles[i].line = lines[i];
+		v.profiles[i].passing = answer_health(h->answer, i) == PROFILE_HEALTH_PASSING;
 		v.profiles[i].since_s = answer_since(h->answer, i);
 	}
 	if (h->ctl) {
@@ -280,17 +298,16 @@ static void main_http_metrics(void *arg, struct evbuffer *out)
 	struct happac *h = arg;
 	const struct agent_stats *as = agent_stats(h->agent);
 	struct metrics_view v;
-	size_t len;
 
 	memset(&v, 0, sizeof(v));
-	v.up = answer_line(h->answer, 0, &len)[0] == 'u';
+	v.up = answer_health(h->answer, 0) != PROFILE_HEALTH_DOWN;
 	v.verdict_since_s = answer_since(h->answer, 0);
 	v.checks_up = as->up;
 	v.checks_down = as->down;
 	v.checks_failed = as->failed;
 	v.rounds = probe_sched_rounds(h->run->sched);
-	v.probe_count = MAIN_PROBE_COUNT;
-	for (int i = 0; i < MAIN_PROBE_COUNT; i++) {
+	v.probe_count = h->run->count;
+	for (int i = 0; i < h->run->count; i++) {
 		v.probe_names[i] = main_probe_names[i];
 		v.probe_in_flight[i] = h->run->probes[i].in_flight;
 	}
@@ -299,11 +316,12 @@ static void main_http_metrics(void *arg, struct evbuffer *out)
 	v.transitions = answer_transitions(h->answer);
 	v.denied = as->denied + (h->http ? http_stats(h->http)->denied : 0);
 	v.dispatched = as->dispatched;
+	v.unknown_profile = as->unknown_profile;
 	v.over_cap = as->evicted + as->over_cap;
 	v.profile_count = answer_count(h->answer);
 	for (int i = 0; i < v.profile_count && i < METRICS_MAX_PROBES; i++) {
 		v.profile_names[i] = answer_profile(h->answer, i)->name;
-		v.profile_up[i] = answer_line(h->answer, i, &len)[0] == 'u';
+		v.profile_up[i] = answer_health(h->answer, i) != PROFILE_HEALTH_DOWN;
 	}
 	if (h->ctl)
 		v.override = ctl_get(h->ctl)->admin == CTL_ADMIN_DRAIN ? 1
@@ -326,6 +344,7 @@ static void main_probes_free(struct main_probes *r)
 	probe_sched_free(r->sched);
 	probe_patroni_free(r->patroni);
 	probe_pg_free(r->pg);
+	probe_patroni_free(r->leader);
 	free(r);
 }
 
@@ -398,12 +417,25 @@ static struct main_probes *main_probes_new(struct happac *h, const struct option
 	}
 	r->sched = probe_sched_new(h->base, o->interval_ms, o->timeout_ms,
 				   main_round_done, h);
+	r->count = 2;
+	if (profile_needs_leader_probe(o->profiles, o->profile_count)) {
+		r->leader = probe_patroni_new(h->base, h->dns, o->patroni_scheme,
+					      o->patroni_host, o->patroni_port, "leader",
+					      &tls, o->timeout_ms, err, errlen);
+		if (!r->leader)
+			goto fail;
+		r->count = 3;
+	}
 	if (!r->sched ||
 	    probe_sched_add(r->sched, &r->probes[MAIN_PROBE_PATRONI],
 			    main_probe_names[MAIN_PROBE_PATRONI], &probe_patroni_ops,
 			    r->patroni) != 0 ||
 	    probe_sched_add(r->sched, &r->probes[MAIN_PROBE_PG],
-			    main_probe_names[MAIN_PROBE_PG], &probe_pg_ops, r->pg) != 0) {
+			    main_probe_names[MAIN_PROBE_PG], &probe_pg_ops, r->pg) != 0 ||
+	    (r->leader &&
+	     probe_sched_add(r->sched, &r->probes[MAIN_PROBE_LEADER],
+			     main_probe_names[MAIN_PROBE_LEADER], &probe_patroni_ops,
+			     r->leader) != 0)) {
 		snprintf(err, errlen, "cannot set up the probes (out of memory)");
 		goto fail;
 	}
@@ -583,6 +615,8 @@ static int main_probes_changed(const struct options *a, const struct options *b)
 	       main_strcmp(a->patroni_key, b->patroni_key) ||
 	       a->patroni_insecure != b->patroni_insecure ||
 	       (a->profile_count > 1) != (b->profile_count > 1) ||
+	       profile_needs_leader_probe(a->profiles, a->profile_count) !=
+		       profile_needs_leader_probe(b->profiles, b->profile_count) ||
 	       a->interval_ms != b->interval_ms || a->timeout_ms != b->timeout_ms;
 }
 

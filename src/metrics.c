@@ -112,6 +112,12 @@ void metrics_render(const struct metrics *m, const struct metrics_view *v,
 	evbuffer_add_printf(out, "happac_agent_dispatched_total %llu\n",
 			    (unsigned long long)v->dispatched);
 
+	metrics_head(out, "happac_agent_unknown_profile_total", "counter",
+		     "Agent checks that named no profile (a misspelt agent-send), "
+		     "answered down.");
+	evbuffer_add_printf(out, "happac_agent_unknown_profile_total %llu\n",
+			    (unsigned long long)v->unknown_profile);
+
 	metrics_head(out, "happac_agent_over_cap_total", "counter",
 		     "Agent connections answered with their listener's profile before "
 		     "naming one, because --max-connections were waiting.");

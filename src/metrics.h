@@ -29,6 +29,7 @@ struct metrics_view {
 	uint64_t transitions;         /* verdict changes, all profiles */
 	uint64_t denied;              /* agent + HTTP: closed, not in --allow */
 	uint64_t dispatched;          /* checks that named their profile */
+	uint64_t unknown_profile;     /* checks that named no profile: down */
 	uint64_t over_cap;            /* answered early: --max-connections waiting */
 	int profile_count;
 	const char *profile_names[METRICS_MAX_PROBES];

@@ -135,6 +135,12 @@ static const struct options_def options_table[] = {
 	{ "timeout", 0, OPTIONS_KIND_DURATION, "DURATION", "800ms", 10, 30000,
 	  OFF(timeout_ms), "Hard deadline of each probe",
 	  OPTIONS_ANYWHERE },
+	{ "haproxy-agent-inter", 0, OPTIONS_KIND_DURATION, "DURATION",
+	  OPTIONS_HAPROXY_AGENT_INTER, 100, 600000, OFF(haproxy_agent_inter_ms),
+	  "The agent-inter of the HAProxy servers that ask this agent (as "
+	  "'happac recipe haproxy' writes it); a new primary is held back "
+	  "interval + timeout + this long",
+	  OPTIONS_ANYWHERE },
 	{ "stale-after", 0, OPTIONS_KIND_DURATION, "DURATION", NULL, 500, 600000,
 	  OFF(stale_after_ms),
 	  "Answer 'down #stale' when no probe round ended for this long "
@@ -599,10 +605,10 @@ static int options_profile_key(struct profile *p, const char *key, const char *v
 	}
 	if (!strcmp(key, "lag-full") || !strcmp(key, "lag-cut")) {
 		int64_t b;
+		char why[96];
 
-		if (profile_parse_bytes(value, &b) != 0) {
-			options_err(err, errlen, "%s: '%s' is not a size (e.g. 1MB, 512kB)",
-				    key, value);
+		if (profile_parse_bytes(value, &b, why, sizeof(why)) != 0) {
+			options_err(err, errlen, "%s: '%s': %s", key, value, why);
 			return -1;
 		}
 		if (key[4] == 'f')
@@ -1005,6 +1011,16 @@ static int options_load_env(struct options *o, char *err, size_t errlen)
 		}
 	}
 	return 0;
+}
+
+int options_hold_ms(const struct options *o)
+{
+	/* On a switchover the old primary's Patroni says 503 no later than
+	 * the new one says 200. The old node's happac may keep its cached up
+	 * for interval + timeout after that (one round to start, one timeout
+	 * to end), and its HAProxy keeps the server UP until its next agent
+	 * check, up to agent-inter later. */
+	return o->interval_ms + o->timeout_ms + o->haproxy_agent_inter_ms;
 }
 
 int options_stale_after_ms(const struct options *o)

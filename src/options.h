@@ -52,6 +52,7 @@ struct options {
 	int interval_ms;
 	int timeout_ms;
 	int stale_after_ms;     /* 0 = derived from interval and timeout */
+	int haproxy_agent_inter_ms; /* HAProxy's agent-inter: part of the hold */
 	int verbose;
 	int run_as_root;        /* --run-as-root: allow uid 0 */
 	struct options_list profile_use; /* --profile NAME[:PORT] */
@@ -103,6 +104,15 @@ int options_load_file(struct options *o, const char *path, char *err, size_t err
 
 /* Cross-option checks (required options, derived bounds). 0 or -1 + err. */
 int options_validate(struct options *o, char *err, size_t errlen);
+
+/* HAProxy's agent-inter that `happac recipe haproxy` writes, and the
+ * default of --haproxy-agent-inter: the two must agree (tests/recipe). */
+#define OPTIONS_HAPROXY_AGENT_INTER "1s"
+
+/* How long a profile's right role must last before it counts (profile.c's
+ * hold): interval + timeout + haproxy-agent-inter, so that the old
+ * primary is DOWN in HAProxy before the new one can be UP. */
+int options_hold_ms(const struct options *o);
 
 /* The stale bound in force: the explicit one, or the derived default. */
 int options_stale_after_ms(const struct options *o);

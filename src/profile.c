@@ -88,7 +88,7 @@ int profile_expect_recovery(const struct profile *p)
 	return -1;
 }
 
-int profile_parse_bytes(const char *s, int64_t *bytes)
+int profile_parse_bytes(const char *s, int64_t *bytes, char *err, size_t errlen)
 {
 	static const struct {
 		const char *unit;
@@ -98,20 +98,37 @@ int profile_parse_bytes(const char *s, int64_t *bytes)
 		      { "TB", 1024LL * 1024 * 1024 * 1024 } };
 	int64_t v = 0;
 	const char *p = s;
+	int big = 0;
 
-	if (!isdigit((unsigned char)*p))
+	if (*p == '-' && isdigit((unsigned char)p[1])) {
+		snprintf(err, errlen, "a size cannot be negative");
 		return -1;
-	while (isdigit((unsigned char)*p)) {
-		v = v * 10 + (*p - '0');
-		if (v > (1LL << 40))
-			return -1;
-		p++;
 	}
-	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++)
-		if (!strcmp(p, units[i].unit)) {
-			*bytes = v * units[i].scale;
-			return 0;
+	if (!isdigit((unsigned char)*p)) {
+		snprintf(err, errlen, "not a size (e.g. 1MB, 512kB)");
+		return -1;
+	}
+	/* Every step stays below PROFILE_BYTES_MAX * 10 + 9: no overflow
+	 * however many digits follow. */
+	for (; isdigit((unsigned char)*p); p++) {
+		if (v > PROFILE_BYTES_MAX)
+			big = 1;
+		else
+			v = v * 10 + (*p - '0');
+	}
+	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+		if (strcmp(p, units[i].unit))
+			continue;
+		/* Compare before multiplying: v * scale must not overflow. */
+		if (big || v > PROFILE_BYTES_MAX / units[i].scale) {
+			snprintf(err, errlen, "too large (at most %lldTB)",
+				 (long long)(PROFILE_BYTES_MAX >> 40));
+			return -1;
 		}
+		*bytes = v * units[i].scale;
+		return 0;
+	}
+	snprintf(err, errlen, "not a size (e.g. 1MB, 512kB; units B, kB, MB, GB, TB)");
 	return -1;
 }
 
@@ -132,35 +149,127 @@ static const char *profile_role_word(const struct patroni_json *j)
 	return "unknown role";
 }
 
-/* Patroni's decision for a rule, from the node's status JSON (api.py
- * do_GET). The leader lock itself is not in the JSON: a running primary
- * with cluster_unlocked false stands for it. */
-static int profile_rule_ok(enum profile_rule rule, const struct patroni_json *j)
+/* The leader lock, as far as this round shows it: what Patroni's /primary
+ * and /standby-leader would answer (1: 200, 0: 503, -1: not known). The
+ * status JSON cannot say it: its role comes from pg_is_in_recovery(), so an
+ * old primary that lost the lock (isolated, or its Patroni stuck) still
+ * reads "master"/"running", and cluster_unlocked is false while another
+ * node holds the lock. Patroni answers /primary 200 only while this node
+ * holds the lock (api.py do_GET: ha.is_leader()). The evidence is the code
+ * of the -k endpoint when that is /primary or /standby-leader, else the
+ * OPTIONS /leader probe (200 exactly while is_leader(); the rules add the
+ * role from the JSON, as Patroni does). */
+struct profile_lock {
+	int primary;
+	int standby_leader;
+};
+
+static int profile_answered(const struct verdict_probe *vp)
 {
-	int primary = j->role == PATRONI_JSON_ROLE_PRIMARY && j->running &&
-		      !j->cluster_unlocked;
-	int standby_leader = j->role == PATRONI_JSON_ROLE_STANDBY_LEADER && j->running;
+	return vp && vp->report && (vp->report->result == PROBE_OK ||
+				    vp->report->result == PROBE_HTTP_STATUS);
+}
+
+static void profile_lock_evidence(const struct profile *profiles,
+				  const struct profile_inputs *in, struct profile_lock *lk)
+{
+	const struct profile *k = &profiles[in->patroni_code_profile];
+
+	lk->primary = lk->standby_leader = -1;
+	if (profile_answered(in->leader)) {
+		int leader = in->leader->report->result == PROBE_OK;
+
+		lk->primary = lk->standby_leader = leader;
+	}
+	if (profile_answered(in->patroni)) {
+		int ok = in->patroni->report->result == PROBE_OK;
+
+		if (k->rule == PROFILE_RULE_PRIMARY)
+			lk->primary = ok;
+		else if (k->rule == PROFILE_RULE_STANDBY_LEADER)
+			lk->standby_leader = ok;
+	}
+}
+
+int profile_needs_leader_probe(const struct profile *profiles, int n)
+{
+	int k_primary = profiles[0].rule == PROFILE_RULE_PRIMARY;
+	int k_standby = profiles[0].rule == PROFILE_RULE_STANDBY_LEADER;
+
+	for (int i = 1; i < n; i++)
+		switch (profiles[i].rule) {
+		case PROFILE_RULE_PRIMARY:
+			if (!k_primary)
+				return 1;
+			break;
+		case PROFILE_RULE_STANDBY_LEADER:
+			if (!k_standby)
+				return 1;
+			break;
+		case PROFILE_RULE_READ_ONLY:
+			/* Either half of the rule is enough evidence for the
+			 * cluster kind this node is in: a -k primary in a
+			 * standby cluster is down anyway. */
+			if (!k_primary && !k_standby)
+				return 1;
+			break;
+		default:
+			break;
+		}
+	return 0;
+}
+
+/* For the #reason when the role is right but the lock is not shown. */
+static const char *profile_lock_word(const struct patroni_json *j,
+				     const struct profile_lock *lk)
+{
+	int held = j->role == PATRONI_JSON_ROLE_PRIMARY ? lk->primary : lk->standby_leader;
+
+	return held == 0 ? ", no leader lock" : ", leader lock unknown";
+}
+
+/* Patroni's decision for a rule, from the node's status JSON (api.py
+ * do_GET) and, for the rules that need it, the leader lock. Sets *no_lock
+ * when the role is right but the lock is not shown to be held. */
+static int profile_rule_ok(enum profile_rule rule, const struct patroni_json *j,
+			   const struct profile_lock *lk, int *no_lock)
+{
+	int primary_role = j->role == PATRONI_JSON_ROLE_PRIMARY && j->running &&
+			   !j->cluster_unlocked;
+	int standby_role = j->role == PATRONI_JSON_ROLE_STANDBY_LEADER && j->running;
+	int primary = primary_role && lk->primary == 1;
+	int standby_leader = standby_role && lk->standby_leader == 1;
 	int replica = j->role == PATRONI_JSON_ROLE_REPLICA && j->running &&
 		      !j->noloadbalance;
+	int ok = 0;
 
 	switch (rule) {
 	case PROFILE_RULE_PRIMARY:
-		return primary;
+		ok = primary;
+		*no_lock = primary_role && !ok;
+		break;
 	case PROFILE_RULE_REPLICA:
-		return replica;
+		ok = replica;
+		break;
 	case PROFILE_RULE_READ_ONLY:
-		return primary || standby_leader || replica;
+		ok = primary || standby_leader || replica;
+		*no_lock = (primary_role || standby_role) && !ok;
+		break;
 	case PROFILE_RULE_SYNC:
-		return replica && j->sync_standby;
+		ok = replica && j->sync_standby;
+		break;
 	case PROFILE_RULE_ASYNC:
-		return replica && !j->sync_standby;
+		ok = replica && !j->sync_standby;
+		break;
 	case PROFILE_RULE_STANDBY_LEADER:
-		return standby_leader;
+		ok = standby_leader;
+		*no_lock = standby_role && !ok;
+		break;
 	case PROFILE_RULE_ENDPOINT:
 	case PROFILE_RULE_COUNT:
 		break;
 	}
-	return 0;
+	return ok;
 }
 
 /* Weight for a lag between lag_full (100%) and lag_cut (1%), in 5% steps so
@@ -187,9 +296,10 @@ static void profile_human_bytes(int64_t b, char *buf, size_t len)
 		snprintf(buf, len, "%lldB", (long long)b);
 }
 
-int profile_evaluate(const struct profile *profiles, int i, struct profile_state *st,
-		     const struct profile_inputs *in, char *line, size_t size,
-		     size_t *len)
+enum profile_health profile_evaluate(const struct profile *profiles, int i,
+				     struct profile_state *st,
+				     const struct profile_inputs *in, char *line,
+				     size_t size, size_t *len)
 {
 	const struct profile *p = &profiles[i];
 	const struct probe_report *pat = in->patroni->report;
@@ -216,17 +326,24 @@ int profile_evaluate(const struct profile *profiles, int i, struct profile_state
 			 in->patroni->target);
 		goto render;
 	} else {
-		role_ok = profile_rule_ok(p->rule, in->json);
+		struct profile_lock lk;
+		int no_lock = 0;
+
+		profile_lock_evidence(profiles, in, &lk);
+		role_ok = profile_rule_ok(p->rule, in->json, &lk, &no_lock);
 		if (!role_ok)
-			snprintf(role_reason, sizeof(role_reason), "patroni: not %s (%s, %s)",
+			snprintf(role_reason, sizeof(role_reason), "patroni: not %s (%s, %s%s)",
 				 profile_rule_names[p->rule], profile_role_word(in->json),
-				 in->json->state[0] ? in->json->state : "state unknown");
+				 in->json->state[0] ? in->json->state : "state unknown",
+				 no_lock ? profile_lock_word(in->json, &lk) : "");
 	}
-	/* A role that just became right is held back for interval + timeout.
+	/* A role that just became right is held back for in->hold_us
+	 * (interval + timeout + HAProxy's agent-inter, options_hold_ms()).
 	 * On a switchover the old primary's Patroni says 503 no later than
 	 * the new one says 200, but the old node's happac may keep its cached
-	 * "up" for up to interval + timeout after that: the hold makes sure
-	 * the two never say "up" together. Not on start-up (a restart of
+	 * "up" for up to interval + timeout after that, and its HAProxy keeps
+	 * the server UP until its next agent check: the hold makes sure the
+	 * two are never UP together. Not on start-up (a restart of
 	 * happac must not flap a healthy primary), not after a pure PgBouncer
 	 * failure (Patroni's answer did not change). */
 	if (role_ok) {
@@ -328,5 +445,9 @@ render:
 		     admin ? " " : "", admin ? admin : "", wbuf,
 		     reason[0] ? " #" : "", reason);
 	*len = n < 0 ? 0 : (size_t)n < size ? (size_t)n : size - 1;
-	return up;
+	if (!up)
+		return PROFILE_HEALTH_DOWN;
+	/* own_admin: this line says drain or maint, which HAProxy obeys by
+	 * taking the server out of rotation. */
+	return own_admin ? PROFILE_HEALTH_OUT : PROFILE_HEALTH_PASSING;
 }

@@ -40,6 +40,18 @@ enum profile_wrong { PROFILE_WRONG_DOWN, PROFILE_WRONG_DRAIN, PROFILE_WRONG_MAIN
 		     PROFILE_WRONG_COUNT };
 extern const char *const profile_wrong_names[PROFILE_WRONG_COUNT];
 
+/* What a reply line means for new traffic: the one notion of "passing"
+ * that /health, `happac check` and the Consul checks share. Computed by
+ * profile_evaluate() from the words it writes, never read back from the
+ * line. DRAIN and MAINT are up for HAProxy but take the server out of
+ * rotation, so they do not pass. */
+enum profile_health {
+	PROFILE_HEALTH_DOWN,      /* "down ..." */
+	PROFILE_HEALTH_OUT,       /* "up drain", "up maint": alive, no new traffic */
+	PROFILE_HEALTH_PASSING,   /* "up", "up ready", "up NN%": HAProxy sends
+				     new traffic */
+};
+
 /* Operator override, as the ctl module reports it. */
 enum profile_admin { PROFILE_ADMIN_NONE, PROFILE_ADMIN_DRAIN, PROFILE_ADMIN_MAINT };
 
@@ -80,8 +92,14 @@ struct profile_inputs {
 	int ready_window_ms;                  /* how long `ready` is said */
 	int64_t hold_us;                      /* a new "right role" must last this
 						 long before it counts (interval +
-						 timeout; see profile.c) */
+						 timeout + haproxy-agent-inter:
+						 options_hold_ms()) */
 	int first_round;                      /* happac just started: no hold */
+	const struct verdict_probe *leader;   /* OPTIONS /leader when a profile
+						 needs the leader lock that the
+						 -k endpoint's code cannot show
+						 (profile_needs_leader_probe);
+						 NULL otherwise */
 };
 
 /* Fill p with the built-in profile called name ("primary", "replica",
@@ -95,14 +113,24 @@ void profile_from_endpoint(const char *endpoint, struct profile *p);
 /* The role pg_is_in_recovery() must show for this profile: 0, 1, -1 any. */
 int profile_expect_recovery(const struct profile *p);
 
+/* True when profiles[1..n-1] need Patroni's leader lock (rules primary,
+ * standby-leader, read-only) and the code of the -k endpoint (profile 0)
+ * cannot show it: then each round also asks OPTIONS /leader. */
+int profile_needs_leader_probe(const struct profile *profiles, int n);
+
 /* Render the agent line for profile i. st is updated (hysteresis, ready
- * window). Returns 1 when the health word is up. */
-int profile_evaluate(const struct profile *profiles, int i, struct profile_state *st,
+ * window). Returns what the line means for traffic (see profile_health). */
+enum profile_health profile_evaluate(const struct profile *profiles, int i, struct profile_state *st,
 		     const struct profile_inputs *in, char *line, size_t size,
 		     size_t *len);
 
+/* The largest size profile_parse_bytes() accepts: 1024TB. Far above any
+ * replication lag, and 99 times it still fits in an int64_t (weights). */
+#define PROFILE_BYTES_MAX (1LL << 50)
+
 /* Parse "64MB", "512kB", "1GB", "1048576" (bytes) as Patroni does for
- * ?lag=. Returns 0 and *bytes, or -1. */
-int profile_parse_bytes(const char *s, int64_t *bytes);
+ * ?lag=. Returns 0 and *bytes, or -1 with err saying why (not a size, a
+ * negative size, above PROFILE_BYTES_MAX). */
+int profile_parse_bytes(const char *s, int64_t *bytes, char *err, size_t errlen);
 
 #endif

@@ -382,9 +382,10 @@ void recipe_consul_render(const struct recipe_consul *c, FILE *out)
 		recipe_hostport_str(c->agent.host, c->agent.family, c->agent.port, hp,
 				    sizeof(hp));
 		snprintf(buf, sizeof(buf),
-			 "happac check asks the agent on %s once: exit 0 (passing) on 'up', "
-			 "2 (critical) on 'down #reason', no answer or timeout. The Consul "
-			 "agent needs enable_local_script_checks = true.",
+			 "happac check asks the agent on %s once: exit 0 (passing) on 'up' "
+			 "without drain or maint, 2 (critical) on 'down #reason', 'up drain', "
+			 "'up maint', no answer or timeout. The Consul agent needs "
+			 "enable_local_script_checks = true.",
 			 hp);
 		recipe_json_str(buf, out);
 		/* happac check's own deadline comes first, so a hung agent is
@@ -398,9 +399,10 @@ void recipe_consul_render(const struct recipe_consul *c, FILE *out)
 	} else {
 		recipe_hostport_str(c->http.host, c->http.family, c->http.port, hp, sizeof(hp));
 		snprintf(buf, sizeof(buf),
-			 "happac's /health: 200 (passing) while this node is the %s and its "
-			 "PgBouncer answers, 503 (critical) with the reason otherwise. Needs "
-			 "happac --http-listen %s.",
+			 "happac's /health: 200 (passing) while this node is the %s, its "
+			 "PgBouncer answers and it is not drained or in maintenance; 503 "
+			 "(critical) with the agent line otherwise. Needs happac "
+			 "--http-listen %s.",
 			 svc, hp);
 		recipe_json_str(buf, out);
 		snprintf(buf, sizeof(buf), "http://%s/health", hp);

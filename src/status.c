@@ -73,8 +73,8 @@ void status_render(const struct status_view *v, struct evbuffer *out)
 		snprintf(reason, sizeof(reason), "%s", hash + 1);
 		reason[strcspn(reason, "\n")] = '\0';
 	}
-	evbuffer_add_printf(out, "{\n  \"verdict\": \"%s\",\n  \"reason\": ",
-			    v->up ? "up" : "down");
+	evbuffer_add_printf(out, "{\n  \"verdict\": \"%s\",\n  \"passing\": %s,\n"
+			    "  \"reason\": ", v->up ? "up" : "down", v->passing ? "true" : "false");
 	status_json_string(out, reason);
 	evbuffer_add_printf(out, "%s", ",\n  \"line\": ");
 	status_json_string(out, v->line);
@@ -122,7 +122,8 @@ void status_render(const struct status_view *v, struct evbuffer *out)
 		status_json_string(out, p->rule);
 		evbuffer_add_printf(out, ", \"wrong_role\": ");
 		status_json_string(out, p->wrong_role);
-		evbuffer_add_printf(out, ", \"port\": %d, \"line\": ", p->port);
+		evbuffer_add_printf(out, ", \"port\": %d, \"passing\": %s, \"line\": ",
+				    p->port, p->passing ? "true" : "false");
 		status_json_string(out, p->line);
 		evbuffer_add_printf(out, ", \"since\": ");
 		status_time(out, p->since_s);

@@ -24,12 +24,14 @@ struct status_profile {
 	const char *wrong_role;
 	int port;               /* 0: only by agent-send on the main port */
 	const char *line;
+	int passing;            /* what /health says (profile_health) */
 	double since_s;
 };
 
 struct status_view {
 	const char *line;         /* the agent line, with its '\n' */
 	int up;
+	int passing;              /* up without drain/maint: /health's 200 */
 	double since_s;           /* wall clock of the last verdict change */
 	double now_s;             /* wall clock now */
 	int64_t now_us;           /* monotonic now, to age the reports */

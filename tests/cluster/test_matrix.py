@@ -35,9 +35,11 @@ SWEEP_ALLOWANCE = 0.15                    # one sweep: 3 agent or Patroni reques
 OBS = SAMPLE_PERIOD + SWEEP_ALLOWANCE
 HAPPAC_DETECT = I + T + OBS               # fault -> happac's reply changes
 AGENT_MARKDOWN = I + T + AI + OBS         # fault -> HAProxy marks the server by the agent
-# A node whose Patroni role just became right is held back for I + T before
-# happac says up (so the old primary's agent is down by then: never two up).
-ROLE_HOLD = I + T
+# A node whose Patroni role just became right is held back for I + T + AI
+# before happac says up (so the old primary is DOWN in HAProxy by then: never
+# two UP). happac's --haproxy-agent-inter is left at its default, which is the
+# agent-inter the recipes write (tests/recipe: test_agent_inter_matches_happacs_hold).
+ROLE_HOLD = I + T + AI
 HAPPAC_PROMOTE = HAPPAC_DETECT + ROLE_HOLD  # Patroni's first 200 -> happac's up
 AGENT_MARKUP = AGENT_MARKDOWN + ROLE_HOLD   # Patroni's first 200 -> HAProxy UP by the agent
 

@@ -155,7 +155,8 @@ def extra_standins(workdir):
 def happac(workdir, happac_bin, request):
     """Factory: start happac; every instance is stopped (by pid) at teardown.
 
-    By default it uses the fast test timing (--interval 200ms --timeout 150ms),
+    By default it uses the fast test timing (--interval 200ms --timeout 150ms
+    --haproxy-agent-inter 200ms: the HAProxy it stands for checks every 200ms),
     listens on 127.0.0.21:5555 and waits until the first reply arrives (the
     agent answers only after its first probe round). Pass interval=None /
     timeout=None for the daemon's defaults, args=[...] for a raw command line.
@@ -164,8 +165,8 @@ def happac(workdir, happac_bin, request):
 
     def start(*extra, host=ADDR, patroni_port=PATRONI_PORT, pg_port=PGB_PORT,
               endpoint="primary", port=AGENT_PORT, listen=ADDR,
-              interval="200ms", timeout="150ms", args=None, connect_addr=None,
-              wait_ready=True):
+              interval="200ms", timeout="150ms", agent_inter="200ms", args=None,
+              connect_addr=None, wait_ready=True):
         if args is None:
             args = ["-h", host, "-r", str(pg_port), "-o", str(patroni_port),
                     "-k", endpoint, "-p", str(port)]
@@ -175,6 +176,8 @@ def happac(workdir, happac_bin, request):
                 args += ["--interval", interval]
             if timeout:
                 args += ["--timeout", timeout]
+            if agent_inter:
+                args += ["--haproxy-agent-inter", agent_inter]
             args += list(extra)
         h = procs.Happac(workdir, args, connect_addr or listen or ADDR, port)
         started.append(h)

@@ -23,6 +23,11 @@ Modes:
                    every other path -> 503
     replica        Patroni on a replica: /replica, /read-only, /health,
                    /liveness, /readiness, /async -> 200, others -> 503
+    isolated       Patroni on an old primary that lost the leader lock (cut off
+                   from the DCS, or its loop stuck) while PostgreSQL still runs
+                   read-write: every path -> 503, yet the JSON says
+                   role master, state running (its role comes from
+                   pg_is_in_recovery(), not from the lock)
     200 | 503 | status:NNN   that status for every path
     hang           read the request, never answer; keep the socket open until
                    the client closes it (the time it took is recorded)
@@ -51,7 +56,7 @@ MAX_HEAD = 16384
 
 def parse_mode(text):
     """Return the mode string if valid, else raise ValueError."""
-    if text in ("primary", "replica", "hang", "garbage", "close"):
+    if text in ("primary", "replica", "isolated", "hang", "garbage", "close"):
         return text
     if text in ("200", "503"):
         return "status:" + text
@@ -98,6 +103,8 @@ class State:
 def status_for(mode, path):
     if mode.startswith("status:"):
         return int(mode.split(":", 1)[1])
+    if mode == "isolated":
+        return 503
     ok = REPLICA_OK if mode == "replica" else PRIMARY_OK
     return 200 if path in ok else 503
 
@@ -110,7 +117,7 @@ def build_reply(method, code, path, mode="primary"):
     # the role follows the mode, whatever path was asked for.
     if mode == "replica":
         role = "replica"
-    elif mode == "primary" or mode.startswith("slow:"):
+    elif mode in ("primary", "isolated") or mode.startswith("slow:"):
         role = "master"
     else:
         role = "master" if code == 200 else "replica"

@@ -28,10 +28,12 @@ from procs import ADDR, AGENT_PORT, PATRONI_PORT, PGB_PORT, run_happac
 MARGIN = float(os.environ.get("HAPPAC_TEST_MARGIN", "0.3"))
 FAST_INTERVAL = 0.2   # --interval 200ms
 FAST_TIMEOUT = 0.15   # --timeout 150ms
+FAST_AGENT_INTER = 0.2  # --haproxy-agent-inter 200ms (conftest)
 FAST_BOUND = FAST_INTERVAL + FAST_TIMEOUT + MARGIN
 # Patroni answering 200 again after a failure is held for interval + timeout
-# before "up" (so two agents are never up together on a switchover).
-FAST_RECOVERY = FAST_BOUND + FAST_INTERVAL + FAST_TIMEOUT
+# + haproxy-agent-inter before "up" (so two servers are never UP in HAProxy
+# together on a switchover).
+FAST_RECOVERY = FAST_BOUND + FAST_INTERVAL + FAST_TIMEOUT + FAST_AGENT_INTER
 DEFAULT_INTERVAL = 1.0
 DEFAULT_TIMEOUT = 0.8
 
@@ -205,7 +207,8 @@ def test_both_down_reports_patroni(backends, happac):
     wait_reply(AGENT_PORT, equals("down #patroni /primary: 503\n"), FAST_BOUND)
     assert_stays(AGENT_PORT, "down #patroni /primary: 503\n", 4 * FAST_INTERVAL)
     standin.set("primary")
-    wait_reply(AGENT_PORT, starts("down #pgbouncer"), FAST_BOUND)
+    # through the hold ("primary role is new, settling"), then PgBouncer's reason
+    wait_reply(AGENT_PORT, starts("down #pgbouncer"), FAST_RECOVERY)
 
 
 # --------------------------------------------------------------------------

@@ -25,9 +25,12 @@ def bound():
     return 0.2 + 0.15 + 0.3
 
 
+HOLD = 0.2 + 0.15 + 0.2  # interval + timeout + haproxy-agent-inter (conftest)
+
+
 def role_bound():
-    """A role that becomes right: detection plus the interval + timeout hold."""
-    return bound() + 0.2 + 0.15
+    """A role that becomes right: detection plus the hold."""
+    return bound() + HOLD
 
 
 def ask(port, send=None, addr=ADDR):
@@ -60,8 +63,8 @@ def test_one_patroni_request_answers_every_profile(happac, backends):
     # agent-send dispatch on the main port
     assert ask(AGENT_PORT, b"read-only\n") == "up\n"
     assert ask(AGENT_PORT, b"replica\n") == "down #patroni: not replica (primary, running)\n"
-    # an unknown name gets the port's own profile
-    assert ask(AGENT_PORT, b"nosuch\n") == "up\n"
+    # an unknown name never gets the port's own profile
+    assert ask(AGENT_PORT, b"nosuch\n") == "down #unknown profile nosuch\n"
     # Patroni is asked once per round, with GET on the -k endpoint, however
     # many profiles there are and however many checks arrive.
     standin.reset()
@@ -185,6 +188,17 @@ def test_profile_config_errors(happac_bin, workdir):
     assert rc == 2 and "[profile fast]: 'rule = ...' is missing" in err
     rc, out, err, _ = procs.run_happac(["-h", ADDR, "-r", "6432", "--profile", "nosuch"])
     assert rc == 2 and "unknown profile 'nosuch'" in err
+    # sizes: bounded before they are multiplied, never negative (2^33 GB
+    # overflowed int64_t to INT64_MIN, which then passed as a lag-full)
+    for value, why in (("8589934592GB", "too large (at most 1024TB)"),
+                       ("-9223372036854775808", "a size cannot be negative"),
+                       ("-1MB", "a size cannot be negative")):
+        big = conf(workdir, "big.conf", "[profile replica]\nrule = replica\nlag-full = %s\n"
+                   "lag-cut = 1MB\n" % value)
+        rc, out, err, _ = procs.run_happac(["-h", ADDR, "-r", "6432", "--pg-conninfo",
+                                            "dbname=postgres", "-c", big, "-t"])
+        assert rc == 2 and out == "", (value, out, err)
+        assert "big.conf:3: lag-full: '%s': %s" % (value, why) in err, (value, err)
     lag = conf(workdir, "lag.conf", "[profile replica]\nrule = replica\nlag-full = 1MB\n"
                "lag-cut = 16MB\n")
     rc, out, err, _ = procs.run_happac(["-h", ADDR, "-r", "6432", "-c", lag])
@@ -195,23 +209,130 @@ def test_profile_config_errors(happac_bin, workdir):
 
 def test_new_primary_is_held_interval_plus_timeout(happac, backends):
     """A node that becomes primary says up only after Patroni said so for
-    interval + timeout: the old primary's agent (which may keep its cached
-    up that long) is down by then, so two agents never say up together."""
+    interval + timeout + haproxy-agent-inter: the old primary's agent (which
+    may keep its cached up for interval + timeout) is down by then, and so is
+    its server in HAProxy (which hears that at its next agent check, up to
+    agent-inter later), so two servers are never UP together. Here with the
+    default agent-inter, 1s, as `happac recipe haproxy` writes it."""
     standin = backends[1]
-    h = happac()
+    h = happac(agent_inter=None)
+    hold = 0.2 + 0.15 + 1.0
     standin.set("replica")
     wait_reply(AGENT_PORT, equals("down #patroni /primary: 503\n"), bound())
     t0 = time.monotonic()
     standin.set("primary")
     reply, _ = wait_reply(AGENT_PORT, starts("down #patroni: primary role is new"), bound())
-    wait_reply(AGENT_PORT, equals("up\n"), 2 * bound())
+    wait_reply(AGENT_PORT, equals("up\n"), hold + 2 * bound())
     held = time.monotonic() - t0
-    # at least interval + timeout (0.35 s) after Patroni's 200, at most one
-    # detection (interval + timeout) plus the hold plus the test margin
-    assert 0.35 <= held <= 0.35 + bound(), held
+    # at least the hold after Patroni's 200, at most one detection
+    # (interval + timeout) plus the hold plus the test margin
+    assert hold <= held <= hold + bound(), held
     # a PgBouncer restart is not a role change: no hold after it
     backends[0].kill()
     wait_reply(AGENT_PORT, starts("down #pgbouncer"), bound())
     backends[0].ensure_running()
     reply, waited = wait_reply(AGENT_PORT, equals("up\n"), bound())
     assert "settling" not in h.log().split("pgbouncer 127.0.0.21:6432: connection refused")[-1]
+
+
+def test_unknown_profile_name_is_down(happac, backends):
+    """A misspelt agent-send name must never get the port's own profile: on a
+    replica whose port serves the replica profile, "Primary" or "primay" got
+    `up`, i.e. a backend that wants the primary listed a replica. Names match
+    exactly (case-sensitive, as Patroni's endpoints); an unknown one gets
+    `down #unknown profile NAME` and is counted."""
+    standin = backends[1]
+    standin.set("replica")
+    happac("--profile", "primary", "--http-listen", HTTP, endpoint="replica")
+    wait_reply(AGENT_PORT, equals("up\n"), role_bound())
+    assert ask(AGENT_PORT, b"replica\n") == "up\n"
+    assert ask(AGENT_PORT, b"primary\n").startswith("down #patroni: not primary")
+    assert ask(AGENT_PORT, b"Primary\n") == "down #unknown profile Primary\n"
+    assert ask(AGENT_PORT, b"primay\r\n") == "down #unknown profile primay\n"
+    # no line end before the wait ends: what came is the name
+    assert ask(AGENT_PORT, b"primay") == "down #unknown profile primay\n"
+    assert ask(AGENT_PORT, b"replica") == "up\n"
+    # the name goes back cleaned and bounded
+    assert ask(AGENT_PORT, b"a b\x01#up " + b"x" * 40 + b"\n") == \
+        "down #unknown profile a?b??up?" + "x" * 24 + "...\n"
+    # an empty line names nothing: the port's own profile
+    assert ask(AGENT_PORT, b"\n") == "up\n"
+    metrics = urllib.request.urlopen("http://%s/metrics" % HTTP, timeout=5).read().decode()
+    assert "happac_agent_unknown_profile_total 4\n" in metrics, metrics
+
+
+def test_primary_profile_needs_the_leader_lock(happac, backends):
+    """The status JSON's role comes from pg_is_in_recovery(): an old primary
+    that lost the leader lock (isolated, or its Patroni loop stuck) still
+    says master/running while Patroni answers 503 on every endpoint. A
+    primary profile must then be down, as Patroni's /primary is: happac asks
+    OPTIONS /leader each round when the -k endpoint cannot tell."""
+    standin = backends[1]
+    standin.set("isolated")
+    h = happac("--profile", "primary:%d" % REPLICA_PORT, "--profile", "read-only",
+               endpoint="replica")
+    assert ask(AGENT_PORT) == "down #patroni /replica: 503\n"
+    assert ask(REPLICA_PORT) == "down #patroni: not primary (primary, running, no leader lock)\n"
+    assert ask(AGENT_PORT, b"read-only\n") == \
+        "down #patroni: not read-only (primary, running, no leader lock)\n"
+    standin.reset()
+    # the same node holding the lock: up after the hold; one GET and one
+    # OPTIONS /leader per round
+    standin.set("primary")
+    wait_reply(REPLICA_PORT, equals("up\n"), role_bound())
+    assert ask(AGENT_PORT, b"read-only\n") == "up\n"
+    stats = standin.stats()
+    assert set(stats["by_method"]) == {"GET", "OPTIONS"}, stats
+    assert abs(stats["by_method"]["GET"] - stats["by_method"]["OPTIONS"]) <= 1, stats
+    # it loses the lock: down within one detection
+    standin.set("isolated")
+    wait_reply(REPLICA_PORT, starts("down #patroni: not primary"), bound())
+    assert h.alive()
+
+
+def health(profile=None):
+    """(status, body) of GET /health[?profile=NAME]."""
+    url = "http://%s/health" % HTTP + ("?profile=%s" % profile if profile else "")
+    try:
+        r = urllib.request.urlopen(url, timeout=5)
+        return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+def happac_check(port):
+    r = subprocess.run([procs.happac_bin(), "check", "--host", ADDR, "--port", str(port)],
+                       capture_output=True, text=True, timeout=10)
+    return r.returncode, r.stdout
+
+
+def test_health_and_check_pass_only_when_serving(happac, backends, workdir):
+    """One notion of passing for /health, `happac check` (and so both Consul
+    checks): up without drain or maint, i.e. HAProxy sends new traffic.
+    `up drain` / `up maint` are up for HAProxy but out of rotation."""
+    sock = os.path.join(workdir, "health.sock")
+    cfg = conf(workdir, "health.conf", "[profile replica]\nrule = replica\n"
+               "wrong-role = drain\nport = %d\n" % REPLICA_PORT)
+    happac("-c", cfg, "--control-socket", sock, "--http-listen", HTTP, "--ready-window", "5s")
+    ctl = [procs.happac_bin(), "ctl", "--socket", sock]
+    assert health() == (200, "up\n")
+    assert happac_check(AGENT_PORT) == (0, "up\n")
+    # wrong-role drain (the replica profile on a primary)
+    reply, _ = wait_reply(REPLICA_PORT, starts("up drain"), bound())
+    assert health("replica") == (503, reply)
+    assert happac_check(REPLICA_PORT) == (2, reply)
+    # operator overrides
+    for word in ("drain", "maint"):
+        subprocess.run(ctl + [word], check=True, capture_output=True, timeout=10)
+        assert health() == (503, "up %s\n" % word)
+        assert happac_check(AGENT_PORT) == (2, "up %s\n" % word)
+        status = json.loads(urllib.request.urlopen("http://%s/status" % HTTP,
+                                                   timeout=5).read())
+        assert (status["verdict"], status["passing"]) == ("up", False), status
+        assert [p["passing"] for p in status["profiles"]] == [False, False], status
+    # ready (and a ramp's weight) is serving again
+    subprocess.run(ctl + ["ready"], check=True, capture_output=True, timeout=10)
+    assert health() == (200, "up ready\n")
+    assert happac_check(AGENT_PORT) == (0, "up ready\n")
+    status = json.loads(urllib.request.urlopen("http://%s/status" % HTTP, timeout=5).read())
+    assert status["passing"] is True, status

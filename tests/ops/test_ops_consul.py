@@ -23,6 +23,7 @@ import urllib.parse
 
 import pytest
 
+import ops_procs
 from ops_procs import ADDR_CONSUL, REPO, clean_env, free_port
 
 CONSUL_DIR = os.path.join(REPO, "consul")
@@ -247,3 +248,69 @@ def test_http_check_against_a_stopped_agent_is_critical():
     status, output = consul_http_check("http://%s:%d/health" % (ADDR, free_port(ADDR)),
                                        timeout=2)
     assert status == "critical", output
+
+
+def _run_file_checks(path, inst):
+    """Run every check of one consul/*.json against inst; {service: (status, output)}."""
+    out = {}
+    for svc in load(path)["services"]:
+        h = inst[svc["name"]]
+        for chk in svc["checks"]:
+            if "http" in chk:
+                u = urllib.parse.urlsplit(chk["http"])
+                url = urllib.parse.urlunsplit(
+                    (u.scheme, "%s:%d" % (ADDR, h.http_port), u.path, u.query, ""))
+                out[svc["name"]] = consul_http_check(url, chk.get("method", "GET"),
+                                                     go_duration(chk.get("timeout", "10s")))
+            else:
+                args = [ops_procs.happac_bin()] + list(chk["args"][1:])
+                args[args.index("--host") + 1] = h.addr
+                args[args.index("--port") + 1] = str(h.port)
+                out[svc["name"]] = consul_script_check(args, go_duration(chk.get("timeout", "30s")))
+    return out
+
+
+def test_drain_and_maint_are_not_passing(http_listen, check_subcommand, backends, happac,
+                                         tmp_path):
+    """`up drain` and `up maint` are up for HAProxy but out of its rotation:
+    neither Consul check may list such a node. The replica service of a
+    primary node drains (wrong-role = drain); an operator puts the primary
+    in maintenance with `happac ctl maint`; `ready` passes again."""
+    patroni, pgb = backends(ADDR)
+    sock = str(tmp_path / "ctl.sock")
+    conf = tmp_path / "replica.conf"
+    conf.write_text("[profile replica]\nwrong-role = drain\n")
+    inst = {}
+    for name, endpoint, extra in (("patroni-primary", "primary", ["--control-socket", sock]),
+                                  ("patroni-replica", "replica", ["-c", str(conf)])):
+        port = free_port(ADDR)
+        h = happac(ADDR, patroni, pgb, endpoint=endpoint,
+                   extra=extra + ["--http-listen", "%s:%d" % (ADDR, port)])
+        h.http_port = port
+        inst[name] = h
+    inst["patroni-primary"].wait_line("up\n")
+    assert inst["patroni-replica"].wait_line("up drain") == \
+        "up drain #patroni /replica: 503\n"
+    files = [os.path.join(CONSUL_DIR, n) for n in ("happac-http.json", "happac-script.json")]
+    for path in files:
+        got = _run_file_checks(path, inst)
+        assert got["patroni-primary"][0] == "passing", (path, got)
+        assert got["patroni-replica"][0] == "critical", (path, got)
+        assert "up drain" in got["patroni-replica"][1], (path, got)
+
+    def ctl(*args):
+        r = subprocess.run([ops_procs.happac_bin(), "ctl", "--socket", sock] + list(args),
+                           capture_output=True, text=True, timeout=10, env=clean_env())
+        assert r.returncode == 0, r.stdout + r.stderr
+
+    ctl("maint")
+    inst["patroni-primary"].wait_line("up maint")
+    for path in files:
+        got = _run_file_checks(path, inst)
+        assert got["patroni-primary"] == ("critical", got["patroni-primary"][1]), (path, got)
+        assert "up maint" in got["patroni-primary"][1], (path, got)
+    ctl("ready")
+    inst["patroni-primary"].wait_line("up ready")
+    for path in files:
+        got = _run_file_checks(path, inst)
+        assert got["patroni-primary"][0] == "passing", (path, got)

@@ -50,6 +50,8 @@ def test_http_check_defaults(profile, port):
     assert (url.scheme, url.hostname, url.port, url.path) == ("http", "127.0.0.1", port, "/health")
     assert check["method"] == "GET"
     assert "--http-listen 127.0.0.1:%d" % port in check["notes"]
+    # the notes say what passes: /health's 200 excludes drain and maint
+    assert "not drained or in maintenance" in check["notes"]
 
 
 def test_http_check_ipv6_and_options():
@@ -68,6 +70,7 @@ def test_script_check_defaults(profile, port):
     assert check["args"] == ["/usr/bin/happac", "check", "--host", "127.0.0.1",
                              "--port", str(port), "--timeout", "1s"]
     assert "enable_local_script_checks" in check["notes"]
+    assert "'up drain', 'up maint'" in check["notes"]
 
 
 class Agent:
@@ -96,8 +99,11 @@ class Agent:
 
 @pytest.mark.parametrize("addr", ["127.0.0.1", "::1"])
 def test_script_check_runs_as_consul_runs_it(addr):
-    """Consul runs args as they are: 0 passing on 'up', 2 critical otherwise."""
-    for line, status in [("up\n", 0), ("down #patroni /primary: 503\n", 2)]:
+    """Consul runs args as they are: 0 passing on 'up' without drain or
+    maint (HAProxy sends it new traffic), 2 critical otherwise."""
+    for line, status in [("up\n", 0), ("down #patroni /primary: 503\n", 2),
+                         ("up drain\n", 2), ("up maint #patroni /replica: 503\n", 2),
+                         ("up ready 40%\n", 0)]:
         agent = Agent(addr, line)
         try:
             host = "[%s]" % addr if ":" in addr else addr

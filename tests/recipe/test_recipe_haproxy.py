@@ -566,3 +566,23 @@ def test_bad_input_prints_nothing(tmp_path):
     assert p.returncode == 2 and p.stdout == ""
     assert p.stderr == ("happac recipe haproxy: --pgbouncer-port: invalid port '70000' "
                         "(expected 1-65535)\n")
+
+
+def test_agent_inter_matches_happacs_hold():
+    """happac holds a new primary for interval + timeout + its
+    --haproxy-agent-inter, so that HAProxy has marked the old primary DOWN
+    before the new one can be UP. Its default must be the agent-inter the
+    recipes write (the recipes have no option to change it)."""
+    text = recipe("haproxy", "--scenario", "c", "--replicas", *node_args(NODE_SETS["ipv4"]))
+    inters = set(re.findall(r"agent-inter (\S+)", text))
+    p = run(["-h", "127.0.0.1", "-r", "6432", "-t"])
+    assert p.returncode == 0, p.stderr
+    default = re.search(r"^haproxy-agent-inter = (\S+)$", p.stdout, re.M)
+    assert default, p.stdout
+
+    def ms(d):
+        m = re.fullmatch(r"(\d+)(ms|s|m)?", d)
+        assert m, d
+        return int(m.group(1)) * {"ms": 1, None: 1, "s": 1000, "m": 60000}[m.group(2)]
+
+    assert {ms(i) for i in inters} == {ms(default.group(1))}, (inters, default.group(1))

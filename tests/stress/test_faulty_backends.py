@@ -9,10 +9,10 @@ interval later and ends at most one timeout after that: hence
 interval + timeout (+ SLACK for the polling client and a busy 2-core box).
 
 Recovery: after a Patroni failure, a role that became right again is held
-back for interval + timeout ("down #patroni: primary role is new, settling",
-src/profile.c, so that an old and a new primary never both say up): up
-again within 2 x (interval + timeout) + SLACK, through exactly that one
-settling line. After a pure PgBouncer failure there is no hold.
+back for interval + timeout + haproxy-agent-inter ("down #patroni: primary
+role is new, settling", src/profile.c, so that an old and a new primary are
+never both UP in HAProxy): up again within 2 x (interval + timeout) +
+haproxy-agent-inter + SLACK, through exactly that one settling line. After a pure PgBouncer failure there is no hold.
 """
 
 import os
@@ -31,7 +31,8 @@ import stresslib as sl
 INTERVAL, TIMEOUT = 0.5, 0.3
 SLACK = 0.15
 BOUND = INTERVAL + TIMEOUT + SLACK
-BOUND_UP_AFTER_PATRONI = 2 * (INTERVAL + TIMEOUT) + SLACK
+# detection, then the hold: interval + timeout + --haproxy-agent-inter
+BOUND_UP_AFTER_PATRONI = 2 * (INTERVAL + TIMEOUT) + sl.AGENT_INTER + SLACK
 T_MS = int(TIMEOUT * 1000)
 TARGET = re.escape("%s:%d" % (sl.BACKEND_ADDR, sl.PATRONI_PORT))
 

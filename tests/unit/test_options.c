@@ -96,6 +96,32 @@ static void test_defaults(void **state)
 	options_free(&o);
 }
 
+/* The hold on a new primary covers happac's own detection (interval +
+ * timeout) and HAProxy's agent-inter: the old primary's server stays UP in
+ * HAProxy until its next agent check. */
+static void test_hold_covers_haproxy_agent_inter(void **state)
+{
+	struct options o;
+	char err[256];
+
+	(void)state;
+	assert_int_equal(parse(&o, err, sizeof(err), "-h", "db1", "-r", "6432", NULL),
+			 OPTIONS_OK);
+	assert_int_equal(o.haproxy_agent_inter_ms, 1000);
+	assert_int_equal(options_hold_ms(&o), 1000 + 800 + 1000);
+	options_free(&o);
+	assert_int_equal(parse(&o, err, sizeof(err), "-h", "db1", "-r", "6432", "--interval",
+			       "500ms", "--timeout", "300ms", "--haproxy-agent-inter", "2s",
+			       NULL),
+			 OPTIONS_OK);
+	assert_int_equal(options_hold_ms(&o), 500 + 300 + 2000);
+	options_free(&o);
+	expect_error("--haproxy-agent-inter", "-h", "db1", "-r", "6432",
+		     "--haproxy-agent-inter", "0", NULL);
+	expect_error("--haproxy-agent-inter", "-h", "db1", "-r", "6432",
+		     "--haproxy-agent-inter", "-1s", NULL);
+}
+
 static void test_long_forms_and_new_options(void **state)
 {
 	struct options o;
@@ -522,6 +548,7 @@ int main(void)
 		cmocka_unit_test(test_conninfo_secrets_redacted),
 		cmocka_unit_test(test_conninfo_parse_errors_hide_values),
 		cmocka_unit_test(test_conninfo_socket_dir),
+		cmocka_unit_test(test_hold_covers_haproxy_agent_inter),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

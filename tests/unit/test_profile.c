@@ -54,12 +54,15 @@ static int add(struct world *w, const char *name)
 	return w->n++;
 }
 
+static enum profile_health last_health;
+
 static const char *eval(struct world *w, int i)
 {
 	static char line[VERDICT_LINE_MAX];
 	size_t len;
 
-	profile_evaluate(w->profiles, i, &w->st[i], &w->in, line, sizeof(line), &len);
+	last_health = profile_evaluate(w->profiles, i, &w->st[i], &w->in, line, sizeof(line),
+				       &len);
 	assert_int_equal(len, strlen(line));
 	assert_int_equal(line[len - 1], '\n');
 	assert_ptr_equal(strchr(line, '\n'), line + len - 1);
@@ -253,19 +256,23 @@ static void test_new_role_is_held(void **state)
 
 static void test_parse_bytes_and_endpoints(void **state)
 {
+	char err[96];
 	int64_t b;
 	struct profile p;
 
 	(void)state;
-	assert_int_equal(profile_parse_bytes("16MB", &b), 0);
+	assert_int_equal(profile_parse_bytes("16MB", &b, err, sizeof(err)), 0);
 	assert_int_equal(b, 16 * 1024 * 1024);
-	assert_int_equal(profile_parse_bytes("512kB", &b), 0);
+	assert_int_equal(profile_parse_bytes("512kB", &b, err, sizeof(err)), 0);
 	assert_int_equal(b, 512 * 1024);
-	assert_int_equal(profile_parse_bytes("100", &b), 0);
+	assert_int_equal(profile_parse_bytes("100", &b, err, sizeof(err)), 0);
 	assert_int_equal(b, 100);
-	assert_int_equal(profile_parse_bytes("1 MB", &b), -1);
-	assert_int_equal(profile_parse_bytes("MB", &b), -1);
-	assert_int_equal(profile_parse_bytes("9999999999999GB", &b), -1);
+	assert_int_equal(profile_parse_bytes("1 MB", &b, err, sizeof(err)), -1);
+	assert_string_equal(err, "not a size (e.g. 1MB, 512kB; units B, kB, MB, GB, TB)");
+	assert_int_equal(profile_parse_bytes("MB", &b, err, sizeof(err)), -1);
+	assert_string_equal(err, "not a size (e.g. 1MB, 512kB)");
+	assert_int_equal(profile_parse_bytes("9999999999999GB", &b, err, sizeof(err)), -1);
+	assert_string_equal(err, "too large (at most 1024TB)");
 	profile_from_endpoint("/replica?lag=16MB", &p);
 	assert_int_equal(p.rule, PROFILE_RULE_REPLICA);
 	assert_string_equal(p.name, "replica");
@@ -274,6 +281,174 @@ static void test_parse_bytes_and_endpoints(void **state)
 	assert_int_equal(p.rule, PROFILE_RULE_ENDPOINT);
 	assert_string_equal(p.name, "default");
 	assert_int_equal(profile_builtin("nosuch", &p), -1);
+}
+
+/* Sizes are checked before they are multiplied: 2^33 GB is 2^63 bytes,
+ * which overflowed int64_t (undefined behaviour; it wrapped to INT64_MIN
+ * and passed -t as a lag-full far below any lag-cut). Negative sizes get a
+ * message of their own. */
+static void test_parse_bytes_bounds(void **state)
+{
+	char err[96];
+	int64_t b = 7;
+
+	(void)state;
+	assert_int_equal(profile_parse_bytes("8589934592GB", &b, err, sizeof(err)), -1);
+	assert_string_equal(err, "too large (at most 1024TB)");
+	assert_int_equal(profile_parse_bytes("8388608TB", &b, err, sizeof(err)), -1);
+	assert_int_equal(profile_parse_bytes("9223372036854775808", &b, err, sizeof(err)), -1);
+	assert_int_equal(profile_parse_bytes("99999999999999999999999999999999kB", &b, err,
+					     sizeof(err)), -1);
+	assert_string_equal(err, "too large (at most 1024TB)");
+	assert_int_equal(b, 7); /* untouched on failure */
+	assert_int_equal(profile_parse_bytes("-9223372036854775808", &b, err, sizeof(err)), -1);
+	assert_string_equal(err, "a size cannot be negative");
+	assert_int_equal(profile_parse_bytes("-1MB", &b, err, sizeof(err)), -1);
+	assert_string_equal(err, "a size cannot be negative");
+	/* the bound itself, in every unit that reaches it */
+	assert_int_equal(profile_parse_bytes("1024TB", &b, err, sizeof(err)), 0);
+	assert_true(b == PROFILE_BYTES_MAX);
+	assert_int_equal(profile_parse_bytes("1048576GB", &b, err, sizeof(err)), 0);
+	assert_true(b == PROFILE_BYTES_MAX);
+	assert_int_equal(profile_parse_bytes("1125899906842624", &b, err, sizeof(err)), 0);
+	assert_true(b == PROFILE_BYTES_MAX);
+	assert_int_equal(profile_parse_bytes("1125899906842625", &b, err, sizeof(err)), -1);
+	assert_int_equal(profile_parse_bytes("1025TB", &b, err, sizeof(err)), -1);
+	assert_int_equal(profile_parse_bytes("0MB", &b, err, sizeof(err)), 0);
+	assert_true(b == 0);
+}
+
+/* A "primary" must hold the leader lock, as Patroni's /primary requires:
+ * the JSON role alone (pg_is_in_recovery()) says "master" on an isolated
+ * old primary too. */
+static void test_leader_lock(void **state)
+{
+	struct world w;
+	struct probe_report lead;
+	struct verdict_probe vlead;
+	int prim, ro, sl;
+
+	(void)state;
+	world_init(&w, "replica");
+	w.vpat.path = "/replica";
+	prim = add(&w, "primary");
+	ro = add(&w, "read-only");
+	sl = add(&w, "standby-leader");
+	/* a primary by its JSON: /replica says 503 */
+	w.pat.result = PROBE_HTTP_STATUS;
+	w.pat.http_status = 503;
+	/* no evidence of the lock this round: never up */
+	assert_string_equal(eval(&w, prim),
+			    "down #patroni: not primary (primary, running, leader lock unknown)\n");
+	assert_int_equal(last_health, PROFILE_HEALTH_DOWN);
+	assert_string_equal(eval(&w, ro),
+			    "down #patroni: not read-only (primary, running, leader lock unknown)\n");
+	/* /leader says 503: every endpoint 503, JSON "master" -> down */
+	memset(&lead, 0, sizeof(lead));
+	lead.result = PROBE_HTTP_STATUS;
+	lead.http_status = 503;
+	vlead = (struct verdict_probe){ "patroni-leader", &lead, "127.0.0.1:8008", "/leader",
+					"127.0.0.1" };
+	w.in.leader = &vlead;
+	assert_string_equal(eval(&w, prim),
+			    "down #patroni: not primary (primary, running, no leader lock)\n");
+	assert_string_equal(eval(&w, ro),
+			    "down #patroni: not read-only (primary, running, no leader lock)\n");
+	/* a failed /leader probe is no evidence either */
+	lead.result = PROBE_TIMEOUT;
+	assert_string_equal(eval(&w, prim),
+			    "down #patroni: not primary (primary, running, leader lock unknown)\n");
+	/* the lock held: up */
+	lead.result = PROBE_OK;
+	lead.http_status = 200;
+	assert_string_equal(eval(&w, prim), "up\n");
+	assert_string_equal(eval(&w, ro), "up\n");
+	assert_string_equal(eval(&w, sl), "down #patroni: not standby-leader (primary, running)\n");
+	/* a standby leader needs the lock as well */
+	w.json.role = PATRONI_JSON_ROLE_STANDBY_LEADER;
+	assert_string_equal(eval(&w, sl), "up\n");
+	lead.result = PROBE_HTTP_STATUS;
+	lead.http_status = 503;
+	assert_string_equal(eval(&w, sl),
+			    "down #patroni: not standby-leader (standby leader, running, no leader lock)\n");
+	/* a replica needs no lock */
+	w.json.role = PATRONI_JSON_ROLE_REPLICA;
+	assert_string_equal(eval(&w, ro), "up\n");
+
+	/* -k primary: its own code is the evidence ([profile rw] rule = primary) */
+	world_init(&w, "primary");
+	prim = add(&w, "primary");
+	w.pat.result = PROBE_HTTP_STATUS;
+	w.pat.http_status = 503;
+	assert_string_equal(eval(&w, prim),
+			    "down #patroni: not primary (primary, running, no leader lock)\n");
+	w.pat.result = PROBE_OK;
+	assert_string_equal(eval(&w, prim), "up\n");
+}
+
+static void test_needs_leader_probe(void **state)
+{
+	struct profile p[3];
+
+	(void)state;
+	profile_from_endpoint("primary", &p[0]);
+	assert_int_equal(profile_needs_leader_probe(p, 1), 0);
+	assert_int_equal(profile_builtin("replica", &p[1]), 0);
+	assert_int_equal(profile_needs_leader_probe(p, 2), 0);
+	assert_int_equal(profile_builtin("read-only", &p[1]), 0);
+	assert_int_equal(profile_needs_leader_probe(p, 2), 0);
+	assert_int_equal(profile_builtin("standby-leader", &p[1]), 0);
+	assert_int_equal(profile_needs_leader_probe(p, 2), 1);
+	profile_from_endpoint("replica", &p[0]);
+	assert_int_equal(profile_builtin("primary", &p[1]), 0);
+	assert_int_equal(profile_needs_leader_probe(p, 2), 1);
+	assert_int_equal(profile_builtin("read-only", &p[1]), 0);
+	assert_int_equal(profile_needs_leader_probe(p, 2), 1);
+	assert_int_equal(profile_builtin("sync", &p[1]), 0);
+	assert_int_equal(profile_needs_leader_probe(p, 2), 0);
+	profile_from_endpoint("standby-leader", &p[0]);
+	assert_int_equal(profile_builtin("read-only", &p[1]), 0);
+	assert_int_equal(profile_needs_leader_probe(p, 2), 0);
+	assert_int_equal(profile_builtin("primary", &p[2]), 0);
+	assert_int_equal(profile_needs_leader_probe(p, 3), 1);
+}
+
+/* One notion of passing, computed with the line: up without drain/maint. */
+static void test_health_is_computed_with_the_line(void **state)
+{
+	struct world w;
+	int rep;
+
+	(void)state;
+	world_init(&w, "primary");
+	rep = add(&w, "replica");
+	w.profiles[rep].wrong = PROFILE_WRONG_DRAIN;
+	assert_string_equal(eval(&w, 0), "up\n");
+	assert_int_equal(last_health, PROFILE_HEALTH_PASSING);
+	assert_string_equal(eval(&w, rep), "up drain #patroni: not replica (primary, running)\n");
+	assert_int_equal(last_health, PROFILE_HEALTH_OUT);
+	w.profiles[rep].wrong = PROFILE_WRONG_MAINT;
+	assert_string_equal(eval(&w, rep), "up maint #patroni: not replica (primary, running)\n");
+	assert_int_equal(last_health, PROFILE_HEALTH_OUT);
+	w.in.admin = PROFILE_ADMIN_DRAIN;
+	assert_string_equal(eval(&w, 0), "up drain\n");
+	assert_int_equal(last_health, PROFILE_HEALTH_OUT);
+	w.in.admin = PROFILE_ADMIN_MAINT;
+	assert_string_equal(eval(&w, 0), "up maint\n");
+	assert_int_equal(last_health, PROFILE_HEALTH_OUT);
+	w.pg.result = PROBE_REFUSED;
+	assert_string_equal(eval(&w, 0),
+			    "down maint #pgbouncer 127.0.0.1:6432: connection refused\n");
+	assert_int_equal(last_health, PROFILE_HEALTH_DOWN);
+	w.pg.result = PROBE_OK;
+	w.in.admin = PROFILE_ADMIN_NONE;
+	w.in.ramp_weight = 40;
+	assert_string_equal(eval(&w, 0), "up ready 40%\n");
+	assert_int_equal(last_health, PROFILE_HEALTH_PASSING);
+	w.in.ramp_weight = -1;
+	w.in.now_us += 20000000;
+	assert_string_equal(eval(&w, 0), "up 100%\n");
+	assert_int_equal(last_health, PROFILE_HEALTH_PASSING);
 }
 
 int main(void)
@@ -286,6 +461,10 @@ int main(void)
 		cmocka_unit_test(test_lag_weights_and_hysteresis),
 		cmocka_unit_test(test_new_role_is_held),
 		cmocka_unit_test(test_parse_bytes_and_endpoints),
+		cmocka_unit_test(test_parse_bytes_bounds),
+		cmocka_unit_test(test_leader_lock),
+		cmocka_unit_test(test_needs_leader_probe),
+		cmocka_unit_test(test_health_is_computed_with_the_line),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
