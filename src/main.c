@@ -66,6 +66,7 @@ struct happac {
 	struct acl acl;         /* --allow, parsed */
 	struct event *sigterm, *sigint, *sighup, *drain;
 	int drain_ticks;
+	int stopping; /* SIGTERM/SIGINT seen: a reload would bind ports again */
 	uint64_t reloads_ok, reloads_failed;
 	struct answer *answer;  /* the lines the agent and HTTP answer with */
 	struct ctl *ctl;        /* operator overrides; NULL when off */
@@ -585,6 +586,9 @@ static void main_stop(evutil_socket_t sig, short what, void *arg)
 	struct happac *h = arg;
 
 	(void)what;
+	if (h->stopping)
+		return;
+	h->stopping = 1;
 	log_info("%s: stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
 	notify_stopping();
 	agent_close(h->agent);
@@ -632,6 +636,10 @@ static void main_reload(evutil_socket_t sig, short what, void *arg)
 
 	(void)sig;
 	(void)what;
+	if (h->stopping) {
+		log_info("SIGHUP while stopping: not reloaded");
+		return;
+	}
 	/* Before the first round systemd has not seen READY=1 yet; it must not
 	 * get one from a reload either. */
 	if (answer_ready(h->answer))
@@ -752,14 +760,6 @@ static int main_setup(struct happac *h)
 				 main_ctl_changed, h, err, sizeof(err));
 		if (!h->ctl)
 			goto fail;
-	}
-	if (h->ctl) {
-		const struct ctl_override *ov = ctl_get(h->ctl);
-
-		/* Cleared while happac was down: HAProxy still holds the state
-		 * we reported, so `ready` must still be said. */
-		if (ov->admin == CTL_ADMIN_READY && ov->prev_admin != CTL_ADMIN_READY)
-			answer_admin_was_said(h->answer);
 	}
 
 	h->sigterm = evsignal_new(h->base, SIGTERM, main_stop, h);
