@@ -2,8 +2,9 @@
 """A real Patroni + PgBouncer + happac + HAProxy cluster on loopback, for tests and the demo.
 
 One etcd (127.0.0.1:2379/2380), and for node N = 1..3 on 127.0.0.1N with the production
-ports: PostgreSQL 15 managed by Patroni (5432, REST 8008), PgBouncer (6432) and happac
-(agent port 5555). One HAProxy runs the configuration in haproxy/ as written: Scenario A on
+ports: PostgreSQL managed by Patroni (5432, REST 8008), PgBouncer (6432) and happac
+(agent port 5555). Which etcd, PostgreSQL, Patroni, PgBouncer and HAProxy: the stack's
+(HAPPAC_STACK, see STACKS): debian12 the host's packages, debian13 Debian 13's, chrooted. One HAProxy runs the configuration in haproxy/ as written: Scenario A on
 127.0.0.1:5000, B on 5001, C on 5002, stats socket in the temporary directory.
 
 Everything lives in one temporary directory. Programs that refuse root (etcd, PostgreSQL,

@@ -11,6 +11,7 @@ healthy cluster, and puts the cluster's settings back as it found them.
 
 import http.client
 import json
+import os
 import socket
 import time
 
@@ -99,6 +100,25 @@ def extras(lab):
 
 def patroni_major(lab):
     return int(lab.stack.versions()["Patroni"].split(".")[0])
+
+
+def test_the_cluster_runs_the_stack(lab, healthy):
+    """Every node's Patroni and PostgreSQL are the stack's (the versions in the header);
+    on a stack with a root they run in mount namespaces of their own, and the host's
+    mount table holds nothing of the root (nothing to leave behind)."""
+    versions = lab.stack.versions()
+    for n in hc.NODES:
+        j = patroni_json(n)
+        assert j["patroni"]["version"] == versions["Patroni"], (n, j["patroni"])
+        assert str(j["server_version"]).startswith(versions["PostgreSQL"].split(".")[0]), j
+    own_ns = os.stat("/proc/self/ns/mnt").st_ino
+    for name in ["etcd", "haproxy"] + [f"{p}{n}" for p in ("patroni", "pgbouncer") for n in hc.NODES]:
+        ns = os.stat(f"/proc/{lab.pid(name)}/ns/mnt").st_ino
+        assert (ns != own_ns) == (lab.stack.root is not None), name
+    if lab.stack.root is not None:
+        root = str(lab.stack.root.resolve())
+        with open("/proc/self/mounts") as f:
+            assert not [l for l in f if root in l]
 
 
 def test_role_words(lab, healthy, extras):
