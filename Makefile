@@ -93,8 +93,15 @@ test-asan:
 
 # The failure matrix on a real three-node Patroni cluster (etcd, PostgreSQL,
 # PgBouncer, happac, HAProxy on 127.0.0.11-13); root, about two minutes.
+# STACK: whose programs the cluster runs. debian12 (default): the host's;
+# debian13: Debian 13's, chrooted in build/stack/debian13 (built on first
+# use by scripts/stack-prepare.sh with debootstrap, about a minute).
+# happac and the test driver run on the host either way.
+STACK ?= debian12
+export HAPPAC_STACK := $(STACK)
 test-cluster: bin/happac
-	HAPPAC_BIN=$(CURDIR)/$(O)/happac $(PYTEST) -v tests/cluster
+	scripts/stack-prepare.sh $(STACK)
+	HAPPAC_BIN=$(CURDIR)/$(O)/happac $(PYTEST) -v -rs tests/cluster
 
 # haproxy/scenario-*.cfg are `happac recipe haproxy` output for the lab.
 haproxy-configs: bin/happac
@@ -144,7 +151,8 @@ test: check-deps
 	$(MAKE) --no-print-directory build
 	$(MAKE) --no-print-directory test-unit
 	$(MAKE) --no-print-directory test-integration
-	$(MAKE) --no-print-directory test-cluster
+	$(MAKE) --no-print-directory test-cluster STACK=debian12
+	$(MAKE) --no-print-directory test-cluster STACK=debian13
 	$(MAKE) --no-print-directory test-stress
 	$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=20 FUZZ_SEED=1
 	$(MAKE) --no-print-directory test-valgrind
@@ -182,6 +190,7 @@ deb: check-deps
 	scripts/deb.sh
 
 demo: check-deps build
+	scripts/stack-prepare.sh $(STACK)
 	demo/demo.sh
 
 clean:

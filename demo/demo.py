@@ -93,10 +93,12 @@ def main():
     # because a shell may start us with it ignored).
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, signal.default_int_handler)
-    say("starting the lab: etcd, 3 x (Patroni + PostgreSQL 15, PgBouncer, happac), HAProxy")
+    stack = hc.Stack()
+    say(stack.banner())
+    say("starting the lab: etcd, 3 x (Patroni + PostgreSQL, PgBouncer, happac), HAProxy")
     say("  node N lives on 127.0.0.1N: PostgreSQL 5432, PgBouncer 6432, Patroni 8008, happac 5555")
     ok = True
-    with hc.Cluster(log=lambda m: say(f"  lab: {m}")) as lab:
+    with hc.Cluster(log=lambda m: say(f"  lab: {m}"), stack=stack) as lab:
         p = lab.primary()
         say(f"cluster is up; Patroni's primary is node{p} ({hc.node_addr(p)})")
         show_agents(lab)

@@ -149,7 +149,8 @@ static const struct options_def options_table[] = {
 	{ "profile", 0, OPTIONS_KIND_PROFILE, "NAME[:PORT]", NULL, 0, 0,
 	  OFF(profile_use),
 	  "Also serve profile NAME (primary, replica, read-only, sync, async, "
-	  "standby-leader, or a [profile NAME] of the config file), on its own "
+	  "standby-leader, quorum, read-only-quorum, or a [profile NAME] of the "
+	  "config file), on its own "
 	  "port if given; repeatable",
 	  OPTIONS_ANYWHERE },
 	{ "agent-send-wait", 0, OPTIONS_KIND_DURATION, "DURATION", "50ms", 0, 1000,
@@ -587,7 +588,7 @@ static int options_profile_key(struct profile *p, const char *key, const char *v
 		if (profile_builtin(value, &b) != 0) {
 			options_err(err, errlen,
 				    "rule: '%s' is not primary, replica, read-only, sync, "
-				    "async or standby-leader", value);
+				    "async, standby-leader, quorum or read-only-quorum", value);
 			return -1;
 		}
 		p->rule = b.rule;
@@ -1085,7 +1086,8 @@ static int options_build_profiles(struct options *o, char *err, size_t errlen)
 			else if (profile_builtin(name, have) != 0) {
 				options_err(err, errlen,
 					    "--profile: unknown profile '%s' (built in: primary, "
-					    "replica, read-only, sync, async, standby-leader; or "
+					    "replica, read-only, sync, async, standby-leader, "
+					    "quorum, read-only-quorum; or "
 					    "define [profile %s] in the config file)", name, name);
 				return -1;
 			}

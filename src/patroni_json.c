@@ -14,7 +14,7 @@ struct patroni_json_reader {
 
 /* Which field the value being read belongs to (only top level and tags). */
 enum patroni_json_field {
-	PJ_NONE, PJ_STATE, PJ_ROLE, PJ_PAUSE, PJ_UNLOCKED, PJ_SYNC, PJ_TAGS, PJ_NOLB,
+	PJ_NONE, PJ_STATE, PJ_ROLE, PJ_PAUSE, PJ_UNLOCKED, PJ_SYNC, PJ_QUORUM, PJ_TAGS, PJ_NOLB,
 };
 
 static void pj_ws(struct patroni_json_reader *r)
@@ -116,6 +116,8 @@ static enum patroni_json_field pj_field(const char *key, int in_tags)
 		return PJ_UNLOCKED;
 	if (!strcmp(key, "sync_standby"))
 		return PJ_SYNC;
+	if (!strcmp(key, "quorum_standby"))
+		return PJ_QUORUM;
 	if (!strcmp(key, "tags"))
 		return PJ_TAGS;
 	return PJ_NONE;
@@ -203,6 +205,9 @@ static void pj_set_flag(enum patroni_json_field f, int v, struct patroni_json *o
 		break;
 	case PJ_SYNC:
 		out->sync_standby = v;
+		break;
+	case PJ_QUORUM:
+		out->quorum_standby = v;
 		break;
 	case PJ_NOLB:
 		out->noloadbalance = v;

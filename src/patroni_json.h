@@ -23,6 +23,7 @@ struct patroni_json {
 	int pause;             /* maintenance mode */
 	int cluster_unlocked;  /* no leader lock in the DCS */
 	int sync_standby;      /* this replica is a synchronous standby */
+	int quorum_standby;    /* a quorum standby (Patroni 4, synchronous_mode: quorum) */
 	int noloadbalance;     /* tags.noloadbalance is true */
 	char state[24];        /* as Patroni said it, for reasons */
 };

@@ -12,6 +12,8 @@ const char *const profile_rule_names[PROFILE_RULE_COUNT] = {
 	[PROFILE_RULE_SYNC] = "sync",
 	[PROFILE_RULE_ASYNC] = "async",
 	[PROFILE_RULE_STANDBY_LEADER] = "standby-leader",
+	[PROFILE_RULE_QUORUM] = "quorum",
+	[PROFILE_RULE_READ_ONLY_QUORUM] = "read-only-quorum",
 	[PROFILE_RULE_ENDPOINT] = "endpoint",
 };
 
@@ -33,6 +35,8 @@ static const struct {
 	{ "async", PROFILE_RULE_ASYNC },    { "asynchronous", PROFILE_RULE_ASYNC },
 	{ "standby-leader", PROFILE_RULE_STANDBY_LEADER },
 	{ "standby_leader", PROFILE_RULE_STANDBY_LEADER },
+	{ "quorum", PROFILE_RULE_QUORUM },
+	{ "read-only-quorum", PROFILE_RULE_READ_ONLY_QUORUM },
 };
 
 int profile_builtin(const char *name, struct profile *p)
@@ -77,8 +81,10 @@ int profile_expect_recovery(const struct profile *p)
 	case PROFILE_RULE_SYNC:
 	case PROFILE_RULE_ASYNC:
 	case PROFILE_RULE_STANDBY_LEADER:
+	case PROFILE_RULE_QUORUM:
 		return 1;
 	case PROFILE_RULE_READ_ONLY:
+	case PROFILE_RULE_READ_ONLY_QUORUM:
 		return -1;
 	case PROFILE_RULE_ENDPOINT:
 		return verdict_expect_recovery(p->endpoint);
@@ -207,6 +213,7 @@ int profile_needs_leader_probe(const struct profile *profiles, int n)
 				return 1;
 			break;
 		case PROFILE_RULE_READ_ONLY:
+		case PROFILE_RULE_READ_ONLY_QUORUM:
 			/* Either half of the rule is enough evidence for the
 			 * cluster kind this node is in: a -k primary in a
 			 * standby cluster is down anyway. */
@@ -259,11 +266,19 @@ static int profile_rule_ok(enum profile_rule rule, const struct patroni_json *j,
 		ok = replica && j->sync_standby;
 		break;
 	case PROFILE_RULE_ASYNC:
-		ok = replica && !j->sync_standby;
+		/* Patroni 4: a quorum standby is not asynchronous either. */
+		ok = replica && !j->sync_standby && !j->quorum_standby;
 		break;
 	case PROFILE_RULE_STANDBY_LEADER:
 		ok = standby_leader;
 		*no_lock = standby_role && !ok;
+		break;
+	case PROFILE_RULE_QUORUM:
+		ok = replica && j->quorum_standby;
+		break;
+	case PROFILE_RULE_READ_ONLY_QUORUM:
+		ok = primary || standby_leader || (replica && j->quorum_standby);
+		*no_lock = (primary_role || standby_role) && !ok;
 		break;
 	case PROFILE_RULE_ENDPOINT:
 	case PROFILE_RULE_COUNT:

@@ -1,7 +1,7 @@
 /* profile.h - profiles: what "fit for traffic" means for one kind of backend.
  *
  * A profile names a Patroni role rule (primary, replica, read-only, sync,
- * async, standby-leader), the role the routing probe must see through
+ * async, standby-leader, quorum, read-only-quorum), the role the routing probe must see through
  * PgBouncer, what to say when the node is healthy but in the wrong role
  * (down, drain or maint), optional replica-lag weights, and optionally a
  * listener port of its own. All profiles share one probe schedule: one
@@ -31,6 +31,8 @@ enum profile_rule {
 	PROFILE_RULE_SYNC,
 	PROFILE_RULE_ASYNC,
 	PROFILE_RULE_STANDBY_LEADER,
+	PROFILE_RULE_QUORUM,            /* Patroni 4's /quorum */
+	PROFILE_RULE_READ_ONLY_QUORUM,  /* and /read-only-quorum */
 	PROFILE_RULE_ENDPOINT,    /* only Patroni's answer for the endpoint */
 	PROFILE_RULE_COUNT
 };

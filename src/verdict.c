@@ -85,7 +85,7 @@ int verdict_expect_recovery(const char *endpoint)
 	static const char *const primary[] = { "", "primary", "master", "read-write" };
 	static const char *const replica[] = { "replica", "sync", "synchronous", "async",
 						"asynchronous", "standby-leader",
-						"standby_leader" };
+						"standby_leader", "quorum" };
 	size_t n;
 
 	while (*endpoint == '/')

@@ -2,8 +2,9 @@
 """A real Patroni + PgBouncer + happac + HAProxy cluster on loopback, for tests and the demo.
 
 One etcd (127.0.0.1:2379/2380), and for node N = 1..3 on 127.0.0.1N with the production
-ports: PostgreSQL 15 managed by Patroni (5432, REST 8008), PgBouncer (6432) and happac
-(agent port 5555). One HAProxy runs the configuration in haproxy/ as written: Scenario A on
+ports: PostgreSQL managed by Patroni (5432, REST 8008), PgBouncer (6432) and happac
+(agent port 5555). Which etcd, PostgreSQL, Patroni, PgBouncer and HAProxy: the stack's
+(HAPPAC_STACK, see STACKS): debian12 the host's packages, debian13 Debian 13's, chrooted. One HAProxy runs the configuration in haproxy/ as written: Scenario A on
 127.0.0.1:5000, B on 5001, C on 5002, stats socket in the temporary directory.
 
 Everything lives in one temporary directory. Programs that refuse root (etcd, PostgreSQL,
@@ -119,9 +120,81 @@ HAPPAC_TIMEOUT = 0.8
 # "the first sample that saw it", so it can be late by one period plus one sweep.
 SAMPLE_PERIOD = 0.1
 
-PG_BIN = Path("/usr/lib/postgresql/15/bin")
 SCOPE = "happac-lab"
 POSTGRES_USER = "postgres"
+
+# The stacks the lab runs on (HAPPAC_STACK, `make test-cluster STACK=...`): whose etcd,
+# PostgreSQL, Patroni, PgBouncer and HAProxy it runs. happac (the binary under test) and
+# this driver always run on the host; a stack with a root runs its programs chrooted in it
+# (scripts/stack-exec.sh: a private mount namespace per program, so no mount outlives it).
+STACKS = {
+    "debian12": {"root": None, "pg_bin": "/usr/lib/postgresql/15/bin"},
+    "debian13": {"root": REPO / "build" / "stack" / "debian13",
+                 "pg_bin": "/usr/lib/postgresql/17/bin"},
+}
+DEFAULT_STACK = "debian12"
+STACK_EXEC = REPO / "scripts" / "stack-exec.sh"
+
+
+class Stack:
+    """Where the cluster's programs come from; `argv()` wraps a command to run there."""
+
+    def __init__(self, name=None, root=None):
+        self.name = name or os.environ.get("HAPPAC_STACK") or DEFAULT_STACK
+        if self.name not in STACKS:
+            raise ClusterError(f"unknown stack {self.name!r} (HAPPAC_STACK): "
+                               f"one of {', '.join(STACKS)}")
+        spec = STACKS[self.name]
+        self.root = Path(root) if root else spec["root"]
+        self.pg_bin = Path(spec["pg_bin"])
+        if self.root is not None and not (self.root / ".happac-rootfs").exists():
+            raise ClusterError(f"stack {self.name}: no root at {self.root} "
+                               f"(run scripts/stack-prepare.sh {self.name})")
+
+    def argv(self, argv, user=None, shared=()):
+        """argv as `user` (None: root) with a parent-death SIGTERM, from this stack.
+
+        `shared`: host directories the program must see at the same path (a chroot).
+        """
+        cmd = ["setpriv"]
+        if user is not None:
+            pw = pwd.getpwnam(user)
+            cmd += [f"--reuid={pw.pw_uid}", f"--regid={pw.pw_gid}", "--init-groups"]
+        # The parent-death signal is the net under teardown: if the driver dies without
+        # running stop(), every direct child still gets SIGTERM.
+        cmd += ["--pdeathsig", "TERM", "--"] + [str(a) for a in argv]
+        if self.root is None:
+            return cmd
+        return [str(STACK_EXEC), str(self.root), ":".join(str(d) for d in shared), "--"] + cmd
+
+    def run(self, argv, shared=(), **kw):
+        """subprocess.run of a stack program, as root."""
+        return subprocess.run(self.argv(argv, shared=shared), **kw)
+
+    def versions(self):
+        """{program: version} asked from the stack's own programs (once)."""
+        if getattr(self, "_versions", None) is None:
+            self._versions = self._ask_versions()
+        return self._versions
+
+    def _ask_versions(self):
+        def ask(argv, pattern):
+            try:
+                r = self.run(argv, capture_output=True, text=True, timeout=60)
+            except (OSError, subprocess.TimeoutExpired) as e:
+                return f"? ({e})"
+            m = re.search(pattern, r.stdout + r.stderr)
+            return m.group(1) if m else f"? ({(r.stdout + r.stderr).strip()[:60]!r})"
+        return {
+            "Patroni": ask(["patroni", "--version"], r"patroni ([\d.]+)"),
+            "PgBouncer": ask(["pgbouncer", "--version"], r"PgBouncer ([\d.]+)"),
+            "HAProxy": ask(["haproxy", "-v"], r"HAProxy version ([\d.]+)"),
+            "PostgreSQL": ask([str(self.pg_bin / "postgres"), "--version"], r"\) ([\d.]+)"),
+            "etcd": ask(["etcd", "--version"], r"etcd Version: ([\d.]+)"),
+        }
+
+    def banner(self):
+        return f"stack {self.name}: " + ", ".join(f"{k} {v}" for k, v in self.versions().items())
 
 # The backends (HAProxy proxies with servers) in haproxy/, and what each one checks.
 BACKENDS = {
@@ -431,7 +504,8 @@ class Sampler(threading.Thread):
 class Cluster:
     """The whole lab. Use as `with Cluster() as c:`; see the module docstring."""
 
-    def __init__(self, happac_bin=None, log=None, keep_dir=False):
+    def __init__(self, happac_bin=None, log=None, keep_dir=False, stack=None):
+        self.stack = stack if isinstance(stack, Stack) else Stack(stack)
         self.happac_bin = Path(happac_bin or os.environ.get("HAPPAC_BIN") or REPO / "bin" / "happac")
         self.log = log or (lambda msg: print(f"[cluster] {msg}", file=sys.stderr, flush=True))
         self.keep_dir = keep_dir or bool(os.environ.get("HAPPAC_KEEP_LAB"))
@@ -474,17 +548,31 @@ class Cluster:
         return self.dir / "logs" / f"{name}.log"
 
     # -- process handling ------------------------------------------------------------
-    def _spawn(self, name, argv, as_postgres=True, env_extra=None, cwd=None):
-        """Start argv as its own process group; output appended to logs/<name>.log."""
+    def shared_dirs(self):
+        """What a chrooted program must see at the same path: the lab directory (and
+        the whole /tmp when it is in there, as Python's and libpq's temporary files are)."""
+        d = self.dir.resolve()
+        return ["/tmp"] if d.is_relative_to("/tmp") else [str(d)]
+
+    def stack_argv(self, argv, user=None):
+        """argv run from the lab's stack (chrooted for a stack with a root)."""
+        return self.stack.argv(argv, user=user, shared=self.shared_dirs())
+
+    def _spawn(self, name, argv, as_postgres=True, env_extra=None, cwd=None, host=None):
+        """Start argv as its own process group; output appended to logs/<name>.log.
+
+        The stack's programs come from the stack; happac (the binary under test, any argv
+        whose program is a path on the host) runs on the host (`host` forces either)."""
         old = self.procs.get(name)
         if old is not None and old.poll() is None:
             raise ClusterError(f"{name} is already running (pid {old.pid})")
-        prefix = ["setpriv"]
-        if as_postgres:
-            prefix += [f"--reuid={self._pw.pw_uid}", f"--regid={self._pw.pw_gid}", "--init-groups"]
-        # The parent-death signal is the net under teardown: if this Python process dies
-        # without running stop(), every direct child still gets SIGTERM.
-        prefix += ["--pdeathsig", "TERM", "--"]
+        if host is None:
+            host = os.sep in str(argv[0])
+        user = POSTGRES_USER if as_postgres else None
+        if host:
+            cmdline = Stack("debian12").argv(argv, user=user)
+        else:
+            cmdline = self.stack_argv(argv, user=user)
         env = {
             "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
             "LANG": "C.UTF-8",
@@ -499,7 +587,7 @@ class Cluster:
         logf.write(f"==== {time.strftime('%H:%M:%S')} start: {' '.join(map(str, argv))}\n".encode())
         logf.flush()
         try:
-            p = subprocess.Popen(prefix + [str(a) for a in argv], stdin=subprocess.DEVNULL,
+            p = subprocess.Popen(cmdline, stdin=subprocess.DEVNULL,
                                  stdout=logf, stderr=subprocess.STDOUT, env=env,
                                  cwd=str(cwd or self.dir), start_new_session=True)
         finally:
@@ -679,7 +767,9 @@ class Cluster:
         self._terminate("etcd")
 
     # Patroni / PostgreSQL ----------------------------------------------------------------
-    def _write_patroni_yml(self, n):
+    def _write_patroni_yml(self, n, tags=None, scope=SCOPE, standby_of=None):
+        """tags: extra Patroni tags (e.g. nosync); standby_of (host, port): make the node
+        the leader of a standby cluster `scope` that replicates from there."""
         addr = node_addr(n)
         hba = [
             "local all all trust",
@@ -711,7 +801,7 @@ class Cluster:
                 "listen": f"{addr}:{PG_PORT}",
                 "connect_address": f"{addr}:{PG_PORT}",
                 "data_dir": str(self.data_dir(n)),
-                "bin_dir": str(PG_BIN),
+                "bin_dir": str(self.stack.pg_bin),
                 "pgpass": str(self.node_dir(n) / "pgpass"),
                 "authentication": {
                     "superuser": {"username": POSTGRES_USER},
@@ -728,12 +818,51 @@ class Cluster:
                 "remove_data_directory_on_diverged_timelines": True,
             },
             "watchdog": {"mode": "off"},
-            "tags": {"nofailover": False, "noloadbalance": False, "clonefrom": False, "nosync": False},
+            "tags": {"nofailover": False, "noloadbalance": False, "clonefrom": False, "nosync": False,
+                     **(tags or {})},
         }
+        cfg["scope"] = scope
+        if standby_of:
+            cfg["bootstrap"]["dcs"]["standby_cluster"] = {"host": standby_of[0],
+                                                          "port": standby_of[1]}
         path = self.patroni_yml(n)
         path.write_text(yaml.safe_dump(cfg, sort_keys=False))
         os.chown(path, self._pw.pw_uid, self._pw.pw_gid)
         os.chmod(path, 0o600)
+
+    def retag_patroni(self, n, tags):
+        """Rewrite node n's Patroni tags and make it reload them (patronictl reload)."""
+        self._write_patroni_yml(n, tags=tags)
+        r = self.patronictl("reload", SCOPE, node_name(n), "--force")
+        if r.returncode != 0:
+            raise ClusterError(f"patronictl reload failed: {r.stdout}\n{r.stderr}")
+
+    def edit_config(self, *settings):
+        """patronictl edit-config --set KEY=VALUE ... --force (the cluster's DCS config)."""
+        argv = ["edit-config", "--force"]
+        for kv in settings:
+            argv += ["--set", kv]
+        r = self.patronictl(*argv)
+        if r.returncode != 0:
+            raise ClusterError(f"patronictl edit-config failed: {r.stdout}\n{r.stderr}")
+        return r.stdout
+
+    def start_standby_cluster(self, n, source, scope=SCOPE + "-standby"):
+        """A second Patroni cluster `scope` of one node, n (on 127.0.0.1n), with
+        standby_cluster replicating from source (host, port), and a PgBouncer for it."""
+        nd = self.node_dir(n)
+        nd.mkdir(mode=0o755, exist_ok=True)
+        os.chown(nd, self._pw.pw_uid, self._pw.pw_gid)
+        self._write_patroni_yml(n, scope=scope, standby_of=source)
+        self._write_pgbouncer_ini(n)
+        self.start_patroni(n)
+        self.start_pgbouncer(n)
+
+    def stop_node(self, n):
+        """Stop node n's PgBouncer, Patroni and PostgreSQL (an extra node's)."""
+        self._terminate(f"pgbouncer{n}", timeout=5)
+        self._terminate(f"patroni{n}", timeout=30)
+        self._stop_postmaster(n)
 
     def start_patroni(self, n):
         self._spawn(f"patroni{n}", ["patroni", self.patroni_yml(n)], cwd=self.node_dir(n))
@@ -795,7 +924,8 @@ class Cluster:
 
     def patronictl(self, *args, timeout=60):
         """Run patronictl against node 1's configuration; returns CompletedProcess."""
-        return subprocess.run(["patronictl", "-c", str(self.patroni_yml(1))] + list(args),
+        return subprocess.run(self.stack_argv(["patronictl", "-c", str(self.patroni_yml(1))]
+                                              + list(args)),
                               capture_output=True, text=True, timeout=timeout)
 
     def switchover(self, leader, candidate):
@@ -903,8 +1033,10 @@ server_login_retry = {PGBOUNCER_LOGIN_RETRY}
 
     # HAProxy -----------------------------------------------------------------------------
     def haproxy_files(self):
-        """global.cfg, then each scenario as the binary under test prints it."""
-        files = [HAPROXY_DIR / "global.cfg"]
+        """global.cfg, then each scenario as the binary under test prints it; all in the
+        lab directory, where a chrooted HAProxy sees them too."""
+        files = [self.dir / "haproxy" / "global.cfg"]
+        shutil.copyfile(HAPROXY_DIR / "global.cfg", files[0])
         for x in SCENARIOS:
             path = self.dir / "haproxy" / f"scenario-{x}.cfg"
             path.write_text(recipe_output(self.happac_bin, x))
@@ -943,7 +1075,7 @@ server_login_retry = {PGBOUNCER_LOGIN_RETRY}
         # A socket left by the last process would pass for the new one's.
         if not self.running("haproxy") and self.haproxy_sock.exists():
             self.haproxy_sock.unlink()
-        check = subprocess.run(["haproxy", "-c", "-q"] + self.haproxy_argv()[2:], env={**os.environ, **env},
+        check = subprocess.run(self.stack_argv(["haproxy", "-c", "-q"] + self.haproxy_argv()[2:]), env={**os.environ, **env},
                                capture_output=True, text=True)
         if check.returncode != 0:
             raise ClusterError(f"haproxy -c failed:\n{check.stdout}{check.stderr}")

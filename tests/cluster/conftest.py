@@ -105,6 +105,47 @@ def report():
     return REPORT
 
 
+_STACK = None
+
+
+def stack():
+    """The stack under test (HAPPAC_STACK), its versions asked once."""
+    global _STACK
+    if _STACK is None:
+        _STACK = happac_cluster.Stack()
+        _STACK.versions()
+    return _STACK
+
+
+def _version(text):
+    return tuple(int(x) for x in text.split(".") if x.isdigit())
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "needs(program, version, why): runs only on a stack whose `program` "
+        "(Patroni, PgBouncer, HAProxy, PostgreSQL, etcd) is at least `version`; on an older "
+        "one the test is reported as skipped with `why` (make test-cluster shows it, -rs)")
+
+
+def pytest_runtest_setup(item):
+    for m in item.iter_markers("needs"):
+        program, want, why = m.args
+        have = stack().versions().get(program, "?")
+        if not have[:1].isdigit():
+            pytest.fail(f"cannot tell the {program} version of stack {stack().name}: {have}")
+        if _version(have) < _version(want):
+            pytest.skip(f"needs {program} >= {want} ({why}); stack {stack().name} has {have}")
+
+
+def pytest_report_header(config):
+    """The versions this run really tests, asked from the stack's own programs."""
+    try:
+        return stack().banner()
+    except happac_cluster.ClusterError as e:
+        return f"stack: {e}"
+
+
 def pytest_terminal_summary(terminalreporter):
     if REPORT:
         terminalreporter.section("failure matrix: detection times and failed writes")

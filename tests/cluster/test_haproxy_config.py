@@ -6,7 +6,6 @@ These files are what the README quotes and what the cluster tests run, unchanged
 import ipaddress
 import os
 import re
-import subprocess
 
 import happac_cluster as hc
 
@@ -23,12 +22,14 @@ def section(text, kind, name):
 
 
 def test_haproxy_accepts_the_configuration(tmp_path):
+    """The stack's own HAProxy (2.6 on debian12, 3.0 on debian13)."""
     (tmp_path / "server-state").write_text("1\n")  # as saved by a HAProxy without servers
     argv = ["haproxy", "-c"]
     for f in hc.HAPROXY_FILES:
         argv += ["-f", str(hc.HAPROXY_DIR / f)]
-    r = subprocess.run(argv, env={**os.environ, "HAPPAC_RUN_DIR": str(tmp_path)},
-                       capture_output=True, text=True)
+    r = hc.Stack().run(argv, shared=[str(hc.HAPROXY_DIR), str(tmp_path)],
+                       env={**os.environ, "HAPPAC_RUN_DIR": str(tmp_path)},
+                       capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "ALERT" not in r.stdout + r.stderr and "WARNING" not in r.stdout + r.stderr, r.stdout + r.stderr
 

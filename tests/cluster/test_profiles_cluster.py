@@ -177,17 +177,26 @@ def test_replica_lag_weights_and_cut(lab, healthy, extras):
         with holder.cursor() as cur:
             cur.execute("SELECT * FROM happac_lock")   # AccessShareLock until rollback
         _sql(p, "TRUNCATE happac_lock")                  # replay of this waits for it
-        _sql(p, "CREATE TABLE happac_lag AS SELECT g, repeat('x', 1000) AS pad "
-                "FROM generate_series(1, 20000) g")      # ~ 25 MB of WAL behind it
-        weights, reply = [], ""
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline and not reply.startswith("down"):
-            reply = ask(r, 5566)
-            weights += [int(w[:-1]) for w in reply.split() if w.endswith("%")]
-            time.sleep(0.1)
+        _sql(p, "CREATE TABLE happac_lag (g int, pad text)")
+        # WAL behind it in steps of ~2.7 MB, each seen by happac before the next: one
+        # statement of 25 MB outruns the probe on a fast stack (PostgreSQL 17), which
+        # then goes from 100% straight to the cut.
+        reply = ask(r, 5566)
+        weights = [int(w[:-1]) for w in reply.split() if w.endswith("%")]
+        for _ in range(10):
+            if reply.startswith("down"):
+                break
+            _sql(p, "INSERT INTO happac_lag SELECT g, repeat('x', 1000) "
+                    "FROM generate_series(1, 2500) g")
+            prev, deadline = reply, time.monotonic() + DETECT + 1
+            while reply == prev and time.monotonic() < deadline:
+                time.sleep(0.1)
+                reply = ask(r, 5566)
+                weights += [int(w[:-1]) for w in reply.split() if w.endswith("%")]
         assert reply.startswith("down #replication lag "), (reply, weights)
         assert reply.endswith("(cut at 8MB)\n"), reply
         assert weights and weights[0] == 100, weights
+        assert any(1 <= w < 100 for w in weights), f"no weight between full and cut: {weights}"
         assert weights == sorted(weights, reverse=True), weights
     finally:
         holder.rollback()

@@ -55,6 +55,27 @@ static void test_replica_tags_sync_pause(void **state)
 	assert_false(j.cluster_unlocked);
 }
 
+/* Patroni 4.0.7's words, as a quorum standby says them (synchronous_mode:
+ * quorum): role "replica", replication_state, quorum_standby. */
+static void test_patroni_4_quorum_standby(void **state)
+{
+	struct patroni_json j;
+	const char *doc =
+		"{\"state\":\"running\",\"postmaster_start_time\":\"2026-12-01 20:00:00+00:00\","
+		"\"role\":\"replica\",\"server_version\":170007,\"xlog\":{\"received_location\":1,"
+		"\"replayed_location\":1,\"replayed_timestamp\":null,\"paused\":false},"
+		"\"quorum_standby\":true,\"timeline\":1,\"replication_state\":\"streaming\","
+		"\"dcs_last_seen\":1764619200,\"patroni\":{\"version\":\"4.0.7\","
+		"\"scope\":\"s\",\"name\":\"n\"}}";
+
+	(void)state;
+	assert_int_equal(parse(doc, &j), 0);
+	assert_int_equal(j.role, PATRONI_JSON_ROLE_REPLICA);
+	assert_true(j.running);
+	assert_true(j.quorum_standby);
+	assert_false(j.sync_standby);
+}
+
 static void test_other_roles(void **state)
 {
 	struct patroni_json j;
@@ -104,6 +125,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_primary_3x),
 		cmocka_unit_test(test_replica_tags_sync_pause),
+		cmocka_unit_test(test_patroni_4_quorum_standby),
 		cmocka_unit_test(test_other_roles),
 		cmocka_unit_test(test_not_json),
 	};

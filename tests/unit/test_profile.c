@@ -134,6 +134,40 @@ static void test_rules_from_json(void **state)
 	assert_string_equal(eval(&w, rep), "down #patroni 127.0.0.1:8008: no status JSON\n");
 }
 
+/* Patroni 4's /quorum and /read-only-quorum (api.py do_GET), from the JSON:
+ * a quorum standby is neither sync nor async. */
+static void test_quorum_rules_from_json(void **state)
+{
+	struct world w;
+	int q, roq, async, sync;
+
+	(void)state;
+	world_init(&w, "primary");
+	q = add(&w, "quorum");
+	roq = add(&w, "read-only-quorum");
+	async = add(&w, "async");
+	sync = add(&w, "sync");
+	assert_string_equal(eval(&w, q), "down #patroni: not quorum (primary, running)\n");
+	assert_string_equal(eval(&w, roq), "up\n");
+
+	w.pat.result = PROBE_HTTP_STATUS;
+	w.pat.http_status = 503;
+	w.json.role = PATRONI_JSON_ROLE_REPLICA;
+	assert_string_equal(eval(&w, q), "down #patroni: not quorum (replica, running)\n");
+	assert_string_equal(eval(&w, roq),
+			    "down #patroni: not read-only-quorum (replica, running)\n");
+	assert_string_equal(eval(&w, async), "up\n");
+	w.json.quorum_standby = 1;
+	assert_string_equal(eval(&w, q), "up\n");
+	assert_string_equal(eval(&w, roq), "up\n");
+	assert_string_equal(eval(&w, async), "down #patroni: not async (replica, running)\n");
+	assert_string_equal(eval(&w, sync), "down #patroni: not sync (replica, running)\n");
+	w.json.role = PATRONI_JSON_ROLE_STANDBY_LEADER;
+	w.json.quorum_standby = 0;
+	assert_string_equal(eval(&w, roq), "up\n");
+	assert_string_equal(eval(&w, q), "down #patroni: not quorum (standby leader, running)\n");
+}
+
 static void test_wrong_role_drain_and_ready_window(void **state)
 {
 	struct world w;
@@ -456,6 +490,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_predecessor_lines_unchanged),
 		cmocka_unit_test(test_rules_from_json),
+		cmocka_unit_test(test_quorum_rules_from_json),
 		cmocka_unit_test(test_wrong_role_drain_and_ready_window),
 		cmocka_unit_test(test_operator_override_and_ramp),
 		cmocka_unit_test(test_lag_weights_and_hysteresis),

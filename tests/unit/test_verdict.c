@@ -141,6 +141,8 @@ static void test_expect_recovery(void **state)
 	assert_int_equal(verdict_expect_recovery("replica?lag=16MB"), 1);
 	assert_int_equal(verdict_expect_recovery("sync"), 1);
 	assert_int_equal(verdict_expect_recovery("standby-leader"), 1);
+	assert_int_equal(verdict_expect_recovery("quorum"), 1);
+	assert_int_equal(verdict_expect_recovery("read-only-quorum"), -1);
 	assert_int_equal(verdict_expect_recovery("read-only"), -1);
 	assert_int_equal(verdict_expect_recovery("leader"), -1);
 	assert_int_equal(verdict_expect_recovery("health"), -1);
