@@ -139,6 +139,8 @@ static void test_rules_from_json(void **state)
 static void test_quorum_rules_from_json(void **state)
 {
 	struct world w;
+	struct probe_report lead;
+	struct verdict_probe vlead;
 	int q, roq, async, sync;
 
 	(void)state;
@@ -164,6 +166,15 @@ static void test_quorum_rules_from_json(void **state)
 	assert_string_equal(eval(&w, sync), "down #patroni: not sync (replica, running)\n");
 	w.json.role = PATRONI_JSON_ROLE_STANDBY_LEADER;
 	w.json.quorum_standby = 0;
+	/* The leader half of read-only-quorum needs the lock, as read-only's. */
+	assert_string_equal(eval(&w, roq), "down #patroni: not read-only-quorum (standby leader, "
+					   "running, leader lock unknown)\n");
+	memset(&lead, 0, sizeof(lead));
+	lead.result = PROBE_OK;
+	lead.http_status = 200;
+	vlead = (struct verdict_probe){ "patroni-leader", &lead, "127.0.0.1:8008", "/leader",
+					"127.0.0.1" };
+	w.in.leader = &vlead;
 	assert_string_equal(eval(&w, roq), "up\n");
 	assert_string_equal(eval(&w, q), "down #patroni: not quorum (standby leader, running)\n");
 }
