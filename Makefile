@@ -166,6 +166,12 @@ install: bin/happac
 	done
 	[ -e $(DESTDIR)$(SYSCONFDIR)/haproxy/happac.env ] || \
 	    install -m 0644 systemd/happac.env $(DESTDIR)$(SYSCONFDIR)/haproxy/happac.env
+	@# The units run with Group=happac (who may use `happac ctl`); the package's
+	@# postinst makes it, and so does a real install (not into a DESTDIR).
+	@if [ -z "$(DESTDIR)" ] && ! getent group happac >/dev/null; then \
+	    groupadd --system happac || \
+	    echo "make install: create the group happac (groupadd --system happac)" >&2; \
+	fi
 
 # The env file stays: it holds the operator's settings.
 uninstall:
