@@ -6,7 +6,6 @@ Nothing here skips: a missing tool, a root that cannot be built or a container
 that does not boot fails every test with one line that says why.
 """
 
-import importlib.util
 import os
 import shutil
 import subprocess
@@ -20,15 +19,8 @@ from container import REPO, Container, SetupError, build_rootfs, mounts_under, n
 
 os.environ.setdefault("HAPPAC_RUN_AS_ROOT", "1")
 
-if "happac_cluster" not in sys.modules:
-    _spec = importlib.util.spec_from_file_location(
-        "happac_cluster", os.path.join(REPO, "tests", "cluster", "cluster.py"))
-    _mod = importlib.util.module_from_spec(_spec)
-    sys.modules["happac_cluster"] = _mod
-    _spec.loader.exec_module(_mod)
-happac_cluster = sys.modules["happac_cluster"]
+from sd_util import happac_cluster, recipe_env  # noqa: E402
 
-DEB_NAME = "happac_0.1.0_amd64.deb"  # the README's; test_readme checks it is the built one
 TIMINGS = {}
 
 
@@ -106,11 +98,6 @@ def container(tmp_path_factory, deb):
                 shutil.rmtree(root, ignore_errors=True)
             assert not left, "systemd-nspawn still running: %s" % left
             assert not mounts, "mounts left under %s: %s" % (root, mounts)
-
-
-def recipe_env(addr):
-    """The README's step 2 for this node."""
-    return ["happac", "recipe", "systemd", "--env", "-h", addr, "-r", "6432", "--listen", addr]
 
 
 @pytest.fixture

@@ -9,16 +9,12 @@ import time
 
 import pytest
 
-from conftest import happac_cluster as hc, recipe_env
+from sd_util import agent, happac_cluster as hc, recipe_env
 
 UNIT = "happac"
 WATCHDOG_S = 10
 TIMEOUT_STOP_S = 10
 
-
-def agent(lab):
-    reply, err = hc.agent_reply(lab.node, timeout=2.0)
-    return reply.decode() if reply is not None else "error: %s" % err
 
 
 def main_pid(c, unit=UNIT):
