@@ -28,17 +28,19 @@ class SetupError(RuntimeError):
     """The container could not be had; str() is one line."""
 
 
-def build_rootfs():
-    """The cached Debian 12 root (built on first use, about a minute)."""
+def build_rootfs(root=ROOTFS, wrapper=()):
+    """The cached Debian 12 root (built on first use, about a minute); wrapper runs
+    scripts/rootfs.sh under another command (the tests: `unshare -n`)."""
     if not shutil.which("debootstrap"):
         raise SetupError("debootstrap is not installed (scripts/deps.sh installs it)")
-    p = subprocess.run([os.path.join(REPO, "scripts", "rootfs.sh"), ROOTFS, "bookworm",
-                        ROOTFS_PACKAGES], capture_output=True, text=True, timeout=1800)
+    p = subprocess.run(list(wrapper) + [os.path.join(REPO, "scripts", "rootfs.sh"), root,
+                                        "bookworm", ROOTFS_PACKAGES],
+                       capture_output=True, text=True, timeout=1800)
     if p.returncode != 0:
         lines = [l for l in p.stderr.splitlines() if l.strip()]
         raise SetupError(lines[-1] if lines else "scripts/rootfs.sh failed (exit %d)"
                          % p.returncode)
-    return ROOTFS
+    return root
 
 
 def mounts_under(path):
