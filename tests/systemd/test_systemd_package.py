@@ -42,13 +42,15 @@ def test_reinstall_upgrade_remove_purge(node, lab, deb, tmp_path):
         for pkg, version in (("/root/build/deb/" + os.path.basename(deb), base),
                              ("/root/build/deb/" + os.path.basename(deb), base),
                              ("/root/" + os.path.basename(newer), base + "+rebuild1")):
+            pid = c.show("happac", "MainPID")["MainPID"]
             r = c.run(["dpkg", "-i", pkg], timeout=180)
             assert "happac.env" not in r.out, r  # no conffile question
             assert c.run(["dpkg-query", "-W", "-f=${Version}", "happac"]).out == version
             with open(c.path(env_path)) as f:
                 assert f.read() == env
             # The running unit was restarted by the upgrade and is still drained.
-            assert c.show("happac", "ActiveState")["ActiveState"] == "active"
+            s = c.show("happac", "ActiveState", "MainPID")
+            assert s["ActiveState"] == "active" and s["MainPID"] not in ("0", pid), (pid, s)
             assert agent(lab).split()[:2] == ["up", "drain"], (version, agent(lab))
             assert '"admin":"drain"' in c.run(["happac", "ctl", "status"]).out
         assert "interval=900ms" in c.journal("happac")
