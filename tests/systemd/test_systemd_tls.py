@@ -121,14 +121,15 @@ def test_https_and_passfile_under_the_hardening(node, tls_node):
         c.write("/etc/haproxy/happac.env", env)
         c.run(["systemctl", "restart", "happac"], timeout=30)
         status = c.show("happac", "StatusText")["StatusText"]
-        assert status.startswith("down #pgbouncer"), status
+        assert status.split()[0] == "down" and "#pgbouncer" in status, status
         assert "password" in status, status
         env = c.run(opts + ["--pg-conninfo", conninfo + " passfile=/etc/happac/pgpass"]).out
         c.write("/etc/haproxy/happac.env", env)
         c.run(["systemctl", "restart", "happac"], timeout=30)
         s = c.show("happac", "ActiveState", "StatusText", "MemoryDenyWriteExecute",
                    "ProtectSystem", "ProtectHome", "PrivateTmp")
-        assert s == {"ActiveState": "active", "StatusText": "up",
+        assert s.pop("StatusText").split()[0] == "up", s
+        assert s == {"ActiveState": "active",
                      "MemoryDenyWriteExecute": "yes", "ProtectSystem": "strict",
                      "ProtectHome": "yes", "PrivateTmp": "yes"}, s
         assert agent(None, NODE).startswith("up"), agent(None, NODE)
