@@ -98,7 +98,8 @@ test-cluster: bin/happac
 
 # The package's unit under a real systemd: a Debian 12 root (debootstrap,
 # cached in build/rootfs), booted with systemd-nspawn on the host's network,
-# against the lab cluster (tests/systemd); root, about three minutes.
+# against the lab cluster (tests/systemd); root, about four minutes (plus
+# about six for debootstrap the first time).
 test-systemd: bin/happac
 	HAPPAC_BIN=$(CURDIR)/$(O)/happac $(PYTEST) -v tests/systemd
 
