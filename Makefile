@@ -1,6 +1,6 @@
 # happac - HAProxy Patroni PgBouncer Agent Checker
 #   make build     bin/happac (also plain `make`)
-#   make test      every test: unit (cmocka), integration and cluster (pytest),
+#   make test      every test: unit (cmocka), integration, cluster and systemd (pytest),
 #                  then the same tests against an ASan+UBSan build
 #   make install   PREFIX=/usr/local DESTDIR=
 #   make deps      install the Debian packages that building and testing need
@@ -43,7 +43,7 @@ OBJS := $(patsubst src/%.c,$(O)/%.o,$(SRCS))
 
 UNIT_TESTS := $(patsubst tests/unit/%.c,%,$(wildcard tests/unit/test_*.c))
 
-.PHONY: all build install uninstall test test-unit test-integration test-cluster test-asan \
+.PHONY: all build install uninstall test test-unit test-integration test-cluster test-systemd test-asan \
         deps check-deps bench demo deb clean test-stress stress test-valgrind fuzz \
         haproxy-configs
 
@@ -103,6 +103,13 @@ test-cluster: bin/happac
 	scripts/stack-prepare.sh $(STACK)
 	HAPPAC_BIN=$(CURDIR)/$(O)/happac $(PYTEST) -v -rs tests/cluster
 
+# The package's unit under a real systemd: a Debian 12 root (debootstrap,
+# cached in build/rootfs), booted with systemd-nspawn on the host's network,
+# against the lab cluster (tests/systemd); root, about four minutes (plus
+# about six for debootstrap the first time).
+test-systemd: bin/happac
+	HAPPAC_BIN=$(CURDIR)/$(O)/happac $(PYTEST) -v tests/systemd
+
 # haproxy/scenario-*.cfg are `happac recipe haproxy` output for the lab.
 haproxy-configs: bin/happac
 	for x in a b c; do \
@@ -153,6 +160,7 @@ test: check-deps
 	$(MAKE) --no-print-directory test-integration
 	$(MAKE) --no-print-directory test-cluster STACK=debian12
 	$(MAKE) --no-print-directory test-cluster STACK=debian13
+	$(MAKE) --no-print-directory test-systemd
 	$(MAKE) --no-print-directory test-stress
 	$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=20 FUZZ_SEED=1
 	$(MAKE) --no-print-directory test-valgrind
@@ -175,6 +183,12 @@ install: bin/happac
 	done
 	[ -e $(DESTDIR)$(SYSCONFDIR)/haproxy/happac.env ] || \
 	    install -m 0644 systemd/happac.env $(DESTDIR)$(SYSCONFDIR)/haproxy/happac.env
+	@# The units run with Group=happac (who may use `happac ctl`); the package's
+	@# postinst makes it, and so does a real install (not into a DESTDIR).
+	@if [ -z "$(DESTDIR)" ] && ! getent group happac >/dev/null; then \
+	    groupadd --system happac || \
+	    echo "make install: create the group happac (groupadd --system happac)" >&2; \
+	fi
 
 # The env file stays: it holds the operator's settings.
 uninstall:

@@ -9,7 +9,7 @@ libevent-dev libcurl4-openssl-dev libpq-dev libcmocka-dev
 python3 python3-pytest python3-psycopg2 python3-yaml python3-psutil
 postgresql-15 pgbouncer patroni etcd-server etcd-client haproxy socat
 prometheus openssl procps iproute2 systemd groff-base man-db valgrind
-debhelper lintian dpkg-dev debootstrap"
+debhelper lintian dpkg-dev debootstrap systemd-container"
 
 missing=""
 for p in $PACKAGES; do

@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <event2/event.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <limits.h>
 #include <math.h>
 #include <stdarg.h>
@@ -1622,6 +1623,26 @@ static void ctl_usage(FILE *out)
 		CTL_DEFAULT_SOCKET);
 }
 
+/* Who may connect, for the EACCES message: the group of the socket, or of
+ * its directory when that is what keeps the caller out (the shipped unit's
+ * /run/happac is 0750). "" when neither can be seen. */
+static void ctl_client_group(const char *path, char *buf, size_t len)
+{
+	char dir[PATH_MAX];
+	struct stat st;
+	struct group *g;
+
+	buf[0] = '\0';
+	ctl_dir_of(path, dir, sizeof(dir));
+	if (stat(path, &st) != 0 && stat(dir, &st) != 0)
+		return;
+	g = getgrgid(st.st_gid);
+	if (g)
+		snprintf(buf, len, "%s", g->gr_name);
+	else
+		snprintf(buf, len, "%u", (unsigned)st.st_gid);
+}
+
 /* Send line to the daemon at path and read its reply into buf. Returns 0, or
  * -1 after printing why. */
 static int ctl_client_exchange(const char *path, const char *line, char *buf, size_t len)
@@ -1650,12 +1671,20 @@ static int ctl_client_exchange(const char *path, const char *line, char *buf, si
 	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
 		int e = errno;
+		char group[64];
 
+		if (e == EACCES) {
+			ctl_client_group(path, group, sizeof(group));
+			fprintf(stderr, "happac ctl: cannot connect to %s: %s (only root and the "
+				"members of %s%s may use it)\n", path, strerror(e),
+				*group ? "group " : "the socket's group", group);
+			close(fd);
+			return -1;
+		}
 		fprintf(stderr, "happac ctl: cannot connect to %s: %s%s\n", path, strerror(e),
 			e == ENOENT || e == ECONNREFUSED
 				? " (is happac running with --control-socket at this path?)"
-			: e == EACCES ? " (run as root or as a member of the socket's group)"
-				      : "");
+				: "");
 		close(fd);
 		return -1;
 	}

@@ -7,6 +7,7 @@
  * unit's ExecStart passes as the predecessor's flags. */
 #include "recipe.h"
 
+#include "ctl.h"
 #include "options.h"
 
 #include <ctype.h>
@@ -15,6 +16,8 @@
 
 #define RECIPE_ENV_FILE "/etc/haproxy/happac.env"
 #define RECIPE_MAX_SETTINGS 128
+/* The unit's StateDirectory=happac; the socket is `happac ctl`'s default. */
+#define RECIPE_STATE_FILE "/var/lib/happac/state"
 
 /* The predecessor's env file variables, and the options they feed through
  * ExecStart, in ExecStart's order. */
@@ -236,6 +239,13 @@ static int recipe_systemd_env(const struct options *o, const struct options *bas
 		      "#HAPPAC_HTTP_LISTEN=\"127.0.0.1:8405\"\n"
 		      "# or put them in a config file and reload it with `systemctl reload happac`:\n"
 		      "#HAPPAC_CONFIG=\"/etc/haproxy/happac.conf\"\n", out);
+	fputs("\n"
+	      "# Operator overrides (`happac ctl drain|maint|ready`): the unit turns them on\n"
+	      "# with the control socket /run/happac/happac.sock (root and group happac may\n"
+	      "# use it) and the state file /var/lib/happac/state. Another path here, or \"\"\n"
+	      "# to turn one off:\n"
+	      "#HAPPAC_CONTROL_SOCKET=\"/run/happac/happac.sock\"\n"
+	      "#HAPPAC_STATE_FILE=\"/var/lib/happac/state\"\n", out);
 	return recipe_systemd_replay(o, eff, vars, nvars, err, errlen);
 }
 
@@ -263,7 +273,18 @@ static void recipe_systemd_unit(const struct options *o, const char *bin, FILE *
 	      "Type=notify\n"
 	      "NotifyAccess=main\n"
 	      "User=haproxy\n"
-	      "Group=haproxy\n"
+	      "# `happac ctl` (drain, maint, ready) is for root and the members of this\n"
+	      "# group: the runtime directory is 0750 haproxy:happac, the socket in it 0660.\n"
+	      "Group=happac\n"
+	      "# Operator overrides are on: the control socket and the state file (which\n"
+	      "# keeps an override across restarts and reboots). HAPPAC_CONTROL_SOCKET and\n"
+	      "# HAPPAC_STATE_FILE in the env file win over these (\"\" turns them off).\n"
+	      "Environment=HAPPAC_CONTROL_SOCKET=" CTL_DEFAULT_SOCKET
+	      " HAPPAC_STATE_FILE=" RECIPE_STATE_FILE "\n"
+	      "RuntimeDirectory=happac\n"
+	      "RuntimeDirectoryMode=0750\n"
+	      "StateDirectory=happac\n"
+	      "StateDirectoryMode=0750\n"
 	      "EnvironmentFile=" RECIPE_ENV_FILE "\n"
 	      "# \"${VAR}\" (with braces) is always exactly one argument, also when empty:\n"
 	      "# -x ${PGISREADY_PATH} with PGISREADY_PATH=\"\" passes -x \"\" (accepted and\n"
@@ -284,7 +305,10 @@ static void recipe_systemd_unit(const struct options *o, const char *bin, FILE *
 	      "TimeoutStopSec=10s\n"
 	      "\n"
 	      "# Hardening: happac reads its files, connects to Patroni and PgBouncer over\n"
-	      "# TCP, listens on TCP and writes to stderr (journald). Nothing else.\n"
+	      "# TCP, listens on TCP and on its control socket, writes its state file and\n"
+	      "# stderr (journald). Nothing else. MemoryDenyWriteExecute=yes stays: libcurl\n"
+	      "# and libpq, loaded with dlopen() for HTTPS and --pg-conninfo, need no\n"
+	      "# writable+executable memory.\n"
 	      "NoNewPrivileges=yes\n", out);
 	if (low_port)
 		fputs("# A port below 1024 needs this one capability, and only this one.\n"

@@ -28,14 +28,14 @@ def openssl(*args, cwd):
                    timeout=60)
 
 
-def make_pki(d):
-    """A CA, a server certificate for NODE and a client certificate; and a
-    second CA that signed nothing of Patroni's."""
+def make_pki(d, node=NODE):
+    """A CA, a server certificate for node and a client certificate; and a
+    second CA that signed nothing of Patroni's. (tests/systemd uses it too.)"""
     openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
             "-subj", "/CN=happac test CA", "-keyout", "ca.key", "-out", "ca.crt", cwd=d)
     openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
             "-subj", "/CN=other CA", "-keyout", "other.key", "-out", "other.crt", cwd=d)
-    for name, ext in (("server", "subjectAltName=IP:%s" % NODE), ("client", None)):
+    for name, ext in (("server", "subjectAltName=IP:%s" % node), ("client", None)):
         openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=%s" % name,
                 "-keyout", name + ".key", "-out", name + ".csr", cwd=d)
         extfile = os.path.join(d, name + ".ext")

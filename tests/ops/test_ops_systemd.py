@@ -136,6 +136,14 @@ def test_unit_settings():
     assert svc("WatchdogSec") == ["10s"]
     assert svc("Restart") == ["on-failure"]
     assert svc("User") == ["haproxy"]
+    # Operator overrides on by default, in directories systemd makes for them
+    # (ProtectSystem=strict leaves nothing else writable); `happac ctl` and
+    # the unit agree on the socket.
+    assert svc("Group") == ["happac"]
+    assert svc("Environment") == ["HAPPAC_CONTROL_SOCKET=/run/happac/happac.sock "
+                                  "HAPPAC_STATE_FILE=/var/lib/happac/state"]
+    assert svc("RuntimeDirectory") == ["happac"] and svc("StateDirectory") == ["happac"]
+    assert svc("RuntimeDirectoryMode") == ["0750"]
     assert svc("CapabilityBoundingSet") == [""]
     assert svc("RestrictAddressFamilies") == ["AF_UNIX AF_INET AF_INET6"]
     assert svc("SystemCallFilter")[0] == "@system-service"
@@ -155,8 +163,17 @@ def test_unit_settings():
 def test_template_differs_only_where_it_must():
     a, b = unit_settings(UNIT), unit_settings(TEMPLATE)
     diff = {k for k in set(a) | set(b) if a.get(k) != b.get(k)}
-    assert diff == {("Unit", "Description"), ("Service", "EnvironmentFile")}, diff
+    assert diff == {("Unit", "Description"), ("Service", "EnvironmentFile"),
+                    ("Service", "Environment"), ("Service", "RuntimeDirectory"),
+                    ("Service", "StateDirectory")}, diff
     assert b[("Service", "EnvironmentFile")] == ["/etc/haproxy/happac-%i.env"]
+    # Each instance its own socket and state: stopping one removes only its
+    # own runtime directory; /var/lib/happac holds them all (purge).
+    assert b[("Service", "Environment")] == [
+        "HAPPAC_CONTROL_SOCKET=/run/happac-%i/happac.sock "
+        "HAPPAC_STATE_FILE=/var/lib/happac/%i/state"]
+    assert b[("Service", "RuntimeDirectory")] == ["happac-%i"]
+    assert b[("Service", "StateDirectory")] == ["happac/%i"]
 
 
 def test_env_file_has_the_predecessors_variables():
