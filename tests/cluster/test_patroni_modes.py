@@ -20,7 +20,10 @@ import pytest
 import happac_cluster as hc
 
 I, T = hc.HAPPAC_INTERVAL, hc.HAPPAC_TIMEOUT
-DETECT = I + T + 0.35          # a change reaches the reply (+ one poll and sweep)
+# A role that becomes right is held back for I + T + AI (AI: HAProxy's agent-inter, which
+# happac's default --haproxy-agent-inter matches), so HAProxy never has two UP.
+AI = hc.haproxy_check_settings()["scenario_b_write"]["agent_inter"]
+DETECT = I + T + AI + 0.35     # a change reaches the reply (+ one poll and sweep)
 PORT = 5568                    # the extra happacs of this file
 # Patroni's loop is 1 s (LOOP_WAIT); choosing a new sync standby takes a few loops.
 PATRONI_SETTLES = 30

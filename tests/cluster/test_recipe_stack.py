@@ -38,10 +38,11 @@ VALUES = {
     "--replica-bind": "[::1]:7100",
     "--name": "pg",
     "--stats-socket": "{dir}/admin.sock",
+    "--server-state-file": "{dir}/server-state",
 }
 # Options that only mean something beside another one.
 NEEDS = {"--stats-socket": ["--full"], "--replica-agent-port": ["--replicas"],
-         "--replica-bind": ["--replicas"]}
+         "--replica-bind": ["--replicas"], "--server-state-file": ["--full"]}
 MATRIX_OWNED = {"--scenario", "--node", "--help"}
 
 
@@ -61,11 +62,23 @@ def recipe_options():
 OPTIONS = recipe_options()
 
 
-def haproxy_c(lab_stack, tmp_path, text):
+def haproxy_c(lab_stack, tmp_path, text, full):
     cfg = tmp_path / "haproxy.cfg"
     cfg.write_text(text)
+    # The server-state file as HAProxy writes it with no server in it (a missing one
+    # is a warning about this machine, not about the config).
+    (tmp_path / "server-state").write_text("1\n")
+    files = [cfg]
+    if not full:
+        # Sections for an existing configuration, whose global section names the
+        # state file (the recipe's header says so; tests/recipe checks HAProxy's
+        # warning when it does not).
+        glob = tmp_path / "global.cfg"
+        glob.write_text('global\n    server-state-file "%s"\n' % (tmp_path / "server-state"))
+        files = [glob, cfg]
     # -V: HAProxy 3.0 says "Configuration file is valid" only when verbose.
-    r = lab_stack.run(["haproxy", "-c", "-V", "-f", str(cfg)], shared=[str(tmp_path)],
+    r = lab_stack.run(["haproxy", "-c", "-V"] + [a for f in files for a in ("-f", str(f))],
+                      shared=[str(tmp_path)],
                       capture_output=True, text=True, timeout=60,
                       env={**os.environ, "HAPPAC_RUN_DIR": str(tmp_path)})
     out = r.stdout + r.stderr
@@ -133,4 +146,8 @@ VARIANTS = variants()
 @pytest.mark.parametrize("argv", [v for _, v in VARIANTS], ids=[i for i, _ in VARIANTS])
 def test_stack_haproxy_accepts_recipe(lab_stack, tmp_path, argv):
     argv = [a.format(dir=tmp_path) for a in argv]
-    haproxy_c(lab_stack, tmp_path, recipe(*argv))
+    full = "--full" in argv
+    if full and "--server-state-file" not in argv:
+        # The default (/var/lib/haproxy/server-state) does not exist in the stack's root.
+        argv += ["--server-state-file", str(tmp_path / "server-state")]
+    haproxy_c(lab_stack, tmp_path, recipe(*argv), full)
