@@ -20,25 +20,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # any import mod
 
 import procs  # noqa: E402
 from agent_client import wait_answering  # noqa: E402
+from harness import require_executable, call_failed  # noqa: E402
 from procs import ADDR, AGENT_PORT, PATRONI_PORT, PGB_PORT  # noqa: E402
-
-# The suite runs as root; happac refuses root unless told (HAPPAC_RUN_AS_ROOT).
-os.environ.setdefault("HAPPAC_RUN_AS_ROOT", "1")
-
-
-@pytest.hookimpl(tryfirst=True, hookwrapper=True)
-def pytest_runtest_makereport(item, call):
-    # Remember each phase's outcome on the item, so fixtures can dump logs
-    # only for failed tests.
-    outcome = yield
-    rep = outcome.get_result()
-    setattr(item, "rep_" + rep.when, rep)
-
-
-def _failed(request):
-    rep = getattr(request.node, "rep_call", None)
-    return rep is not None and rep.failed
-
 
 @pytest.fixture(scope="session")
 def workdir():
@@ -58,8 +41,9 @@ def workdir():
 @pytest.fixture(scope="session")
 def happac_bin():
     path = procs.happac_bin()
-    if not (os.path.isfile(path) and os.access(path, os.X_OK)):
-        pytest.fail("happac binary not found at %s: run `make build` or set HAPPAC_BIN" % path)
+    missing = require_executable(path)
+    if missing:
+        pytest.fail(missing)
     return path
 
 
@@ -186,7 +170,7 @@ def happac(workdir, happac_bin, request):
         return h
 
     yield start
-    failed = _failed(request)
+    failed = call_failed(request)
     problems = []
     for h in started:
         rc = h.stop()

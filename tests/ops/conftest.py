@@ -12,17 +12,16 @@ import subprocess
 import pytest
 
 import ops_procs
+from harness import call_failed, require_executable
 from ops_standins import PatroniStandin, PgBouncerStandin
-
-# The suite runs as root; happac refuses root unless told (HAPPAC_RUN_AS_ROOT).
-os.environ.setdefault("HAPPAC_RUN_AS_ROOT", "1")
 
 
 @pytest.fixture(scope="session")
 def happac_bin():
     path = ops_procs.happac_bin()
-    if not (os.path.isfile(path) and os.access(path, os.X_OK)):
-        pytest.fail("happac binary not found at %s: run `make build` or set HAPPAC_BIN" % path)
+    missing = require_executable(path)
+    if missing:
+        pytest.fail(missing)
     return path
 
 
@@ -30,24 +29,6 @@ def happac_bin():
 def happac_help(happac_bin):
     return subprocess.run([happac_bin, "--help"], capture_output=True, text=True,
                           timeout=10, env=ops_procs.clean_env()).stdout
-
-
-@pytest.fixture(scope="session")
-def check_subcommand(happac_bin):
-    """Skip unless main() dispatches `happac check` to check_main()."""
-    r = subprocess.run([happac_bin, "check", "--help"], capture_output=True, text=True,
-                       timeout=10, env=ops_procs.clean_env())
-    if r.returncode != 0 or "Usage: happac check" not in r.stdout:
-        pytest.skip("`happac check` is not dispatched by main() yet "
-                    "(main.c: if argv[1] is \"check\" return check_main(argc - 1, argv + 1))")
-    return happac_bin
-
-
-@pytest.fixture(scope="session")
-def http_listen(happac_help):
-    """Skip unless happac has the --http-listen side port (GET /health)."""
-    if "--http-listen" not in happac_help:
-        pytest.skip("happac has no --http-listen yet (the HTTP /health side port)")
 
 
 @pytest.fixture
@@ -82,7 +63,7 @@ def happac(happac_bin, tmp_path, request):
         return h
 
     yield start
-    failed = getattr(request.node, "rep_call", None) is not None and request.node.rep_call.failed
+    failed = call_failed(request)
     unclean = []
     for h in reversed(started):
         rc = h.stop(timeout=5)
@@ -96,10 +77,3 @@ def happac(happac_bin, tmp_path, request):
     if unclean and not failed:
         pytest.fail("; ".join(unclean))
 
-
-@pytest.hookimpl(tryfirst=True, hookwrapper=True)
-def pytest_runtest_makereport(item, call):
-    # Remember each phase's outcome, so fixtures can show logs of failed tests.
-    outcome = yield
-    rep = outcome.get_result()
-    setattr(item, "rep_" + rep.when, rep)

@@ -201,7 +201,7 @@ def _enter(scenario, patroni, pgb, inst):
 
 
 @pytest.mark.parametrize("scenario", list(SCENARIOS))
-def test_http_checks(http_listen, backends, happac, scenario):
+def test_http_checks(backends, happac, scenario):
     doc = load(os.path.join(CONSUL_DIR, "happac-http.json"))
     patroni, pgb, inst = _start_node(backends, happac, with_http=True)
     _enter(scenario, patroni, pgb, inst)
@@ -219,14 +219,14 @@ def test_http_checks(http_listen, backends, happac, scenario):
 
 
 @pytest.mark.parametrize("scenario", list(SCENARIOS))
-def test_script_checks(check_subcommand, backends, happac, scenario):
+def test_script_checks(happac_bin, backends, happac, scenario):
     doc = load(os.path.join(CONSUL_DIR, "happac-script.json"))
     patroni, pgb, inst = _start_node(backends, happac, with_http=False)
     _enter(scenario, patroni, pgb, inst)
     for svc in doc["services"]:
         h = inst[svc["name"]]
         for chk in svc["checks"]:
-            args = [check_subcommand] + list(chk["args"][1:])
+            args = [happac_bin] + list(chk["args"][1:])
             args[args.index("--host") + 1] = h.addr
             args[args.index("--port") + 1] = str(h.port)
             status, output = consul_script_check(args, go_duration(chk.get("timeout", "30s")))
@@ -234,10 +234,10 @@ def test_script_checks(check_subcommand, backends, happac, scenario):
             assert output.splitlines()[0] == h.query().decode().rstrip("\n")
 
 
-def test_script_check_against_a_stopped_agent_is_critical(check_subcommand):
+def test_script_check_against_a_stopped_agent_is_critical(happac_bin):
     doc = load(os.path.join(CONSUL_DIR, "happac-script.json"))
     chk = doc["services"][0]["checks"][0]
-    args = [check_subcommand] + list(chk["args"][1:])
+    args = [happac_bin] + list(chk["args"][1:])
     args[args.index("--host") + 1] = ADDR
     args[args.index("--port") + 1] = str(free_port(ADDR))
     status, output = consul_script_check(args, go_duration(chk["timeout"]))
@@ -270,7 +270,7 @@ def _run_file_checks(path, inst):
     return out
 
 
-def test_drain_and_maint_are_not_passing(http_listen, check_subcommand, backends, happac,
+def test_drain_and_maint_are_not_passing(happac_bin, backends, happac,
                                          tmp_path):
     """`up drain` and `up maint` are up for HAProxy but out of its rotation:
     neither Consul check may list such a node. The replica service of a

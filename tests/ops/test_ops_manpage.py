@@ -58,8 +58,8 @@ def test_every_daemon_option_is_documented(rendered, happac_help):
     assert not missing, "options in --help but not in happac(8): %s" % missing
 
 
-def test_every_check_option_is_documented(rendered, check_subcommand):
-    r = subprocess.run([check_subcommand, "check", "--help"], capture_output=True, text=True,
+def test_every_check_option_is_documented(rendered, happac_bin):
+    r = subprocess.run([happac_bin, "check", "--help"], capture_output=True, text=True,
                        timeout=10, env=clean_env())
     opts = _options(r.stdout)
     assert {"--host", "--port", "--timeout", "--help"} <= opts

@@ -13,6 +13,7 @@ import tempfile
 import pytest
 
 import stresslib as sl
+from harness import call_failed, require_executable
 
 _soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
 NOFILE = min(_hard, 1 << 16)
@@ -20,24 +21,11 @@ if _soft < NOFILE:
     resource.setrlimit(resource.RLIMIT_NOFILE, (NOFILE, _hard))
 
 
-@pytest.hookimpl(tryfirst=True, hookwrapper=True)
-def pytest_runtest_makereport(item, call):
-    outcome = yield
-    rep = outcome.get_result()
-    setattr(item, "rep_" + rep.when, rep)
-
-
-def _failed(request):
-    rep = getattr(request.node, "rep_call", None)
-    return rep is not None and rep.failed
-
-
 @pytest.fixture(scope="session")
 def workdir():
-    path = sl.happac_bin()
-    if not (os.path.isfile(path) and os.access(path, os.X_OK)):
-        pytest.exit("happac binary not found at %s: run `make build` or set HAPPAC_BIN" % path,
-                    returncode=2)
+    missing = require_executable(sl.happac_bin())
+    if missing:
+        pytest.exit(missing, returncode=2)
     for a in [sl.AGENT_ADDR, sl.BACKEND_ADDR] + sl.CLIENT_ADDRS:
         s = socket.socket()
         try:
@@ -113,7 +101,7 @@ def happac(workdir, standins, request):
         return h
 
     yield start
-    failed = _failed(request)
+    failed = call_failed(request)
     bad = []
     for h in started:
         was_alive = h.alive()
