@@ -38,9 +38,9 @@ def backends():
     started = []
 
     def start(addr, role="primary"):
-        patroni = PatroniStandin(addr, role=role)
+        patroni = PatroniStandin(addr, role=role).start()
         started.append(patroni)
-        pgb = PgBouncerStandin(addr)
+        pgb = PgBouncerStandin(addr).start()
         started.append(pgb)
         return patroni, pgb
 
