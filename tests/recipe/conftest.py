@@ -18,10 +18,6 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # any import mod
 
 from recipe_util import happac_path  # noqa: E402
 
-# The suite runs as root; happac refuses root unless told (HAPPAC_RUN_AS_ROOT).
-os.environ.setdefault("HAPPAC_RUN_AS_ROOT", "1")
-
-
 @pytest.fixture(scope="session", autouse=True)
 def happac_bin():
     path = happac_path()

@@ -232,8 +232,7 @@ def test_shape_matches_hand_written(scenario, port):
     haproxy/scenario-X.cfg, so the cluster harness can run on generated
     configurations. The one intended difference is rise 1 (theirs: 2)."""
     path = os.path.join(REPO, "haproxy", "scenario-%s.cfg" % scenario)
-    if not os.path.exists(path):
-        pytest.skip("%s is not there" % path)
+    assert os.path.exists(path), "%s is missing from the repository" % path
     with open(path) as f:
         hand = f.read()
     gen = recipe("haproxy", "--scenario", scenario, "--bind", "127.0.0.1:%d" % port,
