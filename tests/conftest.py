@@ -48,6 +48,18 @@ _ALLOWED = _allowed_patterns()
 _unlisted = []  # (nodeid, reason) of skips not on the list
 
 
+@pytest.fixture(scope="session")
+def happac_bin():
+    """The daemon under test ($HAPPAC_BIN or bin/happac); a clear failure
+    when it is not built."""
+    import harness
+    path = harness.happac_bin()
+    missing = harness.require_executable(path)
+    if missing:
+        pytest.fail(missing)
+    return path
+
+
 @pytest.hookimpl(tryfirst=True, hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     outcome = yield

@@ -23,7 +23,6 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # any import mode
 
-import harness as harness_lib  # noqa: E402 - tests/lib
 from ctl_util import Server  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -100,15 +99,6 @@ def start(harness, sockdir):
     for s in servers:
         if s.proc.poll() is None:
             s.stop()
-
-
-@pytest.fixture(scope="session")
-def happac_bin():
-    path = harness_lib.happac_bin()
-    missing = harness_lib.require_executable(path)
-    if missing:
-        pytest.fail(missing)
-    return path
 
 
 @pytest.fixture(params=["harness", "happac"])

@@ -1,8 +1,6 @@
-"""The integration suite's servers on top of tests/lib/harness.py.
-
-Every child is started in its own session (process group) and registered here,
-so that a fixture finalizer, an atexit hook or a SIGTERM to pytest can kill the
-whole group by pid. Nothing is left running, also when a test fails.
+"""The integration suite's servers (PostgreSQL, PgBouncer, the Patroni
+stand-in, happac) on top of tests/lib/harness.py, which starts every child in
+its own process group and stops it by pid, also when a test fails.
 
 Readiness is always a signal (a port that accepts, pg_isready, a line on
 stdout), polled against a deadline: never a fixed sleep.
@@ -19,8 +17,7 @@ import tempfile
 import time
 import urllib.request
 
-from harness import (PYTHON, REPO, Proc, happac_bin, poll_until, port_free,  # noqa: F401
-                     stop_all)
+from harness import PYTHON, Proc, happac_bin, poll_until, port_free  # noqa: F401
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PG_BIN = "/usr/lib/postgresql/15/bin"
@@ -42,14 +39,6 @@ def port_accepts(host, port, timeout=0.2):
             return True
     except OSError:
         return False
-
-
-def make_tmpdir(prefix, owner=None):
-    path = tempfile.mkdtemp(prefix=prefix)
-    if owner:
-        pw = pwd.getpwnam(owner)
-        os.chown(path, pw.pw_uid, pw.pw_gid)
-    return path
 
 
 # --------------------------------------------------------------------------

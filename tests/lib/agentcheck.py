@@ -24,21 +24,28 @@ class AgentError(AssertionError):
     pass
 
 
-def query(port, addr, timeout=5.0, src=None, send=None):
-    """One agent check. Returns (reply bytes, seconds from connect to EOF);
-    src binds the client's address, send is written after connect."""
-    s = socket.socket(socket.AF_INET6 if ":" in addr else socket.AF_INET, socket.SOCK_STREAM)
+def talk(target, send=None, timeout=5.0, src=None, cap=None):
+    """Connect to target ((host, port), or a Unix socket path), send `send`
+    if any, read to EOF (at most about cap bytes when cap is given).
+    Returns (reply bytes, seconds from connect to EOF); src binds the
+    client's address. Every request/reply exchange of the suites (agent
+    checks, a bare HTTP GET, HAProxy's stats socket) goes through here."""
+    if isinstance(target, str):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    else:
+        s = socket.socket(socket.AF_INET6 if ":" in target[0] else socket.AF_INET,
+                          socket.SOCK_STREAM)
     s.settimeout(timeout)
     try:
         if src:
             s.bind((src, 0))
         t0 = time.monotonic()
-        s.connect((addr, port))
+        s.connect(target)
         if send:
             s.sendall(send)
         chunks, size = [], 0
-        while size < READ_CAP:
-            b = s.recv(4096)
+        while cap is None or size < cap:
+            b = s.recv(65536)
             if not b:
                 break
             chunks.append(b)
@@ -46,6 +53,13 @@ def query(port, addr, timeout=5.0, src=None, send=None):
         return b"".join(chunks), time.monotonic() - t0
     finally:
         s.close()
+
+
+def query(port, addr, timeout=5.0, src=None, send=None):
+    """One agent check. Returns (reply bytes, seconds from connect to EOF);
+    src binds the client's address, send is written after connect (what
+    HAProxy's agent-send does)."""
+    return talk((addr, port), send, timeout, src, READ_CAP)
 
 
 def try_query(port, addr, timeout=2.0, src=None):

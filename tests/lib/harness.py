@@ -15,11 +15,14 @@ to the group (servers with children) or to the leader only (a wrapper such as
 """
 
 import atexit
+import contextlib
 import os
 import pwd
+import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 
 LIB = os.path.dirname(os.path.abspath(__file__))
@@ -217,3 +220,65 @@ def require_executable(path):
     if not (os.path.isfile(path) and os.access(path, os.X_OK)):
         return "happac binary not found at %s: run `make build` or set HAPPAC_BIN" % path
     return None
+
+
+def require_tool(name, package, fallback=None):
+    """The path of an optional tool, or a skip naming its Debian package
+    (one of the reasons tests/skip-allowed.txt lists)."""
+    path = shutil.which(name) or fallback
+    if not (path and os.access(path, os.X_OK)):
+        import pytest
+        pytest.skip("%s is not installed (Debian package %s)" % (name, package))
+    return path
+
+
+@contextlib.contextmanager
+def running(server):
+    """server.start() ... server.stop(), also when the start fails half-way."""
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+
+
+@contextlib.contextmanager
+def scratch_dir(prefix):
+    """A session's scratch directory (mode 0755: servers that run as another
+    user reach their subdirectories); at the end every child still running
+    is stopped and the directory removed, unless HAPPAC_KEEP_TMP is set."""
+    d = tempfile.mkdtemp(prefix=prefix)
+    os.chmod(d, 0o755)
+    try:
+        yield d
+    finally:
+        stop_all()
+        if os.environ.get("HAPPAC_KEEP_TMP"):
+            print("kept test files in", d)
+        else:
+            shutil.rmtree(d, ignore_errors=True)
+
+
+SANITIZER_MARKS = ("AddressSanitizer", "LeakSanitizer", "runtime error:")
+
+
+def stop_daemons(started, failed, judge, show=None):
+    """A daemon fixture's teardown: stop each of started (in that order);
+    judge(h, rc, log, was_alive) returns a problem (str) or None. A daemon's
+    log is printed when the test failed or it has a problem (show(log) may
+    shorten it). Problems fail a test that passed otherwise."""
+    import pytest
+    problems = []
+    for h in started:
+        was_alive = h.alive()
+        rc = h.stop()
+        log = h.log()
+        problem = judge(h, rc, log, was_alive)
+        if failed or problem:
+            argv = getattr(h, "args", None) or h.argv
+            print("---- happac %s (exit %s) log:\n%s"
+                  % (" ".join(argv), rc, show(log) if show else log))
+        if problem:
+            problems.append(problem)
+    if problems and not failed:
+        pytest.fail("\n".join(problems))

@@ -6,23 +6,13 @@ stand-ins of ops_standins.py (see there why stand-ins suffice here), on
 127.0.0.41 .. 127.0.0.49. No root needed.
 """
 
-import os
 import subprocess
 
 import pytest
 
 import ops_procs
-from harness import call_failed, require_executable
+from harness import call_failed, stop_daemons
 from ops_standins import PatroniStandin, PgBouncerStandin
-
-
-@pytest.fixture(scope="session")
-def happac_bin():
-    path = ops_procs.happac_bin()
-    missing = require_executable(path)
-    if missing:
-        pytest.fail(missing)
-    return path
 
 
 @pytest.fixture(scope="session")
@@ -63,17 +53,11 @@ def happac(happac_bin, tmp_path, request):
         return h
 
     yield start
-    failed = call_failed(request)
-    unclean = []
-    for h in reversed(started):
-        rc = h.stop(timeout=5)
-        log = h.log()
+    def judge(h, rc, log, _was_alive):
         # Every run must end cleanly on SIGTERM: status 0 and, under the
         # ASan+UBSan build, no sanitizer report (leaks included).
         if rc != 0 or "Sanitizer" in log or "runtime error:" in log:
-            unclean.append("happac pid %d exited with %r" % (h.pid, rc))
-        if failed or unclean:
-            print("---- happac log %s (%s)\n%s" % (h.log_path, " ".join(h.argv), log))
-    if unclean and not failed:
-        pytest.fail("; ".join(unclean))
+            return "happac pid %d exited with %r" % (h.pid, rc)
+        return None
+    stop_daemons(list(reversed(started)), call_failed(request), judge)
 

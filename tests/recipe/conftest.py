@@ -8,11 +8,12 @@ own option parser, a JSON parser. Run with Debian's interpreter:
 """
 
 import os
-import shutil
 import subprocess
 import sys
 
 import pytest
+
+from harness import require_tool  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # any import mode
 
@@ -33,7 +34,4 @@ def happac_bin():
 
 @pytest.fixture(scope="session")
 def haproxy_bin():
-    path = shutil.which("haproxy") or "/usr/sbin/haproxy"
-    if not os.access(path, os.X_OK):
-        pytest.skip("haproxy is not installed (Debian package haproxy; make deps)")
-    return path
+    return require_tool("haproxy", "haproxy; make deps", fallback="/usr/sbin/haproxy")

@@ -5,11 +5,11 @@ the recipe was asked for."""
 
 import os
 import re
-import shutil
 import subprocess
 
 import pytest
 
+from harness import require_tool
 from recipe_util import REPO, clean_env, happac_path, recipe, run
 
 ENV_FILE = "/etc/haproxy/happac.env"
@@ -119,9 +119,7 @@ def test_env_file_keeps_the_config_file_in_charge(tmp_path):
 
 
 def test_unit_is_valid_for_systemd(tmp_path):
-    analyze = shutil.which("systemd-analyze")
-    if not analyze:
-        pytest.skip("systemd-analyze is not installed (Debian package systemd)")
+    analyze = require_tool("systemd-analyze", "systemd")
     for options in (["-h", "127.0.0.1", "-r", "6432"], ["-h", "::1", "-r", "6432", "-p", "555"]):
         unit = tmp_path / "happac.service"
         unit.write_text(recipe("systemd", "--unit", "--bin", happac_path(), *options,

@@ -22,7 +22,7 @@ import time
 
 import agentcheck
 import harness
-from harness import PYTHON, REPO, happac_bin, poll_until, port_free, stop_all  # noqa: F401
+from harness import PYTHON, REPO, happac_bin, poll_until, port_free  # noqa: F401
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -373,6 +373,18 @@ def start_flood(workdir, mode, count, hold=5.0, sources=None, extra=(), ready_fi
     if ready_file:
         argv += ["--ready-file", ready_file]
     return Proc("flood-" + mode, argv, os.path.join(workdir, "flood.log"), stdout=subprocess.PIPE)
+
+
+def peak_fds(h, clients, step):
+    """Sample happac's open descriptors while any of clients runs (and happac
+    lives; three minutes at most: they end on their own well before); the
+    highest count seen."""
+    peak = 0
+    deadline = time.monotonic() + 180
+    while any(c.alive() for c in clients) and h.alive() and time.monotonic() < deadline:
+        peak = max(peak, h.fds())
+        time.sleep(step)
+    return peak
 
 
 def percentile(values, p):
