@@ -28,8 +28,9 @@ endif
 CFLAGS     ?= -O2 -g
 ALL_CFLAGS := -std=c11 -D_GNU_SOURCE -DHAPPAC_VERSION='"$(VERSION)"' $(WARN) \
               $(PKG_CFLAGS) $(CFLAGS)
-# -rs lists every skip; tests/conftest.py fails the run on a skip whose
-# reason is not on tests/skip-allowed.txt (a missing optional tool only).
+# -rfEs lists failures, errors and every skip; tests/conftest.py fails the
+# run on a skip whose reason is not on tests/skip-allowed.txt (a missing
+# optional tool only).
 PYTEST     := /usr/bin/python3 -m pytest
 
 # The tests, the demo and the benchmark run as root (CI does): let the
@@ -79,7 +80,7 @@ test-unit: $(addprefix $(O)/tests/,$(UNIT_TESTS))
 IT_SUITES := tests/integration tests/ops tests/ctl tests/recipe
 
 test-integration: bin/happac
-	HAPPAC_BIN=$(CURDIR)/$(O)/happac $(PYTEST) -q -rs $(IT_SUITES)
+	HAPPAC_BIN=$(CURDIR)/$(O)/happac $(PYTEST) -q -rfEs $(IT_SUITES)
 
 # The same tests against an ASan+UBSan build (clang), in build/asan.
 ASAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer \
@@ -89,14 +90,14 @@ test-asan:
 	    LDFLAGS="$(ASAN_FLAGS)" build/asan/happac test-unit
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
 	    HAPPAC_BIN=$(CURDIR)/build/asan/happac HAPPAC_OBJ_DIR=build/asan \
-	    $(PYTEST) -q -rs $(IT_SUITES) --deselect tests/recipe/test_recipe_deb.py
+	    $(PYTEST) -q -rfEs $(IT_SUITES) --deselect tests/recipe/test_recipe_deb.py
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
-	    HAPPAC_BIN=$(CURDIR)/build/asan/happac $(PYTEST) -q -rs tests/cluster
+	    HAPPAC_BIN=$(CURDIR)/build/asan/happac $(PYTEST) -q -rfEs tests/cluster
 
 # The failure matrix on a real three-node Patroni cluster (etcd, PostgreSQL,
 # PgBouncer, happac, HAProxy on 127.0.0.11-13); root, about two minutes.
 test-cluster: bin/happac
-	HAPPAC_BIN=$(CURDIR)/$(O)/happac $(PYTEST) -v -rs tests/cluster
+	HAPPAC_BIN=$(CURDIR)/$(O)/happac $(PYTEST) -v -rfEs tests/cluster
 
 # haproxy/scenario-*.cfg are `happac recipe haproxy` output for the lab.
 haproxy-configs: bin/happac
@@ -130,7 +131,7 @@ fuzz:
 # The core integration tests with happac under valgrind memcheck: any memory
 # error or leak fails the test (scripts/valgrind-happac exits 99).
 test-valgrind: build
-	HAPPAC_BIN=$(CURDIR)/scripts/valgrind-happac $(PYTEST) -q -rs \
+	HAPPAC_BIN=$(CURDIR)/scripts/valgrind-happac $(PYTEST) -q -rfEs \
 	    tests/integration/test_agent.py tests/integration/test_http.py \
 	    tests/integration/test_routing.py tests/integration/test_profiles.py \
 	    tests/integration/test_reload.py \

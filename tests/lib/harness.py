@@ -9,9 +9,10 @@ when a test fails. Readiness is always a signal polled against a deadline
 
 The small differences the suites need are parameters: the user a server runs
 as (PostgreSQL, PgBouncer), a preexec_fn (stress drops happac to nobody),
-stdout piped (a stand-in that says `ready`), and whether the stop signal goes
+stdout piped (a stand-in that says `ready`), whether the stop signal goes
 to the group (servers with children) or to the leader only (a wrapper such as
-`systemd-run` that must see it first).
+`systemd-run` that must see it first), and, for tests/cluster's long-lived
+lab, a working directory and a start line in a log that restarts append to.
 """
 
 import atexit
@@ -100,22 +101,28 @@ class Proc:
     (stdout piped when asked)."""
 
     def __init__(self, name, argv, log_path, env=None, user=None, stdout=None,
-                 preexec_fn=None, signal_group=True):
+                 preexec_fn=None, signal_group=True, cwd=None, header=False):
+        """header: write a `==== HH:MM:SS start: argv` line to the log first
+        (a log that several runs of one server append to)."""
         self.name = name
-        self.argv = list(argv)
+        self.argv = [str(a) for a in argv]
         self.log_path = log_path
         self.signal_group = signal_group
         self.frozen = False
-        kwargs = {}
+        kwargs = {"cwd": cwd} if cwd else {}
         if user:
             pw = pwd.getpwnam(user)
             # Popen(user=...) execs the server itself with that uid, so
             # self.pid is the server's pid (SIGSTOP/SIGKILL reach it), unlike
             # `runuser`, which stays as a parent process.
             kwargs.update(user=pw.pw_uid, group=pw.pw_gid, extra_groups=[],
-                          cwd=pw.pw_dir if os.path.isdir(pw.pw_dir) else "/")
+                          cwd=cwd or (pw.pw_dir if os.path.isdir(pw.pw_dir) else "/"))
             env = dict(env or os.environ, HOME=pw.pw_dir, USER=user, LOGNAME=user)
         self._log = open(log_path, "ab")
+        if header:
+            self._log.write(("==== %s start: %s\n" % (time.strftime("%H:%M:%S"),
+                                                      " ".join(self.argv))).encode())
+            self._log.flush()
         self.popen = subprocess.Popen(
             self.argv, stdin=subprocess.DEVNULL,
             stdout=stdout if stdout is not None else self._log,
