@@ -28,6 +28,9 @@ endif
 CFLAGS     ?= -O2 -g
 ALL_CFLAGS := -std=c11 -D_GNU_SOURCE -DHAPPAC_VERSION='"$(VERSION)"' $(WARN) \
               $(PKG_CFLAGS) $(CFLAGS)
+# -rfEs lists failures, errors and every skip; tests/conftest.py fails the
+# run on a skip whose reason is not on tests/skip-allowed.txt (a missing
+# optional tool only).
 PYTEST     := /usr/bin/python3 -m pytest
 
 # The tests, the demo and the benchmark run as root (CI does): let the
@@ -77,7 +80,7 @@ test-unit: $(addprefix $(O)/tests/,$(UNIT_TESTS))
 IT_SUITES := tests/integration tests/ops tests/ctl tests/recipe
 
 test-integration: bin/happac
-	HAPPAC_BIN=$(CURDIR)/$(O)/happac $(PYTEST) -q $(IT_SUITES)
+	HAPPAC_BIN=$(CURDIR)/$(O)/happac $(PYTEST) -q -rfEs $(IT_SUITES)
 
 # The same tests against an ASan+UBSan build (clang), in build/asan.
 ASAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer \
@@ -87,9 +90,9 @@ test-asan:
 	    LDFLAGS="$(ASAN_FLAGS)" build/asan/happac test-unit
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
 	    HAPPAC_BIN=$(CURDIR)/build/asan/happac HAPPAC_OBJ_DIR=build/asan \
-	    $(PYTEST) -q $(IT_SUITES) --deselect tests/recipe/test_recipe_deb.py
+	    $(PYTEST) -q -rfEs $(IT_SUITES) --deselect tests/recipe/test_recipe_deb.py
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
-	    HAPPAC_BIN=$(CURDIR)/build/asan/happac $(PYTEST) -q tests/cluster
+	    HAPPAC_BIN=$(CURDIR)/build/asan/happac $(PYTEST) -q -rfEs tests/cluster
 
 # The failure matrix on a real three-node Patroni cluster (etcd, PostgreSQL,
 # PgBouncer, happac, HAProxy on 127.0.0.11-13); root, about two minutes.
@@ -101,14 +104,14 @@ STACK ?= debian12
 export HAPPAC_STACK := $(STACK)
 test-cluster: bin/happac
 	scripts/stack-prepare.sh $(STACK)
-	HAPPAC_BIN=$(CURDIR)/$(O)/happac $(PYTEST) -v -rs tests/cluster
+	HAPPAC_BIN=$(CURDIR)/$(O)/happac $(PYTEST) -v -rfEs tests/cluster
 
 # The package's unit under a real systemd: a Debian 12 root (debootstrap,
 # cached in build/rootfs), booted with systemd-nspawn on the host's network,
 # against the lab cluster (tests/systemd); root, about four minutes (plus
 # about six for debootstrap the first time).
 test-systemd: bin/happac
-	HAPPAC_BIN=$(CURDIR)/$(O)/happac $(PYTEST) -v tests/systemd
+	HAPPAC_BIN=$(CURDIR)/$(O)/happac $(PYTEST) -v -rfEs tests/systemd
 
 # haproxy/scenario-*.cfg are `happac recipe haproxy` output for the lab.
 haproxy-configs: bin/happac
@@ -124,7 +127,7 @@ haproxy-configs: bin/happac
 # lines, fds and memory bounded); `make stress` adds the latency bounds,
 # which are speed targets and need a quiet machine.
 test-stress: bin/happac
-	HAPPAC_BIN=$(CURDIR)/$(O)/happac $(PYTEST) -q tests/stress
+	HAPPAC_BIN=$(CURDIR)/$(O)/happac $(PYTEST) -q -rfEs tests/stress
 
 # bench/floor: test_flood measures it beside happac (the machine's share).
 stress: bin/happac
@@ -142,7 +145,7 @@ fuzz:
 # The core integration tests with happac under valgrind memcheck: any memory
 # error or leak fails the test (scripts/valgrind-happac exits 99).
 test-valgrind: build
-	HAPPAC_BIN=$(CURDIR)/scripts/valgrind-happac $(PYTEST) -q \
+	HAPPAC_BIN=$(CURDIR)/scripts/valgrind-happac $(PYTEST) -q -rfEs \
 	    tests/integration/test_agent.py tests/integration/test_http.py \
 	    tests/integration/test_routing.py tests/integration/test_profiles.py \
 	    tests/integration/test_reload.py \

@@ -3,10 +3,11 @@
 import os
 import queue
 import signal
-import socket
 import subprocess
 import threading
 import time
+
+import agentcheck
 
 # Mirrors src/ctl.h.
 LINE_MAX = 256
@@ -100,26 +101,8 @@ class Server:
 
 
 def request(sock, data, timeout=5.0):
-    """Send data (str or bytes) on a fresh connection; the whole reply as str."""
+    """Send data (str or bytes) on a fresh connection; the whole reply as str
+    (the server may answer and close before it read everything)."""
     if isinstance(data, str):
         data = data.encode()
-    c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    c.settimeout(timeout)
-    try:
-        c.connect(sock)
-        try:
-            c.sendall(data)
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # the server may answer and close before it read everything
-        chunks = []
-        while True:
-            try:
-                b = c.recv(4096)
-            except ConnectionResetError:
-                break
-            if not b:
-                break
-            chunks.append(b)
-        return b"".join(chunks).decode()
-    finally:
-        c.close()
+    return agentcheck.talk(sock, data, timeout, lenient=True)[0].decode()

@@ -1,127 +1,18 @@
-"""A HAProxy-like agent-check client: connect, send nothing, read one reply.
+"""The agent client (tests/lib/agentcheck.py) with this suite's address,
+127.0.0.21, as the default."""
 
-Every reply read through this module is checked against the agent protocol
-(PROTOCOLS.md section 1): non-empty, exactly one line ending in exactly one
-`\\n`, no NUL or CR, ASCII, a health word first, and a `#reason` under 100
-bytes when the word is `down`. A reply that HAProxy would ignore is a failure.
-"""
-
-import socket
-import time
-
-import procs
+import agentcheck
+from agentcheck import AgentError, equals, is_up, starts, validate, wait_answering  # noqa: F401
 from procs import ADDR
-
-REASON_MAX = 100
-READ_CAP = 65536
-
-
-class AgentError(AssertionError):
-    pass
 
 
 def query(port, addr=ADDR, timeout=5.0):
-    """One agent check. Returns (reply bytes, seconds from connect to EOF)."""
-    t0 = time.monotonic()
-    s = socket.create_connection((addr, port), timeout=timeout)
-    try:
-        chunks, size = [], 0
-        while size < READ_CAP:
-            b = s.recv(4096)
-            if not b:
-                break
-            chunks.append(b)
-            size += len(b)
-    finally:
-        s.close()
-    return b"".join(chunks), time.monotonic() - t0
-
-
-def validate(reply):
-    """Assert that reply is a well-formed agent line; return it as str."""
-    if not reply:
-        raise AgentError("empty reply (agent closed without answering)")
-    if not reply.endswith(b"\n"):
-        raise AgentError("reply does not end with \\n: %r" % reply)
-    if reply.count(b"\n") != 1:
-        raise AgentError("reply must be exactly one line ending in one \\n: %r" % reply)
-    if b"\0" in reply or b"\r" in reply:
-        raise AgentError("reply holds NUL or CR: %r" % reply)
-    try:
-        text = reply.decode("ascii")
-    except UnicodeDecodeError:
-        raise AgentError("reply is not ASCII: %r" % reply) from None
-    line = text[:-1]
-    if line != line.strip() or not line:
-        raise AgentError("reply has leading/trailing blanks or is blank: %r" % reply)
-    word = line.split()[0].lower()
-    if word not in ("up", "down", "fail", "stopped"):
-        raise AgentError("reply does not start with a health word: %r" % reply)
-    if word != "up":
-        if "#" not in line:
-            raise AgentError("down reply without #reason: %r" % reply)
-        reason = line.split("#", 1)[1]
-        if len(reason.encode()) >= REASON_MAX:
-            raise AgentError("reason is %d bytes (must be < %d): %r"
-                             % (len(reason.encode()), REASON_MAX, reply))
-    return text
+    return agentcheck.query(port, addr, timeout)
 
 
 def check(port, addr=ADDR, timeout=5.0):
-    """One validated check: (reply str, seconds)."""
-    reply, secs = query(port, addr, timeout)
-    return validate(reply), secs
+    return agentcheck.check(port, addr, timeout)
 
 
 def wait_reply(port, pred, timeout, addr=ADDR, step=0.02, what=None):
-    """Poll checks until pred(reply) is true or timeout seconds pass.
-
-    Returns (reply, seconds since the call). Every reply on the way is
-    validated. On timeout, raises with the distinct replies seen, in order.
-    """
-    t0 = time.monotonic()
-    deadline = t0 + timeout
-    seen = []
-    while True:
-        reply, _ = check(port, addr)
-        now = time.monotonic()
-        if pred(reply):
-            return reply, now - t0
-        if not seen or seen[-1] != reply:
-            seen.append(reply)
-        if now >= deadline:
-            raise AssertionError("no reply matching %s within %.2fs; replies seen: %r"
-                                 % (what or pred, timeout, seen))
-        time.sleep(step)
-
-
-def is_up(reply):
-    return reply == "up\n"
-
-
-def starts(prefix):
-    def pred(reply):
-        return reply.startswith(prefix)
-    pred.__name__ = "startswith(%r)" % prefix
-    return pred
-
-
-def equals(expected):
-    def pred(reply):
-        return reply == expected
-    pred.__name__ = "== %r" % expected
-    return pred
-
-
-def wait_answering(h, timeout=10.0):
-    """Wait until happac `h` answers one check; return (reply, seconds)."""
-    def ready():
-        if not h.alive():
-            raise AssertionError("happac exited with %s:\n%s"
-                                 % (h.proc.popen.returncode, h.log()))
-        try:
-            return check(h.port, h.addr, timeout=timeout)
-        except ConnectionRefusedError:
-            return None
-    return procs.poll_until(ready, timeout, step=0.01,
-                            what="happac answering on %s:%d" % (h.addr, h.port))
+    return agentcheck.wait_reply(port, pred, timeout, addr, step, what)

@@ -11,7 +11,6 @@ mode with zeroed counters) before each test and after it.
 """
 
 import os
-import shutil
 import sys
 
 import pytest
@@ -20,47 +19,16 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # any import mod
 
 import procs  # noqa: E402
 from agent_client import wait_answering  # noqa: E402
+from harness import SANITIZER_MARKS, call_failed, running, scratch_dir, stop_daemons  # noqa: E402
 from procs import ADDR, AGENT_PORT, PATRONI_PORT, PGB_PORT  # noqa: E402
-
-# The suite runs as root; happac refuses root unless told (HAPPAC_RUN_AS_ROOT).
-os.environ.setdefault("HAPPAC_RUN_AS_ROOT", "1")
-
-
-@pytest.hookimpl(tryfirst=True, hookwrapper=True)
-def pytest_runtest_makereport(item, call):
-    # Remember each phase's outcome on the item, so fixtures can dump logs
-    # only for failed tests.
-    outcome = yield
-    rep = outcome.get_result()
-    setattr(item, "rep_" + rep.when, rep)
-
-
-def _failed(request):
-    rep = getattr(request.node, "rep_call", None)
-    return rep is not None and rep.failed
-
 
 @pytest.fixture(scope="session")
 def workdir():
     if os.geteuid() != 0:
         pytest.exit("happac integration tests must run as root (they start "
                     "PostgreSQL and PgBouncer as the postgres user)", returncode=2)
-    d = procs.make_tmpdir("happac-it-")
-    os.chmod(d, 0o755)  # postgres must reach its own subdirectories
-    yield d
-    procs.stop_all()
-    if os.environ.get("HAPPAC_KEEP_TMP"):
-        print("kept test files in", d)
-    else:
-        shutil.rmtree(d, ignore_errors=True)
-
-
-@pytest.fixture(scope="session")
-def happac_bin():
-    path = procs.happac_bin()
-    if not (os.path.isfile(path) and os.access(path, os.X_OK)):
-        pytest.fail("happac binary not found at %s: run `make build` or set HAPPAC_BIN" % path)
-    return path
+    with scratch_dir("happac-it-") as d:
+        yield d
 
 
 @pytest.fixture(scope="session")
@@ -68,12 +36,8 @@ def _postgres(workdir):
     for port in (procs.PG_PORT, PGB_PORT, PATRONI_PORT, procs.CONTROL_PORT, AGENT_PORT):
         if not procs.port_free(ADDR, port):
             pytest.fail("%s:%d is already in use: a leftover from an earlier run?" % (ADDR, port))
-    pg = procs.Postgres(workdir)
-    try:
-        pg.start()
+    with running(procs.Postgres(workdir)) as pg:
         yield pg
-    finally:
-        pg.stop()
 
 
 def _query_through_pgbouncer():
@@ -110,12 +74,8 @@ def pgbouncer(_pgbouncer):
 
 @pytest.fixture(scope="session")
 def _standin(workdir):
-    s = procs.Standin(workdir)
-    try:
-        s.start()
+    with running(procs.Standin(workdir)) as s:
         yield s
-    finally:
-        s.stop()
 
 
 @pytest.fixture
@@ -186,19 +146,13 @@ def happac(workdir, happac_bin, request):
         return h
 
     yield start
-    failed = _failed(request)
-    problems = []
-    for h in started:
-        rc = h.stop()
-        log = h.log()
-        if failed:
-            print("---- happac %s (exit %s) log:\n%s" % (" ".join(h.args), rc, log))
+    def judge(h, rc, log, _was_alive):
         # Every happac must stop cleanly; under the ASan+UBSan build this is
         # also where leaks and undefined behaviour show up.
-        if any(m in log for m in ("AddressSanitizer", "LeakSanitizer", "runtime error:")):
-            problems.append("sanitizer report from happac %s:\n%s" % (" ".join(h.args), log))
-        elif rc not in (0, None) and h.expect_clean_exit:
-            problems.append("happac %s exited %s after SIGTERM:\n%s" % (" ".join(h.args), rc, log))
-    if problems and not failed:
-        pytest.fail("\n".join(problems))
+        if any(m in log for m in SANITIZER_MARKS):
+            return "sanitizer report from happac %s:\n%s" % (" ".join(h.args), log)
+        if rc not in (0, None) and h.expect_clean_exit:
+            return "happac %s exited %s after SIGTERM:\n%s" % (" ".join(h.args), rc, log)
+        return None
+    stop_daemons(started, call_failed(request), judge)
 

@@ -40,17 +40,16 @@ The process prints `ready` on stdout once both sockets listen.
 import argparse
 import asyncio
 import json
+import os
 import signal
 import sys
 import time
 import urllib.parse
 
-PRIMARY_OK = {"/", "/primary", "/read-write", "/master", "/leader", "/health",
-              "/liveness", "/readiness", "/read-only"}
-REPLICA_OK = {"/replica", "/read-only", "/health", "/liveness", "/readiness",
-              "/async"}
-REASONS = {200: "OK", 503: "Service Unavailable", 500: "Internal Server Error",
-           404: "Not Found"}
+# Patroni's rule (which path answers 200 for which role) is tests/lib/standin.py's.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from standin import REASONS, patroni_status  # noqa: E402
+
 MAX_HEAD = 16384
 
 
@@ -105,8 +104,7 @@ def status_for(mode, path):
         return int(mode.split(":", 1)[1])
     if mode == "isolated":
         return 503
-    ok = REPLICA_OK if mode == "replica" else PRIMARY_OK
-    return 200 if path in ok else 503
+    return patroni_status("replica" if mode == "replica" else "primary", path)
 
 
 def build_reply(method, code, path, mode="primary"):
@@ -151,10 +149,17 @@ async def close(writer):
         pass
 
 
-async def serve_probe(state, reader, writer):
+async def head_or_close(reader, writer):
+    """The request's (method, target); None (the connection closed) on EOF."""
     head = await read_head(reader)
     if head is None:
         await close(writer)
+    return head
+
+
+async def serve_probe(state, reader, writer):
+    head = await head_or_close(reader, writer)
+    if head is None:
         return
     method, target = head
     path = urllib.parse.urlsplit(target).path or "/"
@@ -198,9 +203,8 @@ async def serve_probe(state, reader, writer):
 
 
 async def serve_control(state, reader, writer):
-    head = await read_head(reader)
+    head = await head_or_close(reader, writer)
     if head is None:
-        await close(writer)
         return
     _method, target = head
     url = urllib.parse.urlsplit(target)

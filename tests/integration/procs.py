@@ -1,14 +1,11 @@
-"""Process helpers for happac's integration tests.
-
-Every child is started in its own session (process group) and registered here,
-so that a fixture finalizer, an atexit hook or a SIGTERM to pytest can kill the
-whole group by pid. Nothing is left running, also when a test fails.
+"""The integration suite's servers (PostgreSQL, PgBouncer, the Patroni
+stand-in, happac) on top of tests/lib/harness.py, which starts every child in
+its own process group and stops it by pid, also when a test fails.
 
 Readiness is always a signal (a port that accepts, pg_isready, a line on
 stdout), polled against a deadline: never a fixed sleep.
 """
 
-import atexit
 import json
 import os
 import pwd
@@ -20,11 +17,11 @@ import tempfile
 import time
 import urllib.request
 
+from harness import PYTHON, Proc, happac_bin, poll_until, port_free  # noqa: F401
+
 HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(os.path.dirname(HERE))
 PG_BIN = "/usr/lib/postgresql/15/bin"
 PGBOUNCER = "/usr/sbin/pgbouncer"
-PYTHON = "/usr/bin/python3"
 
 # Our private loopback addresses: 127.0.0.21 .. 127.0.0.29 (127.0.0.1x is the
 # Patroni cluster of another engineer, 127.0.0.3x the benchmarks).
@@ -35,20 +32,6 @@ PATRONI_PORT = 8008
 CONTROL_PORT = 8099
 AGENT_PORT = 5555
 
-_live = []  # every Proc not yet stopped
-
-
-def poll_until(pred, timeout, step=0.01, what="condition"):
-    """Call pred() until it returns a truthy value; return it, or raise on timeout."""
-    deadline = time.monotonic() + timeout
-    while True:
-        val = pred()
-        if val:
-            return val
-        if time.monotonic() >= deadline:
-            raise TimeoutError("timed out after %.1fs waiting for %s" % (timeout, what))
-        time.sleep(step)
-
 
 def port_accepts(host, port, timeout=0.2):
     try:
@@ -56,130 +39,6 @@ def port_accepts(host, port, timeout=0.2):
             return True
     except OSError:
         return False
-
-
-def port_free(host, port):
-    """True if we can bind host:port right now (nobody listens there)."""
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        s.bind((host, port))
-        return True
-    except OSError:
-        return False
-    finally:
-        s.close()
-
-
-def make_tmpdir(prefix, owner=None):
-    path = tempfile.mkdtemp(prefix=prefix)
-    if owner:
-        pw = pwd.getpwnam(owner)
-        os.chown(path, pw.pw_uid, pw.pw_gid)
-    return path
-
-
-class Proc:
-    """A child process in its own process group, output going to a log file."""
-
-    def __init__(self, name, argv, log_path, user=None, env=None, stdout=None):
-        self.name = name
-        self.argv = list(argv)
-        self.log_path = log_path
-        self.frozen = False
-        kwargs = {}
-        if user:
-            pw = pwd.getpwnam(user)
-            # Popen(user=...) execs the server itself with the postgres uid, so
-            # self.pid is the server's pid (needed for SIGSTOP/SIGKILL of
-            # PgBouncer), unlike `runuser`, which stays as a parent process.
-            kwargs.update(user=pw.pw_uid, group=pw.pw_gid, extra_groups=[],
-                          cwd=pw.pw_dir if os.path.isdir(pw.pw_dir) else "/")
-            env = dict(env or os.environ, HOME=pw.pw_dir, USER=user, LOGNAME=user)
-        self._log = open(log_path, "ab")
-        self.popen = subprocess.Popen(
-            self.argv, stdin=subprocess.DEVNULL,
-            stdout=stdout if stdout is not None else self._log,
-            stderr=self._log, env=env, start_new_session=True, **kwargs)
-        self.pid = self.popen.pid
-        _live.append(self)
-
-    def alive(self):
-        return self.popen.poll() is None
-
-    def log(self):
-        try:
-            with open(self.log_path, "rb") as f:
-                return f.read().decode("utf-8", "replace")
-        except OSError:
-            return ""
-
-    def send_signal(self, sig):
-        if self.alive():
-            os.kill(self.pid, sig)
-
-    def freeze(self):
-        self.send_signal(signal.SIGSTOP)
-        self.frozen = True
-
-    def thaw(self):
-        if self.frozen:
-            self.send_signal(signal.SIGCONT)
-            self.frozen = False
-
-    def wait(self, timeout):
-        return self.popen.wait(timeout=timeout)
-
-    def stop(self, sig=signal.SIGTERM, timeout=10.0):
-        """Stop the whole process group: sig, then SIGKILL after timeout."""
-        try:
-            if self.alive():
-                try:
-                    if self.frozen:
-                        os.killpg(self.pid, signal.SIGCONT)
-                        self.frozen = False
-                    os.killpg(self.pid, sig)
-                except ProcessLookupError:
-                    pass
-                try:
-                    self.popen.wait(timeout=timeout)
-                except subprocess.TimeoutExpired:
-                    pass
-            # Children that outlived the leader (e.g. postgres backends) die here.
-            try:
-                os.killpg(self.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
-            try:
-                self.popen.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                pass
-        finally:
-            if self in _live:
-                _live.remove(self)
-            self._log.close()
-        return self.popen.returncode
-
-
-def stop_all():
-    for p in list(reversed(_live)):
-        try:
-            p.stop(timeout=5)
-        except Exception:  # noqa: BLE001 - best effort at exit
-            pass
-
-
-atexit.register(stop_all)
-
-
-def _sigterm(_signo, _frame):
-    # Treat SIGTERM like Ctrl-C: pytest stops the run and still runs fixture
-    # finalizers, then atexit runs stop_all().
-    raise KeyboardInterrupt("SIGTERM")
-
-
-if signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):
-    signal.signal(signal.SIGTERM, _sigterm)
 
 
 # --------------------------------------------------------------------------
@@ -352,10 +211,6 @@ class Standin:
 
 # --------------------------------------------------------------------------
 # happac (the daemon under test)
-
-def happac_bin():
-    return os.environ.get("HAPPAC_BIN") or os.path.join(REPO, "bin", "happac")
-
 
 class Happac:
     """A running happac with its agent address; stderr goes to a log file."""

@@ -5,7 +5,6 @@ The same behaviour against a real Patroni cluster is in tests/cluster."""
 
 import json
 import os
-import socket
 import subprocess
 import time
 import urllib.error
@@ -13,6 +12,7 @@ import urllib.request
 
 import pytest
 
+import agentcheck
 import procs
 from agent_client import check, equals, starts, wait_reply
 from procs import ADDR, AGENT_PORT, poll_until
@@ -35,17 +35,7 @@ def role_bound():
 
 def ask(port, send=None, addr=ADDR):
     """One agent check that may name a profile first, as agent-send does."""
-    s = socket.create_connection((addr, port), timeout=5)
-    if send:
-        s.sendall(send)
-    data = b""
-    while True:
-        b = s.recv(256)
-        if not b:
-            break
-        data += b
-    s.close()
-    return data.decode()
+    return agentcheck.talk((addr, port), send)[0].decode()
 
 
 def conf(workdir, name, text):

@@ -31,42 +31,42 @@ def node(backends, happac):
     return patroni, h
 
 
-def test_up_exits_0(check_subcommand, node):
+def test_up_exits_0(happac_bin, node):
     _, h = node
-    r, _ = run_check(check_subcommand, "--host", h.addr, "--port", str(h.port))
+    r, _ = run_check(happac_bin, "--host", h.addr, "--port", str(h.port))
     assert (r.returncode, r.stdout, r.stderr) == (0, "up\n", "")
 
 
-def test_short_options_and_bracketed_host(check_subcommand, node):
+def test_short_options_and_bracketed_host(happac_bin, node):
     _, h = node
-    r, _ = run_check(check_subcommand, "-h", "[%s]" % h.addr, "-p", str(h.port),
+    r, _ = run_check(happac_bin, "-h", "[%s]" % h.addr, "-p", str(h.port),
                      "--timeout=1s")
     assert (r.returncode, r.stdout) == (0, "up\n"), r.stderr
 
 
-def test_down_exits_2(check_subcommand, node):
+def test_down_exits_2(happac_bin, node):
     patroni, h = node
     patroni.role = "replica"
     line = h.wait_line("down")
-    r, _ = run_check(check_subcommand, "--host", h.addr, "--port", str(h.port))
+    r, _ = run_check(happac_bin, "--host", h.addr, "--port", str(h.port))
     assert r.returncode == 2
     assert r.stdout == line, "prints the agent's line as it is"
     assert r.stdout.startswith("down #patroni") and "/primary: 503" in r.stdout
 
 
-def test_refused_exits_2(check_subcommand):
+def test_refused_exits_2(happac_bin):
     port = free_port(ADDR_REFUSED)
-    r, elapsed = run_check(check_subcommand, "--host", ADDR_REFUSED, "--port", str(port))
+    r, elapsed = run_check(happac_bin, "--host", ADDR_REFUSED, "--port", str(port))
     assert r.returncode == 2
     assert r.stdout == ""
     assert "%s:%d" % (ADDR_REFUSED, port) in r.stderr and "refused" in r.stderr.lower()
     assert elapsed < 2.0
 
 
-def test_silent_server_times_out_with_2(check_subcommand):
+def test_silent_server_times_out_with_2(happac_bin):
     s = SilentServer(ADDR_SILENT)
     try:
-        r, elapsed = run_check(check_subcommand, "--host", ADDR_SILENT, "--port", str(s.port),
+        r, elapsed = run_check(happac_bin, "--host", ADDR_SILENT, "--port", str(s.port),
                                "--timeout", "300ms")
     finally:
         s.stop()
@@ -99,10 +99,10 @@ def test_silent_server_times_out_with_2(check_subcommand):
     (b"up\0\n", 2, ""),                       # HAProxy ignores a NUL
     (b"u" * 5000, 2, ""),                     # no line end within 4 KB
 ])
-def test_reply_words(check_subcommand, reply, rc, printed):
+def test_reply_words(happac_bin, reply, rc, printed):
     agent = ScriptedAgent(ADDR_SCRIPTED, reply)
     try:
-        r, _ = run_check(check_subcommand, "--host", ADDR_SCRIPTED, "--port", str(agent.port))
+        r, _ = run_check(happac_bin, "--host", ADDR_SCRIPTED, "--port", str(agent.port))
     finally:
         agent.stop()
     assert (r.returncode, r.stdout) == (rc, printed), r.stderr
@@ -125,8 +125,8 @@ def test_reply_words(check_subcommand, reply, rc, printed):
     (["-z"], "-z"),
     (["extra"], "extra"),
 ])
-def test_bad_arguments_exit_2_with_one_line(check_subcommand, args, names):
-    r, _ = run_check(check_subcommand, *args)
+def test_bad_arguments_exit_2_with_one_line(happac_bin, args, names):
+    r, _ = run_check(happac_bin, *args)
     assert r.returncode == 2
     assert r.stdout == ""
     lines = r.stderr.splitlines()
@@ -134,8 +134,8 @@ def test_bad_arguments_exit_2_with_one_line(check_subcommand, args, names):
     assert names in lines[0], "the message names the option: %r" % lines[0]
 
 
-def test_help(check_subcommand):
-    r, _ = run_check(check_subcommand, "--help")
+def test_help(happac_bin):
+    r, _ = run_check(happac_bin, "--help")
     assert r.returncode == 0 and r.stderr == ""
     for word in ("Usage: happac check", "--host", "--port", "--timeout", "Exit status"):
         assert word in r.stdout

@@ -23,6 +23,7 @@ import urllib.parse
 
 import pytest
 
+import files
 import ops_procs
 from ops_procs import ADDR_CONSUL, REPO, clean_env, free_port
 
@@ -50,20 +51,8 @@ def go_duration(s):
 
 
 def env_file(path):
-    """KEY="value" lines as systemd's EnvironmentFile= reads them (the subset
-    our files use: comments, blank lines, optional double quotes)."""
-    out = {}
     with open(path) as f:
-        for line in f:
-            line = line.strip()
-            if not line or line[0] in "#;":
-                continue
-            k, v = line.split("=", 1)
-            v = v.strip()
-            if len(v) >= 2 and v[0] == v[-1] == '"':
-                v = v[1:-1]
-            out[k.strip()] = v
-    return out
+        return files.env_file(f.read())
 
 
 # --------------------------------------------------------------------------
@@ -200,44 +189,45 @@ def _enter(scenario, patroni, pgb, inst):
         h.wait_line(want)
 
 
-@pytest.mark.parametrize("scenario", list(SCENARIOS))
-def test_http_checks(http_listen, backends, happac, scenario):
-    doc = load(os.path.join(CONSUL_DIR, "happac-http.json"))
-    patroni, pgb, inst = _start_node(backends, happac, with_http=True)
+def _each_check(name, backends, happac, scenario, with_http):
+    """A node in `scenario`; (service, its happac, check) for every check of
+    the Consul example `name`."""
+    doc = load(os.path.join(CONSUL_DIR, name))
+    patroni, pgb, inst = _start_node(backends, happac, with_http=with_http)
     _enter(scenario, patroni, pgb, inst)
     for svc in doc["services"]:
-        h = inst[svc["name"]]
         for chk in svc["checks"]:
-            u = urllib.parse.urlsplit(chk["http"])
-            url = urllib.parse.urlunsplit(
-                (u.scheme, "%s:%d" % (ADDR, h.http_port), u.path, u.query, ""))
-            status, output = consul_http_check(url, chk.get("method", "GET"),
-                                               go_duration(chk.get("timeout", "10s")))
-            assert status == SCENARIOS[scenario][svc["name"]], (svc["name"], output)
-            line = h.query().decode()
-            assert output == line, "the body is the agent's line"
+            yield svc, inst[svc["name"]], chk
 
 
 @pytest.mark.parametrize("scenario", list(SCENARIOS))
-def test_script_checks(check_subcommand, backends, happac, scenario):
-    doc = load(os.path.join(CONSUL_DIR, "happac-script.json"))
-    patroni, pgb, inst = _start_node(backends, happac, with_http=False)
-    _enter(scenario, patroni, pgb, inst)
-    for svc in doc["services"]:
-        h = inst[svc["name"]]
-        for chk in svc["checks"]:
-            args = [check_subcommand] + list(chk["args"][1:])
-            args[args.index("--host") + 1] = h.addr
-            args[args.index("--port") + 1] = str(h.port)
-            status, output = consul_script_check(args, go_duration(chk.get("timeout", "30s")))
-            assert status == SCENARIOS[scenario][svc["name"]], (svc["name"], output)
-            assert output.splitlines()[0] == h.query().decode().rstrip("\n")
+def test_http_checks(backends, happac, scenario):
+    for svc, h, chk in _each_check("happac-http.json", backends, happac, scenario, True):
+        u = urllib.parse.urlsplit(chk["http"])
+        url = urllib.parse.urlunsplit(
+            (u.scheme, "%s:%d" % (ADDR, h.http_port), u.path, u.query, ""))
+        status, output = consul_http_check(url, chk.get("method", "GET"),
+                                           go_duration(chk.get("timeout", "10s")))
+        assert status == SCENARIOS[scenario][svc["name"]], (svc["name"], output)
+        line = h.query().decode()
+        assert output == line, "the body is the agent's line"
 
 
-def test_script_check_against_a_stopped_agent_is_critical(check_subcommand):
+@pytest.mark.parametrize("scenario", list(SCENARIOS))
+def test_script_checks(happac_bin, backends, happac, scenario):
+    for svc, h, chk in _each_check("happac-script.json", backends, happac, scenario, False):
+        args = [happac_bin] + list(chk["args"][1:])
+        args[args.index("--host") + 1] = h.addr
+        args[args.index("--port") + 1] = str(h.port)
+        status, output = consul_script_check(args, go_duration(chk.get("timeout", "30s")))
+        assert status == SCENARIOS[scenario][svc["name"]], (svc["name"], output)
+        assert output.splitlines()[0] == h.query().decode().rstrip("\n")
+
+
+def test_script_check_against_a_stopped_agent_is_critical(happac_bin):
     doc = load(os.path.join(CONSUL_DIR, "happac-script.json"))
     chk = doc["services"][0]["checks"][0]
-    args = [check_subcommand] + list(chk["args"][1:])
+    args = [happac_bin] + list(chk["args"][1:])
     args[args.index("--host") + 1] = ADDR
     args[args.index("--port") + 1] = str(free_port(ADDR))
     status, output = consul_script_check(args, go_duration(chk["timeout"]))
@@ -270,7 +260,7 @@ def _run_file_checks(path, inst):
     return out
 
 
-def test_drain_and_maint_are_not_passing(http_listen, check_subcommand, backends, happac,
+def test_drain_and_maint_are_not_passing(happac_bin, backends, happac,
                                          tmp_path):
     """`up drain` and `up maint` are up for HAProxy but out of its rotation:
     neither Consul check may list such a node. The replica service of a

@@ -4,11 +4,11 @@ README's table, every exit status and signal."""
 
 import os
 import re
-import shutil
 import subprocess
 
 import pytest
 
+from harness import require_tool
 from ops_procs import REPO, clean_env
 
 MAN = os.path.join(REPO, "man", "happac.8")
@@ -16,10 +16,7 @@ MAN = os.path.join(REPO, "man", "happac.8")
 
 @pytest.fixture(scope="module")
 def groff():
-    path = shutil.which("groff")
-    if not path:
-        pytest.skip("groff is not installed (Debian package groff-base)")
-    return path
+    return require_tool("groff", "groff-base")
 
 
 @pytest.fixture(scope="module")
@@ -37,9 +34,7 @@ def test_groff_has_no_warnings(groff):
 
 
 def test_man_renders():
-    man = shutil.which("man")
-    if not man:
-        pytest.skip("man is not installed (Debian package man-db)")
+    man = require_tool("man", "man-db")
     r = subprocess.run([man, "--warnings", "-l", MAN], capture_output=True, text=True,
                        timeout=30, env=dict(clean_env(), MANWIDTH="80", MANPAGER="cat",
                                             PAGER="cat", LC_ALL="C.UTF-8"))
@@ -58,8 +53,8 @@ def test_every_daemon_option_is_documented(rendered, happac_help):
     assert not missing, "options in --help but not in happac(8): %s" % missing
 
 
-def test_every_check_option_is_documented(rendered, check_subcommand):
-    r = subprocess.run([check_subcommand, "check", "--help"], capture_output=True, text=True,
+def test_every_check_option_is_documented(rendered, happac_bin):
+    r = subprocess.run([happac_bin, "check", "--help"], capture_output=True, text=True,
                        timeout=10, env=clean_env())
     opts = _options(r.stdout)
     assert {"--host", "--port", "--timeout", "--help"} <= opts

@@ -8,19 +8,16 @@ own option parser, a JSON parser. Run with Debian's interpreter:
 """
 
 import os
-import shutil
 import subprocess
 import sys
 
 import pytest
 
+from harness import require_tool  # noqa: E402
+
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # any import mode
 
 from recipe_util import happac_path  # noqa: E402
-
-# The suite runs as root; happac refuses root unless told (HAPPAC_RUN_AS_ROOT).
-os.environ.setdefault("HAPPAC_RUN_AS_ROOT", "1")
-
 
 @pytest.fixture(scope="session", autouse=True)
 def happac_bin():
@@ -37,7 +34,4 @@ def happac_bin():
 
 @pytest.fixture(scope="session")
 def haproxy_bin():
-    path = shutil.which("haproxy") or "/usr/sbin/haproxy"
-    if not os.access(path, os.X_OK):
-        pytest.skip("haproxy is not installed (Debian package haproxy; make deps)")
-    return path
+    return require_tool("haproxy", "haproxy; make deps", fallback="/usr/sbin/haproxy")

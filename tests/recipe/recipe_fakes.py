@@ -3,7 +3,7 @@
 A FakeNode listens on its own loopback address with the ports the recipe
 was generated for: PgBouncer and PostgreSQL (each sends a banner naming node
 and service, so a client through HAProxy sees where it landed), Patroni's
-REST API (200/503 for /primary and /replica by role), and two agents that
+REST API (tests/lib/standin.py: 200/503 by role), and two agents that
 answer like happac's primary and replica profiles. The HAProxy side is real:
 these fakes exist to prove the generated routing (agent words, nbsrv()
 fallbacks, the read listener), not happac's probes, which the integration
@@ -11,9 +11,9 @@ and cluster tests cover with the real servers.
 """
 
 import socket
-import socketserver
-import threading
 import time
+
+from standin import Listener, PatroniStandin
 
 
 def _family(addr):
@@ -53,47 +53,6 @@ def pick_ports(addrs, count):
     raise RuntimeError("no free ports on %s" % addrs)
 
 
-class _Server(socketserver.ThreadingTCPServer):
-    allow_reuse_address = True
-    daemon_threads = True
-
-    def __init__(self, addr, port, respond):
-        self.address_family = _family(addr)
-        self.respond = respond
-        super().__init__((addr, port), _Handler)
-
-
-class _Handler(socketserver.BaseRequestHandler):
-    def handle(self):
-        self.request.settimeout(2)
-        try:
-            self.server.respond(self.request)
-        except OSError:
-            pass
-
-
-class Listener:
-    """One TCP service that can be stopped (connection refused) and restarted."""
-
-    def __init__(self, addr, port, respond):
-        self.addr, self.port, self.respond = addr, port, respond
-        self.server = None
-
-    def start(self):
-        if self.server:
-            return
-        self.server = _Server(self.addr, self.port, self.respond)
-        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
-                         daemon=True).start()
-
-    def stop(self):
-        if not self.server:
-            return
-        self.server.shutdown()
-        self.server.server_close()
-        self.server = None
-
-
 def _banner(text):
     def respond(conn):
         conn.sendall(text.encode() + b"\n")
@@ -104,14 +63,23 @@ class FakeNode:
     """role: 'primary' or 'replica'; pgbouncer_up: PgBouncer listening."""
 
     def __init__(self, name, addr, ports, role):
-        self.name, self.addr, self.role = name, addr, role
+        self.name, self.addr, self._role = name, addr, role
         self.listeners = {
             "pgbouncer": Listener(addr, ports["pgbouncer"], _banner(name + "/pgbouncer")),
             "postgres": Listener(addr, ports["postgres"], _banner(name + "/postgres")),
-            "patroni": Listener(addr, ports["patroni"], self._patroni),
+            "patroni": PatroniStandin(addr, role, ports["patroni"]),
             "agent": Listener(addr, ports["agent"], self._agent("primary")),
             "replica_agent": Listener(addr, ports["replica_agent"], self._agent("replica")),
         }
+
+    @property
+    def role(self):
+        return self._role
+
+    @role.setter
+    def role(self, role):
+        self._role = role
+        self.listeners["patroni"].role = role
 
     @property
     def pgbouncer_up(self):
@@ -131,17 +99,6 @@ class FakeNode:
     def stop(self):
         for listener in self.listeners.values():
             listener.stop()
-
-    def _patroni(self, conn):
-        request = b""
-        while b"\r\n\r\n" not in request and len(request) < 8192:
-            chunk = conn.recv(4096)
-            if not chunk:
-                break
-            request += chunk
-        path = request.split(b" ")[1].decode() if request.count(b" ") >= 2 else "/"
-        ok = path.split("?")[0].strip("/") == self.role
-        conn.sendall(b"HTTP/1.0 200 OK\r\n\r\n" if ok else b"HTTP/1.0 503 Service Unavailable\r\n\r\n")
 
     def _agent(self, profile):
         def respond(conn):

@@ -5,15 +5,15 @@ documented in a live HAProxy in front of fake nodes."""
 import os
 import re
 import shlex
-import shutil
-import socket
 import subprocess
 import time
 
 import pytest
 
+from harness import require_tool
 from recipe_util import REPO, recipe, run
 import recipe_fakes as fakes
+import agentcheck
 
 NODE_SETS = {
     "ipv4": ["node1=10.0.0.11", "node2=10.0.0.12", "node3=10.0.0.13"],
@@ -232,8 +232,7 @@ def test_shape_matches_hand_written(scenario, port):
     haproxy/scenario-X.cfg, so the cluster harness can run on generated
     configurations. The one intended difference is rise 1 (theirs: 2)."""
     path = os.path.join(REPO, "haproxy", "scenario-%s.cfg" % scenario)
-    if not os.path.exists(path):
-        pytest.skip("%s is not there" % path)
+    assert os.path.exists(path), "%s is missing from the repository" % path
     with open(path) as f:
         hand = f.read()
     gen = recipe("haproxy", "--scenario", scenario, "--bind", "127.0.0.1:%d" % port,
@@ -263,9 +262,7 @@ def test_comment_repeats_the_command(extra):
 def test_systemd_lines_are_valid_for_systemd(tmp_path):
     """The header's drop-in, added to Debian's haproxy.service, passes systemd-analyze
     verify without a word (an escape systemd does not know would show here)."""
-    analyze = shutil.which("systemd-analyze")
-    if not analyze:
-        pytest.skip("systemd-analyze is not installed (Debian package systemd)")
+    analyze = require_tool("systemd-analyze", "systemd")
     debian_unit = "/lib/systemd/system/haproxy.service"
     text = recipe("haproxy", "--scenario", "c", "--node", "a=10.0.0.1", "--full",
                   "--server-state-file", "/srv/haproxy/state",
@@ -376,16 +373,7 @@ class Lab:
         return out
 
     def show_stat(self):
-        with socket.socket(socket.AF_UNIX) as c:
-            c.settimeout(2)
-            c.connect(str(self.sock))
-            c.sendall(b"show stat\n")
-            data = b""
-            while True:
-                chunk = c.recv(65536)
-                if not chunk:
-                    break
-                data += chunk
+        data = agentcheck.talk(str(self.sock), b"show stat\n", timeout=2)[0]
         lines = data.decode().splitlines()
         fields = lines[0][2:].split(",")
         rows = [dict(zip(fields, l.split(","))) for l in lines[1:] if l]

@@ -5,11 +5,11 @@ the recipe was asked for."""
 
 import os
 import re
-import shutil
 import subprocess
 
 import pytest
 
+from harness import require_tool
 from recipe_util import REPO, clean_env, happac_path, recipe, run
 
 ENV_FILE = "/etc/haproxy/happac.env"
@@ -119,9 +119,7 @@ def test_env_file_keeps_the_config_file_in_charge(tmp_path):
 
 
 def test_unit_is_valid_for_systemd(tmp_path):
-    analyze = shutil.which("systemd-analyze")
-    if not analyze:
-        pytest.skip("systemd-analyze is not installed (Debian package systemd)")
+    analyze = require_tool("systemd-analyze", "systemd")
     for options in (["-h", "127.0.0.1", "-r", "6432"], ["-h", "::1", "-r", "6432", "-p", "555"]):
         unit = tmp_path / "happac.service"
         unit.write_text(recipe("systemd", "--unit", "--bin", happac_path(), *options,
@@ -155,8 +153,7 @@ def test_unit_matches_systemd_dir():
     where happac is installed (/usr/bin from the package, /usr/local/bin from
     make install): a change to one must reach the other."""
     path = os.path.join(REPO, "systemd", "happac.service")
-    if not os.path.exists(path):
-        pytest.skip("%s is not there" % path)
+    assert os.path.exists(path), "%s is missing from the repository" % path
     with open(path) as f:
         hand = unit_directives(f.read())
     gen = unit_directives(recipe("systemd", "--unit", "--bin", "/usr/local/bin/happac",
@@ -169,8 +166,7 @@ def test_unit_matches_systemd_dir():
 def test_env_file_matches_systemd_dir():
     """For the defaults, the variables are those of systemd/happac.env."""
     path = os.path.join(REPO, "systemd", "happac.env")
-    if not os.path.exists(path):
-        pytest.skip("%s is not there" % path)
+    assert os.path.exists(path), "%s is missing from the repository" % path
     with open(path) as f:
         hand = parse_env_file(f.read())
     gen = parse_env_file(recipe("systemd", "--env", "-h", "127.0.0.1", "-r", "6432",

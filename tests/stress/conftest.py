@@ -4,15 +4,13 @@ The test process raises its RLIMIT_NOFILE soft limit to the hard limit at
 import: the flood clients and happac itself (started from here) inherit it.
 """
 
-import os
 import resource
-import shutil
 import socket
-import tempfile
 
 import pytest
 
 import stresslib as sl
+from harness import call_failed, require_executable, scratch_dir, stop_daemons
 
 _soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
 NOFILE = min(_hard, 1 << 16)
@@ -20,24 +18,11 @@ if _soft < NOFILE:
     resource.setrlimit(resource.RLIMIT_NOFILE, (NOFILE, _hard))
 
 
-@pytest.hookimpl(tryfirst=True, hookwrapper=True)
-def pytest_runtest_makereport(item, call):
-    outcome = yield
-    rep = outcome.get_result()
-    setattr(item, "rep_" + rep.when, rep)
-
-
-def _failed(request):
-    rep = getattr(request.node, "rep_call", None)
-    return rep is not None and rep.failed
-
-
 @pytest.fixture(scope="session")
 def workdir():
-    path = sl.happac_bin()
-    if not (os.path.isfile(path) and os.access(path, os.X_OK)):
-        pytest.exit("happac binary not found at %s: run `make build` or set HAPPAC_BIN" % path,
-                    returncode=2)
+    missing = require_executable(sl.happac_bin())
+    if missing:
+        pytest.exit(missing, returncode=2)
     for a in [sl.AGENT_ADDR, sl.BACKEND_ADDR] + sl.CLIENT_ADDRS:
         s = socket.socket()
         try:
@@ -47,14 +32,9 @@ def workdir():
                         returncode=2)
         finally:
             s.close()
-    d = tempfile.mkdtemp(prefix="happac-stress-")
-    os.chmod(d, 0o755)  # happac runs as nobody (stresslib.drop_to_nobody)
-    yield d
-    sl.stop_all()
-    if os.environ.get("HAPPAC_KEEP_TMP"):
-        print("kept test files in", d)
-    else:
-        shutil.rmtree(d, ignore_errors=True)
+    # 0755: happac runs as nobody (stresslib.drop_to_nobody)
+    with scratch_dir("happac-stress-") as d:
+        yield d
 
 
 @pytest.fixture(scope="session")
@@ -113,14 +93,8 @@ def happac(workdir, standins, request):
         return h
 
     yield start
-    failed = _failed(request)
-    bad = []
-    for h in started:
-        was_alive = h.alive()
-        rc = h.stop()
-        if failed or rc != 0:
-            print("---- happac %s (exit %s) log:\n%s" % (" ".join(h.args), rc, _squeeze(h.log())))
+    def judge(h, rc, _log, was_alive):
         if was_alive and rc != 0:
-            bad.append(rc)
-    if bad and not failed:
-        pytest.fail("happac did not exit cleanly on SIGTERM: exit status %s" % bad)
+            return "happac did not exit cleanly on SIGTERM: exit status %s" % rc
+        return None
+    stop_daemons(started, call_failed(request), judge, show=_squeeze)

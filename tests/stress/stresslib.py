@@ -10,21 +10,21 @@ atexit and SIGTERM stop them by pid (process group). Readiness is always a
 signal polled against a deadline, never a fixed sleep.
 """
 
-import atexit
 import functools
 import json
 import os
 import re
-import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
 
+import agentcheck
+import harness
+from harness import PYTHON, REPO, happac_bin, poll_until, port_free  # noqa: F401
+
 HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(os.path.dirname(HERE))
-PYTHON = "/usr/bin/python3"
 
 AGENT_ADDR = "127.0.0.51"
 AGENT_PORT = 5555
@@ -37,12 +37,6 @@ FLOOR_PORT = 5556                    # bench/floor, beside happac (test_flood)
 CLIENT_ADDRS = ["127.0.0.%d" % i for i in range(53, 60)]
 CHECK_SRC = CLIENT_ADDRS[0]          # the well-behaved checker
 HOSTILE_SRCS = CLIENT_ADDRS[1:]      # everybody else
-
-_live = []
-
-
-def happac_bin():
-    return os.environ.get("HAPPAC_BIN") or os.path.join(REPO, "bin", "happac")
 
 
 @functools.lru_cache(maxsize=None)
@@ -66,107 +60,16 @@ def assert_rss(ok, message):
         assert ok, message
 
 
-def poll_until(pred, timeout, step=0.005, what="condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        val = pred()
-        if val:
-            return val
-        if time.monotonic() >= deadline:
-            raise TimeoutError("timed out after %.1fs waiting for %s" % (timeout, what))
-        time.sleep(step)
-
-
-def port_free(addr, port):
-    s = socket.socket()
-    try:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        s.bind((addr, port))
-        return True
-    except OSError:
-        return False
-    finally:
-        s.close()
-
-
 def clean_env(extra=None):
-    """The environment for children: no HAPPAC_* (happac reads them as
-    options), no JOURNAL_STREAM (log format), plus extra."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("HAPPAC_") and k != "JOURNAL_STREAM" and k != "NOTIFY_SOCKET"}
-    env.update(extra or {})
-    return env
+    """The environment for children (harness.clean_env): happac here runs
+    as nobody, not as root."""
+    return harness.clean_env(extra)
 
 
-class Proc:
-    """A child in its own session; stdout/stderr to a log file unless piped."""
-
-    def __init__(self, name, argv, log_path, env=None, stdout=None, preexec_fn=None):
-        self.name = name
-        self.argv = list(argv)
-        self.log_path = log_path
-        self._log = open(log_path, "ab")
-        self.popen = subprocess.Popen(
-            self.argv, stdin=subprocess.DEVNULL,
-            stdout=stdout if stdout is not None else self._log,
-            stderr=self._log, env=env if env is not None else clean_env(),
-            start_new_session=True, preexec_fn=preexec_fn)
-        self.pid = self.popen.pid
-        _live.append(self)
-
-    def alive(self):
-        return self.popen.poll() is None
-
-    def log(self):
-        try:
-            with open(self.log_path, "rb") as f:
-                return f.read().decode("utf-8", "replace")
-        except OSError:
-            return ""
-
-    def stop(self, sig=signal.SIGTERM, timeout=10.0):
-        try:
-            if self.alive():
-                try:
-                    os.killpg(self.pid, sig)
-                except ProcessLookupError:
-                    pass
-                try:
-                    self.popen.wait(timeout=timeout)
-                except subprocess.TimeoutExpired:
-                    pass
-            try:
-                os.killpg(self.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
-            try:
-                self.popen.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                pass
-        finally:
-            if self in _live:
-                _live.remove(self)
-            self._log.close()
-        return self.popen.returncode
-
-
-def stop_all():
-    for p in list(reversed(_live)):
-        try:
-            p.stop(timeout=5)
-        except Exception:  # noqa: BLE001 - best effort at exit
-            pass
-
-
-atexit.register(stop_all)
-
-
-def _sigterm(_signo, _frame):
-    raise KeyboardInterrupt("SIGTERM")
-
-
-if signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):
-    signal.signal(signal.SIGTERM, _sigterm)
+def Proc(name, argv, log_path, env=None, stdout=None, preexec_fn=None):
+    """harness.Proc with this suite's clean environment by default."""
+    return harness.Proc(name, argv, log_path, env=env if env is not None else clean_env(),
+                        stdout=stdout, preexec_fn=preexec_fn)
 
 
 # --------------------------------------------------------------------------
@@ -194,28 +97,11 @@ def fd_count(pid):
 
 def agent_check(addr=AGENT_ADDR, port=AGENT_PORT, timeout=2.0, src=CHECK_SRC):
     """One well-behaved check: (reply bytes, seconds connect->EOF)."""
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    s.settimeout(timeout)
-    try:
-        s.bind((src, 0))
-        t0 = time.monotonic()
-        s.connect((addr, port))
-        buf = b""
-        while len(buf) < 65536:
-            b = s.recv(4096)
-            if not b:
-                break
-            buf += b
-        return buf, time.monotonic() - t0
-    finally:
-        s.close()
+    return agentcheck.query(port, addr, timeout, src)
 
 
-def try_check(**kw):
-    try:
-        return agent_check(**kw)[0]
-    except OSError:
-        return None
+def try_check(addr=AGENT_ADDR, port=AGENT_PORT, timeout=2.0, src=CHECK_SRC):
+    return agentcheck.try_query(port, addr, timeout, src)
 
 
 def wait_line(pred, timeout, what, step=0.01, **kw):
@@ -487,6 +373,18 @@ def start_flood(workdir, mode, count, hold=5.0, sources=None, extra=(), ready_fi
     if ready_file:
         argv += ["--ready-file", ready_file]
     return Proc("flood-" + mode, argv, os.path.join(workdir, "flood.log"), stdout=subprocess.PIPE)
+
+
+def peak_fds(h, clients, step):
+    """Sample happac's open descriptors while any of clients runs (and happac
+    lives; three minutes at most: they end on their own well before); the
+    highest count seen."""
+    peak = 0
+    deadline = time.monotonic() + 180
+    while any(c.alive() for c in clients) and h.alive() and time.monotonic() < deadline:
+        peak = max(peak, h.fds())
+        time.sleep(step)
+    return peak
 
 
 def percentile(values, p):

@@ -126,11 +126,7 @@ def test_idle_http_connections_cannot_starve_the_agent(workdir, happac_http):
     checker = sl.start_checker(workdir, 600, 5)
     flood = sl.start_flood(workdir, "hold", 2000, hold=3.0, extra=["--hold-open"],
                            port=sl.HTTP_PORT)
-    peak = 0
-    deadline = time.monotonic() + 180  # both end on their own well before
-    while (flood.alive() or checker.alive()) and h.alive() and time.monotonic() < deadline:
-        peak = max(peak, h.fds())
-        time.sleep(0.01)
+    peak = sl.peak_fds(h, (flood, checker), 0.01)
     fres = sl.finish_json(flood, 60)
     cres = sl.finish_json(checker, 60)
     lat = sl.summarize_latency(cres)

@@ -14,7 +14,6 @@ that does not set LimitNOFILE (see test_http_side_port.py).
 """
 
 import resource
-import time
 
 import stresslib as sl
 
@@ -53,11 +52,7 @@ def test_silent_clients_cannot_exhaust_fds(workdir, happac):
     # queues any one-core server (test_flood.test_10k_connection_burst).
     flood = sl.start_flood(workdir, "hold", 5000, hold=3.0,
                            extra=["--hold-open", "--rate", "5000"])
-    peak = 0
-    deadline = time.monotonic() + 180  # both end on their own well before
-    while (flood.alive() or checker.alive()) and h.alive() and time.monotonic() < deadline:
-        peak = max(peak, h.fds())
-        time.sleep(0.005)
+    peak = sl.peak_fds(h, (flood, checker), 0.005)
     fres = sl.finish_json(flood, 60)
     cres = sl.finish_json(checker, 60)
     lat = sl.summarize_latency(cres)

@@ -2,11 +2,11 @@
 never leave the process, and happac needs no privilege."""
 
 import os
-import socket
 import subprocess
 
 import pytest
 
+import agentcheck
 import stresslib as sl
 
 SECRET = "S3cret-pw-XYZ"
@@ -14,18 +14,8 @@ SSL_SECRET = "S3cret-key-pass-QRS"  # sslpassword: the client key's passphrase
 
 
 def _http_get(path):
-    s = socket.create_connection((sl.AGENT_ADDR, sl.HTTP_PORT), timeout=5)
-    try:
-        s.sendall(b"GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % path.encode())
-        buf = b""
-        while True:
-            b = s.recv(65536)
-            if not b:
-                break
-            buf += b
-        return buf.decode("latin-1")
-    finally:
-        s.close()
+    req = b"GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % path.encode()
+    return agentcheck.talk((sl.AGENT_ADDR, sl.HTTP_PORT), req)[0].decode("latin-1")
 
 
 def test_password_never_leaves_the_process(workdir, happac):

@@ -5,6 +5,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "unit.h"
+
 #include "acl.h"
 
 #include <arpa/inet.h>
@@ -97,14 +99,7 @@ static void test_zero_prefix_and_bad_input(void **state)
 	assert_int_equal(acl_parse("", &e, err, sizeof(err)), -1);
 }
 
-int main(void)
-{
-	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_empty_allows_all),
-		cmocka_unit_test(test_ipv4_blocks),
-		cmocka_unit_test(test_ipv6_blocks),
-		cmocka_unit_test(test_zero_prefix_and_bad_input),
-	};
-
-	return cmocka_run_group_tests(tests, NULL, NULL);
-}
+UNIT_MAIN(cmocka_unit_test(test_empty_allows_all),
+	  cmocka_unit_test(test_ipv4_blocks),
+	  cmocka_unit_test(test_ipv6_blocks),
+	  cmocka_unit_test(test_zero_prefix_and_bad_input))

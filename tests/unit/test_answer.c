@@ -5,6 +5,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "unit.h"
+
 #include "answer.h"
 
 #include <stdio.h>
@@ -174,14 +176,7 @@ static void test_new_endpoint_same_name_settles(void **state)
 	answer_free(w.a);
 }
 
-int main(void)
-{
-	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_new_rule_same_name_settles),
-		cmocka_unit_test(test_same_rule_keeps_hold_state),
-		cmocka_unit_test(test_settling_continues_across_unchanged_reload),
-		cmocka_unit_test(test_new_endpoint_same_name_settles),
-	};
-
-	return cmocka_run_group_tests(tests, NULL, NULL);
-}
+UNIT_MAIN(cmocka_unit_test(test_new_rule_same_name_settles),
+	  cmocka_unit_test(test_same_rule_keeps_hold_state),
+	  cmocka_unit_test(test_settling_continues_across_unchanged_reload),
+	  cmocka_unit_test(test_new_endpoint_same_name_settles))

@@ -6,6 +6,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "unit.h"
+
 #include "patroni_json.h"
 
 #include <string.h>
@@ -120,15 +122,8 @@ static void test_not_json(void **state)
 	assert_int_equal(patroni_json_parse("{\"a\":1}\0{", 9, &j, err, sizeof(err)), -1);
 }
 
-int main(void)
-{
-	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_primary_3x),
-		cmocka_unit_test(test_replica_tags_sync_pause),
-		cmocka_unit_test(test_patroni_4_quorum_standby),
-		cmocka_unit_test(test_other_roles),
-		cmocka_unit_test(test_not_json),
-	};
-
-	return cmocka_run_group_tests(tests, NULL, NULL);
-}
+UNIT_MAIN(cmocka_unit_test(test_primary_3x),
+	  cmocka_unit_test(test_replica_tags_sync_pause),
+	  cmocka_unit_test(test_patroni_4_quorum_standby),
+	  cmocka_unit_test(test_other_roles),
+	  cmocka_unit_test(test_not_json))
