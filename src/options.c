@@ -3,6 +3,7 @@
 
 #include "acl.h"
 #include "profile_config.h"
+#include "util.h"
 
 #include <unistd.h>
 
@@ -221,12 +222,13 @@ int options_parse_port(const char *s, int *port)
 static char *options_unbracket(const char *s)
 {
 	size_t n = strlen(s);
+	char *copy = malloc(n + 1);
 
-	if (n >= 2 && s[0] == '[' && s[n - 1] == ']')
-		return strndup(s + 1, n - 2);
-	if (strchr(s, '[') || strchr(s, ']'))
+	if (copy && util_unbracket(s, n, copy, n + 1) < 0) {
+		free(copy);
 		return NULL;
-	return strdup(s);
+	}
+	return copy;
 }
 
 static int options_valid_host(const char *h)
@@ -261,10 +263,9 @@ static int options_apply_hostport(struct options *o, const struct options_def *d
 				  const char *value, char *err, size_t errlen)
 {
 	unsigned char buf[sizeof(struct in6_addr)];
-	const char *given = value, *colon = strrchr(value, ':');
+	const char *given = value, *portstr;
 	char addr[64];
-	int port;
-	size_t alen;
+	int port, bracketed;
 
 	if (*value == '\0') {
 		free(o->http_listen);
@@ -273,19 +274,9 @@ static int options_apply_hostport(struct options *o, const struct options_def *d
 		o->http_port = 0;
 		return 0;
 	}
-	if (!colon || options_parse_port(colon + 1, &port) != 0)
+	portstr = util_split_hostport(value, addr, sizeof(addr), &bracketed);
+	if (!portstr || options_parse_port(portstr, &port) != 0 || !*addr)
 		goto bad;
-	alen = (size_t)(colon - value);
-	if (alen >= 2 && value[0] == '[' && value[alen - 1] == ']') {
-		value++;
-		alen -= 2;
-	} else if (memchr(value, ':', alen)) {
-		goto bad; /* IPv6 needs brackets to tell the port apart */
-	}
-	if (alen == 0 || alen >= sizeof(addr))
-		goto bad;
-	memcpy(addr, value, alen);
-	addr[alen] = '\0';
 	if (inet_pton(AF_INET, addr, buf) != 1 && inet_pton(AF_INET6, addr, buf) != 1)
 		goto bad;
 	free(o->http_listen);

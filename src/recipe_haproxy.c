@@ -4,7 +4,8 @@
  * The sections keep the names and the shape of haproxy/scenario-*.cfg, so
  * that the cluster harness can run the failure matrix on generated
  * configurations: what the tests prove is what users get. */
-#include "recipe.h"
+#include "recipe_util.h"
+#include "util.h"
 
 #include <ctype.h>
 #include <getopt.h>
@@ -30,45 +31,40 @@ int recipe_haproxy_parse_node(const char *arg, struct recipe_node *n, char *err,
 {
 	const char *eq = strchr(arg, '=');
 	const char *addr;
-	size_t nlen, alen;
+	size_t nlen;
+	int bracketed;
 
 	memset(n, 0, sizeof(*n));
 	if (!eq) {
-		recipe_errf(err, errlen,
+		recipe_util_errf(err, errlen,
 			    "--node: '%s' is not NAME=ADDR (e.g. node1=10.0.0.11)", arg);
 		return -1;
 	}
 	nlen = (size_t)(eq - arg);
 	if (nlen == 0 || nlen >= sizeof(n->name)) {
-		recipe_errf(err, errlen, "--node: '%s' needs a NAME of 1-%zu characters before '='",
+		recipe_util_errf(err, errlen, "--node: '%s' needs a NAME of 1-%zu characters before '='",
 			    arg, sizeof(n->name) - 1);
 		return -1;
 	}
 	memcpy(n->name, arg, nlen);
 	n->name[nlen] = '\0';
-	if (!recipe_valid_name(n->name, sizeof(n->name))) {
-		recipe_errf(err, errlen,
+	if (!recipe_util_valid_name(n->name, sizeof(n->name))) {
+		recipe_util_errf(err, errlen,
 			    "--node: invalid name '%s' in '%s' (letters, digits, '.', '_', '-'; starting with a letter or digit)",
 			    n->name, arg);
 		return -1;
 	}
 	addr = eq + 1;
-	alen = strlen(addr);
-	if (alen >= 2 && addr[0] == '[' && addr[alen - 1] == ']') {
-		addr++;
-		alen -= 2;
-	}
-	if (alen == 0 || alen >= sizeof(n->addr))
+	bracketed = util_unbracket(addr, strlen(addr), n->addr, sizeof(n->addr));
+	if (bracketed < 0 || !n->addr[0])
 		goto bad_addr;
-	memcpy(n->addr, addr, alen);
-	n->addr[alen] = '\0';
-	if (recipe_host_family(n->addr, 1, &n->family) != 0)
+	if (recipe_util_host_family(n->addr, 1, &n->family) != 0)
 		goto bad_addr;
-	if (addr != eq + 1 && n->family != RECIPE_FAMILY_IPV6)
+	if (bracketed && n->family != RECIPE_FAMILY_IPV6)
 		goto bad_addr; /* brackets around something else */
 	return 0;
 bad_addr:
-	recipe_errf(err, errlen,
+	recipe_util_errf(err, errlen,
 		    "--node: invalid address '%s' in '%s' (an IPv4 or IPv6 address or a DNS name; %s)",
 		    eq + 1, arg,
 		    strchr(eq + 1, ':') && !strchr(eq + 1, '[') && strchr(eq + 1, '.')
@@ -151,7 +147,7 @@ static int recipe_haproxy_ports_distinct(const struct recipe_haproxy *r, char *e
 	for (size_t i = 0; i < n; i++)
 		for (size_t j = i + 1; j < n; j++)
 			if (p[i].used && p[j].used && p[i].port == p[j].port) {
-				recipe_errf(err, errlen,
+				recipe_util_errf(err, errlen,
 					    "%s and %s are both %d: each service on a node needs its own port",
 					    p[i].opt, p[j].opt, p[i].port);
 				return -1;
@@ -163,35 +159,35 @@ static int recipe_haproxy_check(struct recipe_haproxy *r, int scenario_set,
 				int replica_bind_set, char *err, size_t errlen)
 {
 	if (!scenario_set) {
-		recipe_errf(err, errlen, "--scenario is required (a, b or c; see --help)");
+		recipe_util_errf(err, errlen, "--scenario is required (a, b or c; see --help)");
 		return -1;
 	}
 	if (r->node_count == 0) {
-		recipe_errf(err, errlen,
+		recipe_util_errf(err, errlen,
 			    "at least one --node NAME=ADDR is required (e.g. --node node1=10.0.0.11)");
 		return -1;
 	}
 	for (int i = 0; i < r->node_count; i++)
 		for (int j = i + 1; j < r->node_count; j++) {
 			if (strcmp(r->nodes[i].name, r->nodes[j].name) == 0) {
-				recipe_errf(err, errlen, "--node: name '%s' is given twice",
+				recipe_util_errf(err, errlen, "--node: name '%s' is given twice",
 					    r->nodes[i].name);
 				return -1;
 			}
 			if (strcmp(r->nodes[i].addr, r->nodes[j].addr) == 0) {
-				recipe_errf(err, errlen,
+				recipe_util_errf(err, errlen,
 					    "--node: address '%s' is given twice (%s and %s)",
 					    r->nodes[i].addr, r->nodes[i].name, r->nodes[j].name);
 				return -1;
 			}
 		}
 	if (r->stats_socket[0] && !r->full) {
-		recipe_errf(err, errlen,
+		recipe_util_errf(err, errlen,
 			    "--stats-socket needs --full (the stats socket belongs to the global section)");
 		return -1;
 	}
 	if (r->server_state_file[0] && !r->full) {
-		recipe_errf(err, errlen,
+		recipe_util_errf(err, errlen,
 			    "--server-state-file needs --full (server-state-file belongs to the global section)");
 		return -1;
 	}
@@ -204,14 +200,14 @@ static int recipe_haproxy_check(struct recipe_haproxy *r, int scenario_set,
 		return 0;
 	if (!replica_bind_set) {
 		if (r->bind.port == 65535) {
-			recipe_errf(err, errlen,
+			recipe_util_errf(err, errlen,
 				    "--bind: port 65535 leaves no next port for the read listener: give --replica-bind");
 			return -1;
 		}
 		r->replica_bind = r->bind;
 		r->replica_bind.port = r->bind.port + 1;
 	} else if (recipe_endpoint_equal(&r->bind, &r->replica_bind)) {
-		recipe_errf(err, errlen, "--replica-bind: the same address and port as --bind");
+		recipe_util_errf(err, errlen, "--replica-bind: the same address and port as --bind");
 		return -1;
 	}
 	return 0;
@@ -286,7 +282,7 @@ enum recipe_parse recipe_haproxy_parse(struct recipe_haproxy *r, int argc, char 
 		switch (c) {
 		case RECIPE_HAPROXY_OPT_SCENARIO:
 			if (strlen(v) != 1 || !strchr("abcABC", v[0])) {
-				recipe_errf(err, errlen, "--scenario: '%s' is not a, b or c", v);
+				recipe_util_errf(err, errlen, "--scenario: '%s' is not a, b or c", v);
 				return RECIPE_PARSE_ERROR;
 			}
 			r->scenario = (enum recipe_scenario)(tolower((unsigned char)v[0]) - 'a');
@@ -294,7 +290,7 @@ enum recipe_parse recipe_haproxy_parse(struct recipe_haproxy *r, int argc, char 
 			break;
 		case RECIPE_HAPROXY_OPT_NODE:
 			if (r->node_count >= RECIPE_MAX_NODES) {
-				recipe_errf(err, errlen, "--node: more than %d nodes", RECIPE_MAX_NODES);
+				recipe_util_errf(err, errlen, "--node: more than %d nodes", RECIPE_MAX_NODES);
 				return RECIPE_PARSE_ERROR;
 			}
 			if (recipe_haproxy_parse_node(v, &r->nodes[r->node_count], err, errlen) != 0)
@@ -302,31 +298,31 @@ enum recipe_parse recipe_haproxy_parse(struct recipe_haproxy *r, int argc, char 
 			r->node_count++;
 			break;
 		case RECIPE_HAPROXY_OPT_AGENT_PORT:
-			if (recipe_parse_port_opt("--agent-port", v, &r->agent_port, err, errlen))
+			if (recipe_util_parse_port_opt("--agent-port", v, &r->agent_port, err, errlen))
 				return RECIPE_PARSE_ERROR;
 			break;
 		case RECIPE_HAPROXY_OPT_REPLICA_AGENT_PORT:
-			if (recipe_parse_port_opt("--replica-agent-port", v, &r->replica_agent_port,
+			if (recipe_util_parse_port_opt("--replica-agent-port", v, &r->replica_agent_port,
 						  err, errlen))
 				return RECIPE_PARSE_ERROR;
 			break;
 		case RECIPE_HAPROXY_OPT_PGBOUNCER_PORT:
-			if (recipe_parse_port_opt("--pgbouncer-port", v, &r->pgbouncer_port, err, errlen))
+			if (recipe_util_parse_port_opt("--pgbouncer-port", v, &r->pgbouncer_port, err, errlen))
 				return RECIPE_PARSE_ERROR;
 			break;
 		case RECIPE_HAPROXY_OPT_POSTGRES_PORT:
-			if (recipe_parse_port_opt("--postgres-port", v, &r->postgres_port, err, errlen))
+			if (recipe_util_parse_port_opt("--postgres-port", v, &r->postgres_port, err, errlen))
 				return RECIPE_PARSE_ERROR;
 			break;
 		case RECIPE_HAPROXY_OPT_PATRONI_PORT:
-			if (recipe_parse_port_opt("--patroni-port", v, &r->patroni_port, err, errlen))
+			if (recipe_util_parse_port_opt("--patroni-port", v, &r->patroni_port, err, errlen))
 				return RECIPE_PARSE_ERROR;
 			break;
 		case RECIPE_HAPROXY_OPT_BIND:
 		case RECIPE_HAPROXY_OPT_REPLICA_BIND:
-			if (recipe_parse_hostport(v, 1, c == RECIPE_HAPROXY_OPT_BIND ? &r->bind
+			if (recipe_util_parse_hostport(v, 1, c == RECIPE_HAPROXY_OPT_BIND ? &r->bind
 									    : &r->replica_bind) != 0) {
-				recipe_errf(err, errlen,
+				recipe_util_errf(err, errlen,
 					    "%s: '%s' is not ADDR:PORT (e.g. *:5000, 10.0.0.5:5000, [::]:5000)",
 					    c == RECIPE_HAPROXY_OPT_BIND ? "--bind" : "--replica-bind", v);
 				return RECIPE_PARSE_ERROR;
@@ -341,7 +337,7 @@ enum recipe_parse recipe_haproxy_parse(struct recipe_haproxy *r, int argc, char 
 			break;
 		case RECIPE_HAPROXY_OPT_STATS_SOCKET:
 			if (!recipe_valid_socket_path(v)) {
-				recipe_errf(err, errlen,
+				recipe_util_errf(err, errlen,
 					    "--stats-socket: invalid path '%s' (no quotes, backslashes or control characters)",
 					    v);
 				return RECIPE_PARSE_ERROR;
@@ -350,7 +346,7 @@ enum recipe_parse recipe_haproxy_parse(struct recipe_haproxy *r, int argc, char 
 			break;
 		case RECIPE_HAPROXY_OPT_SERVER_STATE_FILE:
 			if (!recipe_valid_state_path(v)) {
-				recipe_errf(err, errlen,
+				recipe_util_errf(err, errlen,
 					    "--server-state-file: invalid path '%s' (absolute; no quotes, backslashes, '$', spaces or control characters)",
 					    v);
 				return RECIPE_PARSE_ERROR;
@@ -358,8 +354,8 @@ enum recipe_parse recipe_haproxy_parse(struct recipe_haproxy *r, int argc, char 
 			snprintf(r->server_state_file, sizeof(r->server_state_file), "%s", v);
 			break;
 		case RECIPE_HAPROXY_OPT_NAME:
-			if (!recipe_valid_name(v, sizeof(r->prefix) - 11)) {
-				recipe_errf(err, errlen,
+			if (!recipe_util_valid_name(v, sizeof(r->prefix) - 11)) {
+				recipe_util_errf(err, errlen,
 					    "--name: invalid prefix '%s' (letters, digits, '.', '_', '-'; at most %zu)",
 					    v, sizeof(r->prefix) - 12);
 				return RECIPE_PARSE_ERROR;
@@ -370,10 +366,10 @@ enum recipe_parse recipe_haproxy_parse(struct recipe_haproxy *r, int argc, char 
 			recipe_haproxy_usage(out);
 			return RECIPE_PARSE_HELP;
 		default: /* ':' or '?' */
-			return recipe_getopt_error(c, argv, err, errlen);
+			return recipe_util_getopt_error(c, argv, err, errlen);
 		}
 	}
-	if (recipe_getopt_leftover(argc, argv, err, errlen))
+	if (recipe_util_getopt_leftover(argc, argv, err, errlen))
 		return RECIPE_PARSE_ERROR;
 	if (recipe_haproxy_check(r, scenario_set, replica_bind_set, err, errlen) != 0)
 		return RECIPE_PARSE_ERROR;
@@ -388,7 +384,7 @@ static void recipe_haproxy_bind_arg(const char *opt, const struct recipe_endpoin
 {
 	char hp[RECIPE_HOST_MAX + 16];
 
-	recipe_hostport_str(e->host, e->family, e->port, hp, sizeof(hp));
+	recipe_util_hostport_str(e->host, e->family, e->port, hp, sizeof(hp));
 	fprintf(out, e->family == RECIPE_FAMILY_ANY ? " %s '%s'" : " %s %s", opt, hp);
 }
 
@@ -603,7 +599,7 @@ static void recipe_haproxy_front(const struct recipe_endpoint *bind, FILE *out)
 {
 	char hp[RECIPE_HOST_MAX + 16];
 
-	recipe_hostport_str(bind->host, bind->family, bind->port, hp, sizeof(hp));
+	recipe_util_hostport_str(bind->host, bind->family, bind->port, hp, sizeof(hp));
 	fprintf(out, "    bind %s\n", hp);
 	fputs("    mode tcp\n"
 	      "    # Sessions may idle between transactions; 30 minutes of silence ends one.\n"
@@ -661,7 +657,7 @@ static void recipe_haproxy_back(const struct recipe_haproxy *r, enum recipe_chec
 		const struct recipe_node *n = &r->nodes[i];
 		char hp[RECIPE_HOST_MAX + 16];
 
-		recipe_hostport_str(n->addr, n->family, server_port, hp, sizeof(hp));
+		recipe_util_hostport_str(n->addr, n->family, server_port, hp, sizeof(hp));
 		if (check == RECIPE_CHECK_PATRONI)
 			fprintf(out, "    server %s %s check port %d\n", n->name, hp,
 				r->patroni_port);

@@ -5,7 +5,7 @@
  * so whatever the recipe accepts, happac accepts, and with the same message
  * otherwise. The env file keeps the predecessor's variables, which the
  * unit's ExecStart passes as the predecessor's flags. */
-#include "recipe.h"
+#include "recipe_util.h"
 
 #include "options.h"
 
@@ -142,7 +142,7 @@ static int recipe_systemd_replay(const struct options *o, const struct recipe_se
 	options_init(&sim);
 	got.items = calloc(RECIPE_MAX_SETTINGS, sizeof(*got.items));
 	if (!got.items) {
-		recipe_errf(err, errlen, "out of memory");
+		recipe_util_errf(err, errlen, "out of memory");
 		goto out;
 	}
 	if (o->config_path && *o->config_path &&
@@ -150,7 +150,7 @@ static int recipe_systemd_replay(const struct options *o, const struct recipe_se
 		goto out;
 	for (int i = 0; i < nvars; i++)
 		if (options_set(&sim, vars[i]->name, vars[i]->value, msg, sizeof(msg)) != 0) {
-			recipe_errf(err, errlen,
+			recipe_util_errf(err, errlen,
 				    "--%s: cannot be written as an environment variable (%s): put it "
 				    "in a config file and pass -c FILE", vars[i]->name, msg);
 			goto out;
@@ -158,7 +158,7 @@ static int recipe_systemd_replay(const struct options *o, const struct recipe_se
 	options_each(&sim, recipe_settings_add, &got);
 	for (int i = 0; i < eff->count; i++)
 		if (!recipe_settings_same(eff, &got, eff->items[i].name)) {
-			recipe_errf(err, errlen,
+			recipe_util_errf(err, errlen,
 				    "--%s: these values cannot be one environment variable: put them in "
 				    "a config file (one '%s = ...' line each) and pass -c FILE",
 				    eff->items[i].name, eff->items[i].name);
@@ -188,7 +188,7 @@ static int recipe_systemd_env(const struct options *o, const struct options *bas
 	 * password that comes from the -c file stays there. */
 	if (o->pg_conninfo_has_password &&
 	    (!base_opts->pg_conninfo || strcmp(o->pg_conninfo, base_opts->pg_conninfo) != 0)) {
-		recipe_errf(err, errlen,
+		recipe_util_errf(err, errlen,
 			    "--pg-conninfo holds a password: the env file is no place for it; "
 			    "put it in a passfile (passfile=...) instead");
 		return -1;
@@ -362,7 +362,7 @@ static int recipe_systemd_flags(int argc, char **argv, char **rest, int *nrest, 
 				fprintf(stderr, "happac recipe systemd: option '--bin' needs a value\n");
 				return RECIPE_EXIT_USAGE;
 			}
-			if (!recipe_valid_bin(v)) {
+			if (!recipe_util_valid_bin(v)) {
 				fprintf(stderr, "happac recipe systemd: --bin: '%s' is not an absolute "
 					"path without spaces or quotes\n", v);
 				return RECIPE_EXIT_USAGE;
