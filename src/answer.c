@@ -94,14 +94,14 @@ int answer_update(struct answer *a, const struct profile_inputs *in, const char 
 		struct answer_slot *s = &a->slots[i];
 		char line[VERDICT_LINE_MAX];
 		const char *prev;
-		enum profile_health health;
+		enum profile_health health, was = s->health;
 		size_t len;
 
 		health = profile_evaluate(all, i, &s->state, in, line, sizeof(line), &len);
 		s->health = health;
 		if (a->ready && len == s->len && !memcmp(line, s->line, len))
 			continue;
-		prev = !a->ready ? "none" : s->line[0] == 'u' ? "up" : "down";
+		prev = !a->ready ? "none" : was != PROFILE_HEALTH_DOWN ? "up" : "down";
 		if (i == 0)
 			log_info("verdict %s -> %.*s (%s)", prev, (int)len - 1, line, summary);
 		else

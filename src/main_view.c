@@ -18,6 +18,9 @@
 #include <stdio.h>
 #include <string.h>
 
+_Static_assert(MAIN_PROBE_COUNT <= STATUS_MAX_PROBES && MAIN_PROBE_COUNT <= METRICS_MAX_PROBES,
+	       "the views hold every probe");
+
 const char *const main_view_probe_names[MAIN_PROBE_COUNT] = {
 	[MAIN_PROBE_PATRONI] = "patroni",
 	[MAIN_PROBE_PG] = "pgbouncer",
@@ -90,7 +93,7 @@ static void main_view_status(void *arg, struct evbuffer *out)
 	struct happac *h = arg;
 	struct status_view v;
 	struct verdict_probe vp[MAIN_PROBE_COUNT];
-	char lines[STATUS_MAX_PROBES][VERDICT_LINE_MAX], override[512];
+	char lines[PROFILE_MAX][VERDICT_LINE_MAX], override[512];
 	size_t len;
 
 	memset(&v, 0, sizeof(v));
@@ -110,7 +113,7 @@ static void main_view_status(void *arg, struct evbuffer *out)
 		v.probes[i].in_flight = h->run->probes[i].in_flight;
 	}
 	v.profile_count = answer_count(h->answer);
-	for (int i = 0; i < v.profile_count && i < STATUS_MAX_PROBES; i++) {
+	for (int i = 0; i < v.profile_count && i < PROFILE_MAX; i++) {
 		const struct profile *p = answer_profile(h->answer, i);
 		const char *l = answer_line(h->answer, i, &len);
 
@@ -156,7 +159,7 @@ static void main_view_metrics(void *arg, struct evbuffer *out)
 	v.unknown_profile = as->unknown_profile;
 	v.over_cap = as->evicted + as->over_cap;
 	v.profile_count = answer_count(h->answer);
-	for (int i = 0; i < v.profile_count && i < METRICS_MAX_PROBES; i++) {
+	for (int i = 0; i < v.profile_count && i < PROFILE_MAX; i++) {
 		v.profile_names[i] = answer_profile(h->answer, i)->name;
 		v.profile_up[i] = answer_health(h->answer, i) != PROFILE_HEALTH_DOWN;
 	}
