@@ -27,38 +27,36 @@ const char *const main_view_probe_names[MAIN_PROBE_COUNT] = {
 	[MAIN_PROBE_LEADER] = "patroni-leader",
 };
 
-static const struct probe_report *main_view_report(const struct main_probes *r, int i)
+/* Probe i as the verdict sees it: name and latest report, with where it
+ * goes (target, path for HTTP, host for resolve errors). */
+static struct verdict_probe main_view_probe(const struct main_probes *r, int i,
+					    const char *target, const char *path,
+					    const char *host)
 {
-	return r->probes[i].has_result ? &r->probes[i].last : NULL;
+	return (struct verdict_probe){
+		.name = main_view_probe_names[i],
+		.report = r->probes[i].has_result ? &r->probes[i].last : NULL,
+		.target = target,
+		.path = path,
+		.host = host,
+	};
 }
 
-/* Each probe's name, target and latest report. */
 void main_view_probes(struct happac *h, struct verdict_probe *vp)
 {
 	struct main_probes *r = h->run;
 
-	vp[MAIN_PROBE_PATRONI] = (struct verdict_probe){
-		.name = main_view_probe_names[MAIN_PROBE_PATRONI],
-		.report = main_view_report(r, MAIN_PROBE_PATRONI),
-		.target = probe_patroni_target(r->patroni),
-		.path = probe_patroni_path(r->patroni),
-		.host = h->opts.patroni_host,
-	};
-	vp[MAIN_PROBE_PG] = (struct verdict_probe){
-		.name = main_view_probe_names[MAIN_PROBE_PG],
-		.report = main_view_report(r, MAIN_PROBE_PG),
-		.target = probe_pg_target(r->pg),
-		.path = NULL,
-		.host = probe_pg_host(r->pg),
-	};
+	vp[MAIN_PROBE_PATRONI] = main_view_probe(r, MAIN_PROBE_PATRONI,
+						 probe_patroni_target(r->patroni),
+						 probe_patroni_path(r->patroni),
+						 h->opts.patroni_host);
+	vp[MAIN_PROBE_PG] = main_view_probe(r, MAIN_PROBE_PG, probe_pg_target(r->pg), NULL,
+					    probe_pg_host(r->pg));
 	if (r->leader)
-		vp[MAIN_PROBE_LEADER] = (struct verdict_probe){
-			.name = main_view_probe_names[MAIN_PROBE_LEADER],
-			.report = main_view_report(r, MAIN_PROBE_LEADER),
-			.target = probe_patroni_target(r->leader),
-			.path = probe_patroni_path(r->leader),
-			.host = h->opts.patroni_host,
-		};
+		vp[MAIN_PROBE_LEADER] = main_view_probe(r, MAIN_PROBE_LEADER,
+							probe_patroni_target(r->leader),
+							probe_patroni_path(r->leader),
+							h->opts.patroni_host);
 }
 
 enum profile_admin main_view_admin(const struct happac *h)

@@ -573,6 +573,18 @@ static options_applier *const options_appliers[] = {
 	[OPTIONS_KIND_COUNT] = options_apply_count,
 };
 
+int options_kind_is_list(enum options_kind k)
+{
+	return k == OPTIONS_KIND_ADDRESS || k == OPTIONS_KIND_CIDR || k == OPTIONS_KIND_PROFILE;
+}
+
+int options_kind_is_string(enum options_kind k)
+{
+	return k == OPTIONS_KIND_HOST || k == OPTIONS_KIND_ENDPOINT || k == OPTIONS_KIND_PATH ||
+	       k == OPTIONS_KIND_SCHEME || k == OPTIONS_KIND_FILE ||
+	       k == OPTIONS_KIND_CONNINFO || k == OPTIONS_KIND_HOSTPORT;
+}
+
 int options_apply(struct options *o, const struct options_def *d, const char *value,
 		  char *err, size_t errlen)
 {
@@ -602,22 +614,15 @@ void options_init(struct options *o)
 
 void options_free(struct options *o)
 {
-	free(o->config_path);
-	free(o->patroni_host);
-	free(o->patroni_endpoint);
-	free(o->pg_isready_path);
-	free(o->http_listen);
-	free(o->http_addr);
-	free(o->pg_conninfo);
-	free(o->patroni_scheme);
-	free(o->patroni_cafile);
-	free(o->patroni_cert);
-	free(o->patroni_key);
-	options_list_free(&o->listen);
-	options_list_free(&o->allow);
-	options_list_free(&o->profile_use);
-	free(o->control_socket);
-	free(o->state_file);
+	for (size_t i = 0; i < OPTIONS_COUNT; i++) {
+		char *field = (char *)o + options_table[i].offset;
+
+		if (options_kind_is_list(options_table[i].kind))
+			options_list_free((struct options_list *)(void *)field);
+		else if (options_kind_is_string(options_table[i].kind))
+			free(*(char **)(void *)field);
+	}
+	free(o->http_addr); /* derived from http-listen */
 	memset(o, 0, sizeof(*o));
 }
 

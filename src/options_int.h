@@ -78,6 +78,10 @@ const char *options_label(const struct options_def *d);
 
 const struct options_def *options_find(const char *name);
 
+/* A repeatable option (a struct options_list), a char * one (owned). */
+int options_kind_is_list(enum options_kind k);
+int options_kind_is_string(enum options_kind k);
+
 /* Check value for d and store it in o (value NULL: a command-line flag). */
 int options_apply(struct options *o, const struct options_def *d,
 		  const char *value, char *err, size_t errlen);

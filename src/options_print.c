@@ -126,8 +126,7 @@ void options_each(const struct options *o,
 
 		if (d->where == OPTIONS_CLI_ONLY)
 			continue;
-		if (d->kind == OPTIONS_KIND_ADDRESS || d->kind == OPTIONS_KIND_CIDR ||
-		    d->kind == OPTIONS_KIND_PROFILE) {
+		if (options_kind_is_list(d->kind)) {
 			const struct options_list *l = (const struct options_list *)(const void *)
 				((const char *)o + d->offset);
 
@@ -199,6 +198,5 @@ int options_is_list(const char *name)
 {
 	const struct options_def *d = options_find(name);
 
-	return d && (d->kind == OPTIONS_KIND_ADDRESS || d->kind == OPTIONS_KIND_CIDR ||
-		     d->kind == OPTIONS_KIND_PROFILE);
+	return d && options_kind_is_list(d->kind);
 }

@@ -121,21 +121,46 @@ static enum patroni_json_field pj_field(const char *key, int in_tags)
 	return PJ_NONE;
 }
 
-static int pj_object(struct patroni_json_reader *r, int kind, struct patroni_json *out)
+/* Entering '{' or '[' at r->p: 1 when a member or element follows, 0 when
+ * the container is empty (and left), -1 when nested too deep. */
+static int pj_open(struct patroni_json_reader *r, char close)
 {
-	/* kind: 0 nested (ignored), 1 the top level, 2 the tags object */
-	char key[32];
-
 	if (++r->depth > PATRONI_JSON_MAX_DEPTH)
 		return pj_fail(r, "nested too deep");
-	r->p++; /* '{' */
+	r->p++;
 	pj_ws(r);
-	if (r->p < r->end && *r->p == '}') {
+	if (r->p < r->end && *r->p == close) {
 		r->p++;
 		r->depth--;
 		return 0;
 	}
-	for (;;) {
+	return 1;
+}
+
+/* After a member or element: ',' gives 1 (another follows), close 0 (the
+ * container is left), anything else -1. */
+static int pj_next(struct patroni_json_reader *r, char close)
+{
+	pj_ws(r);
+	if (r->p < r->end && *r->p == ',') {
+		r->p++;
+		return 1;
+	}
+	if (r->p < r->end && *r->p == close) {
+		r->p++;
+		r->depth--;
+		return 0;
+	}
+	return pj_fail(r, close == '}' ? "expected ',' or '}'" : "expected ',' or ']'");
+}
+
+static int pj_object(struct patroni_json_reader *r, int kind, struct patroni_json *out)
+{
+	/* kind: 0 nested (ignored), 1 the top level, 2 the tags object */
+	char key[32];
+	int more = pj_open(r, '}');
+
+	while (more > 0) {
 		enum patroni_json_field f;
 
 		pj_ws(r);
@@ -149,47 +174,22 @@ static int pj_object(struct patroni_json_reader *r, int kind, struct patroni_jso
 		f = kind ? pj_field(key, kind == 2) : PJ_NONE;
 		if (pj_value(r, f, out) != 0)
 			return -1;
-		pj_ws(r);
-		if (r->p < r->end && *r->p == ',') {
-			r->p++;
-			continue;
-		}
-		if (r->p < r->end && *r->p == '}') {
-			r->p++;
-			r->depth--;
-			return 0;
-		}
-		return pj_fail(r, "expected ',' or '}'");
+		more = pj_next(r, '}');
 	}
+	return more;
 }
 
 static int pj_array(struct patroni_json_reader *r, struct patroni_json *out)
 {
-	if (++r->depth > PATRONI_JSON_MAX_DEPTH)
-		return pj_fail(r, "nested too deep");
-	r->p++; /* '[' */
-	pj_ws(r);
-	if (r->p < r->end && *r->p == ']') {
-		r->p++;
-		r->depth--;
-		return 0;
-	}
-	for (;;) {
+	int more = pj_open(r, ']');
+
+	while (more > 0) {
 		pj_ws(r);
 		if (pj_value(r, PJ_NONE, out) != 0)
 			return -1;
-		pj_ws(r);
-		if (r->p < r->end && *r->p == ',') {
-			r->p++;
-			continue;
-		}
-		if (r->p < r->end && *r->p == ']') {
-			r->p++;
-			r->depth--;
-			return 0;
-		}
-		return pj_fail(r, "expected ',' or ']'");
+		more = pj_next(r, ']');
 	}
+	return more;
 }
 
 static void pj_set_flag(enum patroni_json_field f, int v, struct patroni_json *out)

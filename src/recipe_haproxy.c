@@ -9,6 +9,7 @@
 
 #include <ctype.h>
 #include <getopt.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -241,6 +242,35 @@ static int recipe_valid_state_path(const char *s)
 	return 1;
 }
 
+/* The port options: where each one goes in struct recipe_haproxy. */
+static const struct {
+	int opt;
+	const char *name;
+	size_t offset;
+} recipe_haproxy_ports[] = {
+	{ RECIPE_HAPROXY_OPT_AGENT_PORT, "--agent-port", offsetof(struct recipe_haproxy, agent_port) },
+	{ RECIPE_HAPROXY_OPT_REPLICA_AGENT_PORT, "--replica-agent-port",
+	  offsetof(struct recipe_haproxy, replica_agent_port) },
+	{ RECIPE_HAPROXY_OPT_PGBOUNCER_PORT, "--pgbouncer-port",
+	  offsetof(struct recipe_haproxy, pgbouncer_port) },
+	{ RECIPE_HAPROXY_OPT_POSTGRES_PORT, "--postgres-port",
+	  offsetof(struct recipe_haproxy, postgres_port) },
+	{ RECIPE_HAPROXY_OPT_PATRONI_PORT, "--patroni-port",
+	  offsetof(struct recipe_haproxy, patroni_port) },
+};
+
+static int recipe_haproxy_port(struct recipe_haproxy *r, int opt, const char *v, char *err,
+			       size_t errlen)
+{
+	for (size_t i = 0; i < sizeof(recipe_haproxy_ports) / sizeof(recipe_haproxy_ports[0]); i++)
+		if (recipe_haproxy_ports[i].opt == opt)
+			return recipe_util_parse_port_opt(
+				recipe_haproxy_ports[i].name, v,
+				(int *)(void *)((char *)r + recipe_haproxy_ports[i].offset), err,
+				errlen);
+	return -1;
+}
+
 enum recipe_parse recipe_haproxy_parse(struct recipe_haproxy *r, int argc, char **argv,
 				       FILE *out, char *err, size_t errlen)
 {
@@ -298,24 +328,11 @@ enum recipe_parse recipe_haproxy_parse(struct recipe_haproxy *r, int argc, char 
 			r->node_count++;
 			break;
 		case RECIPE_HAPROXY_OPT_AGENT_PORT:
-			if (recipe_util_parse_port_opt("--agent-port", v, &r->agent_port, err, errlen))
-				return RECIPE_PARSE_ERROR;
-			break;
 		case RECIPE_HAPROXY_OPT_REPLICA_AGENT_PORT:
-			if (recipe_util_parse_port_opt("--replica-agent-port", v, &r->replica_agent_port,
-						  err, errlen))
-				return RECIPE_PARSE_ERROR;
-			break;
 		case RECIPE_HAPROXY_OPT_PGBOUNCER_PORT:
-			if (recipe_util_parse_port_opt("--pgbouncer-port", v, &r->pgbouncer_port, err, errlen))
-				return RECIPE_PARSE_ERROR;
-			break;
 		case RECIPE_HAPROXY_OPT_POSTGRES_PORT:
-			if (recipe_util_parse_port_opt("--postgres-port", v, &r->postgres_port, err, errlen))
-				return RECIPE_PARSE_ERROR;
-			break;
 		case RECIPE_HAPROXY_OPT_PATRONI_PORT:
-			if (recipe_util_parse_port_opt("--patroni-port", v, &r->patroni_port, err, errlen))
+			if (recipe_haproxy_port(r, c, v, err, errlen) != 0)
 				return RECIPE_PARSE_ERROR;
 			break;
 		case RECIPE_HAPROXY_OPT_BIND:
