@@ -73,15 +73,84 @@ static void options_conninfo_error(const char *msg, char *buf, size_t len)
 	buf[used < len ? used : len - 1] = '\0';
 }
 
+/* Each keyword libpq parsed: one host and port only, no control character
+ * in what is shown; the secrets' keywords into secrets (space-separated,
+ * as many as fit). 1 when there is a secret, 0 none, -1 + err. */
+static int options_conninfo_scan(PQconninfoOption *opts, const struct options_def *d,
+				 char *secrets, size_t len, char *err, size_t errlen)
+{
+	size_t nsecrets = 0;
+	int secret = 0;
+
+	secrets[0] = '\0';
+	for (PQconninfoOption *p = opts; p->keyword; p++) {
+		if (!p->val)
+			continue;
+		if ((!strcmp(p->keyword, "host") || !strcmp(p->keyword, "hostaddr") ||
+		     !strcmp(p->keyword, "port")) && strchr(p->val, ',')) {
+			options_err(err, errlen, "%s: one %s only (happac checks this node's PgBouncer)",
+				    options_label(d), p->keyword);
+			return -1;
+		}
+		/* A URI decodes %1F into a control character; rendered as
+		 * keyword='value' it would break the dump's line (a secret is
+		 * never rendered). */
+		if (!lib_pq_secret(p) && options_has_control(p->val)) {
+			options_err(err, errlen, "%s: control character in the %s value",
+				    options_label(d), p->keyword);
+			return -1;
+		}
+		/* Every secret, by libpq's own flag; each one is named in the
+		 * warning (as many as fit: a few keywords). */
+		if (lib_pq_secret(p) && *p->val) {
+			size_t klen = strlen(p->keyword);
+
+			secret = 1;
+			if (nsecrets + klen + 2 <= len) {
+				if (nsecrets)
+					secrets[nsecrets++] = ' ';
+				memcpy(secrets + nsecrets, p->keyword, klen + 1);
+				nsecrets += klen;
+			}
+		}
+	}
+	return secret;
+}
+
+/* libpq's parse of value: its option array, or NULL + err (a parse error
+ * without the secret values it may quote). */
+static PQconninfoOption *options_conninfo_parse(const struct options_def *d, const char *value,
+						char *err, size_t errlen)
+{
+	char *perr = NULL;
+	PQconninfoOption *opts;
+
+	/* libpq is loaded only when a conninfo is configured (lib_pq.h). */
+	if (lib_pq_load(err, errlen) < 0)
+		return NULL;
+	opts = lib_pq.PQconninfoParse(value, &perr);
+	if (opts)
+		return opts;
+	if (perr) {
+		char why[256];
+
+		options_conninfo_error(perr, why, sizeof(why));
+		options_err(err, errlen, "%s: %s", options_label(d), why);
+		lib_pq.PQfreemem(perr);
+	} else {
+		options_err(err, errlen, "%s: out of memory", options_label(d));
+	}
+	return NULL;
+}
+
 /* libpq conninfo: parsed here (no connection) so a typo fails at start. */
 int options_apply_conninfo(struct options *o, const struct options_def *d,
 			   const char *value, char *err, size_t errlen)
 {
-	char *perr = NULL;
 	PQconninfoOption *opts;
-	char secrets[sizeof(o->pg_conninfo_secrets)] = "";
-	size_t nsecrets = 0;
-	int secret = 0;
+	char secrets[sizeof(o->pg_conninfo_secrets)];
+	char shown[4 * OPTIONS_CONNINFO_MAX];
+	int secret;
 
 	if (*value == '\0') {
 		free(o->pg_conninfo);
@@ -100,66 +169,19 @@ int options_apply_conninfo(struct options *o, const struct options_def *d,
 			    OPTIONS_CONNINFO_MAX);
 		return -1;
 	}
-	/* libpq is loaded only when a conninfo is configured (lib_pq.h). */
-	if (lib_pq_load(err, errlen) < 0)
+	opts = options_conninfo_parse(d, value, err, errlen);
+	if (!opts)
 		return -1;
-	opts = lib_pq.PQconninfoParse(value, &perr);
-	if (!opts) {
-		if (perr) {
-			char why[256];
-
-			options_conninfo_error(perr, why, sizeof(why));
-			options_err(err, errlen, "%s: %s", options_label(d), why);
-			lib_pq.PQfreemem(perr);
-		} else {
-			options_err(err, errlen, "%s: out of memory", options_label(d));
-		}
-		return -1;
-	}
-	for (PQconninfoOption *p = opts; p->keyword; p++) {
-		if (!p->val)
-			continue;
-		if ((!strcmp(p->keyword, "host") || !strcmp(p->keyword, "hostaddr") ||
-		     !strcmp(p->keyword, "port")) && strchr(p->val, ',')) {
-			options_err(err, errlen, "%s: one %s only (happac checks this node's PgBouncer)",
-				    options_label(d), p->keyword);
-			lib_pq.PQconninfoFree(opts);
-			return -1;
-		}
-		/* A URI decodes %1F into a control character; rendered as
-		 * keyword='value' it would break the dump's line (a secret is
-		 * never rendered). */
-		if (!lib_pq_secret(p) && options_has_control(p->val)) {
-			options_err(err, errlen, "%s: control character in the %s value",
-				    options_label(d), p->keyword);
-			lib_pq.PQconninfoFree(opts);
-			return -1;
-		}
-		/* Every secret, by libpq's own flag; each one is named in the
-		 * warning (as many as fit: a few keywords). */
-		if (lib_pq_secret(p) && *p->val) {
-			size_t klen = strlen(p->keyword);
-
-			secret = 1;
-			if (nsecrets + klen + 2 <= sizeof(secrets)) {
-				if (nsecrets)
-					secrets[nsecrets++] = ' ';
-				memcpy(secrets + nsecrets, p->keyword, klen + 1);
-				nsecrets += klen;
-			}
-		}
-	}
+	secret = options_conninfo_scan(opts, d, secrets, sizeof(secrets), err, errlen);
 	lib_pq.PQconninfoFree(opts);
+	if (secret < 0)
+		return -1;
 	/* Its rendering (quoted, escaped: a URI grows) must load back too. */
-	{
-		char shown[4 * OPTIONS_CONNINFO_MAX];
-
-		options_conninfo_redacted(value, shown, sizeof(shown));
-		if (strlen(shown) > OPTIONS_CONNINFO_MAX) {
-			options_err(err, errlen, "%s: longer than %d bytes as keyword='value' pairs",
-				    options_label(d), OPTIONS_CONNINFO_MAX);
-			return -1;
-		}
+	options_conninfo_redacted(value, shown, sizeof(shown));
+	if (strlen(shown) > OPTIONS_CONNINFO_MAX) {
+		options_err(err, errlen, "%s: longer than %d bytes as keyword='value' pairs",
+			    options_label(d), OPTIONS_CONNINFO_MAX);
+		return -1;
 	}
 	free(o->pg_conninfo);
 	o->pg_conninfo = strdup(value);

@@ -51,6 +51,49 @@ static void recipe_consul_usage(FILE *out)
 		RECIPE_DEFAULT_BIN, RECIPE_DEFAULT_PGBOUNCER_PORT);
 }
 
+/* --name: Consul serves the name in DNS, one label of letters, digits
+ * and '-'. */
+static int recipe_consul_name(struct recipe_consul *c, const char *v, char *err, size_t errlen)
+{
+	size_t n = strlen(v);
+
+	if (!recipe_util_valid_name(v, sizeof(c->name)) || strchr(v, '_') || strchr(v, '.') ||
+	    v[n - 1] == '-') {
+		recipe_util_errf(err, errlen,
+				 "--name: invalid service name '%s' (letters, digits and '-', at most %zu, as in DNS)",
+				 v, sizeof(c->name) - 1);
+		return -1;
+	}
+	snprintf(c->name, sizeof(c->name), "%s", v);
+	return 0;
+}
+
+/* After the options: --service is required; --http and --agent default to
+ * the service's loopback ports. */
+static enum recipe_parse recipe_consul_defaults(struct recipe_consul *c, int service_set,
+						int http_set, int agent_set, char *err,
+						size_t errlen)
+{
+	if (!service_set) {
+		recipe_util_errf(err, errlen, "--service is required (primary or replica)");
+		return RECIPE_PARSE_ERROR;
+	}
+	if (!http_set) {
+		snprintf(c->http.host, sizeof(c->http.host), "127.0.0.1");
+		c->http.family = RECIPE_FAMILY_IPV4;
+		c->http.port = c->service == RECIPE_SERVICE_PRIMARY ? RECIPE_DEFAULT_HTTP_PORT
+								   : RECIPE_DEFAULT_REPLICA_HTTP_PORT;
+	}
+	if (!agent_set) {
+		snprintf(c->agent.host, sizeof(c->agent.host), "127.0.0.1");
+		c->agent.family = RECIPE_FAMILY_IPV4;
+		c->agent.port = c->service == RECIPE_SERVICE_PRIMARY
+					? RECIPE_DEFAULT_AGENT_PORT
+					: RECIPE_DEFAULT_REPLICA_AGENT_PORT;
+	}
+	return RECIPE_PARSE_OK;
+}
+
 enum recipe_parse recipe_consul_parse(struct recipe_consul *c, int argc, char **argv,
 				      FILE *out, char *err, size_t errlen)
 {
@@ -94,12 +137,12 @@ enum recipe_parse recipe_consul_parse(struct recipe_consul *c, int argc, char **
 			if (recipe_util_parse_hostport(v, 0, ch == RECIPE_CONSUL_OPT_HTTP ? &c->http
 									    : &c->agent) != 0) {
 				recipe_util_errf(err, errlen,
-					    "%s: '%s' is not ADDR:PORT (e.g. 127.0.0.1:%d or [::1]:%d)",
-					    ch == RECIPE_CONSUL_OPT_HTTP ? "--http" : "--agent", v,
-					    ch == RECIPE_CONSUL_OPT_HTTP ? RECIPE_DEFAULT_HTTP_PORT
-					    : RECIPE_DEFAULT_AGENT_PORT,
-					    ch == RECIPE_CONSUL_OPT_HTTP ? RECIPE_DEFAULT_HTTP_PORT
-					    : RECIPE_DEFAULT_AGENT_PORT);
+						 "%s: '%s' is not ADDR:PORT (e.g. 127.0.0.1:%d or [::1]:%d)",
+						 ch == RECIPE_CONSUL_OPT_HTTP ? "--http" : "--agent", v,
+						 ch == RECIPE_CONSUL_OPT_HTTP ? RECIPE_DEFAULT_HTTP_PORT
+						 : RECIPE_DEFAULT_AGENT_PORT,
+						 ch == RECIPE_CONSUL_OPT_HTTP ? RECIPE_DEFAULT_HTTP_PORT
+						 : RECIPE_DEFAULT_AGENT_PORT);
 				return RECIPE_PARSE_ERROR;
 			}
 			http_set |= ch == RECIPE_CONSUL_OPT_HTTP;
@@ -111,26 +154,15 @@ enum recipe_parse recipe_consul_parse(struct recipe_consul *c, int argc, char **
 		case RECIPE_CONSUL_OPT_BIN:
 			if (!recipe_util_valid_bin(v)) {
 				recipe_util_errf(err, errlen,
-					    "--bin: '%s' is not an absolute path without spaces or quotes", v);
+						 "--bin: '%s' is not an absolute path without spaces or quotes", v);
 				return RECIPE_PARSE_ERROR;
 			}
 			snprintf(c->bin, sizeof(c->bin), "%s", v);
 			break;
-		case RECIPE_CONSUL_OPT_NAME: {
-			size_t n = strlen(v);
-
-			/* Consul serves the name in DNS: one label of letters,
-			 * digits and '-'. */
-			if (!recipe_util_valid_name(v, sizeof(c->name)) || strchr(v, '_') ||
-			    strchr(v, '.') || v[n - 1] == '-') {
-				recipe_util_errf(err, errlen,
-					    "--name: invalid service name '%s' (letters, digits and '-', at most %zu, as in DNS)",
-					    v, sizeof(c->name) - 1);
+		case RECIPE_CONSUL_OPT_NAME:
+			if (recipe_consul_name(c, v, err, errlen) != 0)
 				return RECIPE_PARSE_ERROR;
-			}
-			snprintf(c->name, sizeof(c->name), "%s", v);
 			break;
-		}
 		case RECIPE_CONSUL_OPT_PGBOUNCER_PORT:
 			if (recipe_util_parse_port_opt("--pgbouncer-port", v, &c->pgbouncer_port, err, errlen))
 				return RECIPE_PARSE_ERROR;
@@ -144,24 +176,7 @@ enum recipe_parse recipe_consul_parse(struct recipe_consul *c, int argc, char **
 	}
 	if (recipe_util_getopt_leftover(argc, argv, err, errlen))
 		return RECIPE_PARSE_ERROR;
-	if (!service_set) {
-		recipe_util_errf(err, errlen, "--service is required (primary or replica)");
-		return RECIPE_PARSE_ERROR;
-	}
-	if (!http_set) {
-		snprintf(c->http.host, sizeof(c->http.host), "127.0.0.1");
-		c->http.family = RECIPE_FAMILY_IPV4;
-		c->http.port = c->service == RECIPE_SERVICE_PRIMARY ? RECIPE_DEFAULT_HTTP_PORT
-								   : RECIPE_DEFAULT_REPLICA_HTTP_PORT;
-	}
-	if (!agent_set) {
-		snprintf(c->agent.host, sizeof(c->agent.host), "127.0.0.1");
-		c->agent.family = RECIPE_FAMILY_IPV4;
-		c->agent.port = c->service == RECIPE_SERVICE_PRIMARY
-					? RECIPE_DEFAULT_AGENT_PORT
-					: RECIPE_DEFAULT_REPLICA_AGENT_PORT;
-	}
-	return RECIPE_PARSE_OK;
+	return recipe_consul_defaults(c, service_set, http_set, agent_set, err, errlen);
 }
 
 /* A JSON string; the inputs are validated, but escaping costs nothing. */
@@ -205,7 +220,7 @@ void recipe_consul_render(const struct recipe_consul *c, FILE *out)
 	fputs(",\n        \"notes\": ", out);
 	if (c->script) {
 		recipe_util_hostport_str(c->agent.host, c->agent.family, c->agent.port, hp,
-				    sizeof(hp));
+					 sizeof(hp));
 		snprintf(buf, sizeof(buf),
 			 "happac check asks the agent on %s once: exit 0 (passing) on 'up' "
 			 "without drain or maint, 2 (critical) on 'down #reason', 'up drain', "

@@ -38,21 +38,21 @@ int recipe_haproxy_parse_node(const char *arg, struct recipe_node *n, char *err,
 	memset(n, 0, sizeof(*n));
 	if (!eq) {
 		recipe_util_errf(err, errlen,
-			    "--node: '%s' is not NAME=ADDR (e.g. node1=10.0.0.11)", arg);
+				 "--node: '%s' is not NAME=ADDR (e.g. node1=10.0.0.11)", arg);
 		return -1;
 	}
 	nlen = (size_t)(eq - arg);
 	if (nlen == 0 || nlen >= sizeof(n->name)) {
 		recipe_util_errf(err, errlen, "--node: '%s' needs a NAME of 1-%zu characters before '='",
-			    arg, sizeof(n->name) - 1);
+				 arg, sizeof(n->name) - 1);
 		return -1;
 	}
 	memcpy(n->name, arg, nlen);
 	n->name[nlen] = '\0';
 	if (!recipe_util_valid_name(n->name, sizeof(n->name))) {
 		recipe_util_errf(err, errlen,
-			    "--node: invalid name '%s' in '%s' (letters, digits, '.', '_', '-'; starting with a letter or digit)",
-			    n->name, arg);
+				 "--node: invalid name '%s' in '%s' (letters, digits, '.', '_', '-'; starting with a letter or digit)",
+				 n->name, arg);
 		return -1;
 	}
 	addr = eq + 1;
@@ -66,11 +66,11 @@ int recipe_haproxy_parse_node(const char *arg, struct recipe_node *n, char *err,
 	return 0;
 bad_addr:
 	recipe_util_errf(err, errlen,
-		    "--node: invalid address '%s' in '%s' (an IPv4 or IPv6 address or a DNS name; %s)",
-		    eq + 1, arg,
-		    strchr(eq + 1, ':') && !strchr(eq + 1, '[') && strchr(eq + 1, '.')
-		    ? "no port here: the ports are --pgbouncer-port, --postgres-port, ..."
-		    : "e.g. node1=10.0.0.11 or node1=fd00::11");
+			 "--node: invalid address '%s' in '%s' (an IPv4 or IPv6 address or a DNS name; %s)",
+			 eq + 1, arg,
+			 strchr(eq + 1, ':') && !strchr(eq + 1, '[') && strchr(eq + 1, '.')
+			 ? "no port here: the ports are --pgbouncer-port, --postgres-port, ..."
+			 : "e.g. node1=10.0.0.11 or node1=fd00::11");
 	return -1;
 }
 
@@ -149,8 +149,8 @@ static int recipe_haproxy_ports_distinct(const struct recipe_haproxy *r, char *e
 		for (size_t j = i + 1; j < n; j++)
 			if (p[i].used && p[j].used && p[i].port == p[j].port) {
 				recipe_util_errf(err, errlen,
-					    "%s and %s are both %d: each service on a node needs its own port",
-					    p[i].opt, p[j].opt, p[i].port);
+						 "%s and %s are both %d: each service on a node needs its own port",
+						 p[i].opt, p[j].opt, p[i].port);
 				return -1;
 			}
 	return 0;
@@ -165,31 +165,31 @@ static int recipe_haproxy_check(struct recipe_haproxy *r, int scenario_set,
 	}
 	if (r->node_count == 0) {
 		recipe_util_errf(err, errlen,
-			    "at least one --node NAME=ADDR is required (e.g. --node node1=10.0.0.11)");
+				 "at least one --node NAME=ADDR is required (e.g. --node node1=10.0.0.11)");
 		return -1;
 	}
 	for (int i = 0; i < r->node_count; i++)
 		for (int j = i + 1; j < r->node_count; j++) {
 			if (strcmp(r->nodes[i].name, r->nodes[j].name) == 0) {
 				recipe_util_errf(err, errlen, "--node: name '%s' is given twice",
-					    r->nodes[i].name);
+						 r->nodes[i].name);
 				return -1;
 			}
 			if (strcmp(r->nodes[i].addr, r->nodes[j].addr) == 0) {
 				recipe_util_errf(err, errlen,
-					    "--node: address '%s' is given twice (%s and %s)",
-					    r->nodes[i].addr, r->nodes[i].name, r->nodes[j].name);
+						 "--node: address '%s' is given twice (%s and %s)",
+						 r->nodes[i].addr, r->nodes[i].name, r->nodes[j].name);
 				return -1;
 			}
 		}
 	if (r->stats_socket[0] && !r->full) {
 		recipe_util_errf(err, errlen,
-			    "--stats-socket needs --full (the stats socket belongs to the global section)");
+				 "--stats-socket needs --full (the stats socket belongs to the global section)");
 		return -1;
 	}
 	if (r->server_state_file[0] && !r->full) {
 		recipe_util_errf(err, errlen,
-			    "--server-state-file needs --full (server-state-file belongs to the global section)");
+				 "--server-state-file needs --full (server-state-file belongs to the global section)");
 		return -1;
 	}
 	if (recipe_haproxy_ports_distinct(r, err, errlen) != 0)
@@ -202,7 +202,7 @@ static int recipe_haproxy_check(struct recipe_haproxy *r, int scenario_set,
 	if (!replica_bind_set) {
 		if (r->bind.port == 65535) {
 			recipe_util_errf(err, errlen,
-				    "--bind: port 65535 leaves no next port for the read listener: give --replica-bind");
+					 "--bind: port 65535 leaves no next port for the read listener: give --replica-bind");
 			return -1;
 		}
 		r->replica_bind = r->bind;
@@ -268,6 +268,42 @@ static int recipe_haproxy_port(struct recipe_haproxy *r, int opt, const char *v,
 				recipe_haproxy_ports[i].name, v,
 				(int *)(void *)((char *)r + recipe_haproxy_ports[i].offset), err,
 				errlen);
+	return -1;
+}
+
+/* --stats-socket, --server-state-file and --name: checked, then copied. */
+static int recipe_haproxy_text(struct recipe_haproxy *r, int opt, const char *v, char *err,
+			       size_t errlen)
+{
+	switch (opt) {
+	case RECIPE_HAPROXY_OPT_STATS_SOCKET:
+		if (!recipe_valid_socket_path(v)) {
+			recipe_util_errf(err, errlen,
+					 "--stats-socket: invalid path '%s' (no quotes, backslashes or control characters)",
+					 v);
+			return -1;
+		}
+		snprintf(r->stats_socket, sizeof(r->stats_socket), "%s", v);
+		return 0;
+	case RECIPE_HAPROXY_OPT_SERVER_STATE_FILE:
+		if (!recipe_valid_state_path(v)) {
+			recipe_util_errf(err, errlen,
+					 "--server-state-file: invalid path '%s' (absolute; no quotes, backslashes, '$', spaces or control characters)",
+					 v);
+			return -1;
+		}
+		snprintf(r->server_state_file, sizeof(r->server_state_file), "%s", v);
+		return 0;
+	case RECIPE_HAPROXY_OPT_NAME:
+		if (!recipe_util_valid_name(v, sizeof(r->prefix) - 11)) {
+			recipe_util_errf(err, errlen,
+					 "--name: invalid prefix '%s' (letters, digits, '.', '_', '-'; at most %zu)",
+					 v, sizeof(r->prefix) - 12);
+			return -1;
+		}
+		snprintf(r->prefix, sizeof(r->prefix), "%s", v);
+		return 0;
+	}
 	return -1;
 }
 
@@ -340,8 +376,8 @@ enum recipe_parse recipe_haproxy_parse(struct recipe_haproxy *r, int argc, char 
 			if (recipe_util_parse_hostport(v, 1, c == RECIPE_HAPROXY_OPT_BIND ? &r->bind
 									    : &r->replica_bind) != 0) {
 				recipe_util_errf(err, errlen,
-					    "%s: '%s' is not ADDR:PORT (e.g. *:5000, 10.0.0.5:5000, [::]:5000)",
-					    c == RECIPE_HAPROXY_OPT_BIND ? "--bind" : "--replica-bind", v);
+						 "%s: '%s' is not ADDR:PORT (e.g. *:5000, 10.0.0.5:5000, [::]:5000)",
+						 c == RECIPE_HAPROXY_OPT_BIND ? "--bind" : "--replica-bind", v);
 				return RECIPE_PARSE_ERROR;
 			}
 			replica_bind_set |= c == RECIPE_HAPROXY_OPT_REPLICA_BIND;
@@ -353,31 +389,10 @@ enum recipe_parse recipe_haproxy_parse(struct recipe_haproxy *r, int argc, char 
 			r->full = 1;
 			break;
 		case RECIPE_HAPROXY_OPT_STATS_SOCKET:
-			if (!recipe_valid_socket_path(v)) {
-				recipe_util_errf(err, errlen,
-					    "--stats-socket: invalid path '%s' (no quotes, backslashes or control characters)",
-					    v);
-				return RECIPE_PARSE_ERROR;
-			}
-			snprintf(r->stats_socket, sizeof(r->stats_socket), "%s", v);
-			break;
 		case RECIPE_HAPROXY_OPT_SERVER_STATE_FILE:
-			if (!recipe_valid_state_path(v)) {
-				recipe_util_errf(err, errlen,
-					    "--server-state-file: invalid path '%s' (absolute; no quotes, backslashes, '$', spaces or control characters)",
-					    v);
-				return RECIPE_PARSE_ERROR;
-			}
-			snprintf(r->server_state_file, sizeof(r->server_state_file), "%s", v);
-			break;
 		case RECIPE_HAPROXY_OPT_NAME:
-			if (!recipe_util_valid_name(v, sizeof(r->prefix) - 11)) {
-				recipe_util_errf(err, errlen,
-					    "--name: invalid prefix '%s' (letters, digits, '.', '_', '-'; at most %zu)",
-					    v, sizeof(r->prefix) - 12);
+			if (recipe_haproxy_text(r, c, v, err, errlen) != 0)
 				return RECIPE_PARSE_ERROR;
-			}
-			snprintf(r->prefix, sizeof(r->prefix), "%s", v);
 			break;
 		case RECIPE_HAPROXY_OPT_HELP:
 			recipe_haproxy_usage(out);

@@ -151,17 +151,17 @@ static int recipe_systemd_replay(const struct options *o, const struct recipe_se
 	for (int i = 0; i < nvars; i++)
 		if (options_set(&sim, vars[i]->name, vars[i]->value, msg, sizeof(msg)) != 0) {
 			recipe_util_errf(err, errlen,
-				    "--%s: cannot be written as an environment variable (%s): put it "
-				    "in a config file and pass -c FILE", vars[i]->name, msg);
+					 "--%s: cannot be written as an environment variable (%s): put it "
+					 "in a config file and pass -c FILE", vars[i]->name, msg);
 			goto out;
 		}
 	options_each(&sim, recipe_settings_add, &got);
 	for (int i = 0; i < eff->count; i++)
 		if (!recipe_settings_same(eff, &got, eff->items[i].name)) {
 			recipe_util_errf(err, errlen,
-				    "--%s: these values cannot be one environment variable: put them in "
-				    "a config file (one '%s = ...' line each) and pass -c FILE",
-				    eff->items[i].name, eff->items[i].name);
+					 "--%s: these values cannot be one environment variable: put them in "
+					 "a config file (one '%s = ...' line each) and pass -c FILE",
+					 eff->items[i].name, eff->items[i].name);
 			goto out;
 		}
 	rc = 0;
@@ -189,8 +189,8 @@ static int recipe_systemd_env(const struct options *o, const struct options *bas
 	if (o->pg_conninfo_has_password &&
 	    (!base_opts->pg_conninfo || strcmp(o->pg_conninfo, base_opts->pg_conninfo) != 0)) {
 		recipe_util_errf(err, errlen,
-			    "--pg-conninfo holds a password: the env file is no place for it; "
-			    "put it in a passfile (passfile=...) instead");
+				 "--pg-conninfo holds a password: the env file is no place for it; "
+				 "put it in a passfile (passfile=...) instead");
 		return -1;
 	}
 

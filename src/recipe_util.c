@@ -109,7 +109,7 @@ int recipe_util_parse_hostport(const char *s, int allow_any, struct recipe_endpo
 /* HAProxy and URLs want an IPv6 address in brackets when a port follows;
  * "::1:6432" would also parse, but only by luck of the last colon. */
 void recipe_util_hostport_str(const char *host, enum recipe_family f, int port,
-			 char *buf, size_t len)
+			      char *buf, size_t len)
 {
 	char h[RECIPE_HOST_MAX + 2] = "*";
 
@@ -136,7 +136,7 @@ enum recipe_parse recipe_util_getopt_leftover(int argc, char **argv, char *err, 
 }
 
 int recipe_util_parse_port_opt(const char *opt, const char *value, int *port, char *err,
-			  size_t errlen)
+			       size_t errlen)
 {
 	if (options_parse_port(value, port) == 0)
 		return 0;
