@@ -605,14 +605,13 @@ static void main_teardown(struct happac *h)
 	metrics_free(h->metrics);
 	if (h->dns)
 		evdns_base_free(h->dns, 0);
-	if (h->sigterm)
-		event_free(h->sigterm);
-	if (h->sigint)
-		event_free(h->sigint);
-	if (h->sighup)
-		event_free(h->sighup);
-	if (h->drain)
-		event_free(h->drain);
+	{
+		struct event *evs[] = { h->sigterm, h->sigint, h->sighup, h->drain };
+
+		for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++)
+			if (evs[i])
+				event_free(evs[i]);
+	}
 	if (h->base)
 		event_base_free(h->base);
 	options_free(&h->opts);

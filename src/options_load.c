@@ -3,6 +3,7 @@
 #include "options_int.h"
 
 #include "profile_config.h"
+#include "util.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -11,23 +12,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-static char *options_trim(char *s)
-{
-	char *end;
-
-	while (*s == ' ' || *s == '\t')
-		s++;
-	end = s + strlen(s);
-	while (end > s && (end[-1] == ' ' || end[-1] == '\t' || end[-1] == '\r' ||
-			   end[-1] == '\n'))
-		*--end = '\0';
-	return s;
-}
-
 /* One "key = value" line; err gets the message without the FILE:LINE part. */
 static int options_file_line(struct options *o, char *line, char *err, size_t errlen)
 {
-	char *key = options_trim(line), *eq, *value;
+	char *key = util_trim(line), *eq, *value;
 	const struct options_def *d;
 	size_t vlen;
 
@@ -48,7 +36,7 @@ static int options_file_line(struct options *o, char *line, char *err, size_t er
 
 			key[n - 1] = '\0';
 			i = profile_config_section(o->profile_defs, &o->profile_def_count,
-						   options_trim(key + 9), msg, sizeof(msg));
+						   util_trim(key + 9), msg, sizeof(msg));
 			if (i < 0) {
 				options_err(err, errlen, "%s", msg);
 				return -1;
@@ -66,8 +54,8 @@ static int options_file_line(struct options *o, char *line, char *err, size_t er
 		return -1;
 	}
 	*eq = '\0';
-	value = options_trim(eq + 1);
-	key = options_trim(key);
+	value = util_trim(eq + 1);
+	key = util_trim(key);
 	vlen = strlen(value);
 	/* "..." keeps spaces and allows an empty value */
 	if (vlen >= 2 && value[0] == '"' && value[vlen - 1] == '"') {

@@ -102,22 +102,23 @@ static int pj_number(struct patroni_json_reader *r)
 static int pj_value(struct patroni_json_reader *r, enum patroni_json_field field,
 		    struct patroni_json *out);
 
+/* The top-level keys that are read; everything else is skipped. */
+static const struct {
+	const char *key;
+	enum patroni_json_field field;
+} pj_fields[] = {
+	{ "state", PJ_STATE },          { "role", PJ_ROLE },
+	{ "pause", PJ_PAUSE },          { "cluster_unlocked", PJ_UNLOCKED },
+	{ "sync_standby", PJ_SYNC },    { "tags", PJ_TAGS },
+};
+
 static enum patroni_json_field pj_field(const char *key, int in_tags)
 {
 	if (in_tags)
 		return strcmp(key, "noloadbalance") ? PJ_NONE : PJ_NOLB;
-	if (!strcmp(key, "state"))
-		return PJ_STATE;
-	if (!strcmp(key, "role"))
-		return PJ_ROLE;
-	if (!strcmp(key, "pause"))
-		return PJ_PAUSE;
-	if (!strcmp(key, "cluster_unlocked"))
-		return PJ_UNLOCKED;
-	if (!strcmp(key, "sync_standby"))
-		return PJ_SYNC;
-	if (!strcmp(key, "tags"))
-		return PJ_TAGS;
+	for (size_t i = 0; i < sizeof(pj_fields) / sizeof(pj_fields[0]); i++)
+		if (!strcmp(key, pj_fields[i].key))
+			return pj_fields[i].field;
 	return PJ_NONE;
 }
 

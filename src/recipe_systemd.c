@@ -376,6 +376,45 @@ static int recipe_systemd_flags(int argc, char **argv, char **rest, int *nrest, 
 	return -1;
 }
 
+/* The unit, the env file, or both (the unit first, each under a header).
+ * Returns the exit status. */
+static int recipe_systemd_write(const struct options *o, const struct options *base,
+				const struct recipe_settings *eff,
+				const struct recipe_settings *def, int unit, int env,
+				const char *bin, FILE *out)
+{
+	/* Rendered first into memory: an error must not leave half a file. */
+	char *text = NULL, err[512];
+	size_t len = 0;
+	FILE *mem;
+	int bad;
+
+	if (!env) {
+		recipe_systemd_unit(o, bin, out);
+		return 0;
+	}
+	mem = open_memstream(&text, &len);
+	if (!mem) {
+		fprintf(stderr, "happac recipe systemd: out of memory\n");
+		return 1;
+	}
+	bad = recipe_systemd_env(o, base, eff, def, mem, err, sizeof(err));
+	fclose(mem);
+	if (bad) {
+		fprintf(stderr, "happac recipe systemd: %s\n", err);
+		free(text);
+		return RECIPE_EXIT_USAGE;
+	}
+	if (unit) {
+		fputs("# ==> /etc/systemd/system/happac.service <==\n", out);
+		recipe_systemd_unit(o, bin, out);
+		fputs("\n# ==> " RECIPE_ENV_FILE " <==\n", out);
+	}
+	fwrite(text, 1, len, out);
+	free(text);
+	return 0;
+}
+
 int recipe_systemd_main(int argc, char **argv, FILE *out)
 {
 	struct options o, base;
@@ -433,36 +472,7 @@ int recipe_systemd_main(int argc, char **argv, FILE *out)
 	}
 	if (!unit && !env)
 		unit = env = 1;
-	if (env) {
-		/* Rendered first into memory: an error must not leave half a file. */
-		char *text = NULL;
-		size_t len = 0;
-		FILE *mem = open_memstream(&text, &len);
-		int bad;
-
-		if (!mem) {
-			fprintf(stderr, "happac recipe systemd: out of memory\n");
-			rc = 1;
-			goto out;
-		}
-		bad = recipe_systemd_env(&o, &base, &eff, &def, mem, err, sizeof(err));
-		fclose(mem);
-		if (bad) {
-			fprintf(stderr, "happac recipe systemd: %s\n", err);
-			free(text);
-			goto out;
-		}
-		if (unit) {
-			fputs("# ==> /etc/systemd/system/happac.service <==\n", out);
-			recipe_systemd_unit(&o, bin, out);
-			fputs("\n# ==> " RECIPE_ENV_FILE " <==\n", out);
-		}
-		fwrite(text, 1, len, out);
-		free(text);
-	} else {
-		recipe_systemd_unit(&o, bin, out);
-	}
-	rc = 0;
+	rc = recipe_systemd_write(&o, &base, &eff, &def, unit, env, bin, out);
 out:
 	if (loaded)
 		options_free(&o);

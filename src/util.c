@@ -77,6 +77,19 @@ size_t util_json_quote(char *buf, size_t len, const char *s)
 	return need;
 }
 
+char *util_trim(char *s)
+{
+	char *end;
+
+	while (*s == ' ' || *s == '\t')
+		s++;
+	end = s + strlen(s);
+	while (end > s && (end[-1] == ' ' || end[-1] == '\t' || end[-1] == '\r' ||
+			   end[-1] == '\n'))
+		*--end = '\0';
+	return s;
+}
+
 int util_unbracket(const char *s, size_t n, char *out, size_t outlen)
 {
 	int bracketed = n >= 2 && s[0] == '[' && s[n - 1] == ']';

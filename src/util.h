@@ -28,6 +28,10 @@ void util_iso8601(double t, char *buf, size_t len);
  * (buf may be NULL when len is 0, to size it). */
 size_t util_json_quote(char *buf, size_t len, const char *s);
 
+/* s without leading blanks (space, tab) and trailing whitespace (also CR,
+ * LF): the end is cut in place, the start returned. For line-based files. */
+char *util_trim(char *s);
+
 /* The n bytes at s with one pair of enclosing brackets removed ("[::1]" ->
  * "::1"), into out. Returns 1 when brackets were removed, 0 when there
  * were none, -1 when a bracket is left anywhere or the result does not fit
