@@ -5,8 +5,9 @@
  * Everything here is a one-shot command that writes text to stdout and
  * exits; the daemon never calls it. recipe.c only dispatches;
  * recipe_haproxy.c, recipe_consul.c and recipe_systemd.c hold one recipe
- * each, recipe_util.c (recipe_util.h) what they share. The parse functions are exported so that the unit tests
- * can check every rejected input and its message. */
+ * each, recipe_util.c (recipe_util.h) what they share. The parse functions
+ * are exported so that the unit tests can check every rejected input and its
+ * message. */
 #ifndef HAPPAC_RECIPE_H
 #define HAPPAC_RECIPE_H
 
