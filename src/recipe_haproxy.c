@@ -271,37 +271,48 @@ static int recipe_haproxy_port(struct recipe_haproxy *r, int opt, const char *v,
 	return -1;
 }
 
+/* --name: the prefix of proxy names, PREFIX_write_replicas the longest. */
+static int recipe_valid_prefix(const char *s)
+{
+	return recipe_util_valid_name(s, sizeof(((struct recipe_haproxy *)0)->prefix) - 11);
+}
+
+/* The text options: each one's check, what the message says a good value
+ * is, and where it goes. */
+static const struct {
+	int opt;
+	const char *name;
+	int (*valid)(const char *v);
+	const char *rule;
+	size_t offset, size;
+} recipe_haproxy_texts[] = {
+	{ RECIPE_HAPROXY_OPT_STATS_SOCKET, "--stats-socket: invalid path",
+	  recipe_valid_socket_path, "no quotes, backslashes or control characters",
+	  offsetof(struct recipe_haproxy, stats_socket), RECIPE_PATH_MAX },
+	{ RECIPE_HAPROXY_OPT_SERVER_STATE_FILE, "--server-state-file: invalid path",
+	  recipe_valid_state_path,
+	  "absolute; no quotes, backslashes, '$', spaces or control characters",
+	  offsetof(struct recipe_haproxy, server_state_file), RECIPE_PATH_MAX },
+	{ RECIPE_HAPROXY_OPT_NAME, "--name: invalid prefix", recipe_valid_prefix,
+	  "letters, digits, '.', '_', '-'; at most 21",
+	  offsetof(struct recipe_haproxy, prefix), RECIPE_NAME_MAX },
+};
+_Static_assert(RECIPE_NAME_MAX - 12 == 21, "--name's message says at most 21");
+
 /* --stats-socket, --server-state-file and --name: checked, then copied. */
 static int recipe_haproxy_text(struct recipe_haproxy *r, int opt, const char *v, char *err,
 			       size_t errlen)
 {
-	switch (opt) {
-	case RECIPE_HAPROXY_OPT_STATS_SOCKET:
-		if (!recipe_valid_socket_path(v)) {
-			recipe_util_errf(err, errlen,
-					 "--stats-socket: invalid path '%s' (no quotes, backslashes or control characters)",
-					 v);
+	for (size_t i = 0; i < sizeof(recipe_haproxy_texts) / sizeof(recipe_haproxy_texts[0]); i++) {
+		if (recipe_haproxy_texts[i].opt != opt)
+			continue;
+		if (!recipe_haproxy_texts[i].valid(v)) {
+			recipe_util_errf(err, errlen, "%s '%s' (%s)", recipe_haproxy_texts[i].name, v,
+					 recipe_haproxy_texts[i].rule);
 			return -1;
 		}
-		snprintf(r->stats_socket, sizeof(r->stats_socket), "%s", v);
-		return 0;
-	case RECIPE_HAPROXY_OPT_SERVER_STATE_FILE:
-		if (!recipe_valid_state_path(v)) {
-			recipe_util_errf(err, errlen,
-					 "--server-state-file: invalid path '%s' (absolute; no quotes, backslashes, '$', spaces or control characters)",
-					 v);
-			return -1;
-		}
-		snprintf(r->server_state_file, sizeof(r->server_state_file), "%s", v);
-		return 0;
-	case RECIPE_HAPROXY_OPT_NAME:
-		if (!recipe_util_valid_name(v, sizeof(r->prefix) - 11)) {
-			recipe_util_errf(err, errlen,
-					 "--name: invalid prefix '%s' (letters, digits, '.', '_', '-'; at most %zu)",
-					 v, sizeof(r->prefix) - 12);
-			return -1;
-		}
-		snprintf(r->prefix, sizeof(r->prefix), "%s", v);
+		snprintf((char *)r + recipe_haproxy_texts[i].offset, recipe_haproxy_texts[i].size,
+			 "%s", v);
 		return 0;
 	}
 	return -1;
