@@ -122,6 +122,16 @@ static enum patroni_json_field pj_field(const char *key, int in_tags)
 	return PJ_NONE;
 }
 
+/* At close ('}' or ']'): step over it and leave the container. */
+static int pj_close(struct patroni_json_reader *r, char close)
+{
+	if (r->p >= r->end || *r->p != close)
+		return 0;
+	r->p++;
+	r->depth--;
+	return 1;
+}
+
 /* Entering '{' or '[' at r->p: 1 when a member or element follows, 0 when
  * the container is empty (and left), -1 when nested too deep. */
 static int pj_open(struct patroni_json_reader *r, char close)
@@ -130,12 +140,7 @@ static int pj_open(struct patroni_json_reader *r, char close)
 		return pj_fail(r, "nested too deep");
 	r->p++;
 	pj_ws(r);
-	if (r->p < r->end && *r->p == close) {
-		r->p++;
-		r->depth--;
-		return 0;
-	}
-	return 1;
+	return !pj_close(r, close);
 }
 
 /* After a member or element: ',' gives 1 (another follows), close 0 (the
@@ -147,11 +152,8 @@ static int pj_next(struct patroni_json_reader *r, char close)
 		r->p++;
 		return 1;
 	}
-	if (r->p < r->end && *r->p == close) {
-		r->p++;
-		r->depth--;
+	if (pj_close(r, close))
 		return 0;
-	}
 	return pj_fail(r, close == '}' ? "expected ',' or '}'" : "expected ',' or ']'");
 }
 
