@@ -113,11 +113,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		up = profile_evaluate(&prof, 0, &st, &pin, line, sizeof(line), &len);
 		fuzz_check_line(line, sizeof(line), len, "profile_evaluate");
 		if (both_ok) {
-			FUZZ_CHECK(up == 1 && strcmp(line, "up\n") == 0, "all ok but '%s'", line);
+			FUZZ_CHECK(up == PROFILE_HEALTH_PASSING && strcmp(line, "up\n") == 0,
+				   "all ok but '%s' (health %d)", line, up);
 		} else {
 			char copy[VERDICT_LINE_MAX];
 
-			FUZZ_CHECK(up == 0, "a probe failed but evaluate returned %d", up);
+			FUZZ_CHECK(up == PROFILE_HEALTH_DOWN, "a probe failed but evaluate returned %d", up);
 			FUZZ_CHECK(strncmp(line, "down #", 6) == 0, "not 'down #': '%s'", line);
 			memcpy(copy, line + 6, len - 7);
 			copy[len - 7] = '\0';

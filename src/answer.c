@@ -3,6 +3,7 @@
 
 #include "log.h"
 #include "probe.h"
+#include "util.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,14 +28,6 @@ struct answer {
 	uint64_t transitions;
 	char stale_line[VERDICT_LINE_MAX];
 };
-
-static double answer_wall_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 struct answer *answer_new(void)
 {
@@ -83,7 +76,7 @@ void answer_set_profiles(struct answer *a, const struct profile *profiles, int n
 			a->slots[i].len = (size_t)snprintf(a->slots[i].line,
 							   sizeof(a->slots[i].line),
 							   "down #starting\n");
-			a->slots[i].since_s = answer_wall_s();
+			a->slots[i].since_s = util_wall_s();
 		}
 	}
 	a->n = n < PROFILE_MAX ? n : PROFILE_MAX;
@@ -101,14 +94,14 @@ int answer_update(struct answer *a, const struct profile_inputs *in, const char 
 		struct answer_slot *s = &a->slots[i];
 		char line[VERDICT_LINE_MAX];
 		const char *prev;
-		enum profile_health health;
+		enum profile_health health, was = s->health;
 		size_t len;
 
 		health = profile_evaluate(all, i, &s->state, in, line, sizeof(line), &len);
 		s->health = health;
 		if (a->ready && len == s->len && !memcmp(line, s->line, len))
 			continue;
-		prev = !a->ready ? "none" : s->line[0] == 'u' ? "up" : "down";
+		prev = !a->ready ? "none" : was != PROFILE_HEALTH_DOWN ? "up" : "down";
 		if (i == 0)
 			log_info("verdict %s -> %.*s (%s)", prev, (int)len - 1, line, summary);
 		else
@@ -118,11 +111,11 @@ int answer_update(struct answer *a, const struct profile_inputs *in, const char 
 			a->transitions++;
 		memcpy(s->line, line, len + 1);
 		s->len = len;
-		s->since_s = answer_wall_s();
+		s->since_s = util_wall_s();
 		changed++;
 	}
 	a->ready = 1;
-	a->updated_us = probe_now_us();
+	a->updated_us = util_mono_us();
 	return changed;
 }
 
@@ -139,7 +132,7 @@ int answer_ready(const struct answer *a)
 
 const char *answer_line(struct answer *a, int i, size_t *len)
 {
-	int64_t age = probe_now_us() - a->updated_us;
+	int64_t age = util_mono_us() - a->updated_us;
 
 	if (i < 0 || i >= a->n)
 		i = 0;
@@ -157,7 +150,7 @@ enum profile_health answer_health(const struct answer *a, int i)
 		i = 0;
 	/* The stale line is a down line (and "down #starting" leaves health
 	 * at its zero value, DOWN). */
-	if (probe_now_us() - a->updated_us > a->stale_us)
+	if (util_mono_us() - a->updated_us > a->stale_us)
 		return PROFILE_HEALTH_DOWN;
 	return a->slots[i].health;
 }

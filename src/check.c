@@ -10,6 +10,7 @@
 #include "check.h"
 
 #include "options.h"
+#include "util.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -48,14 +49,6 @@ struct check_args {
 static char check_alarm_msg[160];
 static size_t check_alarm_len;
 
-static int64_t check_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void check_usage(FILE *out)
 {
 	fprintf(out,
@@ -78,14 +71,12 @@ static void check_usage(FILE *out)
 static int check_set_host(struct check_args *a, const char *s)
 {
 	size_t n = strlen(s);
-	char *copy;
+	char *copy = malloc(n + 1);
 
-	if (n >= 2 && s[0] == '[' && s[n - 1] == ']')
-		copy = strndup(s + 1, n - 2);
-	else if (strchr(s, '[') || strchr(s, ']'))
+	if (copy && util_unbracket(s, n, copy, n + 1) < 0) {
+		free(copy);
 		return -1;
-	else
-		copy = strdup(s);
+	}
 	if (!copy || !*copy || copy[0] == '-') {
 		free(copy);
 		return -1;
@@ -212,7 +203,7 @@ static int check_wait(int fd, short events, int64_t deadline)
 	struct pollfd p = { .fd = fd, .events = events };
 
 	for (;;) {
-		int64_t left = deadline - check_now_ms();
+		int64_t left = deadline - (util_mono_us() / 1000);
 		int r;
 
 		if (left <= 0)
@@ -369,11 +360,12 @@ static int check_run(const struct check_args *a)
 	enum check_health health;
 	enum check_admin admin;
 	int64_t deadline;
-	int fd, len;
+	int fd, len, n;
 
-	snprintf(target, sizeof(target), strchr(a->host, ':') ? "[%s]:%d" : "%s:%d",
-		 a->host, a->port);
-	deadline = check_now_ms() + a->timeout_ms;
+	n = util_host_bracketed(target, sizeof(target), a->host);
+	if (n > 0 && (size_t)n < sizeof(target))
+		snprintf(target + n, sizeof(target) - (size_t)n, ":%d", a->port);
+	deadline = (util_mono_us() / 1000) + a->timeout_ms;
 	check_arm_alarm(a, target);
 
 	fd = check_connect(a, deadline, err, sizeof(err));

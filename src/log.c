@@ -14,6 +14,7 @@
  * pipeline sharing the original one. A regular file is written as is (it
  * has no reader to wait for). */
 #include "log.h"
+#include "util.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -145,15 +146,11 @@ static size_t log_format(enum log_level level, const char *msg, char *line, size
 		n = snprintf(line, size, "<%d>%s: %s\n", log_level_prio[level],
 			     log_level_names[level], msg);
 	} else {
-		struct timespec ts;
-		struct tm tm;
-		char stamp[32];
+		char stamp[UTIL_ISO8601_SIZE];
 
-		clock_gettime(CLOCK_REALTIME, &ts);
-		gmtime_r(&ts.tv_sec, &tm);
-		strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", &tm);
-		n = snprintf(line, size, "%s.%03ldZ happac %s: %s\n", stamp,
-			     ts.tv_nsec / 1000000L, log_level_names[level], msg);
+		util_iso8601(util_wall_s(), stamp, sizeof(stamp));
+		n = snprintf(line, size, "%s happac %s: %s\n", stamp,
+			     log_level_names[level], msg);
 	}
 	if (n < 0)
 		return 0;

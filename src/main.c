@@ -1,6 +1,8 @@
 /* main.c - start-up order, signals, reload, shutdown. The logic lives in the
  * modules: options (what to do), probe* (what the backends say), verdict
  * (what that means), agent and http (telling HAProxy and operators). */
+#include "main_int.h"
+
 #include "acl.h"
 #include "agent.h"
 #include "answer.h"
@@ -18,6 +20,7 @@
 #include "profile.h"
 #include "status.h"
 #include "recipe.h"
+#include "util.h"
 #include "verdict.h"
 
 #include <event2/buffer.h>
@@ -32,45 +35,6 @@
 #include <unistd.h>
 #include <errno.h>
 #include <sys/resource.h>
-
-/* MAIN_PROBE_LEADER runs only when a profile needs the leader lock that
- * the -k endpoint's code cannot show (profile_needs_leader_probe()). */
-enum main_probe { MAIN_PROBE_PATRONI, MAIN_PROBE_PG, MAIN_PROBE_LEADER, MAIN_PROBE_COUNT };
-
-static const char *const main_probe_names[MAIN_PROBE_COUNT] = {
-	[MAIN_PROBE_PATRONI] = "patroni",
-	[MAIN_PROBE_PG] = "pgbouncer",
-	[MAIN_PROBE_LEADER] = "patroni-leader",
-};
-
-/* What one configuration runs: rebuilt whole on a reload that changes it. */
-struct main_probes {
-	struct probe_sched *sched;
-	struct probe probes[MAIN_PROBE_COUNT];
-	int count;                      /* probes in use: 2, or 3 with the leader */
-	struct probe_patroni *patroni;
-	struct probe_pg *pg;
-	struct probe_patroni *leader;   /* OPTIONS /leader, or NULL */
-};
-
-struct happac {
-	int argc;
-	char **argv;
-	struct options opts;
-	struct event_base *base;
-	struct evdns_base *dns;
-	struct main_probes *run;
-	struct agent *agent;
-	struct http *http;
-	struct metrics *metrics;
-	struct acl acl;         /* --allow, parsed */
-	struct event *sigterm, *sigint, *sighup, *drain;
-	int drain_ticks;
-	int stopping; /* SIGTERM/SIGINT seen: a reload would bind ports again */
-	uint64_t reloads_ok, reloads_failed;
-	struct answer *answer;  /* the lines the agent and HTTP answer with */
-	struct ctl *ctl;        /* operator overrides; NULL when off */
-};
 
 static void main_versions(FILE *out)
 {
@@ -108,39 +72,6 @@ static int main_lookup(void *arg, const char *name)
 	return answer_lookup(h->answer, name);
 }
 
-static const struct probe_report *main_report(const struct main_probes *r, int i)
-{
-	return r->probes[i].has_result ? &r->probes[i].last : NULL;
-}
-
-static void main_fill_verdict_probes(struct happac *h, struct verdict_probe *vp)
-{
-	struct main_probes *r = h->run;
-
-	vp[MAIN_PROBE_PATRONI] = (struct verdict_probe){
-		.name = main_probe_names[MAIN_PROBE_PATRONI],
-		.report = main_report(r, MAIN_PROBE_PATRONI),
-		.target = probe_patroni_target(r->patroni),
-		.path = probe_patroni_path(r->patroni),
-		.host = h->opts.patroni_host,
-	};
-	vp[MAIN_PROBE_PG] = (struct verdict_probe){
-		.name = main_probe_names[MAIN_PROBE_PG],
-		.report = main_report(r, MAIN_PROBE_PG),
-		.target = probe_pg_target(r->pg),
-		.path = NULL,
-		.host = probe_pg_host(r->pg),
-	};
-	if (r->leader)
-		vp[MAIN_PROBE_LEADER] = (struct verdict_probe){
-			.name = main_probe_names[MAIN_PROBE_LEADER],
-			.report = main_report(r, MAIN_PROBE_LEADER),
-			.target = probe_patroni_target(r->leader),
-			.path = probe_patroni_path(r->leader),
-			.host = h->opts.patroni_host,
-		};
-}
-
 /* Recompute every profile's line from the latest probe results and the
  * operator override: at the end of each round, and when an override or a
  * ramp moves. */
@@ -154,7 +85,7 @@ static void main_evaluate(struct happac *h)
 
 	if (!h->run->probes[MAIN_PROBE_PATRONI].has_result)
 		return; /* no round has ended yet */
-	main_fill_verdict_probes(h, vp);
+	main_view_probes(h, vp);
 	memset(&in, 0, sizeof(in));
 	in.patroni = &vp[MAIN_PROBE_PATRONI];
 	in.pg = &vp[MAIN_PROBE_PG];
@@ -163,21 +94,16 @@ static void main_evaluate(struct happac *h)
 	in.lag_bytes = vp[MAIN_PROBE_PG].report ? vp[MAIN_PROBE_PG].report->lag_bytes : -1;
 	in.timeout_ms = h->opts.timeout_ms;
 	in.ramp_weight = -1;
-	in.now_us = probe_now_us();
+	in.now_us = util_mono_us();
 	in.ready_window_ms = h->opts.ready_window_ms;
 	in.hold_us = (int64_t)options_hold_ms(&h->opts) * 1000;
 	in.first_round = first;
 	in.leader = h->run->leader ? &vp[MAIN_PROBE_LEADER] : NULL;
 	if (h->ctl) {
 		const struct ctl_override *ov = ctl_get(h->ctl);
-		struct timespec ts;
 
-		in.admin = ov->admin == CTL_ADMIN_DRAIN ? PROFILE_ADMIN_DRAIN
-			 : ov->admin == CTL_ADMIN_MAINT ? PROFILE_ADMIN_MAINT
-							: PROFILE_ADMIN_NONE;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		in.ramp_weight = ctl_ramp_weight(h->ctl, (double)ts.tv_sec +
-							 (double)ts.tv_nsec / 1e9);
+		in.admin = main_view_admin(h);
+		in.ramp_weight = ctl_ramp_weight(h->ctl, util_wall_s());
 		/* A drain/maint that ended before the first answer (restored, or
 		 * cleared before the first round) is still owed its `ready`. */
 		if (first && ov->admin == CTL_ADMIN_READY &&
@@ -222,119 +148,6 @@ static void main_ctl_changed(void *arg)
 {
 	main_evaluate(arg);
 }
-
-/* ---- HTTP side port content */
-
-static int main_http_health(void *arg, const char *profile, struct evbuffer *out)
-{
-	struct happac *h = arg;
-	int i = profile ? answer_lookup(h->answer, profile) : 0;
-	size_t len;
-	const char *line;
-
-	if (i < 0)
-		return -1;
-	line = answer_line(h->answer, i, &len);
-	evbuffer_add(out, line, len);
-	/* Passing, not merely up: "up drain"/"up maint" take the node out of
-	 * HAProxy's rotation, so a catalogue must not list it either. */
-	return answer_health(h->answer, i) == PROFILE_HEALTH_PASSING;
-}
-
-static double main_wall_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void main_http_status(void *arg, struct evbuffer *out)
-{
-	struct happac *h = arg;
-	struct status_view v;
-	struct verdict_probe vp[MAIN_PROBE_COUNT];
-	char lines[STATUS_MAX_PROBES][VERDICT_LINE_MAX], override[512];
-	size_t len;
-
-	memset(&v, 0, sizeof(v));
-	v.line = answer_line(h->answer, 0, &len);
-	v.up = answer_health(h->answer, 0) != PROFILE_HEALTH_DOWN;
-	v.passing = answer_health(h->answer, 0) == PROFILE_HEALTH_PASSING;
-	v.since_s = answer_since(h->answer, 0);
-	v.now_s = main_wall_now();
-	v.now_us = probe_now_us();
-	v.opts = &h->opts;
-	main_fill_verdict_probes(h, vp);
-	v.probe_count = h->run->count;
-	for (int i = 0; i < h->run->count; i++) {
-		v.probes[i].name = vp[i].name;
-		v.probes[i].target = vp[i].target;
-		v.probes[i].report = vp[i].report;
-		v.probes[i].in_flight = h->run->probes[i].in_flight;
-	}
-	v.profile_count = answer_count(h->answer);
-	for (int i = 0; i < v.profile_count && i < STATUS_MAX_PROBES; i++) {
-		const struct profile *p = answer_profile(h->answer, i);
-		const char *l = answer_line(h->answer, i, &len);
-
-		snprintf(lines[i], sizeof(lines[i]), "%s", l);
-		v.profiles[i].name = p->name;
-		v.profiles[i].rule = profile_rule_names[p->rule];
-		v.profiles[i].wrong_role = profile_wrong_names[p->wrong];
-		v.profiles[i].port = i == 0 ? h->opts.port : p->port;
-		v.profiles[i].line = lines[i];
-		v.profiles[i].passing = answer_health(h->answer, i) == PROFILE_HEALTH_PASSING;
-		v.profiles[i].since_s = answer_since(h->answer, i);
-	}
-	if (h->ctl) {
-		ctl_status(h->ctl, v.now_s, override, sizeof(override));
-		v.override_json = override;
-	}
-	status_render(&v, out);
-}
-
-static void main_http_metrics(void *arg, struct evbuffer *out)
-{
-	struct happac *h = arg;
-	const struct agent_stats *as = agent_stats(h->agent);
-	struct metrics_view v;
-
-	memset(&v, 0, sizeof(v));
-	v.up = answer_health(h->answer, 0) != PROFILE_HEALTH_DOWN;
-	v.verdict_since_s = answer_since(h->answer, 0);
-	v.checks_up = as->up;
-	v.checks_down = as->down;
-	v.checks_failed = as->failed;
-	v.rounds = probe_sched_rounds(h->run->sched);
-	v.probe_count = h->run->count;
-	for (int i = 0; i < h->run->count; i++) {
-		v.probe_names[i] = main_probe_names[i];
-		v.probe_in_flight[i] = h->run->probes[i].in_flight;
-	}
-	v.reloads_ok = h->reloads_ok;
-	v.reloads_failed = h->reloads_failed;
-	v.transitions = answer_transitions(h->answer);
-	v.denied = as->denied + (h->http ? http_stats(h->http)->denied : 0);
-	v.dispatched = as->dispatched;
-	v.unknown_profile = as->unknown_profile;
-	v.over_cap = as->evicted + as->over_cap;
-	v.profile_count = answer_count(h->answer);
-	for (int i = 0; i < v.profile_count && i < METRICS_MAX_PROBES; i++) {
-		v.profile_names[i] = answer_profile(h->answer, i)->name;
-		v.profile_up[i] = answer_health(h->answer, i) != PROFILE_HEALTH_DOWN;
-	}
-	if (h->ctl)
-		v.override = ctl_get(h->ctl)->admin == CTL_ADMIN_DRAIN ? 1
-			   : ctl_get(h->ctl)->admin == CTL_ADMIN_MAINT ? 2 : 0;
-	metrics_render(h->metrics, &v, out);
-}
-
-static const struct http_routes main_http_routes = {
-	.health = main_http_health,
-	.status = main_http_status,
-	.metrics = main_http_metrics,
-};
 
 /* ---- probes for one configuration */
 
@@ -429,13 +242,13 @@ static struct main_probes *main_probes_new(struct happac *h, const struct option
 	}
 	if (!r->sched ||
 	    probe_sched_add(r->sched, &r->probes[MAIN_PROBE_PATRONI],
-			    main_probe_names[MAIN_PROBE_PATRONI], &probe_patroni_ops,
+			    main_view_probe_names[MAIN_PROBE_PATRONI], &probe_patroni_ops,
 			    r->patroni) != 0 ||
 	    probe_sched_add(r->sched, &r->probes[MAIN_PROBE_PG],
-			    main_probe_names[MAIN_PROBE_PG], &probe_pg_ops, r->pg) != 0 ||
+			    main_view_probe_names[MAIN_PROBE_PG], &probe_pg_ops, r->pg) != 0 ||
 	    (r->leader &&
 	     probe_sched_add(r->sched, &r->probes[MAIN_PROBE_LEADER],
-			     main_probe_names[MAIN_PROBE_LEADER], &probe_patroni_ops,
+			     main_view_probe_names[MAIN_PROBE_LEADER], &probe_patroni_ops,
 			     r->leader) != 0)) {
 		snprintf(err, errlen, "cannot set up the probes (out of memory)");
 		goto fail;
@@ -524,7 +337,7 @@ static int main_listen_prepare(struct happac *h, const struct options *o,
 	if (!o->http_listen && !http)
 		return 0;
 	if (!http) {
-		n->http = http = http_new(h->base, &main_http_routes, h);
+		n->http = http = http_new(h->base, &main_view_routes, h);
 		if (!http) {
 			snprintf(err, errlen, "cannot set up the HTTP side port");
 			return -1;
@@ -791,14 +604,13 @@ static void main_teardown(struct happac *h)
 	metrics_free(h->metrics);
 	if (h->dns)
 		evdns_base_free(h->dns, 0);
-	if (h->sigterm)
-		event_free(h->sigterm);
-	if (h->sigint)
-		event_free(h->sigint);
-	if (h->sighup)
-		event_free(h->sighup);
-	if (h->drain)
-		event_free(h->drain);
+	{
+		struct event *evs[] = { h->sigterm, h->sigint, h->sighup, h->drain };
+
+		for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++)
+			if (evs[i])
+				event_free(evs[i]);
+	}
 	if (h->base)
 		event_base_free(h->base);
 	options_free(&h->opts);

@@ -6,6 +6,7 @@
 
 #include <event2/buffer.h>
 #include <event2/event.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -60,23 +61,70 @@ static void metrics_head(struct evbuffer *out, const char *name, const char *typ
 	evbuffer_add_printf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
-void metrics_render(const struct metrics *m, const struct metrics_view *v,
-		    struct evbuffer *out)
+void metrics_label(char *buf, size_t len, const char *value)
+{
+	size_t used = 0;
+
+	if (len == 0)
+		return;
+	for (; *value; value++) {
+		char c = *value == '\n' ? 'n' : *value;
+		size_t n = c != *value || c == '\\' || c == '"' ? 2 : 1;
+
+		if (used + n >= len)
+			break;
+		if (n == 2)
+			buf[used++] = '\\';
+		buf[used++] = c;
+	}
+	buf[used] = '\0';
+}
+
+/* The metrics that are one counter of the view each. */
+static const struct metrics_counter {
+	const char *name, *help;
+	size_t offset; /* of a uint64_t in struct metrics_view */
+} metrics_counters[] = {
+	{ "happac_verdict_transitions_total",
+	  "Verdict changes (up to down, down to up, reason changes).",
+	  offsetof(struct metrics_view, transitions) },
+	{ "happac_connections_denied_total",
+	  "Connections closed without a reply: source not in --allow.",
+	  offsetof(struct metrics_view, denied) },
+	{ "happac_agent_dispatched_total",
+	  "Agent checks that named their profile (agent-send).",
+	  offsetof(struct metrics_view, dispatched) },
+	{ "happac_agent_unknown_profile_total",
+	  "Agent checks that named no profile (a misspelt agent-send), answered down.",
+	  offsetof(struct metrics_view, unknown_profile) },
+	{ "happac_agent_over_cap_total",
+	  "Agent connections answered with their listener's profile before naming "
+	  "one, because --max-connections were waiting.",
+	  offsetof(struct metrics_view, over_cap) },
+};
+
+static uint64_t metrics_view_u64(const struct metrics_view *v, size_t offset)
+{
+	return *(const uint64_t *)(const void *)((const char *)v + offset);
+}
+
+static void metrics_render_info(const struct metrics_view *v, struct evbuffer *out)
 {
 	/* libcurl and libpq are loaded only for HTTPS to Patroni and for
 	 * --pg-conninfo: "none" when this happac does not use them. */
 	const char *curl = lib_curl_version();
 	int pq = lib_pq_version();
-	char pqv[16] = "none";
+	char pqv[16] = "none", curlv[64];
 
 	if (pq)
 		snprintf(pqv, sizeof(pqv), "%d.%d", pq / 10000, pq % 10000);
+	metrics_label(curlv, sizeof(curlv), curl ? curl : "none");
 	metrics_head(out, "happac_build_info", "gauge",
 		     "Versions of happac and the libraries it runs with.");
 	evbuffer_add_printf(out,
 			    "happac_build_info{version=\"%s\",libevent=\"%s\","
 			    "libcurl=\"%s\",libpq=\"%s\"} 1\n",
-			    HAPPAC_VERSION, event_get_version(), curl ? curl : "none", pqv);
+			    HAPPAC_VERSION, event_get_version(), curlv, pqv);
 
 	metrics_head(out, "happac_up", "gauge",
 		     "1 when the agent currently answers up, 0 when down.");
@@ -86,43 +134,38 @@ void metrics_render(const struct metrics *m, const struct metrics_view *v,
 		     "Unix time of the last verdict change.");
 	evbuffer_add_printf(out, "happac_verdict_since_timestamp_seconds %.3f\n",
 			    v->verdict_since_s);
+}
 
-	metrics_head(out, "happac_verdict_transitions_total", "counter",
-		     "Verdict changes (up to down, down to up, reason changes).");
-	evbuffer_add_printf(out, "happac_verdict_transitions_total %llu\n",
-			    (unsigned long long)v->transitions);
+/* The daemon's own counters; the agent's and the reloads' by label. */
+static void metrics_render_counters(const struct metrics_view *v, struct evbuffer *out)
+{
+	char name[3 * PROFILE_NAME_MAX];
+
+	/* happac_verdict_transitions_total first, then the profiles, as before
+	 * the table: scrapers do not care, but diffs of the output do. */
+	metrics_head(out, metrics_counters[0].name, "counter", metrics_counters[0].help);
+	evbuffer_add_printf(out, "%s %llu\n", metrics_counters[0].name,
+			    (unsigned long long)metrics_view_u64(v, metrics_counters[0].offset));
 
 	metrics_head(out, "happac_profile_up", "gauge",
 		     "1 when the profile's agent line says up.");
-	for (int i = 0; i < v->profile_count; i++)
-		evbuffer_add_printf(out, "happac_profile_up{profile=\"%s\"} %d\n",
-				    v->profile_names[i], v->profile_up[i]);
+	for (int i = 0; i < v->profile_count && i < PROFILE_MAX; i++) {
+		metrics_label(name, sizeof(name), v->profile_names[i]);
+		evbuffer_add_printf(out, "happac_profile_up{profile=\"%s\"} %d\n", name,
+				    v->profile_up[i]);
+	}
 
 	metrics_head(out, "happac_override", "gauge",
 		     "Operator override in force: 0 none, 1 drain, 2 maint.");
-	evbuffer_add_printf(out, "happac_override %d\n", v->override);
+	evbuffer_add_printf(out, "happac_override %d\n", (int)v->override);
 
-	metrics_head(out, "happac_connections_denied_total", "counter",
-		     "Connections closed without a reply: source not in --allow.");
-	evbuffer_add_printf(out, "happac_connections_denied_total %llu\n",
-			    (unsigned long long)v->denied);
+	for (size_t c = 1; c < sizeof(metrics_counters) / sizeof(metrics_counters[0]); c++) {
+		const struct metrics_counter *mc = &metrics_counters[c];
 
-	metrics_head(out, "happac_agent_dispatched_total", "counter",
-		     "Agent checks that named their profile (agent-send).");
-	evbuffer_add_printf(out, "happac_agent_dispatched_total %llu\n",
-			    (unsigned long long)v->dispatched);
-
-	metrics_head(out, "happac_agent_unknown_profile_total", "counter",
-		     "Agent checks that named no profile (a misspelt agent-send), "
-		     "answered down.");
-	evbuffer_add_printf(out, "happac_agent_unknown_profile_total %llu\n",
-			    (unsigned long long)v->unknown_profile);
-
-	metrics_head(out, "happac_agent_over_cap_total", "counter",
-		     "Agent connections answered with their listener's profile before "
-		     "naming one, because --max-connections were waiting.");
-	evbuffer_add_printf(out, "happac_agent_over_cap_total %llu\n",
-			    (unsigned long long)v->over_cap);
+		metrics_head(out, mc->name, "counter", mc->help);
+		evbuffer_add_printf(out, "%s %llu\n", mc->name,
+				    (unsigned long long)metrics_view_u64(v, mc->offset));
+	}
 
 	metrics_head(out, "happac_agent_checks_total", "counter",
 		     "Agent checks answered, by the verdict given.");
@@ -147,35 +190,46 @@ void metrics_render(const struct metrics *m, const struct metrics_view *v,
 			    (unsigned long long)v->reloads_ok);
 	evbuffer_add_printf(out, "happac_config_reloads_total{result=\"failed\"} %llu\n",
 			    (unsigned long long)v->reloads_failed);
+}
+
+/* One probe's series: in flight, results, failures, durations. */
+static void metrics_render_probes(const struct metrics *m, const struct metrics_view *v,
+				  struct evbuffer *out)
+{
+	char name[METRICS_MAX_PROBES][64];
+	int n = v->probe_count < METRICS_MAX_PROBES ? v->probe_count : METRICS_MAX_PROBES;
+
+	for (int i = 0; i < n; i++)
+		metrics_label(name[i], sizeof(name[i]), v->probe_names[i]);
 
 	metrics_head(out, "happac_probe_in_flight", "gauge",
 		     "1 while the probe's attempt is running.");
-	for (int i = 0; i < v->probe_count; i++)
+	for (int i = 0; i < n; i++)
 		evbuffer_add_printf(out, "happac_probe_in_flight{probe=\"%s\"} %d\n",
-				    v->probe_names[i], v->probe_in_flight[i]);
+				    name[i], v->probe_in_flight[i]);
 
 	metrics_head(out, "happac_probe_results_total", "counter",
 		     "Finished probe attempts, by result.");
-	for (int i = 0; i < v->probe_count; i++)
+	for (int i = 0; i < n; i++)
 		for (int r = 0; r < PROBE_RESULT_COUNT; r++)
 			evbuffer_add_printf(out,
 					    "happac_probe_results_total{probe=\"%s\",result=\"%s\"} %llu\n",
-					    v->probe_names[i], probe_result_names[r],
+					    name[i], probe_result_names[r],
 					    (unsigned long long)m->probes[i].results[r]);
 
 	metrics_head(out, "happac_probe_failures_total", "counter",
 		     "Failed probe attempts, by reason.");
-	for (int i = 0; i < v->probe_count; i++)
+	for (int i = 0; i < n; i++)
 		for (int r = 0; r < PROBE_RESULT_COUNT; r++)
 			if (r != PROBE_OK)
 				evbuffer_add_printf(out,
 						    "happac_probe_failures_total{probe=\"%s\",reason=\"%s\"} %llu\n",
-						    v->probe_names[i], probe_result_names[r],
+						    name[i], probe_result_names[r],
 						    (unsigned long long)m->probes[i].results[r]);
 
 	metrics_head(out, "happac_probe_duration_seconds", "histogram",
 		     "Duration of probe attempts, timeouts included.");
-	for (int i = 0; i < v->probe_count; i++) {
+	for (int i = 0; i < n; i++) {
 		const struct metrics_probe *p = &m->probes[i];
 		uint64_t cum = 0;
 
@@ -183,15 +237,21 @@ void metrics_render(const struct metrics *m, const struct metrics_view *v,
 			cum += p->buckets[b];
 			evbuffer_add_printf(out,
 					    "happac_probe_duration_seconds_bucket{probe=\"%s\",le=\"%g\"} %llu\n",
-					    v->probe_names[i], metrics_buckets[b],
-					    (unsigned long long)cum);
+					    name[i], metrics_buckets[b], (unsigned long long)cum);
 		}
 		evbuffer_add_printf(out,
 				    "happac_probe_duration_seconds_bucket{probe=\"%s\",le=\"+Inf\"} %llu\n"
 				    "happac_probe_duration_seconds_sum{probe=\"%s\"} %.6f\n"
 				    "happac_probe_duration_seconds_count{probe=\"%s\"} %llu\n",
-				    v->probe_names[i], (unsigned long long)p->count,
-				    v->probe_names[i], p->sum_s, v->probe_names[i],
-				    (unsigned long long)p->count);
+				    name[i], (unsigned long long)p->count, name[i], p->sum_s,
+				    name[i], (unsigned long long)p->count);
 	}
+}
+
+void metrics_render(const struct metrics *m, const struct metrics_view *v,
+		    struct evbuffer *out)
+{
+	metrics_render_info(v, out);
+	metrics_render_counters(v, out);
+	metrics_render_probes(m, v, out);
 }

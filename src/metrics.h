@@ -8,13 +8,17 @@
 #define HAPPAC_METRICS_H
 
 #include "probe.h"
+#include "profile.h"
+
+#include <stddef.h>
 
 #include <stdint.h>
 
 struct evbuffer;
 struct metrics;
 
-#define METRICS_MAX_PROBES 8
+/* Probes the daemon runs at most (patroni, pgbouncer, patroni-leader). */
+#define METRICS_MAX_PROBES 3
 
 /* What the renderer needs from the rest of the daemon at scrape time. */
 struct metrics_view {
@@ -32,9 +36,9 @@ struct metrics_view {
 	uint64_t unknown_profile;     /* checks that named no profile: down */
 	uint64_t over_cap;            /* answered early: --max-connections waiting */
 	int profile_count;
-	const char *profile_names[METRICS_MAX_PROBES];
-	int profile_up[METRICS_MAX_PROBES];
-	int override;                 /* 0 none, 1 drain, 2 maint */
+	const char *profile_names[PROFILE_MAX];
+	int profile_up[PROFILE_MAX];
+	enum profile_admin override;  /* rendered as 0 none, 1 drain, 2 maint */
 };
 
 struct metrics *metrics_new(void);
@@ -44,6 +48,12 @@ void metrics_free(struct metrics *m);
  * view). */
 void metrics_probe_observe(struct metrics *m, int i, enum probe_result r,
 			   int64_t duration_us);
+
+/* A label value as the exposition format wants it between quotes: '\',
+ * '"' and a newline backslashed. Writes what fits into buf without cutting
+ * an escape, NUL-terminated (len > 0). Every label value goes through it:
+ * profile and probe names come from the configuration. */
+void metrics_label(char *buf, size_t len, const char *value);
 
 /* Append the exposition text (format 0.0.4) to out. */
 void metrics_render(const struct metrics *m, const struct metrics_view *v,

@@ -6,6 +6,7 @@
 #include "notify.h"
 
 #include "log.h"
+#include "util.h"
 
 #include <errno.h>
 #include <event2/event.h>
@@ -222,20 +223,14 @@ void notify_status(const char *status)
 void notify_reloading(void)
 {
 	char msg[64];
-	struct timespec ts;
 	int len;
 
 	if (notify_st.fd < 0)
 		return;
 	/* MONOTONIC_USEC lets systemd (253+, Type=notify-reload) match this
 	 * message to the reload it started; older versions ignore the field. */
-	if (clock_gettime(CLOCK_MONOTONIC, &ts) != 0) {
-		notify_send("RELOADING=1", strlen("RELOADING=1"));
-		return;
-	}
 	len = snprintf(msg, sizeof(msg), "RELOADING=1\nMONOTONIC_USEC=%llu",
-		       (unsigned long long)ts.tv_sec * 1000000ULL +
-			       (unsigned long long)ts.tv_nsec / 1000ULL);
+		       (unsigned long long)util_mono_us());
 	if (len > 0 && (size_t)len < sizeof(msg))
 		notify_send(msg, (size_t)len);
 }

@@ -5,7 +5,8 @@
  * text. The command line, HAPPAC_<OPTION> environment variables, the config
  * file, --help and the effective-settings dump are all derived from it so
  * that they never disagree. Precedence: command line > environment > file >
- * defaults. */
+ * defaults. The functions below live in options.c (table, apply, validate),
+ * options_load.c (the sources), options_conninfo.c and options_print.c. */
 #ifndef HAPPAC_OPTIONS_H
 #define HAPPAC_OPTIONS_H
 
@@ -61,7 +62,7 @@ struct options {
 	int max_connections;    /* agent connections waiting at once */
 	char *control_socket;   /* --control-socket; NULL = off */
 	char *state_file;       /* --state-file; NULL = no persistence */
-	int layer;              /* the source being applied (see options.c) */
+	int layer;              /* the source being applied (options_int.h) */
 	int section;            /* file reading: profile section, -1 = [happac] */
 
 	/* [profile NAME] sections of the config file */

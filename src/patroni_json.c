@@ -102,42 +102,69 @@ static int pj_number(struct patroni_json_reader *r)
 static int pj_value(struct patroni_json_reader *r, enum patroni_json_field field,
 		    struct patroni_json *out);
 
+/* The top-level keys that are read; everything else is skipped. */
+static const struct {
+	const char *key;
+	enum patroni_json_field field;
+} pj_fields[] = {
+	{ "state", PJ_STATE },          { "role", PJ_ROLE },
+	{ "pause", PJ_PAUSE },          { "cluster_unlocked", PJ_UNLOCKED },
+	{ "sync_standby", PJ_SYNC },    { "quorum_standby", PJ_QUORUM },
+	{ "tags", PJ_TAGS },
+};
+
 static enum patroni_json_field pj_field(const char *key, int in_tags)
 {
 	if (in_tags)
 		return strcmp(key, "noloadbalance") ? PJ_NONE : PJ_NOLB;
-	if (!strcmp(key, "state"))
-		return PJ_STATE;
-	if (!strcmp(key, "role"))
-		return PJ_ROLE;
-	if (!strcmp(key, "pause"))
-		return PJ_PAUSE;
-	if (!strcmp(key, "cluster_unlocked"))
-		return PJ_UNLOCKED;
-	if (!strcmp(key, "sync_standby"))
-		return PJ_SYNC;
-	if (!strcmp(key, "quorum_standby"))
-		return PJ_QUORUM;
-	if (!strcmp(key, "tags"))
-		return PJ_TAGS;
+	for (size_t i = 0; i < sizeof(pj_fields) / sizeof(pj_fields[0]); i++)
+		if (!strcmp(key, pj_fields[i].key))
+			return pj_fields[i].field;
 	return PJ_NONE;
+}
+
+/* At close ('}' or ']'): step over it and leave the container. */
+static int pj_close(struct patroni_json_reader *r, char close)
+{
+	if (r->p >= r->end || *r->p != close)
+		return 0;
+	r->p++;
+	r->depth--;
+	return 1;
+}
+
+/* Entering '{' or '[' at r->p: 1 when a member or element follows, 0 when
+ * the container is empty (and left), -1 when nested too deep. */
+static int pj_open(struct patroni_json_reader *r, char close)
+{
+	if (++r->depth > PATRONI_JSON_MAX_DEPTH)
+		return pj_fail(r, "nested too deep");
+	r->p++;
+	pj_ws(r);
+	return !pj_close(r, close);
+}
+
+/* After a member or element: ',' gives 1 (another follows), close 0 (the
+ * container is left), anything else -1. */
+static int pj_next(struct patroni_json_reader *r, char close)
+{
+	pj_ws(r);
+	if (r->p < r->end && *r->p == ',') {
+		r->p++;
+		return 1;
+	}
+	if (pj_close(r, close))
+		return 0;
+	return pj_fail(r, close == '}' ? "expected ',' or '}'" : "expected ',' or ']'");
 }
 
 static int pj_object(struct patroni_json_reader *r, int kind, struct patroni_json *out)
 {
 	/* kind: 0 nested (ignored), 1 the top level, 2 the tags object */
 	char key[32];
+	int more = pj_open(r, '}');
 
-	if (++r->depth > PATRONI_JSON_MAX_DEPTH)
-		return pj_fail(r, "nested too deep");
-	r->p++; /* '{' */
-	pj_ws(r);
-	if (r->p < r->end && *r->p == '}') {
-		r->p++;
-		r->depth--;
-		return 0;
-	}
-	for (;;) {
+	while (more > 0) {
 		enum patroni_json_field f;
 
 		pj_ws(r);
@@ -151,47 +178,22 @@ static int pj_object(struct patroni_json_reader *r, int kind, struct patroni_jso
 		f = kind ? pj_field(key, kind == 2) : PJ_NONE;
 		if (pj_value(r, f, out) != 0)
 			return -1;
-		pj_ws(r);
-		if (r->p < r->end && *r->p == ',') {
-			r->p++;
-			continue;
-		}
-		if (r->p < r->end && *r->p == '}') {
-			r->p++;
-			r->depth--;
-			return 0;
-		}
-		return pj_fail(r, "expected ',' or '}'");
+		more = pj_next(r, '}');
 	}
+	return more;
 }
 
 static int pj_array(struct patroni_json_reader *r, struct patroni_json *out)
 {
-	if (++r->depth > PATRONI_JSON_MAX_DEPTH)
-		return pj_fail(r, "nested too deep");
-	r->p++; /* '[' */
-	pj_ws(r);
-	if (r->p < r->end && *r->p == ']') {
-		r->p++;
-		r->depth--;
-		return 0;
-	}
-	for (;;) {
+	int more = pj_open(r, ']');
+
+	while (more > 0) {
 		pj_ws(r);
 		if (pj_value(r, PJ_NONE, out) != 0)
 			return -1;
-		pj_ws(r);
-		if (r->p < r->end && *r->p == ',') {
-			r->p++;
-			continue;
-		}
-		if (r->p < r->end && *r->p == ']') {
-			r->p++;
-			r->depth--;
-			return 0;
-		}
-		return pj_fail(r, "expected ',' or ']'");
+		more = pj_next(r, ']');
 	}
+	return more;
 }
 
 static void pj_set_flag(enum patroni_json_field f, int v, struct patroni_json *out)

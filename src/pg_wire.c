@@ -141,39 +141,35 @@ enum pg_wire_state pg_wire_eof(struct pg_wire *w)
 	return w->state;
 }
 
+/* What each final state means for the probe, and the words it leaves.
+ * PG_WIRE_ERROR depends on the SQLSTATE: pg_wire_result() decides it. */
+static const struct {
+	enum probe_result result;
+	const char *detail;
+} pg_wire_results[PG_WIRE_STATE_COUNT] = {
+	[PG_WIRE_MORE] = { PROBE_INTERNAL, "undecided answer" },
+	[PG_WIRE_READY] = { PROBE_OK, "login accepted" },
+	[PG_WIRE_AUTH] = { PROBE_OK, "password requested" },
+	[PG_WIRE_ERROR] = { PROBE_BAD_RESPONSE, "error without SQLSTATE" },
+	[PG_WIRE_BAD] = { PROBE_BAD_RESPONSE, "protocol error" },
+	[PG_WIRE_CLOSED] = { PROBE_BAD_RESPONSE, "connection closed" },
+};
+
 enum probe_result pg_wire_result(const struct pg_wire *w, char *detail, size_t detail_len)
 {
-	detail[0] = '\0';
-	switch (w->state) {
-	case PG_WIRE_READY:
-		snprintf(detail, detail_len, "login accepted");
-		return PROBE_OK;
-	case PG_WIRE_AUTH:
-		snprintf(detail, detail_len, "password requested");
-		return PROBE_OK;
-	case PG_WIRE_ERROR:
-		if (!w->sqlstate[0]) {
-			/* PQping: no SQLSTATE, no answer. */
-			snprintf(detail, detail_len, "error without SQLSTATE");
-			return PROBE_BAD_RESPONSE;
-		}
+	enum pg_wire_state st = w->state < PG_WIRE_STATE_COUNT ? w->state : PG_WIRE_MORE;
+
+	if (st == PG_WIRE_ERROR && w->sqlstate[0]) {
 		snprintf(detail, detail_len, "%s", w->sqlstate);
 		/* 57P03 (cannot connect now: starting, stopping) is a no;
-		 * any other error means the server is there and answers. */
+		 * any other error means the server is there and answers.
+		 * Without a SQLSTATE (PQping's case) there is no answer. */
 		return strcmp(w->sqlstate, "57P03") == 0 ? PROBE_REJECTED : PROBE_OK;
-	case PG_WIRE_BAD:
-		snprintf(detail, detail_len, "protocol error");
-		return PROBE_BAD_RESPONSE;
-	case PG_WIRE_CLOSED:
-		snprintf(detail, detail_len, "connection closed");
-		return PROBE_BAD_RESPONSE;
-	case PG_WIRE_MORE:
-	case PG_WIRE_STATE_COUNT:
-		break;
 	}
-	log_error("internal: pg_wire_result in state %d", (int)w->state);
-	snprintf(detail, detail_len, "undecided answer");
-	return PROBE_INTERNAL;
+	if (st == PG_WIRE_MORE)
+		log_error("internal: pg_wire_result in state %d", (int)w->state);
+	snprintf(detail, detail_len, "%s", pg_wire_results[st].detail);
+	return pg_wire_results[st].result;
 }
 
 size_t pg_wire_startup(unsigned char *buf, size_t len, const char *const *keys,

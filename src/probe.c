@@ -2,6 +2,7 @@
 #include "probe.h"
 
 #include "log.h"
+#include "util.h"
 
 #include <event2/event.h>
 #include <stdlib.h>
@@ -43,14 +44,6 @@ struct probe_sched {
 	unsigned int seed;
 };
 
-int64_t probe_now_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 static void probe_sched_round(evutil_socket_t fd, short what, void *arg);
 
 /* Next round: one interval after this round's start, shortened by up to 10%
@@ -60,7 +53,7 @@ static void probe_sched_next(struct probe_sched *s)
 {
 	int64_t jitter = (int64_t)(rand_r(&s->seed) % 1000) * s->interval_ms / 10;
 	int64_t due = s->round_start_us + (int64_t)s->interval_ms * 1000 - jitter;
-	int64_t wait = due - probe_now_us();
+	int64_t wait = due - util_mono_us();
 	struct timeval tv;
 
 	if (wait < 0)
@@ -81,7 +74,7 @@ void probe_done(struct probe *p, enum probe_result result, int http_status,
 		const char *detail)
 {
 	struct probe_sched *s = p->sched;
-	int64_t now = probe_now_us();
+	int64_t now = util_mono_us();
 
 	if (!p->in_flight) {
 		log_error("internal: probe %s finished twice", p->name);
@@ -124,7 +117,7 @@ static void probe_sched_round(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	s->round_start_us = probe_now_us();
+	s->round_start_us = util_mono_us();
 	s->pending = s->count;
 	s->starting = 1;
 	for (int i = 0; i < s->count; i++) {
@@ -133,7 +126,7 @@ static void probe_sched_round(evutil_socket_t fd, short what, void *arg)
 		p->in_flight = 1;
 		p->in_recovery = -1;
 		p->lag_bytes = -1;
-		p->started_us = probe_now_us();
+		p->started_us = util_mono_us();
 		evtimer_add(p->deadline, &tv);
 		p->ops->start(p->impl, p);
 	}
@@ -154,7 +147,7 @@ struct probe_sched *probe_sched_new(struct event_base *base, int interval_ms,
 	s->timeout_ms = timeout_ms;
 	s->cb = cb;
 	s->arg = arg;
-	s->seed = (unsigned int)probe_now_us() ^ (unsigned int)getpid();
+	s->seed = (unsigned int)util_mono_us() ^ (unsigned int)getpid();
 	s->tick = evtimer_new(base, probe_sched_round, s);
 	if (!s->tick) {
 		free(s);

@@ -73,9 +73,6 @@ struct probe {
 	struct probe_sched *sched;
 };
 
-/* Monotonic clock in microseconds. */
-int64_t probe_now_us(void);
-
 /* The scheduler: owns nothing but timers; probes are owned by the caller and
  * must outlive it. */
 struct probe_sched *probe_sched_new(struct event_base *base, int interval_ms,

@@ -14,6 +14,7 @@
 #include "patroni_json.h"
 #include "probe_http.h"
 #include "resolve.h"
+#include "util.h"
 
 #include <errno.h>
 #include <event2/event.h>
@@ -439,10 +440,7 @@ struct probe_patroni *probe_patroni_new(struct event_base *base, struct evdns_ba
 	/* The options module has checked host and endpoint (no spaces, '#' or
 	 * control characters), so they go into the request as they are. IPv6
 	 * literals need brackets in a URL and a Host header. */
-	if (strchr(host, ':'))
-		snprintf(hostpart, sizeof(hostpart), "[%s]", host);
-	else
-		snprintf(hostpart, sizeof(hostpart), "%s", host);
+	util_host_bracketed(hostpart, sizeof(hostpart), host);
 	snprintf(pp->path, sizeof(pp->path), "/%.*s",
 		 (int)(query ? (size_t)(query - endpoint) : strlen(endpoint)), endpoint);
 	snprintf(pp->request_target, sizeof(pp->request_target), "/%s", endpoint);

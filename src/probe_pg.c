@@ -8,6 +8,7 @@
 #include "log.h"
 #include "pg_wire.h"
 #include "resolve.h"
+#include "util.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -642,12 +643,14 @@ struct probe_pg *probe_pg_new(struct event_base *base, struct evdns_base *dns,
 	}
 	/* The #reason names what is connected to: the socket file for a
 	 * directory (libpq's DIR/.s.PGSQL.PORT), else host:port. */
-	if (pg->unix_socket)
+	if (pg->unix_socket) {
 		snprintf(pg->target, sizeof(pg->target), "%s/.s.PGSQL.%s", pg->host, pg->port);
-	else if (strchr(pg->host, ':'))
-		snprintf(pg->target, sizeof(pg->target), "[%s]:%s", pg->host, pg->port);
-	else
-		snprintf(pg->target, sizeof(pg->target), "%s:%s", pg->host, pg->port);
+	} else {
+		char hostpart[sizeof(pg->target)];
+
+		util_host_bracketed(hostpart, sizeof(hostpart), pg->host);
+		snprintf(pg->target, sizeof(pg->target), "%s:%s", hostpart, pg->port);
+	}
 	pg->literal = resolve_is_literal(pg->host);
 	if (pg->literal)
 		snprintf(pg->hostaddr, sizeof(pg->hostaddr), "%s", pg->host);

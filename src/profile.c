@@ -86,8 +86,8 @@ int profile_expect_recovery(const struct profile *p)
 	case PROFILE_RULE_READ_ONLY:
 	case PROFILE_RULE_READ_ONLY_QUORUM:
 		return -1;
-	case PROFILE_RULE_ENDPOINT:
-		return verdict_expect_recovery(p->endpoint);
+	case PROFILE_RULE_ENDPOINT: /* not a rule's spelling (profile_paths):
+				       leader, health, ... accept either */
 	case PROFILE_RULE_COUNT:
 		break;
 	}
@@ -311,35 +311,46 @@ static void profile_human_bytes(int64_t b, char *buf, size_t len)
 		snprintf(buf, len, "%lldB", (long long)b);
 }
 
-enum profile_health profile_evaluate(const struct profile *profiles, int i,
-				     struct profile_state *st,
-				     const struct profile_inputs *in, char *line,
-				     size_t size, size_t *len)
+/* What profile_evaluate() works out before it renders the line. */
+struct profile_eval {
+	char reason[VERDICT_REASON_MAX];      /* after '#'; "" for none */
+	char role_reason[VERDICT_REASON_MAX]; /* why the role is not right */
+	const char *admin;                    /* drain, maint, ready or NULL */
+	int up, own_admin, lag_w;
+};
+
+/* The word an operator's override puts on the line. */
+static const char *const profile_admin_words[] = {
+	[PROFILE_ADMIN_NONE] = NULL,
+	[PROFILE_ADMIN_DRAIN] = "drain",
+	[PROFILE_ADMIN_MAINT] = "maint",
+};
+
+/* 1. What Patroni says about this node for profile i, held back while the
+ * role is new: 1 right role, 0 not (e->role_reason says why), -1 no usable
+ * answer (e->reason says why). */
+static int profile_role(const struct profile *profiles, int i, struct profile_state *st,
+			const struct profile_inputs *in, struct profile_eval *e)
 {
 	const struct profile *p = &profiles[i];
 	const struct probe_report *pat = in->patroni->report;
-	const struct probe_report *pg = in->pg->report;
-	char reason[VERDICT_REASON_MAX] = "", role_reason[VERDICT_REASON_MAX] = "";
-	char wbuf[8] = "";
-	const char *admin = NULL;
-	int up = 0, role_ok = 0, own_admin = 0, lag_w = 0, w = 0, n;
+	int role_ok;
 
-	/* 1. What Patroni says about this node for this profile. */
 	if (!pat || (pat->result != PROBE_OK && pat->result != PROBE_HTTP_STATUS)) {
 		st->role_ok_since_us = 0;
-		verdict_reason(in->patroni, in->timeout_ms, reason, sizeof(reason));
-		goto render;
+		verdict_reason(in->patroni, in->timeout_ms, e->reason, sizeof(e->reason));
+		return -1;
 	}
 	if (i == in->patroni_code_profile || p->rule == PROFILE_RULE_ENDPOINT) {
 		/* Patroni answered for exactly this profile: its word is final. */
 		role_ok = pat->result == PROBE_OK;
 		if (!role_ok)
-			verdict_reason(in->patroni, in->timeout_ms, role_reason,
-				       sizeof(role_reason));
+			verdict_reason(in->patroni, in->timeout_ms, e->role_reason,
+				       sizeof(e->role_reason));
 	} else if (!in->json) {
-		snprintf(reason, sizeof(reason), "patroni %s: no status JSON",
+		snprintf(e->reason, sizeof(e->reason), "patroni %s: no status JSON",
 			 in->patroni->target);
-		goto render;
+		return -1;
 	} else {
 		struct profile_lock lk;
 		int no_lock = 0;
@@ -347,8 +358,9 @@ enum profile_health profile_evaluate(const struct profile *profiles, int i,
 		profile_lock_evidence(profiles, in, &lk);
 		role_ok = profile_rule_ok(p->rule, in->json, &lk, &no_lock);
 		if (!role_ok)
-			snprintf(role_reason, sizeof(role_reason), "patroni: not %s (%s, %s%s)",
-				 profile_rule_names[p->rule], profile_role_word(in->json),
+			snprintf(e->role_reason, sizeof(e->role_reason),
+				 "patroni: not %s (%s, %s%s)", profile_rule_names[p->rule],
+				 profile_role_word(in->json),
 				 in->json->state[0] ? in->json->state : "state unknown",
 				 no_lock ? profile_lock_word(in->json, &lk) : "");
 	}
@@ -361,75 +373,98 @@ enum profile_health profile_evaluate(const struct profile *profiles, int i,
 	 * two are never UP together. Not on start-up (a restart of
 	 * happac must not flap a healthy primary), not after a pure PgBouncer
 	 * failure (Patroni's answer did not change). */
-	if (role_ok) {
-		if (!st->role_ok_since_us)
-			st->role_ok_since_us = in->first_round ? in->now_us - in->hold_us
-							       : in->now_us;
-		if (in->now_us - st->role_ok_since_us < in->hold_us) {
-			role_ok = 0;
-			snprintf(role_reason, sizeof(role_reason),
-				 "patroni: %s role is new, settling",
-				 p->rule == PROFILE_RULE_ENDPOINT ? p->endpoint
-								  : profile_rule_names[p->rule]);
-		}
-	} else {
+	if (!role_ok) {
 		st->role_ok_since_us = 0;
+		return 0;
 	}
-	if (!role_ok && p->wrong == PROFILE_WRONG_DOWN) {
-		snprintf(reason, sizeof(reason), "%s", role_reason);
-		goto render;
+	if (!st->role_ok_since_us)
+		st->role_ok_since_us = in->first_round ? in->now_us - in->hold_us : in->now_us;
+	if (in->now_us - st->role_ok_since_us < in->hold_us) {
+		snprintf(e->role_reason, sizeof(e->role_reason), "patroni: %s role is new, settling",
+			 p->rule == PROFILE_RULE_ENDPOINT ? p->endpoint
+							  : profile_rule_names[p->rule]);
+		return 0;
 	}
+	return 1;
+}
 
-	/* 2. PgBouncer, and the role it really reaches. */
+/* 3. Replication lag: weights, and a cut with hysteresis. 0, or -1 when
+ * the lag cuts the node off (e->reason says so). */
+static int profile_lag(const struct profile *p, struct profile_state *st,
+		       const struct profile_inputs *in, struct profile_eval *e)
+{
+	char lag[24], cut[24];
+
+	if (p->lag_cut <= 0 || in->lag_bytes < 0)
+		return 0;
+	if (st->lag_cut && in->lag_bytes <= p->lag_full)
+		st->lag_cut = 0;
+	else if (!st->lag_cut && in->lag_bytes >= p->lag_cut)
+		st->lag_cut = 1;
+	if (st->lag_cut) {
+		profile_human_bytes(in->lag_bytes, lag, sizeof(lag));
+		profile_human_bytes(p->lag_cut, cut, sizeof(cut));
+		snprintf(e->reason, sizeof(e->reason), "replication lag %s (cut at %s)", lag,
+			 cut);
+		return -1;
+	}
+	e->lag_w = profile_weight(p, in->lag_bytes);
+	return 0;
+}
+
+/* 2. and 3.: with the role known, PgBouncer, the role it really reaches,
+ * and the lag decide up or down. */
+static void profile_judge(const struct profile *p, struct profile_state *st,
+			  const struct profile_inputs *in, int role_ok, struct profile_eval *e)
+{
+	const struct probe_report *pg = in->pg->report;
+
+	if (!role_ok && p->wrong == PROFILE_WRONG_DOWN) {
+		snprintf(e->reason, sizeof(e->reason), "%s", e->role_reason);
+		return;
+	}
 	if (!pg || pg->result != PROBE_OK) {
-		verdict_reason(in->pg, in->timeout_ms, reason, sizeof(reason));
-		goto render;
+		verdict_reason(in->pg, in->timeout_ms, e->reason, sizeof(e->reason));
+		return;
 	}
 	if (!role_ok) {
 		/* Healthy, wrong role: stay up, out of rotation, on dashboards
 		 * as DRAIN or MAINT instead of DOWN. */
-		up = 1;
-		own_admin = 1;
-		admin = profile_wrong_names[p->wrong];
-		snprintf(reason, sizeof(reason), "%s", role_reason);
-		goto render;
+		e->up = 1;
+		e->own_admin = 1;
+		e->admin = profile_wrong_names[p->wrong];
+		snprintf(e->reason, sizeof(e->reason), "%s", e->role_reason);
+		return;
 	}
 	if (pg->in_recovery >= 0) {
 		int want = profile_expect_recovery(p);
 
 		if (want >= 0 && pg->in_recovery != want) {
-			snprintf(reason, sizeof(reason), "role mismatch: %s reaches a %s",
+			snprintf(e->reason, sizeof(e->reason), "role mismatch: %s reaches a %s",
 				 in->pg->name, pg->in_recovery ? "replica" : "primary");
-			goto render;
+			return;
 		}
 	}
+	if (profile_lag(p, st, in, e) == 0)
+		e->up = 1;
+}
 
-	/* 3. Replication lag: weights, and a cut with hysteresis. */
-	if (p->lag_cut > 0 && in->lag_bytes >= 0) {
-		char lag[24], cut[24];
+/* The line: up/down, the admin word (override, own, or the `ready` that
+ * clears one), the weight, the reason. */
+static enum profile_health profile_render(struct profile_state *st,
+					  const struct profile_inputs *in,
+					  struct profile_eval *e, char *line, size_t size,
+					  size_t *len)
+{
+	char wbuf[8] = "";
+	int n;
 
-		if (st->lag_cut && in->lag_bytes <= p->lag_full)
-			st->lag_cut = 0;
-		else if (!st->lag_cut && in->lag_bytes >= p->lag_cut)
-			st->lag_cut = 1;
-		if (st->lag_cut) {
-			profile_human_bytes(in->lag_bytes, lag, sizeof(lag));
-			profile_human_bytes(p->lag_cut, cut, sizeof(cut));
-			snprintf(reason, sizeof(reason), "replication lag %s (cut at %s)",
-				 lag, cut);
-			goto render;
-		}
-		lag_w = profile_weight(p, in->lag_bytes);
-	}
-	up = 1;
-
-render:
 	/* The operator's override wins over the profile's own admin word. */
-	if (in->admin == PROFILE_ADMIN_DRAIN)
-		admin = "drain", own_admin = 1;
-	else if (in->admin == PROFILE_ADMIN_MAINT)
-		admin = "maint", own_admin = 1;
-	if (own_admin) {
+	if (in->admin != PROFILE_ADMIN_NONE) {
+		e->admin = profile_admin_words[in->admin];
+		e->own_admin = 1;
+	}
+	if (e->own_admin) {
 		st->admin_said = 1;
 		st->ready_until_us = 0;
 	} else if (st->admin_said) {
@@ -439,14 +474,15 @@ render:
 		st->admin_said = 0;
 		st->ready_until_us = in->now_us + (int64_t)in->ready_window_ms * 1000;
 	}
-	if (!admin && st->ready_until_us && in->now_us < st->ready_until_us)
-		admin = "ready";
+	if (!e->admin && st->ready_until_us && in->now_us < st->ready_until_us)
+		e->admin = "ready";
 	else if (st->ready_until_us && in->now_us >= st->ready_until_us)
 		st->ready_until_us = 0;
 	/* Weight: from lag, capped by an operator's ramp. HAProxy keeps the
 	 * last weight an agent said, so once we said one we always say one. */
-	if (up) {
-		w = lag_w;
+	if (e->up) {
+		int w = e->lag_w;
+
 		if (in->ramp_weight > 0)
 			w = in->ramp_weight < (w ? w : 100) ? in->ramp_weight : (w ? w : 100);
 		if (!w && st->weight)
@@ -456,13 +492,28 @@ render:
 			snprintf(wbuf, sizeof(wbuf), " %d%%", w);
 		}
 	}
-	n = snprintf(line, size, "%s%s%s%s%s%s\n", up ? "up" : "down",
-		     admin ? " " : "", admin ? admin : "", wbuf,
-		     reason[0] ? " #" : "", reason);
+	n = snprintf(line, size, "%s%s%s%s%s%s\n", e->up ? "up" : "down",
+		     e->admin ? " " : "", e->admin ? e->admin : "", wbuf,
+		     e->reason[0] ? " #" : "", e->reason);
 	*len = n < 0 ? 0 : (size_t)n < size ? (size_t)n : size - 1;
-	if (!up)
+	if (!e->up)
 		return PROFILE_HEALTH_DOWN;
 	/* own_admin: this line says drain or maint, which HAProxy obeys by
 	 * taking the server out of rotation. */
-	return own_admin ? PROFILE_HEALTH_OUT : PROFILE_HEALTH_PASSING;
+	return e->own_admin ? PROFILE_HEALTH_OUT : PROFILE_HEALTH_PASSING;
+}
+
+enum profile_health profile_evaluate(const struct profile *profiles, int i,
+				     struct profile_state *st,
+				     const struct profile_inputs *in, char *line,
+				     size_t size, size_t *len)
+{
+	struct profile_eval e;
+	int role_ok;
+
+	memset(&e, 0, sizeof(e));
+	role_ok = profile_role(profiles, i, st, in, &e);
+	if (role_ok >= 0)
+		profile_judge(&profiles[i], st, in, role_ok, &e);
+	return profile_render(st, in, &e, line, size, len);
 }

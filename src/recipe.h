@@ -3,10 +3,11 @@
  * blocks out of a README.
  *
  * Everything here is a one-shot command that writes text to stdout and
- * exits; the daemon never calls it. recipe.c holds the shared value parsers,
- * the Consul recipe and the dispatch; recipe_haproxy.c and recipe_systemd.c
- * one recipe each. The parse functions are exported so that the unit tests
- * can check every rejected input and its message. */
+ * exits; the daemon never calls it. recipe.c only dispatches;
+ * recipe_haproxy.c, recipe_consul.c and recipe_systemd.c hold one recipe
+ * each, recipe_util.c (recipe_util.h) what they share. The parse functions
+ * are exported so that the unit tests can check every rejected input and its
+ * message. */
 #ifndef HAPPAC_RECIPE_H
 #define HAPPAC_RECIPE_H
 
@@ -104,43 +105,6 @@ struct recipe_consul {
  * and one line naming the bad input to stderr. Returns the exit status: 0, or
  * RECIPE_EXIT_USAGE for a bad command line. */
 int recipe_main(int argc, char **argv);
-
-/* ---- shared by the recipe files (recipe.c) */
-
-/* snprintf into err: the one-line message of a rejected input. */
-void recipe_errf(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-
-/* getopt_long's '?' or ':' (c) in a recipe's option loop: err names the
- * bad argument. Always returns RECIPE_PARSE_ERROR. */
-enum recipe_parse recipe_getopt_error(int c, char **argv, char *err, size_t errlen);
-/* Arguments left after the options: err names the first, and
- * RECIPE_PARSE_ERROR; RECIPE_PARSE_OK when there are none. */
-enum recipe_parse recipe_getopt_leftover(int argc, char **argv, char *err, size_t errlen);
-
-/* The same for option opt, with err "OPT: invalid port 'VALUE' ...". */
-int recipe_parse_port_opt(const char *opt, const char *value, int *port, char *err,
-			  size_t errlen);
-
-/* Classify a host given without brackets: IPv4, IPv6, or (with allow_name)
- * a DNS name. 0, or -1 when it is none of them. */
-int recipe_host_family(const char *s, int allow_name, enum recipe_family *f);
-
-/* "ADDR:PORT" or "[V6]:PORT" with a literal address; with allow_any also
- * "*:PORT" and ":PORT" (family RECIPE_FAMILY_ANY, host ""). 0 or -1. */
-int recipe_parse_hostport(const char *s, int allow_any, struct recipe_endpoint *e);
-
-/* host:port as HAProxy and URLs want it: "[v6]:port", "*:port", "a.b.c.d:port". */
-void recipe_hostport_str(const char *host, enum recipe_family f, int port,
-			 char *buf, size_t len);
-
-/* 1..max-1 characters of letters, digits, '.', '_', '-', starting with a
- * letter or digit: safe as an HAProxy name and in a Consul ID. */
-int recipe_valid_name(const char *s, size_t max);
-
-/* An absolute path without whitespace, quotes or backslashes. */
-int recipe_valid_bin(const char *s);
 
 /* ---- the recipes */
 

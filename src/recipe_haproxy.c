@@ -4,10 +4,12 @@
  * The sections keep the names and the shape of haproxy/scenario-*.cfg, so
  * that the cluster harness can run the failure matrix on generated
  * configurations: what the tests prove is what users get. */
-#include "recipe.h"
+#include "recipe_util.h"
+#include "util.h"
 
 #include <ctype.h>
 #include <getopt.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -30,50 +32,45 @@ int recipe_haproxy_parse_node(const char *arg, struct recipe_node *n, char *err,
 {
 	const char *eq = strchr(arg, '=');
 	const char *addr;
-	size_t nlen, alen;
+	size_t nlen;
+	int bracketed;
 
 	memset(n, 0, sizeof(*n));
 	if (!eq) {
-		recipe_errf(err, errlen,
-			    "--node: '%s' is not NAME=ADDR (e.g. node1=10.0.0.11)", arg);
+		recipe_util_errf(err, errlen,
+				 "--node: '%s' is not NAME=ADDR (e.g. node1=10.0.0.11)", arg);
 		return -1;
 	}
 	nlen = (size_t)(eq - arg);
 	if (nlen == 0 || nlen >= sizeof(n->name)) {
-		recipe_errf(err, errlen, "--node: '%s' needs a NAME of 1-%zu characters before '='",
-			    arg, sizeof(n->name) - 1);
+		recipe_util_errf(err, errlen, "--node: '%s' needs a NAME of 1-%zu characters before '='",
+				 arg, sizeof(n->name) - 1);
 		return -1;
 	}
 	memcpy(n->name, arg, nlen);
 	n->name[nlen] = '\0';
-	if (!recipe_valid_name(n->name, sizeof(n->name))) {
-		recipe_errf(err, errlen,
-			    "--node: invalid name '%s' in '%s' (letters, digits, '.', '_', '-'; starting with a letter or digit)",
-			    n->name, arg);
+	if (!recipe_util_valid_name(n->name, sizeof(n->name))) {
+		recipe_util_errf(err, errlen,
+				 "--node: invalid name '%s' in '%s' (letters, digits, '.', '_', '-'; starting with a letter or digit)",
+				 n->name, arg);
 		return -1;
 	}
 	addr = eq + 1;
-	alen = strlen(addr);
-	if (alen >= 2 && addr[0] == '[' && addr[alen - 1] == ']') {
-		addr++;
-		alen -= 2;
-	}
-	if (alen == 0 || alen >= sizeof(n->addr))
+	bracketed = util_unbracket(addr, strlen(addr), n->addr, sizeof(n->addr));
+	if (bracketed < 0 || !n->addr[0])
 		goto bad_addr;
-	memcpy(n->addr, addr, alen);
-	n->addr[alen] = '\0';
-	if (recipe_host_family(n->addr, 1, &n->family) != 0)
+	if (recipe_util_host_family(n->addr, 1, &n->family) != 0)
 		goto bad_addr;
-	if (addr != eq + 1 && n->family != RECIPE_FAMILY_IPV6)
+	if (bracketed && n->family != RECIPE_FAMILY_IPV6)
 		goto bad_addr; /* brackets around something else */
 	return 0;
 bad_addr:
-	recipe_errf(err, errlen,
-		    "--node: invalid address '%s' in '%s' (an IPv4 or IPv6 address or a DNS name; %s)",
-		    eq + 1, arg,
-		    strchr(eq + 1, ':') && !strchr(eq + 1, '[') && strchr(eq + 1, '.')
-		    ? "no port here: the ports are --pgbouncer-port, --postgres-port, ..."
-		    : "e.g. node1=10.0.0.11 or node1=fd00::11");
+	recipe_util_errf(err, errlen,
+			 "--node: invalid address '%s' in '%s' (an IPv4 or IPv6 address or a DNS name; %s)",
+			 eq + 1, arg,
+			 strchr(eq + 1, ':') && !strchr(eq + 1, '[') && strchr(eq + 1, '.')
+			 ? "no port here: the ports are --pgbouncer-port, --postgres-port, ..."
+			 : "e.g. node1=10.0.0.11 or node1=fd00::11");
 	return -1;
 }
 
@@ -151,9 +148,9 @@ static int recipe_haproxy_ports_distinct(const struct recipe_haproxy *r, char *e
 	for (size_t i = 0; i < n; i++)
 		for (size_t j = i + 1; j < n; j++)
 			if (p[i].used && p[j].used && p[i].port == p[j].port) {
-				recipe_errf(err, errlen,
-					    "%s and %s are both %d: each service on a node needs its own port",
-					    p[i].opt, p[j].opt, p[i].port);
+				recipe_util_errf(err, errlen,
+						 "%s and %s are both %d: each service on a node needs its own port",
+						 p[i].opt, p[j].opt, p[i].port);
 				return -1;
 			}
 	return 0;
@@ -163,36 +160,36 @@ static int recipe_haproxy_check(struct recipe_haproxy *r, int scenario_set,
 				int replica_bind_set, char *err, size_t errlen)
 {
 	if (!scenario_set) {
-		recipe_errf(err, errlen, "--scenario is required (a, b or c; see --help)");
+		recipe_util_errf(err, errlen, "--scenario is required (a, b or c; see --help)");
 		return -1;
 	}
 	if (r->node_count == 0) {
-		recipe_errf(err, errlen,
-			    "at least one --node NAME=ADDR is required (e.g. --node node1=10.0.0.11)");
+		recipe_util_errf(err, errlen,
+				 "at least one --node NAME=ADDR is required (e.g. --node node1=10.0.0.11)");
 		return -1;
 	}
 	for (int i = 0; i < r->node_count; i++)
 		for (int j = i + 1; j < r->node_count; j++) {
 			if (strcmp(r->nodes[i].name, r->nodes[j].name) == 0) {
-				recipe_errf(err, errlen, "--node: name '%s' is given twice",
-					    r->nodes[i].name);
+				recipe_util_errf(err, errlen, "--node: name '%s' is given twice",
+						 r->nodes[i].name);
 				return -1;
 			}
 			if (strcmp(r->nodes[i].addr, r->nodes[j].addr) == 0) {
-				recipe_errf(err, errlen,
-					    "--node: address '%s' is given twice (%s and %s)",
-					    r->nodes[i].addr, r->nodes[i].name, r->nodes[j].name);
+				recipe_util_errf(err, errlen,
+						 "--node: address '%s' is given twice (%s and %s)",
+						 r->nodes[i].addr, r->nodes[i].name, r->nodes[j].name);
 				return -1;
 			}
 		}
 	if (r->stats_socket[0] && !r->full) {
-		recipe_errf(err, errlen,
-			    "--stats-socket needs --full (the stats socket belongs to the global section)");
+		recipe_util_errf(err, errlen,
+				 "--stats-socket needs --full (the stats socket belongs to the global section)");
 		return -1;
 	}
 	if (r->server_state_file[0] && !r->full) {
-		recipe_errf(err, errlen,
-			    "--server-state-file needs --full (server-state-file belongs to the global section)");
+		recipe_util_errf(err, errlen,
+				 "--server-state-file needs --full (server-state-file belongs to the global section)");
 		return -1;
 	}
 	if (recipe_haproxy_ports_distinct(r, err, errlen) != 0)
@@ -204,14 +201,14 @@ static int recipe_haproxy_check(struct recipe_haproxy *r, int scenario_set,
 		return 0;
 	if (!replica_bind_set) {
 		if (r->bind.port == 65535) {
-			recipe_errf(err, errlen,
-				    "--bind: port 65535 leaves no next port for the read listener: give --replica-bind");
+			recipe_util_errf(err, errlen,
+					 "--bind: port 65535 leaves no next port for the read listener: give --replica-bind");
 			return -1;
 		}
 		r->replica_bind = r->bind;
 		r->replica_bind.port = r->bind.port + 1;
 	} else if (recipe_endpoint_equal(&r->bind, &r->replica_bind)) {
-		recipe_errf(err, errlen, "--replica-bind: the same address and port as --bind");
+		recipe_util_errf(err, errlen, "--replica-bind: the same address and port as --bind");
 		return -1;
 	}
 	return 0;
@@ -243,6 +240,82 @@ static int recipe_valid_state_path(const char *s)
 		if (*p == '$' || *p == ' ')
 			return 0;
 	return 1;
+}
+
+/* The port options: where each one goes in struct recipe_haproxy. */
+static const struct {
+	int opt;
+	const char *name;
+	size_t offset;
+} recipe_haproxy_ports[] = {
+	{ RECIPE_HAPROXY_OPT_AGENT_PORT, "--agent-port", offsetof(struct recipe_haproxy, agent_port) },
+	{ RECIPE_HAPROXY_OPT_REPLICA_AGENT_PORT, "--replica-agent-port",
+	  offsetof(struct recipe_haproxy, replica_agent_port) },
+	{ RECIPE_HAPROXY_OPT_PGBOUNCER_PORT, "--pgbouncer-port",
+	  offsetof(struct recipe_haproxy, pgbouncer_port) },
+	{ RECIPE_HAPROXY_OPT_POSTGRES_PORT, "--postgres-port",
+	  offsetof(struct recipe_haproxy, postgres_port) },
+	{ RECIPE_HAPROXY_OPT_PATRONI_PORT, "--patroni-port",
+	  offsetof(struct recipe_haproxy, patroni_port) },
+};
+
+static int recipe_haproxy_port(struct recipe_haproxy *r, int opt, const char *v, char *err,
+			       size_t errlen)
+{
+	for (size_t i = 0; i < sizeof(recipe_haproxy_ports) / sizeof(recipe_haproxy_ports[0]); i++)
+		if (recipe_haproxy_ports[i].opt == opt)
+			return recipe_util_parse_port_opt(
+				recipe_haproxy_ports[i].name, v,
+				(int *)(void *)((char *)r + recipe_haproxy_ports[i].offset), err,
+				errlen);
+	return -1;
+}
+
+/* --name: the prefix of proxy names, PREFIX_write_replicas the longest. */
+static int recipe_valid_prefix(const char *s)
+{
+	return recipe_util_valid_name(s, sizeof(((struct recipe_haproxy *)0)->prefix) - 11);
+}
+
+/* The text options: each one's check, what the message says a good value
+ * is, and where it goes. */
+static const struct {
+	int opt;
+	const char *name;
+	int (*valid)(const char *v);
+	const char *rule;
+	size_t offset, size;
+} recipe_haproxy_texts[] = {
+	{ RECIPE_HAPROXY_OPT_STATS_SOCKET, "--stats-socket: invalid path",
+	  recipe_valid_socket_path, "no quotes, backslashes or control characters",
+	  offsetof(struct recipe_haproxy, stats_socket), RECIPE_PATH_MAX },
+	{ RECIPE_HAPROXY_OPT_SERVER_STATE_FILE, "--server-state-file: invalid path",
+	  recipe_valid_state_path,
+	  "absolute; no quotes, backslashes, '$', spaces or control characters",
+	  offsetof(struct recipe_haproxy, server_state_file), RECIPE_PATH_MAX },
+	{ RECIPE_HAPROXY_OPT_NAME, "--name: invalid prefix", recipe_valid_prefix,
+	  "letters, digits, '.', '_', '-'; at most 21",
+	  offsetof(struct recipe_haproxy, prefix), RECIPE_NAME_MAX },
+};
+_Static_assert(RECIPE_NAME_MAX - 12 == 21, "--name's message says at most 21");
+
+/* --stats-socket, --server-state-file and --name: checked, then copied. */
+static int recipe_haproxy_text(struct recipe_haproxy *r, int opt, const char *v, char *err,
+			       size_t errlen)
+{
+	for (size_t i = 0; i < sizeof(recipe_haproxy_texts) / sizeof(recipe_haproxy_texts[0]); i++) {
+		if (recipe_haproxy_texts[i].opt != opt)
+			continue;
+		if (!recipe_haproxy_texts[i].valid(v)) {
+			recipe_util_errf(err, errlen, "%s '%s' (%s)", recipe_haproxy_texts[i].name, v,
+					 recipe_haproxy_texts[i].rule);
+			return -1;
+		}
+		snprintf((char *)r + recipe_haproxy_texts[i].offset, recipe_haproxy_texts[i].size,
+			 "%s", v);
+		return 0;
+	}
+	return -1;
 }
 
 enum recipe_parse recipe_haproxy_parse(struct recipe_haproxy *r, int argc, char **argv,
@@ -286,7 +359,7 @@ enum recipe_parse recipe_haproxy_parse(struct recipe_haproxy *r, int argc, char 
 		switch (c) {
 		case RECIPE_HAPROXY_OPT_SCENARIO:
 			if (strlen(v) != 1 || !strchr("abcABC", v[0])) {
-				recipe_errf(err, errlen, "--scenario: '%s' is not a, b or c", v);
+				recipe_util_errf(err, errlen, "--scenario: '%s' is not a, b or c", v);
 				return RECIPE_PARSE_ERROR;
 			}
 			r->scenario = (enum recipe_scenario)(tolower((unsigned char)v[0]) - 'a');
@@ -294,7 +367,7 @@ enum recipe_parse recipe_haproxy_parse(struct recipe_haproxy *r, int argc, char 
 			break;
 		case RECIPE_HAPROXY_OPT_NODE:
 			if (r->node_count >= RECIPE_MAX_NODES) {
-				recipe_errf(err, errlen, "--node: more than %d nodes", RECIPE_MAX_NODES);
+				recipe_util_errf(err, errlen, "--node: more than %d nodes", RECIPE_MAX_NODES);
 				return RECIPE_PARSE_ERROR;
 			}
 			if (recipe_haproxy_parse_node(v, &r->nodes[r->node_count], err, errlen) != 0)
@@ -302,33 +375,20 @@ enum recipe_parse recipe_haproxy_parse(struct recipe_haproxy *r, int argc, char 
 			r->node_count++;
 			break;
 		case RECIPE_HAPROXY_OPT_AGENT_PORT:
-			if (recipe_parse_port_opt("--agent-port", v, &r->agent_port, err, errlen))
-				return RECIPE_PARSE_ERROR;
-			break;
 		case RECIPE_HAPROXY_OPT_REPLICA_AGENT_PORT:
-			if (recipe_parse_port_opt("--replica-agent-port", v, &r->replica_agent_port,
-						  err, errlen))
-				return RECIPE_PARSE_ERROR;
-			break;
 		case RECIPE_HAPROXY_OPT_PGBOUNCER_PORT:
-			if (recipe_parse_port_opt("--pgbouncer-port", v, &r->pgbouncer_port, err, errlen))
-				return RECIPE_PARSE_ERROR;
-			break;
 		case RECIPE_HAPROXY_OPT_POSTGRES_PORT:
-			if (recipe_parse_port_opt("--postgres-port", v, &r->postgres_port, err, errlen))
-				return RECIPE_PARSE_ERROR;
-			break;
 		case RECIPE_HAPROXY_OPT_PATRONI_PORT:
-			if (recipe_parse_port_opt("--patroni-port", v, &r->patroni_port, err, errlen))
+			if (recipe_haproxy_port(r, c, v, err, errlen) != 0)
 				return RECIPE_PARSE_ERROR;
 			break;
 		case RECIPE_HAPROXY_OPT_BIND:
 		case RECIPE_HAPROXY_OPT_REPLICA_BIND:
-			if (recipe_parse_hostport(v, 1, c == RECIPE_HAPROXY_OPT_BIND ? &r->bind
+			if (recipe_util_parse_hostport(v, 1, c == RECIPE_HAPROXY_OPT_BIND ? &r->bind
 									    : &r->replica_bind) != 0) {
-				recipe_errf(err, errlen,
-					    "%s: '%s' is not ADDR:PORT (e.g. *:5000, 10.0.0.5:5000, [::]:5000)",
-					    c == RECIPE_HAPROXY_OPT_BIND ? "--bind" : "--replica-bind", v);
+				recipe_util_errf(err, errlen,
+						 "%s: '%s' is not ADDR:PORT (e.g. *:5000, 10.0.0.5:5000, [::]:5000)",
+						 c == RECIPE_HAPROXY_OPT_BIND ? "--bind" : "--replica-bind", v);
 				return RECIPE_PARSE_ERROR;
 			}
 			replica_bind_set |= c == RECIPE_HAPROXY_OPT_REPLICA_BIND;
@@ -340,40 +400,19 @@ enum recipe_parse recipe_haproxy_parse(struct recipe_haproxy *r, int argc, char 
 			r->full = 1;
 			break;
 		case RECIPE_HAPROXY_OPT_STATS_SOCKET:
-			if (!recipe_valid_socket_path(v)) {
-				recipe_errf(err, errlen,
-					    "--stats-socket: invalid path '%s' (no quotes, backslashes or control characters)",
-					    v);
-				return RECIPE_PARSE_ERROR;
-			}
-			snprintf(r->stats_socket, sizeof(r->stats_socket), "%s", v);
-			break;
 		case RECIPE_HAPROXY_OPT_SERVER_STATE_FILE:
-			if (!recipe_valid_state_path(v)) {
-				recipe_errf(err, errlen,
-					    "--server-state-file: invalid path '%s' (absolute; no quotes, backslashes, '$', spaces or control characters)",
-					    v);
-				return RECIPE_PARSE_ERROR;
-			}
-			snprintf(r->server_state_file, sizeof(r->server_state_file), "%s", v);
-			break;
 		case RECIPE_HAPROXY_OPT_NAME:
-			if (!recipe_valid_name(v, sizeof(r->prefix) - 11)) {
-				recipe_errf(err, errlen,
-					    "--name: invalid prefix '%s' (letters, digits, '.', '_', '-'; at most %zu)",
-					    v, sizeof(r->prefix) - 12);
+			if (recipe_haproxy_text(r, c, v, err, errlen) != 0)
 				return RECIPE_PARSE_ERROR;
-			}
-			snprintf(r->prefix, sizeof(r->prefix), "%s", v);
 			break;
 		case RECIPE_HAPROXY_OPT_HELP:
 			recipe_haproxy_usage(out);
 			return RECIPE_PARSE_HELP;
 		default: /* ':' or '?' */
-			return recipe_getopt_error(c, argv, err, errlen);
+			return recipe_util_getopt_error(c, argv, err, errlen);
 		}
 	}
-	if (recipe_getopt_leftover(argc, argv, err, errlen))
+	if (recipe_util_getopt_leftover(argc, argv, err, errlen))
 		return RECIPE_PARSE_ERROR;
 	if (recipe_haproxy_check(r, scenario_set, replica_bind_set, err, errlen) != 0)
 		return RECIPE_PARSE_ERROR;
@@ -388,7 +427,7 @@ static void recipe_haproxy_bind_arg(const char *opt, const struct recipe_endpoin
 {
 	char hp[RECIPE_HOST_MAX + 16];
 
-	recipe_hostport_str(e->host, e->family, e->port, hp, sizeof(hp));
+	recipe_util_hostport_str(e->host, e->family, e->port, hp, sizeof(hp));
 	fprintf(out, e->family == RECIPE_FAMILY_ANY ? " %s '%s'" : " %s %s", opt, hp);
 }
 
@@ -603,7 +642,7 @@ static void recipe_haproxy_front(const struct recipe_endpoint *bind, FILE *out)
 {
 	char hp[RECIPE_HOST_MAX + 16];
 
-	recipe_hostport_str(bind->host, bind->family, bind->port, hp, sizeof(hp));
+	recipe_util_hostport_str(bind->host, bind->family, bind->port, hp, sizeof(hp));
 	fprintf(out, "    bind %s\n", hp);
 	fputs("    mode tcp\n"
 	      "    # Sessions may idle between transactions; 30 minutes of silence ends one.\n"
@@ -661,7 +700,7 @@ static void recipe_haproxy_back(const struct recipe_haproxy *r, enum recipe_chec
 		const struct recipe_node *n = &r->nodes[i];
 		char hp[RECIPE_HOST_MAX + 16];
 
-		recipe_hostport_str(n->addr, n->family, server_port, hp, sizeof(hp));
+		recipe_util_hostport_str(n->addr, n->family, server_port, hp, sizeof(hp));
 		if (check == RECIPE_CHECK_PATRONI)
 			fprintf(out, "    server %s %s check port %d\n", n->name, hp,
 				r->patroni_port);

@@ -5,7 +5,7 @@
  * so whatever the recipe accepts, happac accepts, and with the same message
  * otherwise. The env file keeps the predecessor's variables, which the
  * unit's ExecStart passes as the predecessor's flags. */
-#include "recipe.h"
+#include "recipe_util.h"
 
 #include "ctl.h"
 #include "options.h"
@@ -145,7 +145,7 @@ static int recipe_systemd_replay(const struct options *o, const struct recipe_se
 	options_init(&sim);
 	got.items = calloc(RECIPE_MAX_SETTINGS, sizeof(*got.items));
 	if (!got.items) {
-		recipe_errf(err, errlen, "out of memory");
+		recipe_util_errf(err, errlen, "out of memory");
 		goto out;
 	}
 	if (o->config_path && *o->config_path &&
@@ -153,18 +153,18 @@ static int recipe_systemd_replay(const struct options *o, const struct recipe_se
 		goto out;
 	for (int i = 0; i < nvars; i++)
 		if (options_set(&sim, vars[i]->name, vars[i]->value, msg, sizeof(msg)) != 0) {
-			recipe_errf(err, errlen,
-				    "--%s: cannot be written as an environment variable (%s): put it "
-				    "in a config file and pass -c FILE", vars[i]->name, msg);
+			recipe_util_errf(err, errlen,
+					 "--%s: cannot be written as an environment variable (%s): put it "
+					 "in a config file and pass -c FILE", vars[i]->name, msg);
 			goto out;
 		}
 	options_each(&sim, recipe_settings_add, &got);
 	for (int i = 0; i < eff->count; i++)
 		if (!recipe_settings_same(eff, &got, eff->items[i].name)) {
-			recipe_errf(err, errlen,
-				    "--%s: these values cannot be one environment variable: put them in "
-				    "a config file (one '%s = ...' line each) and pass -c FILE",
-				    eff->items[i].name, eff->items[i].name);
+			recipe_util_errf(err, errlen,
+					 "--%s: these values cannot be one environment variable: put them in "
+					 "a config file (one '%s = ...' line each) and pass -c FILE",
+					 eff->items[i].name, eff->items[i].name);
 			goto out;
 		}
 	rc = 0;
@@ -191,9 +191,9 @@ static int recipe_systemd_env(const struct options *o, const struct options *bas
 	 * password that comes from the -c file stays there. */
 	if (o->pg_conninfo_has_password &&
 	    (!base_opts->pg_conninfo || strcmp(o->pg_conninfo, base_opts->pg_conninfo) != 0)) {
-		recipe_errf(err, errlen,
-			    "--pg-conninfo holds a password: the env file is no place for it; "
-			    "put it in a passfile (passfile=...) instead");
+		recipe_util_errf(err, errlen,
+				 "--pg-conninfo holds a password: the env file is no place for it; "
+				 "put it in a passfile (passfile=...) instead");
 		return -1;
 	}
 
@@ -386,7 +386,7 @@ static int recipe_systemd_flags(int argc, char **argv, char **rest, int *nrest, 
 				fprintf(stderr, "happac recipe systemd: option '--bin' needs a value\n");
 				return RECIPE_EXIT_USAGE;
 			}
-			if (!recipe_valid_bin(v)) {
+			if (!recipe_util_valid_bin(v)) {
 				fprintf(stderr, "happac recipe systemd: --bin: '%s' is not an absolute "
 					"path without spaces or quotes\n", v);
 				return RECIPE_EXIT_USAGE;
@@ -398,6 +398,45 @@ static int recipe_systemd_flags(int argc, char **argv, char **rest, int *nrest, 
 	}
 	rest[*nrest] = NULL;
 	return -1;
+}
+
+/* The unit, the env file, or both (the unit first, each under a header).
+ * Returns the exit status. */
+static int recipe_systemd_write(const struct options *o, const struct options *base,
+				const struct recipe_settings *eff,
+				const struct recipe_settings *def, int unit, int env,
+				const char *bin, FILE *out)
+{
+	/* Rendered first into memory: an error must not leave half a file. */
+	char *text = NULL, err[512];
+	size_t len = 0;
+	FILE *mem;
+	int bad;
+
+	if (!env) {
+		recipe_systemd_unit(o, bin, out);
+		return 0;
+	}
+	mem = open_memstream(&text, &len);
+	if (!mem) {
+		fprintf(stderr, "happac recipe systemd: out of memory\n");
+		return 1;
+	}
+	bad = recipe_systemd_env(o, base, eff, def, mem, err, sizeof(err));
+	fclose(mem);
+	if (bad) {
+		fprintf(stderr, "happac recipe systemd: %s\n", err);
+		free(text);
+		return RECIPE_EXIT_USAGE;
+	}
+	if (unit) {
+		fputs("# ==> /etc/systemd/system/happac.service <==\n", out);
+		recipe_systemd_unit(o, bin, out);
+		fputs("\n# ==> " RECIPE_ENV_FILE " <==\n", out);
+	}
+	fwrite(text, 1, len, out);
+	free(text);
+	return 0;
 }
 
 int recipe_systemd_main(int argc, char **argv, FILE *out)
@@ -457,36 +496,7 @@ int recipe_systemd_main(int argc, char **argv, FILE *out)
 	}
 	if (!unit && !env)
 		unit = env = 1;
-	if (env) {
-		/* Rendered first into memory: an error must not leave half a file. */
-		char *text = NULL;
-		size_t len = 0;
-		FILE *mem = open_memstream(&text, &len);
-		int bad;
-
-		if (!mem) {
-			fprintf(stderr, "happac recipe systemd: out of memory\n");
-			rc = 1;
-			goto out;
-		}
-		bad = recipe_systemd_env(&o, &base, &eff, &def, mem, err, sizeof(err));
-		fclose(mem);
-		if (bad) {
-			fprintf(stderr, "happac recipe systemd: %s\n", err);
-			free(text);
-			goto out;
-		}
-		if (unit) {
-			fputs("# ==> /etc/systemd/system/happac.service <==\n", out);
-			recipe_systemd_unit(&o, bin, out);
-			fputs("\n# ==> " RECIPE_ENV_FILE " <==\n", out);
-		}
-		fwrite(text, 1, len, out);
-		free(text);
-	} else {
-		recipe_systemd_unit(&o, bin, out);
-	}
-	rc = 0;
+	rc = recipe_systemd_write(&o, &base, &eff, &def, unit, env, bin, out);
 out:
 	if (loaded)
 		options_free(&o);

@@ -1,37 +1,34 @@
 /* status.c - /status as JSON: verdict, reason, since, probes, config. */
 #include "status.h"
+#include "util.h"
 
 #include <event2/buffer.h>
+#include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 void status_json_string(struct evbuffer *out, const char *s)
 {
-	evbuffer_add_printf(out, "%s", "\"");
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
+	char small[512], *big;
+	size_t n = util_json_quote(small, sizeof(small), s);
 
-		if (c == '"' || c == '\\')
-			evbuffer_add_printf(out, "\\%c", c);
-		else if (c == '\n')
-			evbuffer_add_printf(out, "%s", "\\n");
-		else if (c < 0x20 || c == 0x7f)
-			evbuffer_add_printf(out, "\\u%04x", c);
-		else
-			evbuffer_add(out, s, 1); /* one plain byte */
+	if (n < sizeof(small)) {
+		evbuffer_add(out, small, n);
+		return;
 	}
-	evbuffer_add_printf(out, "%s", "\"");
+	big = malloc(n + 1);
+	if (!big)
+		return;
+	util_json_quote(big, n + 1, s);
+	evbuffer_add(out, big, n);
+	free(big);
 }
 
 static void status_time(struct evbuffer *out, double t)
 {
-	time_t sec = (time_t)t;
-	struct tm tm;
-	char buf[40];
+	char buf[UTIL_ISO8601_SIZE];
 
-	gmtime_r(&sec, &tm);
-	strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%S", &tm);
-	evbuffer_add_printf(out, "\"%s.%03dZ\"", buf, (int)((t - (double)sec) * 1000));
+	util_iso8601(t, buf, sizeof(buf));
+	evbuffer_add_printf(out, "\"%s\"", buf);
 }
 
 struct status_config {

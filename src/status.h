@@ -4,12 +4,14 @@
 
 #include "options.h"
 #include "probe.h"
+#include "profile.h"
 
 #include <stdint.h>
 
 struct evbuffer;
 
-#define STATUS_MAX_PROBES 8
+/* Probes the daemon runs at most (patroni, pgbouncer, patroni-leader). */
+#define STATUS_MAX_PROBES 3
 
 struct status_probe {
 	const char *name;
@@ -39,7 +41,7 @@ struct status_view {
 	struct status_probe probes[STATUS_MAX_PROBES];
 	const struct options *opts;
 	int profile_count;
-	struct status_profile profiles[STATUS_MAX_PROBES];
+	struct status_profile profiles[PROFILE_MAX];
 	const char *override_json; /* ctl status object, or NULL */
 };
 

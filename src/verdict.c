@@ -79,23 +79,3 @@ size_t verdict_render_stale(int64_t age_ms, char *line, size_t size)
 
 	return n < 0 ? 0 : (size_t)n < size ? (size_t)n : size - 1;
 }
-
-int verdict_expect_recovery(const char *endpoint)
-{
-	static const char *const primary[] = { "", "primary", "master", "read-write" };
-	static const char *const replica[] = { "replica", "sync", "synchronous", "async",
-						"asynchronous", "standby-leader",
-						"standby_leader", "quorum" };
-	size_t n;
-
-	while (*endpoint == '/')
-		endpoint++;
-	n = strcspn(endpoint, "?");
-	for (size_t i = 0; i < sizeof(primary) / sizeof(primary[0]); i++)
-		if (strlen(primary[i]) == n && !strncmp(endpoint, primary[i], n))
-			return 0;
-	for (size_t i = 0; i < sizeof(replica) / sizeof(replica[0]); i++)
-		if (strlen(replica[i]) == n && !strncmp(endpoint, replica[i], n))
-			return 1;
-	return -1;
-}

@@ -23,11 +23,6 @@ struct verdict_probe {
 	const char *host;                  /* for resolve errors */
 };
 
-/* The role a Patroni endpoint asks for, as pg_is_in_recovery() would say it:
- * 0 for primary/master/read-write, 1 for replica/sync/async/standby-leader,
- * -1 for anything that accepts either (read-only, leader, health...). */
-int verdict_expect_recovery(const char *endpoint);
-
 /* The reason one failed probe gives, e.g. "patroni /primary: 503",
  * "pgbouncer: timeout after 800ms". Always NUL-terminated, < VERDICT_REASON_MAX. */
 void verdict_reason(const struct verdict_probe *vp, int timeout_ms, char *buf,

@@ -529,6 +529,34 @@ static void test_conninfo_socket_dir(void **state)
 	}
 }
 
+/* A [profile NAME] section takes the names --profile takes, no other:
+ * the name goes into log lines, /status JSON and Prometheus labels. */
+static void test_profile_section_names(void **state)
+{
+	static const char *const bad[] = { "a\"b", "a b", "a{b}", "x\\y", "a,b", "é" };
+	struct options o;
+	char err[256], text[128];
+	const char *path;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(text, sizeof(text), "[profile %s]\nrule = replica\n", bad[i]);
+		path = write_file("badname.conf", text);
+		assert_int_equal(parse(&o, err, sizeof(err), "-c", path, "-h", "h", "-r", "1",
+				       NULL), OPTIONS_ERROR);
+		if (!strstr(err, "badname.conf:1:") || !strstr(err, "bad profile name"))
+			fail_msg("[profile %s]: '%s'", bad[i], err);
+		/* --profile refuses the same name. */
+		snprintf(text, sizeof(text), "--profile=%s", bad[i]);
+		expect_error("bad profile name", "-h", "h", "-r", "1", text, NULL);
+	}
+	path = write_file("goodname.conf", "[profile Read_only-2]\nrule = replica\n");
+	assert_int_equal(parse(&o, err, sizeof(err), "-c", path, "-h", "h", "-r", "1", NULL),
+			 OPTIONS_OK);
+	assert_string_equal(o.profiles[1].name, "Read_only-2");
+	options_free(&o);
+}
+
 int main(void)
 {
 	assert_non_null(mkdtemp(tmpdir));
@@ -549,6 +577,7 @@ int main(void)
 		cmocka_unit_test(test_conninfo_parse_errors_hide_values),
 		cmocka_unit_test(test_conninfo_socket_dir),
 		cmocka_unit_test(test_hold_covers_haproxy_agent_inter),
+		cmocka_unit_test(test_profile_section_names),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,70 @@
+/* main_int.h - the daemon's state, shared by main.c (start-up, rounds,
+ * reload, shutdown) and main_view.c (what the HTTP side port serves). No
+ * other file includes it. */
+#ifndef HAPPAC_MAIN_INT_H
+#define HAPPAC_MAIN_INT_H
+
+#include "acl.h"
+#include "options.h"
+#include "probe.h"
+#include "profile.h"
+#include "verdict.h"
+
+#include <event2/event.h>
+#include <stdint.h>
+
+struct agent;
+struct answer;
+struct ctl;
+struct evdns_base;
+struct http;
+struct http_routes;
+struct metrics;
+struct probe_patroni;
+struct probe_pg;
+
+/* MAIN_PROBE_LEADER runs only when a profile needs the leader lock that
+ * the -k endpoint's code cannot show (profile_needs_leader_probe()). */
+enum main_probe { MAIN_PROBE_PATRONI, MAIN_PROBE_PG, MAIN_PROBE_LEADER, MAIN_PROBE_COUNT };
+
+extern const char *const main_view_probe_names[MAIN_PROBE_COUNT];
+
+/* What one configuration runs: rebuilt whole on a reload that changes it. */
+struct main_probes {
+	struct probe_sched *sched;
+	struct probe probes[MAIN_PROBE_COUNT];
+	int count;                      /* probes in use: 2, or 3 with the leader */
+	struct probe_patroni *patroni;
+	struct probe_pg *pg;
+	struct probe_patroni *leader;   /* OPTIONS /leader, or NULL */
+};
+
+struct happac {
+	int argc;
+	char **argv;
+	struct options opts;
+	struct event_base *base;
+	struct evdns_base *dns;
+	struct main_probes *run;
+	struct agent *agent;
+	struct http *http;
+	struct metrics *metrics;
+	struct acl acl;         /* --allow, parsed */
+	struct event *sigterm, *sigint, *sighup, *drain;
+	int drain_ticks;
+	int stopping; /* SIGTERM/SIGINT seen: a reload would bind ports again */
+	uint64_t reloads_ok, reloads_failed;
+	struct answer *answer;  /* the lines the agent and HTTP answer with */
+	struct ctl *ctl;        /* operator overrides; NULL when off */
+};
+
+/* Each probe's name, target and latest report, for the verdict and /status. */
+void main_view_probes(struct happac *h, struct verdict_probe *vp);
+
+/* The operator override in force, in the one mapping from ctl's states. */
+enum profile_admin main_view_admin(const struct happac *h);
+
+/* /health, /status and /metrics (main_view.c). */
+extern const struct http_routes main_view_routes;
+
+#endif

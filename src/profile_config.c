@@ -1,0 +1,227 @@
+/* profile_config.c - profiles from the settings: sections, --profile, and
+ * the effective list. */
+#include "profile_config.h"
+
+#include "options.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <string.h>
+
+int profile_config_name_valid(const char *name, size_t n)
+{
+	if (n == 0 || n >= PROFILE_NAME_MAX)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (!isalnum((unsigned char)name[i]) && name[i] != '-' && name[i] != '_')
+			return 0;
+	return 1;
+}
+
+static int profile_config_rule(struct profile *p, const char *value, char *err,
+			       size_t errlen)
+{
+	struct profile b;
+
+	if (profile_builtin(value, &b) != 0) {
+		snprintf(err, errlen,
+			 "rule: '%s' is not primary, replica, read-only, sync, "
+			 "async, standby-leader, quorum or read-only-quorum", value);
+		return -1;
+	}
+	p->rule = b.rule;
+	snprintf(p->endpoint, sizeof(p->endpoint), "%s", b.endpoint);
+	return 0;
+}
+
+static int profile_config_wrong(struct profile *p, const char *value, char *err,
+				size_t errlen)
+{
+	for (int w = 0; w < PROFILE_WRONG_COUNT; w++)
+		if (!strcmp(value, profile_wrong_names[w])) {
+			p->wrong = (enum profile_wrong)w;
+			return 0;
+		}
+	snprintf(err, errlen, "wrong-role: '%s' is not down, drain or maint", value);
+	return -1;
+}
+
+int profile_config_key(struct profile *p, const char *key, const char *value,
+		       char *err, size_t errlen)
+{
+	if (!strcmp(key, "rule"))
+		return profile_config_rule(p, value, err, errlen);
+	if (!strcmp(key, "wrong-role"))
+		return profile_config_wrong(p, value, err, errlen);
+	if (!strcmp(key, "lag-full") || !strcmp(key, "lag-cut")) {
+		int64_t b;
+		char why[96];
+
+		if (profile_parse_bytes(value, &b, why, sizeof(why)) != 0) {
+			snprintf(err, errlen, "%s: '%s': %s", key, value, why);
+			return -1;
+		}
+		if (key[4] == 'f')
+			p->lag_full = b;
+		else
+			p->lag_cut = b;
+		return 0;
+	}
+	if (!strcmp(key, "port")) {
+		if (options_parse_port(value, &p->port) != 0) {
+			snprintf(err, errlen, "port: '%s' is not 1-65535", value);
+			return -1;
+		}
+		return 0;
+	}
+	snprintf(err, errlen,
+		 "unknown profile setting '%s' (rule, wrong-role, lag-full, lag-cut, port)",
+		 key);
+	return -1;
+}
+
+int profile_config_section(struct profile *defs, int *count, const char *name,
+			   char *err, size_t errlen)
+{
+	struct profile *p;
+	size_t n = strlen(name);
+
+	if (n == 0 || n >= PROFILE_NAME_MAX) {
+		snprintf(err, errlen, "[profile]: a name of 1-%d characters is needed",
+			 PROFILE_NAME_MAX - 1);
+		return -1;
+	}
+	if (!profile_config_name_valid(name, n)) {
+		snprintf(err, errlen,
+			 "[profile %s]: bad profile name (letters, digits, '-' and '_' only)",
+			 name);
+		return -1;
+	}
+	for (int i = 0; i < *count; i++)
+		if (!strcmp(defs[i].name, name))
+			return i;
+	if (*count >= PROFILE_MAX) {
+		snprintf(err, errlen, "more than %d profiles", PROFILE_MAX);
+		return -1;
+	}
+	p = &defs[*count];
+	/* A section named after a built-in profile starts from it. */
+	if (profile_builtin(name, p) != 0) {
+		memset(p, 0, sizeof(*p));
+		snprintf(p->name, sizeof(p->name), "%s", name);
+		p->rule = PROFILE_RULE_COUNT; /* must be given: checked later */
+	}
+	return (*count)++;
+}
+
+static struct profile *profile_config_find(const struct profile *list, int n,
+					   const char *name)
+{
+	for (int i = 0; i < n; i++)
+		if (!strcmp(list[i].name, name))
+			return (struct profile *)&list[i];
+	return NULL;
+}
+
+/* --profile NAME[:PORT] onto out[0..*n-1]: a new name from its section or
+ * the built-in, a port onto the profile of that name. */
+static int profile_config_use(const struct profile_config_sources *src, const char *spec,
+			      struct profile *out, int *n, char *err, size_t errlen)
+{
+	char name[PROFILE_NAME_MAX];
+	const char *colon = strchr(spec, ':');
+	struct profile *have, *def;
+
+	snprintf(name, sizeof(name), "%.*s",
+		 (int)(colon ? (size_t)(colon - spec) : strlen(spec)), spec);
+	have = profile_config_find(out, *n, name);
+	if (!have) {
+		if (*n >= PROFILE_MAX) {
+			snprintf(err, errlen, "--profile: more than %d profiles", PROFILE_MAX);
+			return -1;
+		}
+		have = &out[*n];
+		def = profile_config_find(src->defs, src->ndefs, name);
+		if (def) {
+			*have = *def;
+		} else if (profile_builtin(name, have) != 0) {
+			snprintf(err, errlen,
+				 "--profile: unknown profile '%s' (built in: primary, "
+				 "replica, read-only, sync, async, standby-leader, "
+				 "quorum, read-only-quorum; or "
+				 "define [profile %s] in the config file)", name, name);
+			return -1;
+		}
+		(*n)++;
+	}
+	if (colon)
+		options_parse_port(colon + 1, &have->port);
+	return 0;
+}
+
+/* Ports apart from happac's own and from each other; lag bounds ordered. */
+static int profile_config_check(const struct profile_config_sources *src,
+				const struct profile *out, int n, char *err, size_t errlen)
+{
+	for (int i = 0; i < n; i++) {
+		const struct profile *p = &out[i];
+
+		if (p->port && (p->port == src->agent_port || p->port == src->http_port)) {
+			snprintf(err, errlen, "profile %s: port %d is already in use by happac",
+				 p->name, p->port);
+			return -1;
+		}
+		for (int j = 0; j < i; j++)
+			if (p->port && p->port == out[j].port) {
+				snprintf(err, errlen, "profiles %s and %s: both on port %d",
+					 out[j].name, p->name, p->port);
+				return -1;
+			}
+		if ((p->lag_full || p->lag_cut) && p->lag_cut <= p->lag_full) {
+			snprintf(err, errlen, "profile %s: lag-cut must be above lag-full",
+				 p->name);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+int profile_config_assemble(const struct profile_config_sources *src,
+			    struct profile *out, char *err, size_t errlen)
+{
+	struct profile *p, *def;
+	int n = 0;
+
+	for (int i = 0; i < src->ndefs; i++)
+		if (src->defs[i].rule == PROFILE_RULE_COUNT) {
+			snprintf(err, errlen, "[profile %s]: 'rule = ...' is missing",
+				 src->defs[i].name);
+			return -1;
+		}
+	p = &out[n++];
+	profile_from_endpoint(src->endpoint, p);
+	/* A section named like the -k profile tunes it (wrong-role, lag, and
+	 * a port of its own: one more listener answering it). */
+	def = profile_config_find(src->defs, src->ndefs, p->name);
+	if (def && def->rule == p->rule) {
+		p->wrong = def->wrong;
+		p->lag_full = def->lag_full;
+		p->lag_cut = def->lag_cut;
+		p->port = def->port;
+	}
+	for (int i = 0; i < src->nuses; i++)
+		if (profile_config_use(src, src->uses[i], out, &n, err, errlen) != 0)
+			return -1;
+	for (int i = 0; i < src->ndefs; i++) {
+		if (profile_config_find(out, n, src->defs[i].name))
+			continue;
+		if (n >= PROFILE_MAX) {
+			snprintf(err, errlen, "more than %d profiles", PROFILE_MAX);
+			return -1;
+		}
+		out[n++] = src->defs[i];
+	}
+	if (profile_config_check(src, out, n, err, errlen) != 0)
+		return -1;
+	return n;
+}
