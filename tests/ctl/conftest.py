@@ -5,7 +5,7 @@ tests/ctl/ctl_harness.c: ctl_new() on a libevent loop, linked with the
 project's objects the way the Makefile links unit tests. The harness prints
 `listening ...` when the socket is ready and one `changed ...` line per change
 (the readiness and change signals the tests wait on); happac's log is on its
-stderr. The harness's `ctl` mode is ctl_main(), i.e. `happac ctl`.
+stderr. The harness's `ctl` mode is ctl_client_main(), i.e. `happac ctl`.
 
 Environment:
   HAPPAC_OBJ_DIR   object directory to link (default build/release; build/asan
@@ -112,7 +112,7 @@ def happac_bin():
 
 @pytest.fixture(params=["harness", "happac"])
 def client(request, harness, happac_bin):
-    """The `happac ctl` client: ctl_main() in the harness, and the real binary
+    """The `happac ctl` client: ctl_client_main() in the harness, and the real binary
     once main() dispatches `ctl` to it."""
     if request.param == "harness":
         argv0 = [harness, "ctl"]
@@ -123,7 +123,7 @@ def client(request, harness, happac_bin):
             r = subprocess.run(argv0 + ["--help"], capture_output=True, text=True, timeout=10)
             ok = r.returncode == 0 and "happac ctl" in r.stdout
         if not ok:
-            pytest.skip("%s does not dispatch `ctl` to ctl_main() yet" % happac_bin)
+            pytest.skip("%s does not dispatch `ctl` to ctl_client_main() yet" % happac_bin)
 
     def run(*args, env=None, user=None, group=None, timeout=15):
         return subprocess.run(argv0 + list(args), capture_output=True, text=True,
