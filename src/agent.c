@@ -22,6 +22,8 @@
 #define AGENT_ACCEPT_BATCH 64
 /* A reply that could not be written at once gets this long to finish. */
 #define AGENT_WRITE_TIMEOUT_MS 2000
+/* What a close reads and discards first (SECURITY.md: at most 1 KiB). */
+#define AGENT_DRAIN_MAX 1024
 /* A profile name line, newline included. */
 #define AGENT_LINE_MAX 64
 /* agent_resolve()'s answers besides a profile index. */
@@ -65,7 +67,6 @@ struct agent {
 	/* Pointers: an event's argument must not move when the set changes. */
 	struct agent_listener *listeners[AGENT_MAX_LISTEN];
 	int nlisteners;
-	int enabled;
 	int wait_ms;            /* -1: one profile, never read */
 	int max_conns;
 	struct net_server *srv;  /* accepts; holds the connections */
@@ -85,7 +86,7 @@ static void agent_conn_free(struct agent_conn *c)
  * with FIN, not RST. */
 static void agent_drain_close(int fd)
 {
-	net_drain(fd, 4);
+	net_drain(fd, AGENT_DRAIN_MAX);
 	close(fd);
 }
 
@@ -147,7 +148,7 @@ static void agent_send_line(struct agent *a, int fd, int profile, const char *li
 	if (n == (ssize_t)len) {
 		if (c) {
 			/* agent_conn_free closes; drain first for a clean FIN */
-			net_drain(fd, 1);
+			net_drain(fd, AGENT_DRAIN_MAX);
 			agent_conn_free(c);
 		} else {
 			agent_drain_close(fd);
@@ -535,7 +536,6 @@ void agent_listen_abort(struct agent_listen_plan *p)
 
 void agent_enable(struct agent *a)
 {
-	a->enabled = 1;
 	net_server_enable(a->srv, 1);
 }
 
@@ -552,7 +552,6 @@ void agent_set_acl(struct agent *a, const struct acl *acl)
 
 void agent_close(struct agent *a)
 {
-	a->enabled = 0;
 	net_server_enable(a->srv, 0);
 	for (int i = 0; i < a->nlisteners; i++)
 		agent_listener_free(a->listeners[i]);

@@ -72,7 +72,7 @@ static void ctl_conn_write(evutil_socket_t fd, short what, void *arg)
 	}
 	/* Read what else the client sent, so that the close does not turn
 	 * into a reset that could hide the reply from it. */
-	net_drain(fd, 16);
+	net_drain(fd, 65536);
 	ctl_conn_done(conn);
 }
 

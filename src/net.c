@@ -239,9 +239,12 @@ void net_server_set_acl(struct net_server *s, const struct acl *acl)
 void net_server_enable(struct net_server *s, int on)
 {
 	s->enabled = on;
-	if (!on)
+	if (!on) {
 		evtimer_del(s->resume);
-	if (!s->paused || !on)
+		s->paused = 0;
+	}
+	/* A paused server starts listening when its pause ends. */
+	if (!s->paused)
 		net_listening(s, on);
 }
 
@@ -518,13 +521,18 @@ int net_connect(const char *addr, int port)
 
 /* ---- closing */
 
-void net_drain(int fd, int reads)
+void net_drain(int fd, size_t max)
 {
 	char sink[4096];
 
-	for (int i = 0; i < reads; i++)
-		if (recv(fd, sink, sizeof(sink), MSG_DONTWAIT) <= 0)
+	while (max > 0) {
+		ssize_t n = recv(fd, sink, max < sizeof(sink) ? max : sizeof(sink),
+				 MSG_DONTWAIT);
+
+		if (n <= 0)
 			break;
+		max -= (size_t)n;
+	}
 }
 
 void net_linger(int fd)

@@ -110,10 +110,10 @@ int net_unix_live(const char *path);
  * (EINVAL: addr is not an address). */
 int net_connect(const char *addr, int port);
 
-/* Read (up to reads times) what the peer sent, without waiting, so that a
- * close ends with FIN, not a reset that can destroy the reply before the
- * peer reads it. */
-void net_drain(int fd, int reads);
+/* Read (and discard, at most max bytes) what the peer sent, without
+ * waiting, so that a close ends with FIN, not a reset that can destroy the
+ * reply before the peer reads it. */
+void net_drain(int fd, size_t max);
 /* Lingering close: stop writing; the caller then reads with
  * net_linger_read() until it returns 1 (EOF or error), bounded by its own
  * deadline. */
