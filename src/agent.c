@@ -3,6 +3,7 @@
 
 #include "acl.h"
 #include "log.h"
+#include "net.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -21,6 +22,8 @@
 #define AGENT_ACCEPT_BATCH 64
 /* A reply that could not be written at once gets this long to finish. */
 #define AGENT_WRITE_TIMEOUT_MS 2000
+/* What a close reads and discards first (SECURITY.md: at most 1 KiB). */
+#define AGENT_DRAIN_MAX 1024
 /* A profile name line, newline included. */
 #define AGENT_LINE_MAX 64
 /* agent_resolve()'s answers besides a profile index. */
@@ -31,9 +34,7 @@
 #define AGENT_NAME_SHOWN 32
 
 struct agent_listener {
-	struct agent *agent;
-	int fd;
-	struct event *ev;
+	struct net_listener *nl;
 	char addr[48];   /* as configured; "" = all addresses */
 	int port;
 	int profile;
@@ -45,6 +46,7 @@ enum agent_conn_state { AGENT_CONN_READING, AGENT_CONN_WRITING };
 /* A connection the agent could not finish at once: waiting for the
  * checker's profile line, or for room to write the reply (rare). */
 struct agent_conn {
+	struct net_conn nc;      /* first: ev[0] the socket, ev[1] the deadline */
 	struct agent *agent;
 	int fd;
 	struct event *ev;
@@ -55,7 +57,6 @@ struct agent_conn {
 	char in[AGENT_LINE_MAX];
 	size_t off, len;
 	char out[128];
-	struct agent_conn *prev, *next;
 };
 
 struct agent {
@@ -66,70 +67,26 @@ struct agent {
 	/* Pointers: an event's argument must not move when the set changes. */
 	struct agent_listener *listeners[AGENT_MAX_LISTEN];
 	int nlisteners;
-	int enabled;
 	int wait_ms;            /* -1: one profile, never read */
 	int max_conns;
-	struct event *resume;   /* re-enables accepting after EMFILE */
-	int paused;             /* accepting paused (logged once) */
-	struct agent_conn *conns;   /* newest first */
-	struct agent_conn *oldest;  /* the list's tail */
-	int nconns;
-	struct agent_conn *dead;  /* finished, freed by agent_reap() */
+	struct net_server *srv;  /* accepts; holds the connections */
 	struct agent_stats stats;
-	const struct acl *acl;
 };
 
-/* Finish a connection: unlink it, stop its events, close its socket. The
- * memory (and the events) are freed later, by agent_reap(): this usually
- * runs inside one of the connection's own event callbacks. */
+/* Finish a connection: its socket closes now, its memory once no callback
+ * of it can still run (net_conn_close). */
 static void agent_conn_free(struct agent_conn *c)
 {
-	struct agent *a = c->agent;
-
-	if (c->prev)
-		c->prev->next = c->next;
-	else
-		a->conns = c->next;
-	if (c->next)
-		c->next->prev = c->prev;
-	if (a->oldest == c)
-		a->oldest = c->prev;
-	a->nconns--;
-	event_del(c->ev);
-	if (c->deadline)
-		event_del(c->deadline);
-	if (c->fd >= 0)
-		close(c->fd);
+	c->nc.fd = c->fd;
 	c->fd = -1;
-	c->next = a->dead;
-	c->prev = NULL;
-	a->dead = c;
+	net_conn_close(&c->nc);
 }
 
-/* Free the connections finished since the last call; never called from a
- * connection's own callback. */
-static void agent_reap(struct agent *a)
-{
-	while (a->dead) {
-		struct agent_conn *c = a->dead;
-
-		a->dead = c->next;
-		event_free(c->ev);
-		if (c->deadline)
-			event_free(c->deadline);
-		free(c);
-	}
-}
-
-/* Read what the checker may have sent so that close() ends with FIN, not
- * RST: an RST can make the peer drop our reply before it reads it. */
+/* Write done: read what the checker may have sent so that close() ends
+ * with FIN, not RST. */
 static void agent_drain_close(int fd)
 {
-	char sink[256];
-
-	for (int i = 0; i < 4; i++)
-		if (recv(fd, sink, sizeof(sink), MSG_DONTWAIT) <= 0)
-			break;
+	net_drain(fd, AGENT_DRAIN_MAX);
 	close(fd);
 }
 
@@ -152,25 +109,19 @@ static void agent_conn_expire(evutil_socket_t fd, short what, void *arg)
 
 static struct agent_conn *agent_conn_new(struct agent *a, int fd, int profile)
 {
-	struct agent_conn *c = calloc(1, sizeof(*c));
+	struct agent_conn *c = net_conn_new(a->srv, sizeof(*c), fd, NULL);
 
 	if (!c)
 		return NULL;
 	c->agent = a;
-	c->fd = fd;
 	c->profile = profile;
-	c->ev = event_new(a->base, fd, EV_READ | EV_PERSIST, agent_conn_io, c);
+	c->ev = c->nc.ev[0] = event_new(a->base, fd, EV_READ | EV_PERSIST, agent_conn_io, c);
 	if (!c->ev) {
-		free(c);
+		c->fd = -1; /* still the caller's */
+		agent_conn_free(c);
 		return NULL;
 	}
-	c->next = a->conns;
-	if (a->conns)
-		a->conns->prev = c;
-	else
-		a->oldest = c;
-	a->conns = c;
-	a->nconns++;
+	c->fd = fd;
 	return c;
 }
 
@@ -197,9 +148,7 @@ static void agent_send_line(struct agent *a, int fd, int profile, const char *li
 	if (n == (ssize_t)len) {
 		if (c) {
 			/* agent_conn_free closes; drain first for a clean FIN */
-			char sink[256];
-
-			(void)!recv(fd, sink, sizeof(sink), MSG_DONTWAIT);
+			net_drain(fd, AGENT_DRAIN_MAX);
 			agent_conn_free(c);
 		} else {
 			agent_drain_close(fd);
@@ -353,7 +302,9 @@ static void agent_conn_io(evutil_socket_t fd, short what, void *arg)
  * when nothing waits (every held connection is writing). */
 static int agent_make_room(struct agent *a)
 {
-	for (struct agent_conn *c = a->oldest; c; c = c->prev) {
+	for (struct net_conn *nc = net_server_oldest(a->srv); nc; nc = nc->prev) {
+		struct agent_conn *c = (struct agent_conn *)nc;
+
 		if (c->state != AGENT_CONN_READING)
 			continue;
 		a->stats.evicted++;
@@ -385,14 +336,14 @@ static void agent_accepted(struct agent *a, int fd, int profile)
 		agent_answer_asked(a, fd, profile, buf, have, NULL);
 		return;
 	}
-	if (a->nconns >= a->max_conns && agent_make_room(a) != 0) {
+	if (net_server_nconns(a->srv) >= a->max_conns && agent_make_room(a) != 0) {
 		a->stats.over_cap++;
 		agent_answer_asked(a, fd, profile, buf, have, NULL);
 		return;
 	}
 	c = agent_conn_new(a, fd, profile);
 	if (c)
-		c->deadline = evtimer_new(a->base, agent_conn_expire, c);
+		c->deadline = c->nc.ev[1] = evtimer_new(a->base, agent_conn_expire, c);
 	if (!c || !c->deadline) {
 		if (c) {
 			c->fd = -1; /* still ours: answered below */
@@ -407,68 +358,24 @@ static void agent_accepted(struct agent *a, int fd, int profile)
 	evtimer_add(c->deadline, &tv);
 }
 
-static void agent_resume(evutil_socket_t fd, short what, void *arg)
+/* A connection the allow-list let in, on the listener l. */
+static void agent_accept(void *arg, void *larg, int fd, const struct sockaddr *peer)
 {
 	struct agent *a = arg;
+	struct agent_listener *l = larg;
 
-	(void)fd;
-	(void)what;
-	a->paused = 0;
-	if (a->enabled)
-		for (int i = 0; i < a->nlisteners; i++)
-			event_add(a->listeners[i]->ev, NULL);
-}
+	if (log_debug_enabled()) {
+		char host[INET6_ADDRSTRLEN] = "?";
 
-static void agent_accept(evutil_socket_t lfd, short what, void *arg)
-{
-	struct agent_listener *l = arg;
-	struct agent *a = l->agent;
-
-	(void)what;
-	agent_reap(a);
-	for (int i = 0; i < AGENT_ACCEPT_BATCH; i++) {
-		struct sockaddr_storage ss;
-		socklen_t sl = sizeof(ss);
-		int fd = accept4(lfd, (struct sockaddr *)&ss, &sl,
-				 SOCK_NONBLOCK | SOCK_CLOEXEC);
-
-		if (fd < 0) {
-			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
-			    errno == ENOMEM) {
-				/* Out of descriptors: pause accepting for a
-				 * moment instead of spinning on a readable
-				 * listener; the backlog keeps the checks. */
-				struct timeval tv = { 0, 100000 };
-
-				if (!a->paused)
-					log_warn("agent: accept: %s; pausing until descriptors are free",
-						 strerror(errno));
-				a->paused = 1;
-				for (int j = 0; j < a->nlisteners; j++)
-					event_del(a->listeners[j]->ev);
-				evtimer_add(a->resume, &tv);
-			}
-			return; /* EAGAIN, or a connection aborted before accept */
-		}
-		if (a->acl && !acl_allows(a->acl, (struct sockaddr *)&ss)) {
-			/* Not ours to answer: no reply, nothing to learn. */
-			a->stats.denied++;
-			close(fd);
-			continue;
-		}
-		if (log_debug_enabled()) {
-			char host[INET6_ADDRSTRLEN] = "?";
-
-			if (ss.ss_family == AF_INET6)
-				inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr,
-					  host, sizeof(host));
-			else if (ss.ss_family == AF_INET)
-				inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr,
-					  host, sizeof(host));
-			log_debug("agent: check from %s on %s", host, l->name);
-		}
-		agent_accepted(a, fd, l->profile);
+		if (peer->sa_family == AF_INET6)
+			inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)peer)->sin6_addr,
+				  host, sizeof(host));
+		else if (peer->sa_family == AF_INET)
+			inet_ntop(AF_INET, &((const struct sockaddr_in *)peer)->sin_addr,
+				  host, sizeof(host));
+		log_debug("agent: check from %s on %s", host, l->name);
 	}
+	agent_accepted(a, fd, l->profile);
 }
 
 struct agent *agent_new(struct event_base *base, agent_reply_fn reply,
@@ -484,52 +391,15 @@ struct agent *agent_new(struct event_base *base, agent_reply_fn reply,
 	a->arg = arg;
 	a->wait_ms = -1;
 	a->max_conns = 1024;
-	a->resume = evtimer_new(base, agent_resume, a);
-	if (!a->resume) {
+	/* No cap in net: agent_accepted() bounds only the connections that
+	 * wait, and answers the others at once. */
+	a->srv = net_server_new(base, "agent", AGENT_ACCEPT_BATCH, agent_accept, a,
+				&a->stats.denied);
+	if (!a->srv) {
 		free(a);
 		return NULL;
 	}
 	return a;
-}
-
-static int agent_bind(int family, const void *addr, int port, int v6only,
-		      int *out_fd, int *out_errno)
-{
-	struct sockaddr_storage ss;
-	socklen_t sl;
-	int one = 1, fd;
-
-	memset(&ss, 0, sizeof(ss));
-	if (family == AF_INET6) {
-		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
-
-		s6->sin6_family = AF_INET6;
-		s6->sin6_port = htons((uint16_t)port);
-		memcpy(&s6->sin6_addr, addr, sizeof(s6->sin6_addr));
-		sl = sizeof(*s6);
-	} else {
-		struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
-
-		s4->sin_family = AF_INET;
-		s4->sin_port = htons((uint16_t)port);
-		memcpy(&s4->sin_addr, addr, sizeof(s4->sin_addr));
-		sl = sizeof(*s4);
-	}
-	fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0) {
-		*out_errno = errno;
-		return -1;
-	}
-	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (family == AF_INET6)
-		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, sizeof(v6only));
-	if (bind(fd, (struct sockaddr *)&ss, sl) != 0 || listen(fd, SOMAXCONN) != 0) {
-		*out_errno = errno;
-		close(fd);
-		return -1;
-	}
-	*out_fd = fd;
-	return 0;
 }
 
 /* Bind one listener; returns it, or NULL with err naming the address. */
@@ -537,55 +407,26 @@ static struct agent_listener *agent_listen(struct agent *a, const char *addr, in
 					   int profile, char *err, size_t errlen)
 {
 	struct agent_listener *l = calloc(1, sizeof(*l));
-	unsigned char buf[sizeof(struct in6_addr)];
-	int fd = -1, e = 0;
+	int fd;
 
 	if (!l) {
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
-	if (!addr) {
-		/* All addresses: one dual-stack IPv6 socket, or IPv4 where the
-		 * kernel has no IPv6. */
-		if (agent_bind(AF_INET6, &in6addr_any, port, 0, &fd, &e) == 0) {
-			snprintf(l->name, sizeof(l->name), "[::]:%d", port);
-		} else if (e == EAFNOSUPPORT || e == EADDRNOTAVAIL) {
-			struct in_addr any = { htonl(INADDR_ANY) };
-
-			if (agent_bind(AF_INET, &any, port, 0, &fd, &e) == 0)
-				snprintf(l->name, sizeof(l->name), "0.0.0.0:%d", port);
-		}
-		if (fd < 0) {
-			snprintf(err, errlen, "cannot listen on port %d (all addresses): %s",
-				 port, strerror(e));
-			free(l);
-			return NULL;
-		}
-	} else {
-		int family = inet_pton(AF_INET, addr, buf) == 1 ? AF_INET : AF_INET6;
-		const char *lb = family == AF_INET6 ? "[" : "", *rb = family == AF_INET6 ? "]" : "";
-
-		if (family == AF_INET6 && inet_pton(AF_INET6, addr, buf) != 1) {
-			snprintf(err, errlen, "cannot listen on '%s': not an address", addr);
-			free(l);
-			return NULL;
-		}
-		if (agent_bind(family, buf, port, 1, &fd, &e) != 0) {
-			snprintf(err, errlen, "cannot listen on %s%s%s:%d: %s", lb, addr, rb,
-				 port, strerror(e));
-			free(l);
-			return NULL;
-		}
-		snprintf(l->name, sizeof(l->name), "%s%s%s:%d", lb, addr, rb, port);
+	fd = net_listen_tcp(addr, port, l->name, sizeof(l->name));
+	if (fd < 0) {
+		if (fd == -2)
+			snprintf(err, errlen, "cannot listen on %s: not an address", l->name);
+		else
+			snprintf(err, errlen, "cannot listen on %s: %s", l->name, strerror(errno));
+		free(l);
+		return NULL;
 	}
-	l->agent = a;
-	l->fd = fd;
 	snprintf(l->addr, sizeof(l->addr), "%s", addr ? addr : "");
 	l->port = port;
 	l->profile = profile;
-	l->ev = event_new(a->base, fd, EV_READ | EV_PERSIST, agent_accept, l);
-	if (!l->ev) {
-		close(fd);
+	l->nl = net_listener_new(a->srv, fd, l);
+	if (!l->nl) {
 		free(l);
 		snprintf(err, errlen, "out of memory");
 		return NULL;
@@ -595,10 +436,7 @@ static struct agent_listener *agent_listen(struct agent *a, const char *addr, in
 
 static void agent_listener_free(struct agent_listener *l)
 {
-	if (l->ev)
-		event_free(l->ev);
-	if (l->fd >= 0)
-		close(l->fd);
+	net_listener_free(l->nl);
 	free(l);
 }
 
@@ -679,8 +517,7 @@ void agent_listen_commit(struct agent *a, struct agent_listen_plan *p)
 			continue;
 		/* Before the first round the listener waits for agent_enable(),
 		 * and a paused agent resumes it with the others. */
-		if (a->enabled && !a->paused)
-			event_add(l->ev, NULL);
+		net_listener_start(l->nl);
 		log_info("agent: listening on %s", l->name);
 	}
 	a->nlisteners = p->n;
@@ -699,9 +536,7 @@ void agent_listen_abort(struct agent_listen_plan *p)
 
 void agent_enable(struct agent *a)
 {
-	a->enabled = 1;
-	for (int i = 0; i < a->nlisteners; i++)
-		event_add(a->listeners[i]->ev, NULL);
+	net_server_enable(a->srv, 1);
 }
 
 void agent_set_dispatch(struct agent *a, int wait_ms, int max_conns)
@@ -712,19 +547,20 @@ void agent_set_dispatch(struct agent *a, int wait_ms, int max_conns)
 
 void agent_set_acl(struct agent *a, const struct acl *acl)
 {
-	a->acl = acl;
+	net_server_set_acl(a->srv, acl);
 }
 
 void agent_close(struct agent *a)
 {
-	a->enabled = 0;
-	evtimer_del(a->resume);
+	net_server_enable(a->srv, 0);
 	for (int i = 0; i < a->nlisteners; i++)
 		agent_listener_free(a->listeners[i]);
 	a->nlisteners = 0;
 	/* Checks still waiting for a profile line get the default now. */
-	for (struct agent_conn *c = a->conns, *next; c; c = next) {
-		next = c->next;
+	for (struct net_conn *nc = net_server_oldest(a->srv), *newer; nc; nc = newer) {
+		struct agent_conn *c = (struct agent_conn *)nc;
+
+		newer = nc->prev;
 		if (c->state == AGENT_CONN_READING)
 			agent_answer_asked(a, c->fd, c->profile, c->in, c->inlen, c);
 	}
@@ -732,7 +568,7 @@ void agent_close(struct agent *a)
 
 int agent_pending(const struct agent *a)
 {
-	return a->nconns;
+	return net_server_nconns(a->srv);
 }
 
 const struct agent_stats *agent_stats(const struct agent *a)
@@ -745,9 +581,6 @@ void agent_free(struct agent *a)
 	if (!a)
 		return;
 	agent_close(a);
-	while (a->conns)
-		agent_conn_free(a->conns);
-	agent_reap(a);
-	event_free(a->resume);
+	net_server_free(a->srv);
 	free(a);
 }

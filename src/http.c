@@ -12,6 +12,7 @@
 
 #include "acl.h"
 #include "log.h"
+#include "net.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -31,6 +32,7 @@
 #define HTTP_ACCEPT_BATCH 16
 
 struct http_conn {
+	struct net_conn nc;      /* first: ev[0] the socket, ev[1] the deadline */
 	struct http *http;
 	int fd;
 	int draining;            /* answered; reading to EOF before close */
@@ -39,24 +41,17 @@ struct http_conn {
 	size_t len;
 	char head[HTTP_MAX_HEAD + 1];
 	struct evbuffer *out;    /* the response while it is written */
-	struct http_conn *prev, *next;
 };
 
 struct http {
 	struct event_base *base;
-	int fd;
-	struct event *accept_ev;
-	struct event *resume;    /* re-enables accepting after EMFILE */
-	int paused;
+	struct net_server *srv;  /* accepts; holds the connections */
+	struct net_listener *listener; /* NULL: the side port is off */
 	char addr[64];
 	int port;
 	struct http_routes routes;
 	void *arg;
 	struct http_stats stats;
-	const struct acl *acl;
-	struct http_conn *conns;
-	int nconns;
-	struct http_conn *dead;  /* finished, freed by http_reap() */
 };
 
 static const char *http_reason(int code)
@@ -72,44 +67,25 @@ static const char *http_reason(int code)
 	}
 }
 
-/* Finish a connection: unlink it, stop its events, close its socket. The
- * memory is freed later by http_reap(): this usually runs inside one of the
- * connection's own event callbacks. */
+/* Finish a connection: its socket closes now, its memory once no callback
+ * of it can still run (net_conn_close). */
 static void http_conn_free(struct http_conn *c)
 {
-	struct http *h = c->http;
-
-	if (c->prev)
-		c->prev->next = c->next;
-	else
-		h->conns = c->next;
-	if (c->next)
-		c->next->prev = c->prev;
-	h->nconns--;
-	event_del(c->ev);
-	event_del(c->deadline);
 	if (c->out) {
 		evbuffer_free(c->out);
 		c->out = NULL;
 	}
-	close(c->fd);
 	c->fd = -1;
-	c->next = h->dead;
-	c->prev = NULL;
-	h->dead = c;
+	net_conn_close(&c->nc);
 }
 
-/* Free the connections finished since the last call. */
-static void http_reap(struct http *h)
+static void http_conn_release(struct net_conn *nc)
 {
-	while (h->dead) {
-		struct http_conn *c = h->dead;
+	struct http_conn *c = (struct http_conn *)nc; /* nc is the first member */
 
-		h->dead = c->next;
-		event_free(c->ev);
-		event_free(c->deadline);
-		free(c);
-	}
+	if (c->out)
+		evbuffer_free(c->out);
+	free(c);
 }
 
 static void http_conn_io(evutil_socket_t fd, short what, void *arg);
@@ -121,7 +97,7 @@ static void http_conn_io(evutil_socket_t fd, short what, void *arg);
 static void http_conn_linger(struct http_conn *c)
 {
 	c->draining = 1;
-	shutdown(c->fd, SHUT_WR);
+	net_linger(c->fd);
 	event_del(c->ev);
 	event_assign(c->ev, c->http->base, c->fd, EV_READ | EV_PERSIST, http_conn_io, c);
 	event_add(c->ev, NULL);
@@ -275,10 +251,7 @@ static void http_conn_io(evutil_socket_t fd, short what, void *arg)
 
 	(void)what;
 	if (c->draining) {
-		char sink[4096];
-
-		n = recv(fd, sink, sizeof(sink), MSG_DONTWAIT);
-		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
+		if (net_linger_read(fd))
 			http_conn_free(c);
 		return;
 	}
@@ -316,79 +289,38 @@ static void http_conn_expire(evutil_socket_t fd, short what, void *arg)
 	http_conn_free(arg);
 }
 
-static void http_resume(evutil_socket_t fd, short what, void *arg)
-{
-	struct http *h = arg;
-
-	(void)fd;
-	(void)what;
-	h->paused = 0;
-	if (h->accept_ev)
-		event_add(h->accept_ev, NULL);
-}
-
-static void http_accept(evutil_socket_t lfd, short what, void *arg)
+/* A connection the allow-list and the cap let in. */
+static void http_accept(void *arg, void *larg, int fd, const struct sockaddr *peer)
 {
 	struct http *h = arg;
 	struct timeval deadline = { HTTP_DEADLINE_S, 0 };
+	struct http_conn *c = net_conn_new(h->srv, sizeof(*c), fd, http_conn_release);
 
-	(void)what;
-	http_reap(h);
-	for (int i = 0; i < HTTP_ACCEPT_BATCH; i++) {
-		struct sockaddr_storage ss;
-		socklen_t sl = sizeof(ss);
-		int fd = accept4(lfd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
-		struct http_conn *c;
-
-		if (fd < 0) {
-			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
-			    errno == ENOMEM) {
-				struct timeval tv = { 0, 100000 };
-
-				if (!h->paused)
-					log_warn("http: accept: %s; pausing", strerror(errno));
-				h->paused = 1;
-				event_del(h->accept_ev);
-				evtimer_add(h->resume, &tv);
-			}
-			return;
-		}
-		if (h->acl && !acl_allows(h->acl, (struct sockaddr *)&ss)) {
-			h->stats.denied++;
-			close(fd);
-			continue;
-		}
-		if (h->nconns >= HTTP_MAX_CONNS) {
-			h->stats.over_cap++;
-			close(fd);
-			continue;
-		}
-		c = calloc(1, sizeof(*c));
-		if (!c) {
-			close(fd);
-			continue;
-		}
-		c->http = h;
-		c->fd = fd;
-		c->ev = event_new(h->base, fd, EV_READ | EV_PERSIST, http_conn_io, c);
-		c->deadline = evtimer_new(h->base, http_conn_expire, c);
-		if (!c->ev || !c->deadline) {
-			if (c->ev)
-				event_free(c->ev);
-			if (c->deadline)
-				event_free(c->deadline);
-			free(c);
-			close(fd);
-			continue;
-		}
-		c->next = h->conns;
-		if (h->conns)
-			h->conns->prev = c;
-		h->conns = c;
-		h->nconns++;
-		event_add(c->ev, NULL);
-		evtimer_add(c->deadline, &deadline);
+	(void)larg;
+	(void)peer;
+	if (!c) {
+		close(fd);
+		return;
 	}
+	c->http = h;
+	c->fd = fd;
+	c->ev = c->nc.ev[0] = event_new(h->base, fd, EV_READ | EV_PERSIST, http_conn_io, c);
+	c->deadline = c->nc.ev[1] = evtimer_new(h->base, http_conn_expire, c);
+	if (!c->ev || !c->deadline) {
+		http_conn_free(c);
+		return;
+	}
+	event_add(c->ev, NULL);
+	evtimer_add(c->deadline, &deadline);
+}
+
+/* Monitoring needs a few connections; the rest is abuse: closed unread. */
+static void http_full(void *arg, int fd)
+{
+	struct http *h = arg;
+
+	h->stats.over_cap++;
+	close(fd);
 }
 
 struct http *http_new(struct event_base *base, const struct http_routes *routes,
@@ -401,32 +333,27 @@ struct http *http_new(struct event_base *base, const struct http_routes *routes,
 	h->base = base;
 	h->routes = *routes;
 	h->arg = arg;
-	h->fd = -1;
-	h->resume = evtimer_new(base, http_resume, h);
-	if (!h->resume) {
+	h->srv = net_server_new(base, "http", HTTP_ACCEPT_BATCH, http_accept, h,
+				&h->stats.denied);
+	if (!h->srv) {
 		free(h);
 		return NULL;
 	}
+	net_server_set_cap(h->srv, HTTP_MAX_CONNS, http_full);
+	net_server_enable(h->srv, 1);
 	return h;
 }
 
 static void http_close_listener(struct http *h)
 {
-	if (h->accept_ev) {
-		event_free(h->accept_ev);
-		h->accept_ev = NULL;
-	}
-	if (h->fd >= 0) {
-		close(h->fd);
-		h->fd = -1;
-	}
+	net_listener_free(h->listener);
+	h->listener = NULL;
 }
 
 /* What http_listen_commit() will do: keep the running socket, close it, or
  * replace it with fd (bound by the plan). */
 struct http_listen_plan {
-	int fd;                  /* -1: no new socket */
-	struct event *ev;        /* its accept event, not added yet */
+	struct net_listener *listener; /* NULL: no new socket */
 	int close;               /* the side port goes off */
 	char addr[64];
 	int port;
@@ -437,58 +364,33 @@ struct http_listen_plan *http_listen_prepare(struct http *h, const char *addr, i
 					     char *err, size_t errlen)
 {
 	struct http_listen_plan *p = calloc(1, sizeof(*p));
-	struct sockaddr_storage ss;
-	socklen_t sl;
-	int one = 1;
-	const char *lb, *rb;
+	int fd;
 
 	if (!p) {
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
-	p->fd = -1;
 	if (!addr) {
-		p->close = h->fd >= 0;
+		p->close = h->listener != NULL;
 		return p;
 	}
-	if (h->fd >= 0 && h->port == port && !strcmp(h->addr, addr))
+	if (h->listener && h->port == port && !strcmp(h->addr, addr))
 		return p;
-	memset(&ss, 0, sizeof(ss));
-	if (strchr(addr, ':')) {
-		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
-
-		s6->sin6_family = AF_INET6;
-		s6->sin6_port = htons((uint16_t)port);
-		inet_pton(AF_INET6, addr, &s6->sin6_addr);
-		sl = sizeof(*s6);
-		lb = "[";
-		rb = "]";
-	} else {
-		struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
-
-		s4->sin_family = AF_INET;
-		s4->sin_port = htons((uint16_t)port);
-		inet_pton(AF_INET, addr, &s4->sin_addr);
-		sl = sizeof(*s4);
-		lb = rb = "";
-	}
-	p->fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (p->fd < 0 || setsockopt(p->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
-	    bind(p->fd, (struct sockaddr *)&ss, sl) != 0 || listen(p->fd, 128) != 0) {
-		snprintf(err, errlen, "cannot listen for HTTP on %s%s%s:%d: %s", lb, addr, rb,
-			 port, strerror(errno));
+	fd = net_listen_tcp(addr, port, p->name, sizeof(p->name));
+	if (fd < 0) {
+		snprintf(err, errlen, "cannot listen for HTTP on %s: %s", p->name,
+			 fd == -2 ? "not an address" : strerror(errno));
 		http_listen_abort(p);
 		return NULL;
 	}
-	p->ev = event_new(h->base, p->fd, EV_READ | EV_PERSIST, http_accept, h);
-	if (!p->ev) {
+	p->listener = net_listener_new(h->srv, fd, NULL);
+	if (!p->listener) {
 		snprintf(err, errlen, "out of memory");
 		http_listen_abort(p);
 		return NULL;
 	}
 	snprintf(p->addr, sizeof(p->addr), "%s", addr);
 	p->port = port;
-	snprintf(p->name, sizeof(p->name), "%s%s%s:%d", lb, addr, rb, port);
 	return p;
 }
 
@@ -499,15 +401,12 @@ void http_listen_commit(struct http *h, struct http_listen_plan *p)
 		http_close_listener(h);
 		h->addr[0] = '\0';
 		h->port = 0;
-	} else if (p->fd >= 0) {
+	} else if (p->listener) {
 		http_close_listener(h);
-		h->fd = p->fd;
-		h->accept_ev = p->ev;
-		p->fd = -1;
-		p->ev = NULL;
-		/* A paused side port resumes it with http_resume(). */
-		if (!h->paused)
-			event_add(h->accept_ev, NULL);
+		h->listener = p->listener;
+		p->listener = NULL;
+		/* A paused side port resumes it when descriptors are free. */
+		net_listener_start(h->listener);
 		snprintf(h->addr, sizeof(h->addr), "%s", p->addr);
 		h->port = p->port;
 		log_info("http: listening on %s", p->name);
@@ -519,16 +418,13 @@ void http_listen_abort(struct http_listen_plan *p)
 {
 	if (!p)
 		return;
-	if (p->ev)
-		event_free(p->ev);
-	if (p->fd >= 0)
-		close(p->fd);
+	net_listener_free(p->listener);
 	free(p);
 }
 
 void http_set_acl(struct http *h, const struct acl *acl)
 {
-	h->acl = acl;
+	net_server_set_acl(h->srv, acl);
 }
 
 const struct http_stats *http_stats(const struct http *h)
@@ -540,10 +436,7 @@ void http_free(struct http *h)
 {
 	if (!h)
 		return;
-	while (h->conns)
-		http_conn_free(h->conns);
-	http_reap(h);
 	http_close_listener(h);
-	event_free(h->resume);
+	net_server_free(h->srv);
 	free(h);
 }

@@ -626,7 +626,7 @@ int main(int argc, char **argv)
 	if (argc > 1 && strcmp(argv[1], "check") == 0)
 		return check_main(argc - 1, argv + 1);
 	if (argc > 1 && strcmp(argv[1], "ctl") == 0)
-		return ctl_main(argc - 1, argv + 1);
+		return ctl_client_main(argc - 1, argv + 1);
 	if (argc > 1 && strcmp(argv[1], "recipe") == 0)
 		return recipe_main(argc - 1, argv + 1);
 	h.argc = argc;

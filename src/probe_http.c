@@ -1,6 +1,7 @@
 /* probe_http.c - a plain HTTP/1.0 request on libevent; see probe_http.h. */
 #include "probe_http.h"
 
+#include "net.h"
 #include "resolve.h"
 
 #include <errno.h>
@@ -181,7 +182,7 @@ void probe_http_start(struct probe_http *h, const char *addr, int port, const ch
 	}
 	h->request_len = (size_t)n;
 	h->sent = 0;
-	h->fd = resolve_connect(addr, port);
+	h->fd = net_connect(addr, port);
 	if (h->fd < 0) {
 		if (errno == EINVAL)
 			probe_http_fail_later(h, PROBE_INTERNAL, "not an address");

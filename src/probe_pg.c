@@ -6,6 +6,7 @@
 
 #include "lib_pq.h"
 #include "log.h"
+#include "net.h"
 #include "pg_wire.h"
 #include "resolve.h"
 #include "util.h"
@@ -424,7 +425,7 @@ static void probe_pg_ping_connect(struct probe_pg *pg)
 	pg->established = 0;
 	pg->sent = 0;
 	pg_wire_init(&pg->wire);
-	pg->fd = resolve_connect(pg->hostaddr, pg->portnum);
+	pg->fd = net_connect(pg->hostaddr, pg->portnum);
 	if (pg->fd < 0) {
 		if (errno == EINVAL)
 			probe_pg_finish(pg, PROBE_CONNECT, "not an address");

@@ -36,10 +36,5 @@ int resolve_is_literal(const char *host);
 /* True when host names a Unix-domain socket directory as libpq reads it: an
  * absolute path, or '@' for Linux's abstract namespace. Never looked up. */
 int resolve_is_unix_socket(const char *host);
-/* Start a non-blocking TCP connect to addr (an IPv4 or IPv6 literal, as
- * resolve gives it) port. Returns the socket, connecting or connected (its
- * SO_ERROR says which once it is writable); the caller closes it. -1 with
- * errno set when it cannot start (EINVAL: addr is not an address). */
-int resolve_connect(const char *addr, int port);
 
 #endif

@@ -4,7 +4,7 @@ The server runs in tests/ctl/ctl_harness.c: ctl_new() on a libevent loop, linked
 project's objects the way the Makefile links unit tests. The harness prints
 `listening ...` when the socket is ready and one `changed ...` line per change
 (the readiness and change signals the tests wait on); happac's log is on its
-stderr. The harness's `ctl` mode is ctl_main(), i.e. `happac ctl`.
+stderr. The harness's `ctl` mode is ctl_client_main(), i.e. `happac ctl`.
 
 Environment:
   HAPPAC_OBJ_DIR   object directory to link (default build/release; build/asan
@@ -103,7 +103,7 @@ def start(harness, sockdir):
 
 @pytest.fixture(params=["harness", "happac"])
 def client(request, harness, happac_bin):
-    """The `happac ctl` client: ctl_main() in the harness, and the real
+    """The `happac ctl` client: ctl_client_main() in the harness, and the real
     binary, whose main() dispatches `ctl` to it."""
     argv0 = [harness if request.param == "harness" else happac_bin, "ctl"]
 

@@ -9,7 +9,7 @@
  *                                      READY_MS, call ctl_answered() every
  *                                      50ms as the daemon's rounds do, with
  *                                      that ready window
- *   ctl_harness ctl ARGS...            ctl_main(), as `happac ctl ARGS...`
+ *   ctl_harness ctl ARGS...            ctl_client_main(), as `happac ctl ARGS...`
  *
  * stdout carries the events the tests wait for; stderr carries happac's log. */
 #include "ctl.h"
@@ -39,7 +39,7 @@ static void harness_changed(void *arg)
 
 	(void)arg;
 	printf("changed admin=%s prev=%s uid=%u ramp_ms=%d weight=%d\n",
-	       ctl_admin_names[o->admin], ctl_admin_names[o->prev_admin],
+	       ctl_state_admin_names[o->admin], ctl_state_admin_names[o->prev_admin],
 	       (unsigned)o->uid, o->ramp_ms, ctl_ramp_weight(harness_ctl, harness_wall_s()));
 	fflush(stdout);
 }
@@ -91,7 +91,7 @@ static int harness_serve(const char *sock, const char *state)
 		round = event_new(base, -1, EV_PERSIST, harness_round, NULL);
 		event_add(round, &every);
 	}
-	printf("listening admin=%s ramp_ms=%d\n", ctl_admin_names[ctl_get(harness_ctl)->admin],
+	printf("listening admin=%s ramp_ms=%d\n", ctl_state_admin_names[ctl_get(harness_ctl)->admin],
 	       ctl_get(harness_ctl)->ramp_ms);
 	fflush(stdout);
 	event_base_dispatch(base);
@@ -108,7 +108,7 @@ static int harness_serve(const char *sock, const char *state)
 int main(int argc, char **argv)
 {
 	if (argc > 1 && !strcmp(argv[1], "ctl"))
-		return ctl_main(argc - 1, argv + 1);
+		return ctl_client_main(argc - 1, argv + 1);
 	if ((argc == 4 || argc == 5) && !strcmp(argv[1], "serve")) {
 		if (argc == 5) {
 			char *end;

@@ -1,6 +1,6 @@
 """The operator override control socket (issue 6, part 3) against a real
 server: ctl_new() on a libevent loop (tests/ctl/ctl_harness.c) and the
-`happac ctl` client (ctl_main()).
+`happac ctl` client (ctl_client_main()).
 
 Protocol: one request line per connection, one reply line, close.
 """

@@ -81,7 +81,7 @@ static void test_parse_commands(void **state)
 	assert_int_equal(parse_ok("ready\t--ramp\t1s").ramp_ms, 1000);
 	assert_int_equal(parse_ok("ready --ramp 1440m").ramp_ms, 86400000);
 	for (int i = 0; i < CTL_CMD_COUNT; i++)
-		assert_int_equal(parse_ok(ctl_cmd_names[i]).cmd, i);
+		assert_int_equal(parse_ok(ctl_request_cmd_names[i]).cmd, i);
 }
 
 static void test_parse_errors(void **state)
@@ -120,29 +120,29 @@ static void test_ramp_weight(void **state)
 				  .ramp_start_s = 1000.0 };
 
 	(void)state;
-	assert_int_equal(ctl_override_weight(&o, 1000.0), 1);      /* start */
-	assert_int_equal(ctl_override_weight(&o, 1000.1), 1);      /* never 0% */
-	assert_int_equal(ctl_override_weight(&o, 1015.0), 25);
-	assert_int_equal(ctl_override_weight(&o, 1030.0), 50);     /* middle */
-	assert_int_equal(ctl_override_weight(&o, 1059.9), 99);
-	assert_int_equal(ctl_override_weight(&o, 1060.0), -1);     /* end */
-	assert_int_equal(ctl_override_weight(&o, 5000.0), -1);
+	assert_int_equal(ctl_state_weight(&o, 1000.0), 1);      /* start */
+	assert_int_equal(ctl_state_weight(&o, 1000.1), 1);      /* never 0% */
+	assert_int_equal(ctl_state_weight(&o, 1015.0), 25);
+	assert_int_equal(ctl_state_weight(&o, 1030.0), 50);     /* middle */
+	assert_int_equal(ctl_state_weight(&o, 1059.9), 99);
+	assert_int_equal(ctl_state_weight(&o, 1060.0), -1);     /* end */
+	assert_int_equal(ctl_state_weight(&o, 5000.0), -1);
 	/* The wall clock went back past the start: lowest weight, not full. */
-	assert_int_equal(ctl_override_weight(&o, 999.0), 1);
-	assert_int_equal(ctl_override_weight(&o, -1e9), 1);
+	assert_int_equal(ctl_state_weight(&o, 999.0), 1);
+	assert_int_equal(ctl_state_weight(&o, -1e9), 1);
 	/* Monotone over the whole ramp. */
 	for (int i = 0, last = 1; i < 600; i++) {
-		int w = ctl_override_weight(&o, 1000.0 + i / 10.0);
+		int w = ctl_state_weight(&o, 1000.0 + i / 10.0);
 
 		assert_true(w >= last && w >= 1 && w <= 100);
 		last = w;
 	}
 	/* No ramp, or an admin state that is not ready: no weight. */
 	o.ramp_ms = 0;
-	assert_int_equal(ctl_override_weight(&o, 1030.0), -1);
+	assert_int_equal(ctl_state_weight(&o, 1030.0), -1);
 	o.ramp_ms = 60000;
 	o.admin = CTL_ADMIN_DRAIN;
-	assert_int_equal(ctl_override_weight(&o, 1030.0), -1);
+	assert_int_equal(ctl_state_weight(&o, 1030.0), -1);
 }
 
 /* ---- the state file */
@@ -290,7 +290,7 @@ static void test_state_corrupt(void **state)
 			 CTL_ADMIN_READY, ":3: bad ramp_start 'x'");
 	assert_int_equal(o.ramp_ms, 60000);
 	assert_true(o.ramp_start_s > 1.7e9);
-	assert_true(ctl_override_weight(&o, o.ramp_start_s + 1) < 5);
+	assert_true(ctl_state_weight(&o, o.ramp_start_s + 1) < 5);
 	o = load_partial("admin = maint\nset_at = 5\nset_at = 6\n", 36, CTL_ADMIN_MAINT,
 			 ":3: 'set_at' given twice (first on line 2) (line ignored)");
 	assert_float_equal(o.set_at_s, 5, 0);
@@ -326,7 +326,7 @@ static void test_status_json(void **state)
 	size_t n;
 
 	(void)state;
-	n = ctl_status_render(&o, 1001, "/var/lib/happac/state", 1, buf, sizeof(buf));
+	n = ctl_state_status(&o, 1001, "/var/lib/happac/state", 1, buf, sizeof(buf));
 	assert_int_equal(n, strlen(buf));
 	assert_string_equal(buf, "{\"admin\":\"drain\",\"prev\":\"ready\",\"uid\":0,"
 			    "\"since\":1000.500,\"ramp_ms\":0,\"ramp_left_ms\":0,"
@@ -335,17 +335,17 @@ static void test_status_json(void **state)
 	o = (struct ctl_override){ .admin = CTL_ADMIN_READY, .uid = 42, .set_at_s = 1000,
 				   .ramp_ms = 60000, .ramp_start_s = 1000,
 				   .prev_admin = CTL_ADMIN_MAINT };
-	ctl_status_render(&o, 1030, "/a\"b\\c\n", 0, buf, sizeof(buf));
+	ctl_state_status(&o, 1030, "/a\"b\\c\n", 0, buf, sizeof(buf));
 	assert_non_null(strstr(buf, "\"ramp_ms\":60000,\"ramp_left_ms\":30000,"
 				    "\"ramp_weight\":50,"));
 	assert_non_null(strstr(buf, "\"state_file\":\"/a\\\"b\\\\c\\u000a\""));
 	assert_non_null(strstr(buf, "\"saved\":false}"));
 	o = (struct ctl_override){ .admin = CTL_ADMIN_READY };
-	ctl_status_render(&o, 1030, NULL, 0, buf, sizeof(buf));
+	ctl_state_status(&o, 1030, NULL, 0, buf, sizeof(buf));
 	assert_non_null(strstr(buf, "\"since\":null"));
 	assert_non_null(strstr(buf, "\"state_file\":null"));
 	/* Truncation keeps a terminated string. */
-	n = ctl_status_render(&o, 1030, NULL, 0, buf, 10);
+	n = ctl_state_status(&o, 1030, NULL, 0, buf, 10);
 	assert_int_equal(n, 9);
 	assert_int_equal(strlen(buf), 9);
 }
