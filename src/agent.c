@@ -125,9 +125,9 @@ static struct agent_conn *agent_conn_new(struct agent *a, int fd, int profile)
 	return c;
 }
 
-static void agent_count(struct agent *a, const char *line)
+static void agent_count(struct agent *a, int up)
 {
-	if (line[0] == 'u')
+	if (up)
 		a->stats.up++;
 	else
 		a->stats.down++;
@@ -136,7 +136,7 @@ static void agent_count(struct agent *a, const char *line)
 /* Write line to fd and close; keep it (as c, or a new connection) when the
  * kernel did not take it whole. c may be NULL. */
 static void agent_send_line(struct agent *a, int fd, int profile, const char *line,
-			    size_t len, struct agent_conn *c)
+			    size_t len, int up, struct agent_conn *c)
 {
 	ssize_t n = send(fd, line, len, MSG_NOSIGNAL | MSG_DONTWAIT);
 	struct timeval tv = { AGENT_WRITE_TIMEOUT_MS / 1000,
@@ -144,7 +144,7 @@ static void agent_send_line(struct agent *a, int fd, int profile, const char *li
 
 	if (c && c->deadline)
 		evtimer_del(c->deadline);
-	agent_count(a, line);
+	agent_count(a, up);
 	if (n == (ssize_t)len) {
 		if (c) {
 			/* agent_conn_free closes; drain first for a clean FIN */
@@ -181,9 +181,10 @@ static void agent_send_line(struct agent *a, int fd, int profile, const char *li
 static void agent_answer(struct agent *a, int fd, int profile, struct agent_conn *c)
 {
 	size_t len;
-	const char *line = a->reply(a->arg, profile, &len);
+	int up = 0;
+	const char *line = a->reply(a->arg, profile, &len, &up);
 
-	agent_send_line(a, fd, profile, line, len, c);
+	agent_send_line(a, fd, profile, line, len, up, c);
 }
 
 /* What the checker's bytes ask for: the name on its first line (up to \n
@@ -247,7 +248,7 @@ static void agent_answer_asked(struct agent *a, int fd, int def, const char *buf
 	}
 	a->stats.unknown_profile++;
 	n = snprintf(line, sizeof(line), "down #unknown profile %s\n", name);
-	agent_send_line(a, fd, def, line, n < 0 ? 0 : (size_t)n, c);
+	agent_send_line(a, fd, def, line, n < 0 ? 0 : (size_t)n, 0, c);
 }
 
 static void agent_conn_io(evutil_socket_t fd, short what, void *arg)

@@ -20,8 +20,9 @@ struct agent;
 struct acl;
 
 /* Returns the reply line of profile (an index the caller defines) and its
- * length; valid until the next call. Called once per connection: cheap. */
-typedef const char *(*agent_reply_fn)(void *arg, int profile, size_t *len);
+ * length; valid until the next call. *up is 1 when the line's health word is
+ * `up` (for the counters). Called once per connection: cheap. */
+typedef const char *(*agent_reply_fn)(void *arg, int profile, size_t *len, int *up);
 /* The profile index for a name sent by the checker, or -1. */
 typedef int (*agent_lookup_fn)(void *arg, const char *name);
 

@@ -130,7 +130,7 @@ int answer_ready(const struct answer *a)
 	return a->ready;
 }
 
-const char *answer_line(struct answer *a, int i, size_t *len)
+const char *answer_line(struct answer *a, int i, size_t *len, enum profile_health *health)
 {
 	int64_t age = util_mono_us() - a->updated_us;
 
@@ -138,9 +138,13 @@ const char *answer_line(struct answer *a, int i, size_t *len)
 		i = 0;
 	if (age > a->stale_us) {
 		*len = verdict_render_stale(age / 1000, a->stale_line, sizeof(a->stale_line));
+		if (health)
+			*health = PROFILE_HEALTH_DOWN;
 		return a->stale_line;
 	}
 	*len = a->slots[i].len;
+	if (health)
+		*health = a->slots[i].health;
 	return a->slots[i].line;
 }
 

@@ -33,8 +33,10 @@ void answer_admin_was_said(struct answer *a);
 
 int answer_ready(const struct answer *a);
 /* The line for profile i (with its '\n'), or the stale line when no round
- * ended for longer than the stale bound. Valid until the next call. */
-const char *answer_line(struct answer *a, int i, size_t *len);
+ * ended for longer than the stale bound. Valid until the next call. health
+ * (may be NULL) gets what that line means for traffic, read with the same
+ * clock reading, never from the text. */
+const char *answer_line(struct answer *a, int i, size_t *len, enum profile_health *health);
 /* What profile i's current line means for traffic (PROFILE_HEALTH_DOWN for
  * the stale line): computed when the line was built, so /health and the
  * metrics never re-read it from the text. */

@@ -9,6 +9,7 @@
  * that moves it) is the one blocking disk access left: a few hundred bytes,
  * before anything is answered from it. */
 #include "ctl.h"
+#include "util.h"
 
 #include "ctl_conn.h"
 #include "ctl_writer.h"
@@ -61,14 +62,6 @@ struct ctl {
 };
 
 /* ---- small helpers */
-
-static int64_t ctl_mono_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
 
 /* 0 when dir exists and is a directory; else -1 with a reason in why. */
 static int ctl_check_dir(const char *dir, char *why, size_t len)
@@ -162,13 +155,13 @@ static void ctl_ramp_tick(evutil_socket_t fd, short what, void *arg);
  * progress. */
 static void ctl_ramp_begin(struct ctl *c)
 {
-	double now = ctl_wall_s(), elapsed = now - c->ov.ramp_start_s;
+	double now = util_wall_s(), elapsed = now - c->ov.ramp_start_s;
 	int period_ms = c->ov.ramp_ms / 100;
 	struct timeval tv;
 
 	if (elapsed < 0)
 		elapsed = 0;
-	c->ramp_mono_start_us = ctl_mono_us() - (int64_t)(elapsed * 1e6);
+	c->ramp_mono_start_us = util_mono_us() - (int64_t)(elapsed * 1e6);
 	c->ramp_last_weight = ctl_state_weight(&c->ov, now);
 	/* About one tick per percent, at most one a second. */
 	if (period_ms < 100)
@@ -183,8 +176,8 @@ static void ctl_ramp_begin(struct ctl *c)
 static void ctl_ramp_tick(evutil_socket_t fd, short what, void *arg)
 {
 	struct ctl *c = arg;
-	int64_t elapsed_us = ctl_mono_us() - c->ramp_mono_start_us;
-	double now = ctl_wall_s(), drift;
+	int64_t elapsed_us = util_mono_us() - c->ramp_mono_start_us;
+	double now = util_wall_s(), drift;
 	int w;
 
 	(void)fd;
@@ -228,7 +221,7 @@ static uint64_t ctl_apply(void *arg, const struct ctl_request *req, uid_t uid,
 {
 	struct ctl *c = arg;
 	struct ctl_override next = c->ov;
-	double now = ctl_wall_s();
+	double now = util_wall_s();
 	enum ctl_admin want;
 	uint64_t gen;
 
@@ -358,11 +351,11 @@ static int ctl_restore_load(struct ctl *c, char *err, size_t errlen)
 static void ctl_restore_apply(struct ctl *c)
 {
 	char when[32], who[32];
-	double now = ctl_wall_s();
+	double now = util_wall_s();
 
 	if (!c->restored)
 		return;
-	ctl_iso(c->ov.set_at_s, when, sizeof(when));
+	util_iso8601(c->ov.set_at_s, when, sizeof(when));
 	if (c->ov.set_at_s <= 0)
 		snprintf(when, sizeof(when), "an unknown time");
 	if (c->ov.uid == (uid_t)-1)

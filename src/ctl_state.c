@@ -4,6 +4,7 @@
  * it at start (and at a reload that moves it) and writes it from its
  * writer thread (ctl_writer.c) only. */
 #include "ctl_state.h"
+#include "util.h"
 
 #include "ctl_request.h"
 #include "log.h"
@@ -41,23 +42,6 @@ static const char *const ctl_key_names[CTL_KEY_COUNT] = {
 	[CTL_KEY_RAMP_MS] = "ramp_ms",
 	[CTL_KEY_RAMP_START] = "ramp_start",
 };
-
-double ctl_wall_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-void ctl_iso(double t, char *buf, size_t len)
-{
-	time_t s = (time_t)t;
-	struct tm tm;
-
-	if (t <= 0 || !gmtime_r(&s, &tm) || !strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm))
-		snprintf(buf, len, "never");
-}
 
 void ctl_state_dir_of(const char *path, char *buf, size_t len)
 {
@@ -97,20 +81,14 @@ static void ctl_buf_add(struct ctl_buf *b, const char *fmt, ...)
 		b->used = b->len - 1;
 }
 
+/* s as a JSON string (util_json_quote), cut like ctl_buf_add cuts. */
 static void ctl_buf_json_string(struct ctl_buf *b, const char *s)
 {
-	ctl_buf_add(b, "\"");
-	for (; *s; s++) {
-		unsigned char ch = (unsigned char)*s;
+	size_t n = util_json_quote(b->p + b->used, b->len - b->used, s);
 
-		if (ch == '"' || ch == '\\')
-			ctl_buf_add(b, "\\%c", ch);
-		else if (ch < 0x20 || ch == 0x7f)
-			ctl_buf_add(b, "\\u%04x", ch);
-		else
-			ctl_buf_add(b, "%c", ch);
-	}
-	ctl_buf_add(b, "\"");
+	b->used += n;
+	if (b->used >= b->len)
+		b->used = b->len - 1;
 }
 
 void ctl_state_none(struct ctl_override *o)
@@ -184,19 +162,6 @@ static int ctl_parse_admin(const char *s, enum ctl_admin *out)
 	return -1;
 }
 
-static char *ctl_trim(char *s)
-{
-	char *end;
-
-	while (*s == ' ' || *s == '\t')
-		s++;
-	end = s + strlen(s);
-	while (end > s && (end[-1] == ' ' || end[-1] == '\t' || end[-1] == '\n' ||
-			   end[-1] == '\r'))
-		*--end = '\0';
-	return s;
-}
-
 /* One "key = value" line into v; -1 with why set. *key is the key the line
  * names (-1: none), so that the caller can tell a bad admin line, which
  * decides whether a node is in service, from a bad auxiliary one. A bad
@@ -215,8 +180,8 @@ static int ctl_state_line(char *text, struct ctl_override *v, int *key_line,
 		return -1;
 	}
 	*eq = '\0';
-	name = ctl_trim(text);
-	value = ctl_trim(eq + 1);
+	name = util_trim(text);
+	value = util_trim(eq + 1);
 	for (k = 0; k < CTL_KEY_COUNT; k++)
 		if (!strcmp(name, ctl_key_names[k]))
 			break;
@@ -312,7 +277,7 @@ static void ctl_state_check_ramp(struct ctl_override *v, const char *path, int r
 		 * again rather than send full weight to a node warming up. */
 		ctl_state_warn(warn, path, ramp_line, "ramp_ms without a valid ramp_start",
 			       "the ramp starts again from 1%");
-		v->ramp_start_s = ctl_wall_s();
+		v->ramp_start_s = util_wall_s();
 	}
 	if (!v->ramp_ms)
 		v->ramp_start_s = 0;
@@ -349,7 +314,7 @@ int ctl_state_load(const char *path, struct ctl_override *o, char *err, size_t e
 		} else if (memchr(line, '\0', (size_t)n)) {
 			snprintf(why, sizeof(why), "NUL byte");
 		} else {
-			text = ctl_trim(line);
+			text = util_trim(line);
 			if (*text == '\0' || *text == '#')
 				continue;
 			if (ctl_state_line(text, &v, key_line, lineno, &key, why,
@@ -416,7 +381,10 @@ int ctl_state_save(const char *path, const struct ctl_override *o, char *err,
 		snprintf(err, errlen, "state file path too long: %s", path);
 		return -1;
 	}
-	ctl_iso(o->set_at_s, when, sizeof(when));
+	if (o->set_at_s > 0)
+		util_iso8601(o->set_at_s, when, sizeof(when));
+	else
+		snprintf(when, sizeof(when), "an unknown time");
 	ctl_buf_add(&b, "# happac operator override (happac ctl), rewritten on every "
 		    "change.\n# %s by uid %u at %s\n", ctl_state_admin_names[o->admin],
 		    (unsigned)o->uid, when);

@@ -48,10 +48,5 @@ size_t ctl_state_status(const struct ctl_override *o, double now_s,
 
 /* The directory part of path: "." for a bare name, "/" for "/name". */
 void ctl_state_dir_of(const char *path, char *buf, size_t len);
-/* Clocks and time text shared by the ctl files (a shared util module is to
- * take them): the wall clock in seconds; "2024-11-27T01:02:03Z", or "never"
- * for 0. */
-double ctl_wall_s(void);
-void ctl_iso(double t, char *buf, size_t len);
 
 #endif

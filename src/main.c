@@ -58,11 +58,14 @@ static void main_versions(FILE *out)
 }
 
 /* The agent's reply for a profile: the cached line (or the stale one). */
-static const char *main_reply(void *arg, int profile, size_t *len)
+static const char *main_reply(void *arg, int profile, size_t *len, int *up)
 {
 	struct happac *h = arg;
+	enum profile_health health;
+	const char *line = answer_line(h->answer, profile, len, &health);
 
-	return answer_line(h->answer, profile, len);
+	*up = health != PROFILE_HEALTH_DOWN;
+	return line;
 }
 
 static int main_lookup(void *arg, const char *name)
@@ -117,7 +120,7 @@ static void main_evaluate(struct happac *h)
 		 probe_result_names[pb->result], (double)pb->duration_us / 1000.0);
 	if (answer_update(h->answer, &in, summary) && !first) {
 		size_t len;
-		const char *line = answer_line(h->answer, 0, &len);
+		const char *line = answer_line(h->answer, 0, &len, NULL);
 
 		notify_status(line);
 	}
@@ -127,7 +130,7 @@ static void main_evaluate(struct happac *h)
 		size_t len;
 
 		agent_enable(h->agent);
-		notify_ready(answer_line(h->answer, 0, &len));
+		notify_ready(answer_line(h->answer, 0, &len, NULL));
 		log_info("ready: answering agent checks");
 	}
 }
@@ -510,7 +513,7 @@ static void main_reload(evutil_socket_t sig, short what, void *arg)
 	if (answer_ready(h->answer)) {
 		size_t len;
 
-		notify_ready(answer_line(h->answer, 0, &len));
+		notify_ready(answer_line(h->answer, 0, &len, NULL));
 	}
 	return;
 fail:

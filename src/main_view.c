@@ -76,14 +76,15 @@ static int main_view_health(void *arg, const char *profile, struct evbuffer *out
 	int i = profile ? answer_lookup(h->answer, profile) : 0;
 	size_t len;
 	const char *line;
+	enum profile_health health;
 
 	if (i < 0)
 		return -1;
-	line = answer_line(h->answer, i, &len);
+	line = answer_line(h->answer, i, &len, &health);
 	evbuffer_add(out, line, len);
 	/* Passing, not merely up: "up drain"/"up maint" take the node out of
 	 * HAProxy's rotation, so a catalogue must not list it either. */
-	return answer_health(h->answer, i) == PROFILE_HEALTH_PASSING;
+	return health == PROFILE_HEALTH_PASSING;
 }
 
 static void main_view_status(void *arg, struct evbuffer *out)
@@ -93,11 +94,12 @@ static void main_view_status(void *arg, struct evbuffer *out)
 	struct verdict_probe vp[MAIN_PROBE_COUNT];
 	char lines[PROFILE_MAX][VERDICT_LINE_MAX], override[512];
 	size_t len;
+	enum profile_health health;
 
 	memset(&v, 0, sizeof(v));
-	v.line = answer_line(h->answer, 0, &len);
-	v.up = answer_health(h->answer, 0) != PROFILE_HEALTH_DOWN;
-	v.passing = answer_health(h->answer, 0) == PROFILE_HEALTH_PASSING;
+	v.line = answer_line(h->answer, 0, &len, &health);
+	v.up = health != PROFILE_HEALTH_DOWN;
+	v.passing = health == PROFILE_HEALTH_PASSING;
 	v.since_s = answer_since(h->answer, 0);
 	v.now_s = util_wall_s();
 	v.now_us = util_mono_us();
@@ -113,7 +115,7 @@ static void main_view_status(void *arg, struct evbuffer *out)
 	v.profile_count = answer_count(h->answer);
 	for (int i = 0; i < v.profile_count && i < PROFILE_MAX; i++) {
 		const struct profile *p = answer_profile(h->answer, i);
-		const char *l = answer_line(h->answer, i, &len);
+		const char *l = answer_line(h->answer, i, &len, NULL);
 
 		snprintf(lines[i], sizeof(lines[i]), "%s", l);
 		v.profiles[i].name = p->name;

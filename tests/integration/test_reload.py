@@ -165,6 +165,14 @@ def test_k_profile_port_moves_by_reload(happac, backends, workdir):
     assert check(PORT_B)[0] == "up\n"
 
 
+def read(path):
+    try:
+        with open(path) as f:
+            return f.read()
+    except FileNotFoundError:
+        return ""
+
+
 def test_reload_moves_only_the_state_file(happac, backends, workdir):
     """Issue #11 finding 8: the control socket stays, the override stays, and
     it is written to the new state file."""
@@ -182,8 +190,8 @@ def test_reload_moves_only_the_state_file(happac, backends, workdir):
     line = reload(h)
     assert "reloaded:" in line, line
     assert check(AGENT_PORT)[0] == "up drain\n"
-    with open(state2) as f:
-        assert "admin = drain" in f.read()
+    # The state file is written off the loop (ctl_writer.c): wait for it.
+    poll_until(lambda: "admin = drain" in read(state2), 5, what="admin = drain in " + state2)
     r = ctl(sock, "status")
     assert r.returncode == 0 and state2 in r.stdout, r.stdout + r.stderr
     # changes go to the new file only

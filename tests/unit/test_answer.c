@@ -81,7 +81,7 @@ static const char *line(struct world *w, int i)
 {
 	size_t len;
 
-	return answer_line(w->a, i, &len);
+	return answer_line(w->a, i, &len, NULL);
 }
 
 /* "app" has been up for long by its rule; a reload gives "app" another rule
