@@ -1,7 +1,9 @@
 # happac - HAProxy Patroni PgBouncer Agent Checker
 #   make build     bin/happac (also plain `make`)
-#   make test      every test: unit (cmocka), integration, cluster and systemd (pytest),
-#                  then the same tests against an ASan+UBSan build
+#   make test      every test: the style check, unit (cmocka), integration,
+#                  cluster (both stacks) and systemd (pytest), then the same
+#                  tests against an ASan+UBSan build
+#   make check-style  line length, tabs, banned calls, name prefixes (scripts/style-check)
 #   make install   PREFIX=/usr/local DESTDIR=
 #   make deps      install the Debian packages that building and testing need
 #   make bench     performance figures (bench/)
@@ -48,7 +50,7 @@ UNIT_TESTS := $(patsubst tests/unit/%.c,%,$(wildcard tests/unit/test_*.c))
 
 .PHONY: all build install uninstall test test-unit test-integration test-cluster test-systemd test-asan \
         deps check-deps bench demo deb clean test-stress stress test-valgrind fuzz \
-        haproxy-configs
+        haproxy-configs check-style
 
 all: build
 build: bin/happac
@@ -154,10 +156,17 @@ test-valgrind: build
 check-deps:
 	@scripts/deps.sh --check || scripts/deps.sh
 
+# The house layout of the C (scripts/style-check says which rules): first the
+# checker's own tests, then the tree. A few seconds; no build needed.
+check-style:
+	$(PYTEST) -q tests/style
+	scripts/style-check
+
 deps:
 	scripts/deps.sh
 
 test: check-deps
+	$(MAKE) --no-print-directory check-style
 	$(MAKE) --no-print-directory build
 	$(MAKE) --no-print-directory test-unit
 	$(MAKE) --no-print-directory test-integration

@@ -322,7 +322,8 @@ static void parse_options(struct options *o, int argc, char **argv)
 			have_t = true;
 			break;
 		case 'n':
-			o->count = (uint64_t)parse_ll("-n", optarg, 1, (long long)LOADGEN_MAX_COUNT);
+			o->count = (uint64_t)parse_ll("-n", optarg, 1,
+						      (long long)LOADGEN_MAX_COUNT);
 			have_n = true;
 			break;
 		case 'r': o->rate = parse_double("-r", optarg, 0.0, LOADGEN_MAX_RATE); break;

@@ -7,7 +7,7 @@
  *     the defaults, then options_validate().
  * Properties: no memory error or leak; an error is one non-empty line (the
  * header's contract: main prints it as one log line); a successful parse
- * yields settings inside the documented bounds, and its options_dump()
+ * yields settings inside the documented bounds, and its options_print_dump()
  * loads back to the same settings. */
 #include "fuzz_options_check.h"
 

@@ -1,7 +1,7 @@
 /* fuzz_options_check.h - what every successful option parse must satisfy,
  * shared by the command-line and the config-file targets. Only the fields
  * that have stayed put in struct options are read directly; the rest is
- * checked through options_each() and options_dump(). */
+ * checked through options_print_each() and options_print_dump(). */
 #ifndef HAPPAC_FUZZ_OPTIONS_CHECK_H
 #define HAPPAC_FUZZ_OPTIONS_CHECK_H
 
@@ -26,7 +26,7 @@ static inline void fuzz_check_host(const char *h)
 }
 
 #ifdef HAPPAC_FUZZ_OPTIONS_LOAD
-/* options_each() rendered into one buffer: "name=value\n" per setting. */
+/* options_print_each() rendered into one buffer: "name=value\n" per setting. */
 struct fuzz_each {
 	char buf[16384];
 	size_t used;
@@ -42,7 +42,7 @@ static inline void fuzz_each_one(void *arg, const char *name, const char *value)
 	if (!strcmp(name, "config"))
 		return;
 	if (!value)
-		value = "(empty list)"; /* options_each: NULL for an empty list */
+		value = "(empty list)"; /* options_print_each: NULL for an empty list */
 	n = snprintf(e->buf + e->used, sizeof(e->buf) - e->used, "%s=%s\n", name, value);
 	FUZZ_CHECK(strchr(value, '\n') == NULL,
 		   "setting %s renders with a newline: the dump is not loadable", name);
@@ -50,7 +50,7 @@ static inline void fuzz_each_one(void *arg, const char *name, const char *value)
 		e->used += (size_t)n;
 }
 
-/* options.h: options_dump() writes "name = value" lines loadable as a
+/* options.h: options_print_dump() writes "name = value" lines loadable as a
  * config file. Dump, load the dump, and compare what both say. */
 static inline void fuzz_check_roundtrip(const struct options *o)
 {
@@ -69,19 +69,19 @@ static inline void fuzz_check_roundtrip(const struct options *o)
 	}
 	a.used = b.used = 0;
 	a.buf[0] = b.buf[0] = '\0';
-	options_each(o, fuzz_each_one, &a);
+	options_print_each(o, fuzz_each_one, &a);
 	if (ftruncate(fd, 0) != 0)
 		abort();
 	f = fopen(path, "w");
 	if (!f)
 		abort();
-	options_dump(o, f);
+	options_print_dump(o, f);
 	fclose(f);
 	options_init(&o2);
 	err[0] = '\0';
 	FUZZ_CHECK(options_load_file(&o2, path, err, sizeof(err)) == 0,
 		   "the dump of valid settings does not load: %s\n--- given\n%s", err, a.buf);
-	options_each(&o2, fuzz_each_one, &b);
+	options_print_each(&o2, fuzz_each_one, &b);
 	FUZZ_CHECK(a.used == b.used && memcmp(a.buf, b.buf, a.used) == 0,
 		   "dump/load round trip differs:\n--- given\n%s--- reloaded\n%s", a.buf,
 		   b.buf);
@@ -115,7 +115,7 @@ static inline void fuzz_check_settings(const struct options *o)
 		   "stale-after %d", o->stale_after_ms);
 	FUZZ_CHECK(options_stale_after_ms(o) > o->interval_ms + o->timeout_ms,
 		   "effective stale bound %d", options_stale_after_ms(o));
-	options_describe(o, buf, sizeof(buf));
+	options_print_describe(o, buf, sizeof(buf));
 	FUZZ_CHECK(strchr(buf, '\n') == NULL, "start-up line has a newline: %s", buf);
 #ifdef HAPPAC_FUZZ_OPTIONS_LOAD
 	fuzz_check_roundtrip(o);

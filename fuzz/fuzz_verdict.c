@@ -118,7 +118,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		} else {
 			char copy[VERDICT_LINE_MAX];
 
-			FUZZ_CHECK(up == PROFILE_HEALTH_DOWN, "a probe failed but evaluate returned %d", up);
+			FUZZ_CHECK(up == PROFILE_HEALTH_DOWN,
+				   "a probe failed but evaluate returned %d", up);
 			FUZZ_CHECK(strncmp(line, "down #", 6) == 0, "not 'down #': '%s'", line);
 			memcpy(copy, line + 6, len - 7);
 			copy[len - 7] = '\0';

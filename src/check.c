@@ -104,13 +104,15 @@ static int check_parse_args(struct check_args *a, int argc, char **argv)
 		switch (c) {
 		case 'h':
 			if (check_set_host(a, optarg) != 0) {
-				fprintf(stderr, "happac check: --host: invalid host '%s'\n", optarg);
+				fprintf(stderr, "happac check: --host: invalid host '%s'\n",
+					optarg);
 				return CHECK_EXIT_CRITICAL;
 			}
 			break;
 		case 'p':
 			if (options_parse_port(optarg, &a->port) != 0) {
-				fprintf(stderr, "happac check: --port: invalid port '%s' (expected 1-65535)\n",
+				fprintf(stderr,
+					"happac check: --port: invalid port '%s' (expected 1-65535)\n",
 					optarg);
 				return CHECK_EXIT_CRITICAL;
 			}
@@ -123,7 +125,8 @@ static int check_parse_args(struct check_args *a, int argc, char **argv)
 			}
 			if (a->timeout_ms < CHECK_TIMEOUT_MIN_MS ||
 			    a->timeout_ms > CHECK_TIMEOUT_MAX_MS) {
-				fprintf(stderr, "happac check: --timeout: '%s' is out of range (%dms-%dms)\n",
+				fprintf(stderr,
+					"happac check: --timeout: '%s' is out of range (%dms-%dms)\n",
 					optarg, CHECK_TIMEOUT_MIN_MS, CHECK_TIMEOUT_MAX_MS);
 				return CHECK_EXIT_CRITICAL;
 			}
@@ -137,10 +140,12 @@ static int check_parse_args(struct check_args *a, int argc, char **argv)
 			return CHECK_EXIT_CRITICAL;
 		case '?':
 			if (optopt && optopt < 256)
-				fprintf(stderr, "happac check: unknown option '-%c' (see happac check --help)\n",
+				fprintf(stderr,
+					"happac check: unknown option '-%c' (see happac check --help)\n",
 					optopt);
 			else
-				fprintf(stderr, "happac check: unknown option '%s' (see happac check --help)\n",
+				fprintf(stderr,
+					"happac check: unknown option '%s' (see happac check --help)\n",
 					argv[optind - 1]);
 			return CHECK_EXIT_CRITICAL;
 		default:
@@ -149,7 +154,8 @@ static int check_parse_args(struct check_args *a, int argc, char **argv)
 		}
 	}
 	if (optind < argc) {
-		fprintf(stderr, "happac check: unexpected argument '%s' (see happac check --help)\n",
+		fprintf(stderr,
+			"happac check: unexpected argument '%s' (see happac check --help)\n",
 			argv[optind]);
 		return CHECK_EXIT_CRITICAL;
 	}
@@ -389,7 +395,8 @@ static int check_run(const struct check_args *a)
 	memcpy(words, line, (size_t)len + 1);
 	health = check_words(words, &admin);
 	if (health == CHECK_HEALTH_NONE) {
-		fprintf(stderr, "happac check: %s: no health word (up/down/fail/stopped) in the reply\n",
+		fprintf(stderr,
+			"happac check: %s: no health word (up/down/fail/stopped) in the reply\n",
 			target);
 		return CHECK_EXIT_CRITICAL;
 	}

@@ -81,7 +81,8 @@ static enum http_reply_state http_reply_head(struct http_reply *r, size_t len)
 			if (!r->status)
 				return http_reply_bad(r, "not an HTTP/1.x status line");
 			if (r->status < 200)
-				return http_reply_bad(r, "interim 1xx answer to an HTTP/1.0 request");
+				return http_reply_bad(r,
+						      "interim 1xx answer to an HTTP/1.0 request");
 			first = 0;
 		} else if (l == 0) {
 			break;

@@ -332,7 +332,8 @@ static int main_listen_prepare(struct happac *h, const struct options *o,
 		eps[count++] = (struct agent_endpoint){ addr, o->port, 0 };
 		for (int i = 0; i < o->profile_count; i++)
 			if (o->profiles[i].port)
-				eps[count++] = (struct agent_endpoint){ addr, o->profiles[i].port, i };
+				eps[count++] =
+					(struct agent_endpoint){ addr, o->profiles[i].port, i };
 	}
 	n->agent = agent_listen_prepare(h->agent, eps, count, err, errlen);
 	if (!n->agent)
@@ -506,7 +507,7 @@ static void main_reload(evutil_socket_t sig, short what, void *arg)
 			    options_stale_after_ms(&h->opts));
 	main_evaluate(h);
 	log_set_level(h->opts.verbose ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO);
-	options_describe(&h->opts, desc, sizeof(desc));
+	options_print_describe(&h->opts, desc, sizeof(desc));
 	log_info("reloaded: %s", desc);
 	main_warn_settings(&h->opts);
 	h->reloads_ok++;
@@ -650,7 +651,7 @@ int main(int argc, char **argv)
 		/* The dump leaves secrets out; say on stderr that they are there. */
 		if (h.opts.pg_conninfo_has_password)
 			main_warn_secrets(h.opts.pg_conninfo_secrets);
-		options_dump(&h.opts, stdout);
+		options_print_dump(&h.opts, stdout);
 		options_free(&h.opts);
 		return 0;
 	}
@@ -668,7 +669,7 @@ int main(int argc, char **argv)
 		log_set_level(LOG_LEVEL_DEBUG);
 	signal(SIGPIPE, SIG_IGN);
 	main_raise_fd_limit();
-	options_describe(&h.opts, desc, sizeof(desc));
+	options_print_describe(&h.opts, desc, sizeof(desc));
 	log_info("happac %s starting: %s", HAPPAC_VERSION, desc);
 	main_warn_settings(&h.opts);
 	if (h.opts.pg_isready_path_given)

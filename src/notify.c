@@ -77,8 +77,9 @@ static void notify_send(const char *msg, size_t len)
 	/* Logged once per run of failures: a missing or busy systemd must not
 	 * flood the journal with one line per watchdog tick. */
 	if (!n->failing) {
-		log_warn("notify: cannot send to NOTIFY_SOCKET %s: %s (not logged again until it works)",
-			 n->name, w < 0 ? strerror(errno) : "short write");
+		log_warn(
+			"notify: cannot send to NOTIFY_SOCKET %s: %s (not logged again until it works)",
+			n->name, w < 0 ? strerror(errno) : "short write");
 		n->failing = 1;
 	}
 }
@@ -144,7 +145,8 @@ static void notify_watchdog_init(struct event_base *base)
 	 * the process systemd watches may ping. */
 	if (pid_s && *pid_s) {
 		if (notify_parse_u64(pid_s, &pid) != 0) {
-			log_warn("notify: ignoring the watchdog: WATCHDOG_PID='%s' is not a pid", pid_s);
+			log_warn("notify: ignoring the watchdog: WATCHDOG_PID='%s' is not a pid",
+				 pid_s);
 			return;
 		}
 		if (pid != (uint64_t)getpid())

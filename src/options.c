@@ -551,7 +551,7 @@ static int options_apply_whole(struct options *o, const struct options_def *d,
 			       char *field, const char *value, char *err, size_t errlen)
 {
 	if (d->kind == OPTIONS_KIND_CONNINFO)
-		return options_apply_conninfo(o, d, value, err, errlen);
+		return options_conninfo_apply(o, d, value, err, errlen);
 	if (d->kind == OPTIONS_KIND_HOSTPORT)
 		return options_apply_hostport(o, d, value, err, errlen);
 	return options_apply_profile_use(o, d, value, err, errlen);
@@ -711,7 +711,7 @@ int options_validate(struct options *o, char *err, size_t errlen)
 	}
 	if (options_profiles(o, err, errlen) != 0)
 		return -1;
-	if (options_check_conninfo_socket(o, err, errlen) != 0)
+	if (options_conninfo_check_socket(o, err, errlen) != 0)
 		return -1;
 	if (o->http_listen && o->http_port == o->port) {
 		int same = !o->listen.count;

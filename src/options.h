@@ -119,24 +119,24 @@ int options_hold_ms(const struct options *o);
 int options_stale_after_ms(const struct options *o);
 
 /* Print the usage text with every option, its default and its range. */
-void options_usage(FILE *out);
+void options_print_usage(FILE *out);
 
 /* Call fn once per effective setting, value rendered as the user writes it
  * (repeatable options once per value and once with NULL when empty, unset
  * ones with ""). Secrets are never passed. Drives --check-config and
  * /status. */
-void options_each(const struct options *o,
+void options_print_each(const struct options *o,
 		  void (*fn)(void *arg, const char *name, const char *value),
 		  void *arg);
 
 /* True for a repeatable option (its values form a list). */
-int options_is_list(const char *name);
+int options_print_is_list(const char *name);
 
 /* "name = value" lines, loadable as a config file. */
-void options_dump(const struct options *o, FILE *out);
+void options_print_dump(const struct options *o, FILE *out);
 
 /* One line with the effective settings, for the start-up log. */
-void options_describe(const struct options *o, char *buf, size_t len);
+void options_print_describe(const struct options *o, char *buf, size_t len);
 
 /* Parse a TCP port, 1-65535, digits only. Returns 0 and *port, or -1.
  * Shared by the subcommands so every port is read the same way. */

@@ -88,7 +88,8 @@ static int options_conninfo_scan(PQconninfoOption *opts, const struct options_de
 			continue;
 		if ((!strcmp(p->keyword, "host") || !strcmp(p->keyword, "hostaddr") ||
 		     !strcmp(p->keyword, "port")) && strchr(p->val, ',')) {
-			options_err(err, errlen, "%s: one %s only (happac checks this node's PgBouncer)",
+			options_err(err, errlen,
+				    "%s: one %s only (happac checks this node's PgBouncer)",
 				    options_label(d), p->keyword);
 			return -1;
 		}
@@ -144,7 +145,7 @@ static PQconninfoOption *options_conninfo_parse(const struct options_def *d, con
 }
 
 /* libpq conninfo: parsed here (no connection) so a typo fails at start. */
-int options_apply_conninfo(struct options *o, const struct options_def *d,
+int options_conninfo_apply(struct options *o, const struct options_def *d,
 			   const char *value, char *err, size_t errlen)
 {
 	PQconninfoOption *opts;
@@ -193,7 +194,7 @@ int options_apply_conninfo(struct options *o, const struct options_def *d,
 /* Where the PgBouncer probe connects: --pg-conninfo's host and port, each
  * else -h and -r, as "HOST:PORT", or "DIR/.s.PGSQL.PORT" for a socket
  * directory (*unix_socket set). Returns what snprintf() returns. */
-int options_pg_target(const struct options *o, char *buf, size_t len, int *unix_socket)
+int options_conninfo_target(const struct options *o, char *buf, size_t len, int *unix_socket)
 {
 	PQconninfoOption *opts = NULL;
 	const char *host = o->patroni_host ? o->patroni_host : "", *port = NULL;
@@ -225,16 +226,17 @@ int options_pg_target(const struct options *o, char *buf, size_t len, int *unix_
 
 /* A socket directory in --pg-conninfo: libpq connects to DIR/.s.PGSQL.PORT,
  * which must fit a sockaddr_un; refused here rather than at every probe. */
-int options_check_conninfo_socket(const struct options *o, char *err, size_t errlen)
+int options_conninfo_check_socket(const struct options *o, char *err, size_t errlen)
 {
 	struct sockaddr_un sun;
 	char path[OPTIONS_CONNINFO_MAX + 16];
 	int unix_socket;
-	int n = options_pg_target(o, path, sizeof(path), &unix_socket);
+	int n = options_conninfo_target(o, path, sizeof(path), &unix_socket);
 
 	if (unix_socket && n >= (int)sizeof(sun.sun_path)) {
-		options_err(err, errlen, "--pg-conninfo: the socket path %s is longer than %zu bytes",
-			    path, sizeof(sun.sun_path) - 1);
+		options_err(err, errlen,
+			    "--pg-conninfo: the socket path %s is longer than %zu bytes", path,
+			    sizeof(sun.sun_path) - 1);
 		return -1;
 	}
 	return 0;

@@ -90,12 +90,12 @@ int options_apply(struct options *o, const struct options_def *d,
 int options_has_control(const char *s);
 
 /* options_conninfo.c */
-int options_apply_conninfo(struct options *o, const struct options_def *d,
+int options_conninfo_apply(struct options *o, const struct options_def *d,
 			   const char *value, char *err, size_t errlen);
 void options_conninfo_redacted(const char *conninfo, char *buf, size_t len);
-int options_pg_target(const struct options *o, char *buf, size_t len,
+int options_conninfo_target(const struct options *o, char *buf, size_t len,
 		      int *unix_socket);
-int options_check_conninfo_socket(const struct options *o, char *err,
+int options_conninfo_check_socket(const struct options *o, char *err,
 				  size_t errlen);
 
 #endif

@@ -206,14 +206,15 @@ static enum options_result options_parse_args(struct options *scratch, int argc,
 		const struct options_def *d = NULL;
 
 		if (c == 2000) {
-			options_usage(out);
+			options_print_usage(out);
 			return OPTIONS_EXIT_HELP;
 		}
 		if (c == 'V')
 			return OPTIONS_EXIT_VERSION;
 		if (c == '?') {
 			if (optopt && optopt < 256)
-				options_err(err, errlen, "unknown option '-%c' (see --help)", optopt);
+				options_err(err, errlen, "unknown option '-%c' (see --help)",
+					    optopt);
 			else
 				options_err(err, errlen, "unknown option '%s' (see --help)",
 					    av[optind - 1]);

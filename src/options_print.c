@@ -5,7 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
-void options_usage(FILE *out)
+void options_print_usage(FILE *out)
 {
 	fprintf(out,
 		"Usage: happac -h HOST -r PORT [OPTION]...\n"
@@ -44,7 +44,7 @@ void options_usage(FILE *out)
 		"(e.g. the port is taken), 2 on a bad command line.\n");
 }
 
-void options_describe(const struct options *o, char *buf, size_t len)
+void options_print_describe(const struct options *o, char *buf, size_t len)
 {
 	char listen[OPTIONS_MAX_LIST * 48] = "";
 	char pg[OPTIONS_CONNINFO_MAX + 16];
@@ -52,7 +52,7 @@ void options_describe(const struct options *o, char *buf, size_t len)
 	int unix_socket;
 
 	/* Where the probe really goes: a conninfo's host and port win. */
-	options_pg_target(o, pg, sizeof(pg), &unix_socket);
+	options_conninfo_target(o, pg, sizeof(pg), &unix_socket);
 	for (int i = 0; i < o->listen.count && used < sizeof(listen); i++) {
 		int n = snprintf(listen + used, sizeof(listen) - used, "%s%s",
 				 i ? "," : "", o->listen.items[i]);
@@ -115,7 +115,7 @@ static void options_render(const struct options *o, const struct options_def *d,
 	}
 }
 
-void options_each(const struct options *o,
+void options_print_each(const struct options *o,
 		  void (*fn)(void *arg, const char *name, const char *value),
 		  void *arg)
 {
@@ -166,10 +166,10 @@ static void options_dump_one(void *arg, const char *name, const char *value)
 		fprintf(out, "%s = %s\n", name, value);
 }
 
-void options_dump(const struct options *o, FILE *out)
+void options_print_dump(const struct options *o, FILE *out)
 {
 	fprintf(out, "[happac]\n");
-	options_each(o, options_dump_one, out);
+	options_print_each(o, options_dump_one, out);
 	for (int i = 0; i < o->profile_def_count; i++) {
 		const struct profile *p = &o->profile_defs[i];
 
@@ -194,7 +194,7 @@ void options_dump(const struct options *o, FILE *out)
 			     "names)\n");
 }
 
-int options_is_list(const char *name)
+int options_print_is_list(const char *name)
 {
 	const struct options_def *d = options_find(name);
 

@@ -197,7 +197,8 @@ static void probe_pg_send_query(struct probe_pg *pg)
 	int rc;
 
 	pg->stage = PROBE_PG_QUERYING;
-	if (lib_pq.PQsetnonblocking(pg->conn, 1) != 0 || !lib_pq.PQsendQuery(pg->conn, PROBE_PG_QUERY)) {
+	if (lib_pq.PQsetnonblocking(pg->conn, 1) != 0 ||
+	    !lib_pq.PQsendQuery(pg->conn, PROBE_PG_QUERY)) {
 		char detail[80];
 
 		snprintf(detail, sizeof(detail), "%s", lib_pq.PQerrorMessage(pg->conn));
@@ -217,7 +218,8 @@ static void probe_pg_result(struct probe_pg *pg, PGresult *res)
 
 	switch (lib_pq.PQresultStatus(res)) {
 	case PGRES_TUPLES_OK:
-		if (lib_pq.PQntuples(res) == 1 && lib_pq.PQnfields(res) == 2 && !lib_pq.PQgetisnull(res, 0, 0)) {
+		if (lib_pq.PQntuples(res) == 1 && lib_pq.PQnfields(res) == 2 &&
+		    !lib_pq.PQgetisnull(res, 0, 0)) {
 			const char *v = lib_pq.PQgetvalue(res, 0, 0);
 
 			if (!strcmp(v, "t") || !strcmp(v, "f")) {
@@ -239,7 +241,8 @@ static void probe_pg_result(struct probe_pg *pg, PGresult *res)
 		probe_pg_finish(pg, PROBE_QUERY_FAILED, detail);
 		return;
 	default:
-		snprintf(detail, sizeof(detail), "%s", lib_pq.PQresStatus(lib_pq.PQresultStatus(res)));
+		snprintf(detail, sizeof(detail), "%s",
+			 lib_pq.PQresStatus(lib_pq.PQresultStatus(res)));
 		probe_pg_finish(pg, PROBE_BAD_RESPONSE, detail);
 		return;
 	}

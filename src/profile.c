@@ -380,9 +380,10 @@ static int profile_role(const struct profile *profiles, int i, struct profile_st
 	if (!st->role_ok_since_us)
 		st->role_ok_since_us = in->first_round ? in->now_us - in->hold_us : in->now_us;
 	if (in->now_us - st->role_ok_since_us < in->hold_us) {
-		snprintf(e->role_reason, sizeof(e->role_reason), "patroni: %s role is new, settling",
-			 p->rule == PROFILE_RULE_ENDPOINT ? p->endpoint
-							  : profile_rule_names[p->rule]);
+		snprintf(e->role_reason, sizeof(e->role_reason),
+			 "patroni: %s role is new, settling",
+			 p->rule == PROFILE_RULE_ENDPOINT ? p->endpoint :
+							    profile_rule_names[p->rule]);
 		return 0;
 	}
 	return 1;

@@ -122,9 +122,9 @@ int profile_needs_leader_probe(const struct profile *profiles, int n);
 
 /* Render the agent line for profile i. st is updated (hysteresis, ready
  * window). Returns what the line means for traffic (see profile_health). */
-enum profile_health profile_evaluate(const struct profile *profiles, int i, struct profile_state *st,
-		     const struct profile_inputs *in, char *line, size_t size,
-		     size_t *len);
+enum profile_health profile_evaluate(const struct profile *profiles, int i,
+				     struct profile_state *st, const struct profile_inputs *in,
+				     char *line, size_t size, size_t *len);
 
 /* The largest size profile_parse_bytes() accepts: 1024TB. Far above any
  * replication lag, and 99 times it still fits in an int64_t (weights). */

@@ -81,8 +81,9 @@ static enum recipe_parse recipe_consul_defaults(struct recipe_consul *c, int ser
 	if (!http_set) {
 		snprintf(c->http.host, sizeof(c->http.host), "127.0.0.1");
 		c->http.family = RECIPE_FAMILY_IPV4;
-		c->http.port = c->service == RECIPE_SERVICE_PRIMARY ? RECIPE_DEFAULT_HTTP_PORT
-								   : RECIPE_DEFAULT_REPLICA_HTTP_PORT;
+		c->http.port = RECIPE_DEFAULT_REPLICA_HTTP_PORT;
+		if (c->service == RECIPE_SERVICE_PRIMARY)
+			c->http.port = RECIPE_DEFAULT_HTTP_PORT;
 	}
 	if (!agent_set) {
 		snprintf(c->agent.host, sizeof(c->agent.host), "127.0.0.1");
@@ -127,7 +128,8 @@ enum recipe_parse recipe_consul_parse(struct recipe_consul *c, int argc, char **
 			} else if (strcmp(v, "replica") == 0) {
 				c->service = RECIPE_SERVICE_REPLICA;
 			} else {
-				recipe_util_errf(err, errlen, "--service: '%s' is not primary or replica", v);
+				recipe_util_errf(err, errlen,
+						 "--service: '%s' is not primary or replica", v);
 				return RECIPE_PARSE_ERROR;
 			}
 			service_set = 1;
@@ -136,13 +138,14 @@ enum recipe_parse recipe_consul_parse(struct recipe_consul *c, int argc, char **
 		case RECIPE_CONSUL_OPT_AGENT:
 			if (recipe_util_parse_hostport(v, 0, ch == RECIPE_CONSUL_OPT_HTTP ? &c->http
 									    : &c->agent) != 0) {
-				recipe_util_errf(err, errlen,
-						 "%s: '%s' is not ADDR:PORT (e.g. 127.0.0.1:%d or [::1]:%d)",
-						 ch == RECIPE_CONSUL_OPT_HTTP ? "--http" : "--agent", v,
-						 ch == RECIPE_CONSUL_OPT_HTTP ? RECIPE_DEFAULT_HTTP_PORT
-						 : RECIPE_DEFAULT_AGENT_PORT,
-						 ch == RECIPE_CONSUL_OPT_HTTP ? RECIPE_DEFAULT_HTTP_PORT
-						 : RECIPE_DEFAULT_AGENT_PORT);
+				recipe_util_errf(
+					err, errlen,
+					"%s: '%s' is not ADDR:PORT (e.g. 127.0.0.1:%d or [::1]:%d)",
+					ch == RECIPE_CONSUL_OPT_HTTP ? "--http" : "--agent", v,
+					ch == RECIPE_CONSUL_OPT_HTTP ? RECIPE_DEFAULT_HTTP_PORT :
+								       RECIPE_DEFAULT_AGENT_PORT,
+					ch == RECIPE_CONSUL_OPT_HTTP ? RECIPE_DEFAULT_HTTP_PORT :
+								       RECIPE_DEFAULT_AGENT_PORT);
 				return RECIPE_PARSE_ERROR;
 			}
 			http_set |= ch == RECIPE_CONSUL_OPT_HTTP;
@@ -153,8 +156,10 @@ enum recipe_parse recipe_consul_parse(struct recipe_consul *c, int argc, char **
 			break;
 		case RECIPE_CONSUL_OPT_BIN:
 			if (!recipe_util_valid_bin(v)) {
-				recipe_util_errf(err, errlen,
-						 "--bin: '%s' is not an absolute path without spaces or quotes", v);
+				recipe_util_errf(
+					err, errlen,
+					"--bin: '%s' is not an absolute path without spaces or quotes",
+					v);
 				return RECIPE_PARSE_ERROR;
 			}
 			snprintf(c->bin, sizeof(c->bin), "%s", v);
@@ -164,7 +169,8 @@ enum recipe_parse recipe_consul_parse(struct recipe_consul *c, int argc, char **
 				return RECIPE_PARSE_ERROR;
 			break;
 		case RECIPE_CONSUL_OPT_PGBOUNCER_PORT:
-			if (recipe_util_parse_port_opt("--pgbouncer-port", v, &c->pgbouncer_port, err, errlen))
+			if (recipe_util_parse_port_opt("--pgbouncer-port", v, &c->pgbouncer_port,
+						       err, errlen))
 				return RECIPE_PARSE_ERROR;
 			break;
 		case RECIPE_CONSUL_OPT_HELP:
@@ -237,7 +243,8 @@ void recipe_consul_render(const struct recipe_consul *c, FILE *out)
 		fprintf(out, ", \"--port\", \"%d\", \"--timeout\", \"1s\"],\n", c->agent.port);
 		fputs("        \"interval\": \"2s\",\n        \"timeout\": \"2s\"\n", out);
 	} else {
-		recipe_util_hostport_str(c->http.host, c->http.family, c->http.port, hp, sizeof(hp));
+		recipe_util_hostport_str(c->http.host, c->http.family, c->http.port, hp,
+					 sizeof(hp));
 		snprintf(buf, sizeof(buf),
 			 "happac's /health: 200 (passing) while this node is the %s, its "
 			 "PgBouncer answers and it is not drained or in maintenance; 503 "

@@ -43,8 +43,9 @@ int recipe_haproxy_parse_node(const char *arg, struct recipe_node *n, char *err,
 	}
 	nlen = (size_t)(eq - arg);
 	if (nlen == 0 || nlen >= sizeof(n->name)) {
-		recipe_util_errf(err, errlen, "--node: '%s' needs a NAME of 1-%zu characters before '='",
-				 arg, sizeof(n->name) - 1);
+		recipe_util_errf(err, errlen,
+				 "--node: '%s' needs a NAME of 1-%zu characters before '='", arg,
+				 sizeof(n->name) - 1);
 		return -1;
 	}
 	memcpy(n->name, arg, nlen);
@@ -178,7 +179,8 @@ static int recipe_haproxy_check(struct recipe_haproxy *r, int scenario_set,
 			if (strcmp(r->nodes[i].addr, r->nodes[j].addr) == 0) {
 				recipe_util_errf(err, errlen,
 						 "--node: address '%s' is given twice (%s and %s)",
-						 r->nodes[i].addr, r->nodes[i].name, r->nodes[j].name);
+						 r->nodes[i].addr, r->nodes[i].name,
+						 r->nodes[j].name);
 				return -1;
 			}
 		}
@@ -208,38 +210,11 @@ static int recipe_haproxy_check(struct recipe_haproxy *r, int scenario_set,
 		r->replica_bind = r->bind;
 		r->replica_bind.port = r->bind.port + 1;
 	} else if (recipe_endpoint_equal(&r->bind, &r->replica_bind)) {
-		recipe_util_errf(err, errlen, "--replica-bind: the same address and port as --bind");
+		recipe_util_errf(err, errlen,
+				 "--replica-bind: the same address and port as --bind");
 		return -1;
 	}
 	return 0;
-}
-
-static int recipe_valid_socket_path(const char *s)
-{
-	size_t n = strlen(s);
-
-	if (n == 0 || n >= RECIPE_PATH_MAX)
-		return 0;
-	/* It is printed inside double quotes, where HAProxy expands ${VAR},
-	 * and in single quotes in the comment that repeats the command. */
-	for (const char *p = s; *p; p++)
-		if ((unsigned char)*p < 0x20 || *p == 0x7f || *p == '"' || *p == '\\' ||
-		    *p == '\'')
-			return 0;
-	return 1;
-}
-
-/* The state file is also printed, unquoted for the shell, in the systemd
- * lines of the header: an absolute path without '$' (systemd and HAProxy
- * expand it) or white space. */
-static int recipe_valid_state_path(const char *s)
-{
-	if (!recipe_valid_socket_path(s) || s[0] != '/')
-		return 0;
-	for (const char *p = s; *p; p++)
-		if (*p == '$' || *p == ' ')
-			return 0;
-	return 1;
 }
 
 /* The port options: where each one goes in struct recipe_haproxy. */
@@ -248,7 +223,8 @@ static const struct {
 	const char *name;
 	size_t offset;
 } recipe_haproxy_ports[] = {
-	{ RECIPE_HAPROXY_OPT_AGENT_PORT, "--agent-port", offsetof(struct recipe_haproxy, agent_port) },
+	{ RECIPE_HAPROXY_OPT_AGENT_PORT, "--agent-port",
+	  offsetof(struct recipe_haproxy, agent_port) },
 	{ RECIPE_HAPROXY_OPT_REPLICA_AGENT_PORT, "--replica-agent-port",
 	  offsetof(struct recipe_haproxy, replica_agent_port) },
 	{ RECIPE_HAPROXY_OPT_PGBOUNCER_PORT, "--pgbouncer-port",
@@ -287,10 +263,10 @@ static const struct {
 	size_t offset, size;
 } recipe_haproxy_texts[] = {
 	{ RECIPE_HAPROXY_OPT_STATS_SOCKET, "--stats-socket: invalid path",
-	  recipe_valid_socket_path, "no quotes, backslashes or control characters",
+	  recipe_util_valid_socket_path, "no quotes, backslashes or control characters",
 	  offsetof(struct recipe_haproxy, stats_socket), RECIPE_PATH_MAX },
 	{ RECIPE_HAPROXY_OPT_SERVER_STATE_FILE, "--server-state-file: invalid path",
-	  recipe_valid_state_path,
+	  recipe_util_valid_state_path,
 	  "absolute; no quotes, backslashes, '$', spaces or control characters",
 	  offsetof(struct recipe_haproxy, server_state_file), RECIPE_PATH_MAX },
 	{ RECIPE_HAPROXY_OPT_NAME, "--name: invalid prefix", recipe_valid_prefix,
@@ -303,12 +279,13 @@ _Static_assert(RECIPE_NAME_MAX - 12 == 21, "--name's message says at most 21");
 static int recipe_haproxy_text(struct recipe_haproxy *r, int opt, const char *v, char *err,
 			       size_t errlen)
 {
-	for (size_t i = 0; i < sizeof(recipe_haproxy_texts) / sizeof(recipe_haproxy_texts[0]); i++) {
+	for (size_t i = 0; i < sizeof(recipe_haproxy_texts) / sizeof(recipe_haproxy_texts[0]);
+	     i++) {
 		if (recipe_haproxy_texts[i].opt != opt)
 			continue;
 		if (!recipe_haproxy_texts[i].valid(v)) {
-			recipe_util_errf(err, errlen, "%s '%s' (%s)", recipe_haproxy_texts[i].name, v,
-					 recipe_haproxy_texts[i].rule);
+			recipe_util_errf(err, errlen, "%s '%s' (%s)", recipe_haproxy_texts[i].name,
+					 v, recipe_haproxy_texts[i].rule);
 			return -1;
 		}
 		snprintf((char *)r + recipe_haproxy_texts[i].offset, recipe_haproxy_texts[i].size,
@@ -325,7 +302,8 @@ enum recipe_parse recipe_haproxy_parse(struct recipe_haproxy *r, int argc, char 
 		{ "scenario", required_argument, NULL, RECIPE_HAPROXY_OPT_SCENARIO },
 		{ "node", required_argument, NULL, RECIPE_HAPROXY_OPT_NODE },
 		{ "agent-port", required_argument, NULL, RECIPE_HAPROXY_OPT_AGENT_PORT },
-		{ "replica-agent-port", required_argument, NULL, RECIPE_HAPROXY_OPT_REPLICA_AGENT_PORT },
+		{ "replica-agent-port", required_argument, NULL,
+		  RECIPE_HAPROXY_OPT_REPLICA_AGENT_PORT },
 		{ "pgbouncer-port", required_argument, NULL, RECIPE_HAPROXY_OPT_PGBOUNCER_PORT },
 		{ "postgres-port", required_argument, NULL, RECIPE_HAPROXY_OPT_POSTGRES_PORT },
 		{ "patroni-port", required_argument, NULL, RECIPE_HAPROXY_OPT_PATRONI_PORT },
@@ -359,7 +337,8 @@ enum recipe_parse recipe_haproxy_parse(struct recipe_haproxy *r, int argc, char 
 		switch (c) {
 		case RECIPE_HAPROXY_OPT_SCENARIO:
 			if (strlen(v) != 1 || !strchr("abcABC", v[0])) {
-				recipe_util_errf(err, errlen, "--scenario: '%s' is not a, b or c", v);
+				recipe_util_errf(err, errlen, "--scenario: '%s' is not a, b or c",
+						 v);
 				return RECIPE_PARSE_ERROR;
 			}
 			r->scenario = (enum recipe_scenario)(tolower((unsigned char)v[0]) - 'a');
@@ -367,10 +346,12 @@ enum recipe_parse recipe_haproxy_parse(struct recipe_haproxy *r, int argc, char 
 			break;
 		case RECIPE_HAPROXY_OPT_NODE:
 			if (r->node_count >= RECIPE_MAX_NODES) {
-				recipe_util_errf(err, errlen, "--node: more than %d nodes", RECIPE_MAX_NODES);
+				recipe_util_errf(err, errlen, "--node: more than %d nodes",
+						 RECIPE_MAX_NODES);
 				return RECIPE_PARSE_ERROR;
 			}
-			if (recipe_haproxy_parse_node(v, &r->nodes[r->node_count], err, errlen) != 0)
+			if (recipe_haproxy_parse_node(v, &r->nodes[r->node_count], err, errlen) !=
+			    0)
 				return RECIPE_PARSE_ERROR;
 			r->node_count++;
 			break;
@@ -384,11 +365,15 @@ enum recipe_parse recipe_haproxy_parse(struct recipe_haproxy *r, int argc, char 
 			break;
 		case RECIPE_HAPROXY_OPT_BIND:
 		case RECIPE_HAPROXY_OPT_REPLICA_BIND:
-			if (recipe_util_parse_hostport(v, 1, c == RECIPE_HAPROXY_OPT_BIND ? &r->bind
-									    : &r->replica_bind) != 0) {
-				recipe_util_errf(err, errlen,
-						 "%s: '%s' is not ADDR:PORT (e.g. *:5000, 10.0.0.5:5000, [::]:5000)",
-						 c == RECIPE_HAPROXY_OPT_BIND ? "--bind" : "--replica-bind", v);
+			if (recipe_util_parse_hostport(v, 1,
+						       c == RECIPE_HAPROXY_OPT_BIND ?
+							       &r->bind :
+							       &r->replica_bind) != 0) {
+				recipe_util_errf(
+					err, errlen,
+					"%s: '%s' is not ADDR:PORT (e.g. *:5000, 10.0.0.5:5000, [::]:5000)",
+					c == RECIPE_HAPROXY_OPT_BIND ? "--bind" : "--replica-bind",
+					v);
 				return RECIPE_PARSE_ERROR;
 			}
 			replica_bind_set |= c == RECIPE_HAPROXY_OPT_REPLICA_BIND;
@@ -497,7 +482,8 @@ static void recipe_haproxy_rise_text(const struct recipe_haproxy *r, FILE *out)
 		      "#                    a replica is UP from its first TCP check to its agent's\n"
 		      "#                    first \"down\". A fail-over is not slower (the TCP check\n"
 		      "#                    passes all along, and happac's \"up\" acts at once); a\n"
-		      "#                    PgBouncer that comes back takes one second more.\n", out);
+		      "#                    PgBouncer that comes back takes one second more.\n",
+		      out);
 }
 
 /* Why the servers start DOWN, and the systemd lines that keep the state file. */

@@ -158,7 +158,7 @@ static int recipe_systemd_replay(const struct options *o, const struct recipe_se
 					 "in a config file and pass -c FILE", vars[i]->name, msg);
 			goto out;
 		}
-	options_each(&sim, recipe_settings_add, &got);
+	options_print_each(&sim, recipe_settings_add, &got);
 	for (int i = 0; i < eff->count; i++)
 		if (!recipe_settings_same(eff, &got, eff->items[i].name)) {
 			recipe_util_errf(err, errlen,
@@ -225,20 +225,23 @@ static int recipe_systemd_env(const struct options *o, const struct options *bas
 		if (!strcmp(s->name, "stale-after") && o->stale_after_ms == 0)
 			continue;
 		if (!extra++)
-			fputs("\n# Further settings (HAPPAC_<OPTION>: the long option name in upper\n"
-			      "# case, '-' as '_'). Options on ExecStart's command line win over them.\n",
+			fputs("\n# Further settings (HAPPAC_<OPTION>: the long option name in "
+			      "upper\n# case, '-' as '_'). Options on ExecStart's command line "
+			      "win over them.\n",
 			      out);
 		recipe_env_name(s->name, var, sizeof(var));
 		recipe_env_line(var, s->value, out);
 		vars[nvars++] = s;
 	}
 	if (!extra)
-		fputs("\n# Options without a variable above can be set as HAPPAC_<OPTION> (the long\n"
+		fputs("\n# Options without a variable above can be set as HAPPAC_<OPTION> "
+		      "(the long\n"
 		      "# option name in upper case, '-' as '_'), e.g.:\n"
 		      "#HAPPAC_INTERVAL=\"1s\"\n"
 		      "#HAPPAC_HTTP_LISTEN=\"127.0.0.1:8405\"\n"
 		      "# or put them in a config file and reload it with `systemctl reload happac`:\n"
-		      "#HAPPAC_CONFIG=\"/etc/haproxy/happac.conf\"\n", out);
+		      "#HAPPAC_CONFIG=\"/etc/haproxy/happac.conf\"\n",
+		      out);
 	fputs("\n"
 	      "# Operator overrides (`happac ctl drain|maint|ready`): the unit turns them on\n"
 	      "# with the control socket /run/happac/happac.sock (root and group happac may\n"
@@ -383,12 +386,15 @@ static int recipe_systemd_flags(int argc, char **argv, char **rest, int *nrest, 
 			const char *v = a[5] == '=' ? a + 6 : (i + 1 < argc ? argv[++i] : NULL);
 
 			if (!v) {
-				fprintf(stderr, "happac recipe systemd: option '--bin' needs a value\n");
+				fprintf(stderr,
+					"happac recipe systemd: option '--bin' needs a value\n");
 				return RECIPE_EXIT_USAGE;
 			}
 			if (!recipe_util_valid_bin(v)) {
-				fprintf(stderr, "happac recipe systemd: --bin: '%s' is not an absolute "
-					"path without spaces or quotes\n", v);
+				fprintf(stderr,
+					"happac recipe systemd: --bin: '%s' is not an absolute "
+					"path without spaces or quotes\n",
+					v);
 				return RECIPE_EXIT_USAGE;
 			}
 			snprintf(bin, binlen, "%s", v);
@@ -486,8 +492,8 @@ int recipe_systemd_main(int argc, char **argv, FILE *out)
 		fprintf(stderr, "happac recipe systemd: %s\n", err);
 		goto out;
 	}
-	options_each(&o, recipe_settings_add, &eff);
-	options_each(&base, recipe_settings_add, &def);
+	options_print_each(&o, recipe_settings_add, &eff);
+	options_print_each(&base, recipe_settings_add, &def);
 	if (eff.overflow || def.overflow) {
 		fprintf(stderr, "happac recipe systemd: internal error: more than %d settings\n",
 			RECIPE_MAX_SETTINGS);

@@ -156,3 +156,30 @@ int recipe_util_valid_bin(const char *s)
 	return 1;
 }
 
+int recipe_util_valid_socket_path(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n >= RECIPE_PATH_MAX)
+		return 0;
+	/* It is printed inside double quotes, where HAProxy expands ${VAR},
+	 * and in single quotes in the comment that repeats the command. */
+	for (const char *p = s; *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f || *p == '"' || *p == '\\' ||
+		    *p == '\'')
+			return 0;
+	return 1;
+}
+
+/* The state file is also printed, unquoted for the shell, in the systemd
+ * lines of the header: an absolute path without '$' (systemd and HAProxy
+ * expand it) or white space. */
+int recipe_util_valid_state_path(const char *s)
+{
+	if (!recipe_util_valid_socket_path(s) || s[0] != '/')
+		return 0;
+	for (const char *p = s; *p; p++)
+		if (*p == '$' || *p == ' ')
+			return 0;
+	return 1;
+}

@@ -41,4 +41,11 @@ int recipe_util_valid_name(const char *s, size_t max);
 /* An absolute path without whitespace, quotes or backslashes. */
 int recipe_util_valid_bin(const char *s);
 
+/* A socket path HAProxy's config can hold in double quotes and the header's
+ * comment in single quotes: no quotes, backslashes or control characters. */
+int recipe_util_valid_socket_path(const char *s);
+/* A server-state file: as a socket path, absolute, without '$' or spaces
+ * (it is also printed unquoted in the header's systemd lines). */
+int recipe_util_valid_state_path(const char *s);
+
 #endif

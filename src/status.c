@@ -48,7 +48,7 @@ static void status_config_one(void *arg, const char *name, const char *value)
 	} else {
 		if (c->in_list)
 			evbuffer_add_printf(c->out, "%s", "]");
-		c->in_list = options_is_list(name);
+		c->in_list = options_print_is_list(name);
 		evbuffer_add_printf(c->out, "%s\n    ", c->first ? "" : ",");
 		status_json_string(c->out, name);
 		evbuffer_add_printf(c->out, "%s", c->in_list ? ":[" : ":");
@@ -129,7 +129,7 @@ void status_render(const struct status_view *v, struct evbuffer *out)
 	evbuffer_add_printf(out, "\n  ],\n  \"override\": %s,",
 			    v->override_json ? v->override_json : "null");
 	evbuffer_add_printf(out, "%s", "\n  \"config\": {");
-	options_each(v->opts, status_config_one, &cfg);
+	options_print_each(v->opts, status_config_one, &cfg);
 	if (cfg.in_list)
 		evbuffer_add_printf(out, "%s", "]");
 	evbuffer_add_printf(out, "%s", "\n  }\n}\n");

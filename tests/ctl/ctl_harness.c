@@ -91,8 +91,8 @@ static int harness_serve(const char *sock, const char *state)
 		round = event_new(base, -1, EV_PERSIST, harness_round, NULL);
 		event_add(round, &every);
 	}
-	printf("listening admin=%s ramp_ms=%d\n", ctl_state_admin_names[ctl_get(harness_ctl)->admin],
-	       ctl_get(harness_ctl)->ramp_ms);
+	printf("listening admin=%s ramp_ms=%d\n",
+	       ctl_state_admin_names[ctl_get(harness_ctl)->admin], ctl_get(harness_ctl)->ramp_ms);
 	fflush(stdout);
 	event_base_dispatch(base);
 	ctl_free(harness_ctl);

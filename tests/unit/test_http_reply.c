@@ -159,7 +159,8 @@ static void test_early_close(void **state)
 	assert_string_equal(r.detail, "empty reply from server");
 	assert_int_equal(feed("HTTP/1.0 200 OK\r\nServer: x\r\n", 1), HTTP_REPLY_BAD);
 	assert_string_equal(r.detail, "connection closed before the end of the headers");
-	assert_int_equal(feed("HTTP/1.0 200 OK\r\nContent-Length: 9\r\n\r\nabc", 1), HTTP_REPLY_BAD);
+	assert_int_equal(feed("HTTP/1.0 200 OK\r\nContent-Length: 9\r\n\r\nabc", 1),
+			 HTTP_REPLY_BAD);
 	assert_string_equal(r.detail, "connection closed before the end of the body");
 }
 

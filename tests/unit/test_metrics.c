@@ -61,7 +61,8 @@ static void test_render_escapes_profile_and_probe_names(void **state)
 	assert_non_null(strstr(text, "happac_profile_up{profile=\"x\\\"} 1\\nevil{a=\\\"\"} 1\n"));
 	assert_null(strstr(text, "\nevil{"));
 	assert_non_null(strstr(text, "happac_probe_in_flight{probe=\"pat\\\"roni\"} 0\n"));
-	assert_non_null(strstr(text, "happac_probe_duration_seconds_count{probe=\"pat\\\"roni\"} 1\n"));
+	assert_non_null(
+		strstr(text, "happac_probe_duration_seconds_count{probe=\"pat\\\"roni\"} 1\n"));
 	free(text);
 	evbuffer_free(out);
 	metrics_free(m);

@@ -341,7 +341,7 @@ static void test_dump_round_trip(void **state)
 	snprintf(path, sizeof(path), "%s/dump.conf", tmpdir);
 	f = fopen(path, "w");
 	assert_non_null(f);
-	options_dump(&o, f);
+	options_print_dump(&o, f);
 	fclose(f);
 	assert_int_equal(parse(&o2, err, sizeof(err), "-c", path, NULL), OPTIONS_OK);
 	assert_string_equal(o2.patroni_host, o.patroni_host);
@@ -371,7 +371,7 @@ static void test_dump_conninfo_quoting(void **state)
 	snprintf(path, sizeof(path), "%s/dump-conninfo.conf", tmpdir);
 	f = fopen(path, "w");
 	assert_non_null(f);
-	options_dump(&o, f);
+	options_print_dump(&o, f);
 	fclose(f);
 	assert_int_equal(parse(&o2, err, sizeof(err), "-c", path, NULL), OPTIONS_OK);
 	assert_non_null(o2.pg_conninfo);
@@ -386,7 +386,7 @@ static void test_dump_conninfo_quoting(void **state)
 		     big, NULL);
 }
 
-/* What options_each() (the -t dump, GET /status) says for a setting. */
+/* What options_print_each() (the -t dump, GET /status) says for a setting. */
 struct each_find {
 	const char *name;
 	char value[4096];
@@ -419,7 +419,7 @@ static void test_conninfo_secrets_redacted(void **state)
 		assert_int_equal(parse(&o, err, sizeof(err), "-h", "127.0.0.1", "-r", "6432",
 				       "--pg-conninfo", forms[i], NULL),
 				 OPTIONS_OK);
-		options_each(&o, each_find_one, &f);
+		options_print_each(&o, each_find_one, &f);
 		if (strstr(f.value, "pw-one") || strstr(f.value, "pw-two") ||
 		    strstr(f.value, "password"))
 			fail_msg("%s renders as %s", forms[i], f.value);
@@ -454,13 +454,15 @@ static void test_conninfo_parse_errors_hide_values(void **state)
 	static const struct {
 		const char *conninfo, *says;
 	} cases[] = {
-		{ "postgresql://app:s3cr%zzt@127.0.0.1/db", "invalid percent-encoded token: \"(hidden)\"" },
+		{ "postgresql://app:s3cr%zzt@127.0.0.1/db",
+		  "invalid percent-encoded token: \"(hidden)\"" },
 		{ "postgresql://app:s3cr%00t@127.0.0.1/db", "percent-encoded value: \"(hidden)\"" },
 		{ "user=app password=my s3crt", "missing \"=\" after \"(hidden)\"" },
 		{ "user=app sslpassword=my s3crt dbname=x", "missing \"=\" after \"(hidden)\"" },
 		{ "dbname", "missing \"=\" after \"dbname\"" },
 		{ "dbnmae=s3crt", "invalid connection option \"dbnmae\"" },
-		{ "postgresql://app@h/db?sslpasswrd=s3crt", "invalid URI query parameter: \"sslpasswrd\"" },
+		{ "postgresql://app@h/db?sslpasswrd=s3crt",
+		  "invalid URI query parameter: \"sslpasswrd\"" },
 	};
 
 	(void)state;
@@ -486,7 +488,8 @@ static void test_conninfo_parse_errors_hide_values(void **state)
 		char err[256];
 
 		assert_int_equal(parse(&o, err, sizeof(err), "-h", "127.0.0.1", "-r", "6432",
-				       "--pg-conninfo", "postgresql://app:pw%1F@127.0.0.1/db", NULL),
+				       "--pg-conninfo", "postgresql://app:pw%1F@127.0.0.1/db",
+				       NULL),
 				 OPTIONS_OK);
 		options_free(&o);
 	}
@@ -504,7 +507,7 @@ static void test_conninfo_socket_dir(void **state)
 	assert_int_equal(parse(&o, err, sizeof(err), "-h", "127.0.0.1", "-r", "6432",
 			       "--pg-conninfo", "host=/var/run/postgresql user=app", NULL),
 			 OPTIONS_OK);
-	options_each(&o, each_find_one, &f);
+	options_print_each(&o, each_find_one, &f);
 	assert_non_null(strstr(f.value, "host='/var/run/postgresql'"));
 	options_free(&o);
 	assert_int_equal(parse(&o, err, sizeof(err), "-h", "127.0.0.1", "-r", "6432",

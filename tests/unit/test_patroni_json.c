@@ -46,7 +46,8 @@ static void test_replica_tags_sync_pause(void **state)
 		"{\"state\":\"running\",\"role\":\"replica\",\"xlog\":{\"received_location\":1,"
 		"\"replayed_location\":1,\"replayed_timestamp\":null,\"paused\":false},"
 		"\"sync_standby\":true,\"pause\":true,\"tags\":{\"nofailover\":true,"
-		"\"noloadbalance\":true,\"x\":[1,2,{\"y\":\"\\u00e9\\\"\"}]},\"cluster_unlocked\":false}";
+		"\"noloadbalance\":true,\"x\":[1,2,{\"y\":\"\\u00e9\\\"\"}]},"
+		"\"cluster_unlocked\":false}";
 
 	(void)state;
 	assert_int_equal(parse(doc, &j), 0);
@@ -87,7 +88,8 @@ static void test_other_roles(void **state)
 	assert_int_equal(j.role, PATRONI_JSON_ROLE_PRIMARY);
 	assert_int_equal(parse("{\"role\":\"standby_leader\",\"state\":\"running\"}", &j), 0);
 	assert_int_equal(j.role, PATRONI_JSON_ROLE_STANDBY_LEADER);
-	assert_int_equal(parse("{\"role\":\"demoted\",\"state\":\"stopped\",\"cluster_unlocked\":true}", &j), 0);
+	assert_int_equal(parse("{\"role\":\"demoted\",\"state\":\"stopped\","
+			       "\"cluster_unlocked\":true}", &j), 0);
 	assert_int_equal(j.role, PATRONI_JSON_ROLE_OTHER);
 	assert_false(j.running);
 	assert_true(j.cluster_unlocked);

@@ -8,6 +8,7 @@
 
 #include "profile.h"
 
+#include <stdio.h>
 #include <string.h>
 
 struct world {
@@ -35,7 +36,7 @@ static void world_init(struct world *w, const char *endpoint)
 					 "127.0.0.1" };
 	w->json.role = PATRONI_JSON_ROLE_PRIMARY;
 	w->json.running = 1;
-	strcpy(w->json.state, "running");
+	snprintf(w->json.state, sizeof(w->json.state), "running");
 	w->in.patroni = &w->vpat;
 	w->in.pg = &w->vpg;
 	w->in.json = &w->json;
@@ -123,7 +124,7 @@ static void test_rules_from_json(void **state)
 	assert_string_equal(eval(&w, rep), "down #patroni: not replica (replica, running)\n");
 	w.json.noloadbalance = 0;
 	w.json.running = 0;
-	strcpy(w.json.state, "starting");
+	snprintf(w.json.state, sizeof(w.json.state), "starting");
 	assert_string_equal(eval(&w, rep), "down #patroni: not replica (replica, starting)\n");
 	/* the routing probe must reach a replica for the replica profile */
 	w.json.running = 1;

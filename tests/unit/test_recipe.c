@@ -252,7 +252,8 @@ static void test_haproxy_render_ipv6_and_sections(void **state)
 	assert_non_null(strstr(text, "\nglobal\n"));
 	assert_non_null(strstr(text, "stats socket \"/run/x.sock\""));
 	assert_non_null(strstr(text, "    server-state-file \"/var/lib/haproxy/server-state\"\n"));
-	assert_non_null(strstr(text, "UNIX-CONNECT:\"/run/x.sock\" > /var/lib/haproxy/server-state.tmp"));
+	assert_non_null(
+		strstr(text, "UNIX-CONNECT:\"/run/x.sock\" > /var/lib/haproxy/server-state.tmp"));
 	assert_non_null(strstr(text, "option httpchk OPTIONS /primary\n"));
 	assert_non_null(strstr(text, "inter 1s fall 2 rise 1"));
 	assert_non_null(strstr(text, "on-marked-down shutdown-sessions"));
@@ -279,7 +280,8 @@ static void test_haproxy_bad_nodes(void **state)
 	haproxy_bad("at least one --node", NULL, "--scenario", "b", NULL);
 	haproxy_bad("'node1' is not NAME=ADDR", NULL, "--scenario", "b", "--node", "node1", NULL);
 	haproxy_bad("--node", "'=10.0.0.1'", "--scenario", "b", "--node", "=10.0.0.1", NULL);
-	haproxy_bad("--node: invalid address ''", NULL, "--scenario", "b", "--node", "node1=", NULL);
+	haproxy_bad("--node: invalid address ''", NULL, "--scenario", "b", "--node",
+		    "node1=", NULL);
 	haproxy_bad("invalid name '-x'", NULL, "--scenario", "b", "--node", "-x=10.0.0.1", NULL);
 	haproxy_bad("invalid name 'n@1'", NULL, "--scenario", "b", "--node", "n@1=10.0.0.1", NULL);
 	haproxy_bad("--node", "NAME of 1-32", "--scenario", "b", "--node",
@@ -507,9 +509,10 @@ static void test_systemd_valid(void **state)
 				     "500ms", NULL), 0);
 	assert_non_null(strstr(text, "Type=notify\n"));
 	assert_non_null(strstr(text, "EnvironmentFile=/etc/haproxy/happac.env\n"));
-	assert_non_null(strstr(text, "ExecStart=/usr/bin/happac -h ${PATRONI_HOST} -p ${AGENT_PORT} "
-				     "-r ${PGISREADY_PORT} -x ${PGISREADY_PATH} "
-				     "-o ${PATRONI_API_PORT} -k ${PATRONI_ENDPOINT}\n"));
+	assert_non_null(strstr(text,
+			       "ExecStart=/usr/bin/happac -h ${PATRONI_HOST} -p ${AGENT_PORT} "
+			       "-r ${PGISREADY_PORT} -x ${PGISREADY_PATH} "
+			       "-o ${PATRONI_API_PORT} -k ${PATRONI_ENDPOINT}\n"));
 	assert_non_null(strstr(text, "PATRONI_HOST=\"127.0.0.1\"\n"));
 	assert_non_null(strstr(text, "PGISREADY_PORT=\"6432\"\n"));
 	assert_non_null(strstr(text, "PGISREADY_PATH=\"\"\n"));

@@ -117,8 +117,10 @@ static void test_routing_probe(void **state)
 	struct probe_report ok = report(PROBE_OK, 0, "");
 	struct probe_report primary = report(PROBE_OK, 0, "not in recovery");
 	struct probe_report replica = report(PROBE_OK, 0, "in recovery");
-	struct probe_report qf = report(PROBE_QUERY_FAILED, 0, "08P01 server login has been failing");
-	struct probe_report lf = report(PROBE_LOGIN_FAILED, 0, "28P01 password authentication failed");
+	struct probe_report qf =
+		report(PROBE_QUERY_FAILED, 0, "08P01 server login has been failing");
+	struct probe_report lf =
+		report(PROBE_LOGIN_FAILED, 0, "28P01 password authentication failed");
 
 	(void)state;
 	primary.in_recovery = 0;
@@ -126,9 +128,11 @@ static void test_routing_probe(void **state)
 	render(&ok, &primary, "up\n", 1);
 	render(&ok, &replica, "down #role mismatch: pgbouncer reaches a replica\n", 0);
 	render(&ok, &qf, "down #pgbouncer: query failed: 08P01 server login has been failing\n", 0);
-	render(&ok, &lf, "down #pgbouncer: login failed: 28P01 password authentication failed\n", 0);
+	render(&ok, &lf, "down #pgbouncer: login failed: 28P01 password authentication failed\n",
+	       0);
 	/* Patroni's own failure still comes first. */
-	render(&qf, &replica, "down #patroni: query failed: 08P01 server login has been failing\n", 0);
+	render(&qf, &replica, "down #patroni: query failed: 08P01 server login has been failing\n",
+	       0);
 }
 
 /* The role a -k endpoint asks for, through the one table of Patroni's
@@ -164,16 +168,19 @@ static void test_pg_classify_login(void **state)
 	char d[80];
 
 	(void)state;
-	assert_int_equal(probe_pg_classify_login("connection to server at \"127.0.0.1\", port 6432 failed: "
-						 "FATAL:  28P01: password authentication failed for user \"x\"\n",
-						 1, d, sizeof(d)),
+	assert_int_equal(probe_pg_classify_login(
+				 "connection to server at \"127.0.0.1\", port 6432 failed: "
+				 "FATAL:  28P01: password authentication failed for user \"x\"\n",
+				 1, d, sizeof(d)),
 			 PROBE_LOGIN_FAILED);
 	assert_string_equal(d, "28P01 password authentication failed for user \"x\"");
-	assert_int_equal(probe_pg_classify_login("failed: FATAL:  57P03: the database system is starting up\n",
-						 1, d, sizeof(d)),
+	assert_int_equal(probe_pg_classify_login(
+				 "failed: FATAL:  57P03: the database system is starting up\n", 1,
+				 d, sizeof(d)),
 			 PROBE_REJECTED);
-	assert_int_equal(probe_pg_classify_login("fe_sendauth: no password supplied\n", 1, d, sizeof(d)),
-			 PROBE_LOGIN_FAILED);
+	assert_int_equal(
+		probe_pg_classify_login("fe_sendauth: no password supplied\n", 1, d, sizeof(d)),
+		PROBE_LOGIN_FAILED);
 	assert_int_equal(probe_pg_classify_login("connection to server at \"127.0.0.1\", port 6432 "
 						 "failed: Connection refused\n", 0, d, sizeof(d)),
 			 PROBE_REFUSED);
