@@ -136,11 +136,14 @@ static int ctl_parse_uint(const char *s, unsigned long long max, unsigned long l
 	return 0;
 }
 
+/* A bad timestamp leaves 0 ("never") in *out: the caller reports it and
+ * the rest of the file still loads. */
 static int ctl_parse_time(const char *s, double *out)
 {
 	char *end;
 	double v;
 
+	*out = 0;
 	if (*s < '0' || *s > '9')
 		return -1;
 	errno = 0;
@@ -215,8 +218,6 @@ static int ctl_state_line(char *text, struct ctl_override *v, int *key_line,
 		break;
 	case CTL_KEY_SET_AT:
 		bad = ctl_parse_time(value, &v->set_at_s);
-		if (bad)
-			v->set_at_s = 0;
 		break;
 	case CTL_KEY_RAMP_MS:
 		bad = ctl_parse_uint(value, CTL_RAMP_MAX_MS, &u) ||
@@ -225,8 +226,6 @@ static int ctl_state_line(char *text, struct ctl_override *v, int *key_line,
 		break;
 	case CTL_KEY_RAMP_START:
 		bad = ctl_parse_time(value, &v->ramp_start_s);
-		if (bad)
-			v->ramp_start_s = 0;
 		break;
 	case CTL_KEY_COUNT:
 		log_fatal("ctl: impossible state file key %d", k);
