@@ -206,6 +206,7 @@ void recipe_consul_render(const struct recipe_consul *c, FILE *out)
 {
 	const char *svc = recipe_service_names[c->service];
 	char id[2 * RECIPE_NAME_MAX + 16], hp[RECIPE_HOST_MAX + 16], buf[512];
+	const struct recipe_endpoint *ep;
 
 	snprintf(id, sizeof(id), "%s-%s", c->name, svc);
 	fputs("{\n  \"service\": {\n    \"id\": ", out);
@@ -224,9 +225,10 @@ void recipe_consul_render(const struct recipe_consul *c, FILE *out)
 	snprintf(buf, sizeof(buf), "happac %s: Patroni role and PgBouncer", svc);
 	recipe_consul_json(buf, out);
 	fputs(",\n        \"notes\": ", out);
+	/* The check reaches happac's agent port with --script, else its /health. */
+	ep = c->script ? &c->agent : &c->http;
+	recipe_util_hostport_str(ep->host, ep->family, ep->port, hp, sizeof(hp));
 	if (c->script) {
-		recipe_util_hostport_str(c->agent.host, c->agent.family, c->agent.port, hp,
-					 sizeof(hp));
 		snprintf(buf, sizeof(buf),
 			 "happac check asks the agent on %s once: exit 0 (passing) on 'up' "
 			 "without drain or maint, 2 (critical) on 'down #reason', 'up drain', "
@@ -243,8 +245,6 @@ void recipe_consul_render(const struct recipe_consul *c, FILE *out)
 		fprintf(out, ", \"--port\", \"%d\", \"--timeout\", \"1s\"],\n", c->agent.port);
 		fputs("        \"interval\": \"2s\",\n        \"timeout\": \"2s\"\n", out);
 	} else {
-		recipe_util_hostport_str(c->http.host, c->http.family, c->http.port, hp,
-					 sizeof(hp));
 		snprintf(buf, sizeof(buf),
 			 "happac's /health: 200 (passing) while this node is the %s, its "
 			 "PgBouncer answers and it is not drained or in maintenance; 503 "
