@@ -76,8 +76,12 @@ static size_t probe_patroni_body(char *data, size_t size, size_t n, void *arg)
 	return bytes;
 }
 
-static void probe_patroni_release(struct probe_patroni *pp)
+/* Also the probe_ops cancel: a cancelled probe only gives back what it
+ * holds. */
+static void probe_patroni_release(void *impl)
 {
+	struct probe_patroni *pp = impl;
+
 	resolve_cancel(&pp->lookup);
 	probe_http_cancel(&pp->http);
 	if (pp->easy) {
@@ -403,14 +407,9 @@ static void probe_patroni_start(void *impl, struct probe *p)
 		resolve_start(&pp->lookup, pp->host);
 }
 
-static void probe_patroni_cancel(void *impl)
-{
-	probe_patroni_release(impl);
-}
-
 const struct probe_ops probe_patroni_ops = {
 	.start = probe_patroni_start,
-	.cancel = probe_patroni_cancel,
+	.cancel = probe_patroni_release,
 };
 
 static char *probe_patroni_dup(const char *s)

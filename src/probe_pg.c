@@ -74,8 +74,12 @@ struct probe_pg {
 	struct pg_wire wire;             /* ping mode: the answer so far */
 };
 
-static void probe_pg_release(struct probe_pg *pg)
+/* Also the probe_ops cancel: a cancelled probe only gives back what it
+ * holds. */
+static void probe_pg_release(void *impl)
 {
+	struct probe_pg *pg = impl;
+
 	resolve_cancel(&pg->lookup);
 	if (pg->ev)
 		event_del(pg->ev);
@@ -546,14 +550,9 @@ static void probe_pg_start(void *impl, struct probe *p)
 	resolve_start(&pg->lookup, pg->host);
 }
 
-static void probe_pg_cancel(void *impl)
-{
-	probe_pg_release(impl);
-}
-
 const struct probe_ops probe_pg_ops = {
 	.start = probe_pg_start,
-	.cancel = probe_pg_cancel,
+	.cancel = probe_pg_release,
 };
 
 /* Query mode: libpq's parameters from --pg-conninfo, ours as defaults. */
