@@ -198,25 +198,15 @@ static int pj_array(struct patroni_json_reader *r, struct patroni_json *out)
 
 static void pj_set_flag(enum patroni_json_field f, int v, struct patroni_json *out)
 {
-	switch (f) {
-	case PJ_PAUSE:
-		out->pause = v;
-		break;
-	case PJ_UNLOCKED:
-		out->cluster_unlocked = v;
-		break;
-	case PJ_SYNC:
-		out->sync_standby = v;
-		break;
-	case PJ_QUORUM:
-		out->quorum_standby = v;
-		break;
-	case PJ_NOLB:
-		out->noloadbalance = v;
-		break;
-	default:
-		break;
-	}
+	/* Only the true/false fields: any other one has nowhere to go. */
+	int *flag = (f == PJ_PAUSE    ? &out->pause :
+		     f == PJ_UNLOCKED ? &out->cluster_unlocked :
+		     f == PJ_SYNC     ? &out->sync_standby :
+		     f == PJ_QUORUM   ? &out->quorum_standby :
+		     f == PJ_NOLB     ? &out->noloadbalance : NULL);
+
+	if (flag)
+		*flag = v;
 }
 
 static void pj_set_string(enum patroni_json_field f, const char *s, struct patroni_json *out)
