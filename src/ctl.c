@@ -646,8 +646,7 @@ void ctl_free(struct ctl *c)
 		    st.st_ino == c->sock_ino)
 			unlink(c->socket_path);
 	}
-	if (c->tick)
-		event_free(c->tick);
+	util_event_free(c->tick);
 	free(c->socket_path);
 	free(c->state_path);
 	free(c);

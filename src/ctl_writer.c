@@ -6,6 +6,7 @@
 #include "ctl_writer.h"
 
 #include "ctl.h"
+#include "util.h"
 
 #include <errno.h>
 #include <event2/event.h>
@@ -189,8 +190,7 @@ void ctl_writer_free(struct ctl_writer *w)
 		pthread_mutex_unlock(&w->mu);
 		pthread_join(w->thread, NULL);
 	}
-	if (w->wake)
-		event_free(w->wake);
+	util_event_free(w->wake);
 	if (w->pipe[0] >= 0)
 		close(w->pipe[0]);
 	if (w->pipe[1] >= 0)

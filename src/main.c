@@ -612,8 +612,7 @@ static void main_teardown(struct happac *h)
 		struct event *evs[] = { h->sigterm, h->sigint, h->sighup, h->drain };
 
 		for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++)
-			if (evs[i])
-				event_free(evs[i]);
+			util_event_free(evs[i]);
 	}
 	if (h->base)
 		event_base_free(h->base);

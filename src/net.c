@@ -4,6 +4,7 @@
 
 #include "acl.h"
 #include "log.h"
+#include "util.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -61,8 +62,7 @@ static void net_reap(evutil_socket_t fd, short what, void *arg)
 
 		s->dead = nc->next;
 		for (int i = 0; i < NET_CONN_EVENTS; i++)
-			if (nc->ev[i])
-				event_free(nc->ev[i]);
+			util_event_free(nc->ev[i]);
 		if (nc->release)
 			nc->release(nc);
 		else
@@ -262,10 +262,8 @@ void net_server_free(struct net_server *s)
 	net_server_close_all(s);
 	while (s->listeners)
 		net_listener_free(s->listeners);
-	if (s->resume)
-		event_free(s->resume);
-	if (s->reap)
-		event_free(s->reap);
+	util_event_free(s->resume);
+	util_event_free(s->reap);
 	free(s);
 }
 

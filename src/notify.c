@@ -162,8 +162,7 @@ static void notify_watchdog_init(struct event_base *base)
 	notify_st.watchdog = event_new(base, -1, EV_PERSIST, notify_watchdog_tick, NULL);
 	if (!notify_st.watchdog || event_add(notify_st.watchdog, &tv) != 0) {
 		log_warn("notify: cannot arm the watchdog timer; systemd may restart happac");
-		if (notify_st.watchdog)
-			event_free(notify_st.watchdog);
+		util_event_free(notify_st.watchdog);
 		notify_st.watchdog = NULL;
 		return;
 	}

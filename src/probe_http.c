@@ -3,6 +3,7 @@
 
 #include "net.h"
 #include "resolve.h"
+#include "util.h"
 
 #include <errno.h>
 #include <event2/event.h>
@@ -220,9 +221,7 @@ int probe_http_init(struct probe_http *h, struct event_base *base, probe_http_cb
 void probe_http_free(struct probe_http *h)
 {
 	probe_http_close(h);
-	if (h->ev)
-		event_free(h->ev);
-	if (h->kick)
-		event_free(h->kick);
+	util_event_free(h->ev);
+	util_event_free(h->kick);
 	h->ev = h->kick = NULL;
 }

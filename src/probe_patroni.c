@@ -492,8 +492,7 @@ void probe_patroni_free(struct probe_patroni *pp)
 	if (pp->multi)
 		lib_curl.multi_cleanup(pp->multi);
 	probe_patroni_bury(pp);
-	if (pp->timer)
-		event_free(pp->timer);
+	util_event_free(pp->timer);
 	free(pp->body);
 	free(pp->cafile);
 	free(pp->cert);

@@ -672,8 +672,7 @@ void probe_pg_free(struct probe_pg *pg)
 	if (!pg)
 		return;
 	probe_pg_release(pg);
-	if (pg->ev)
-		event_free(pg->ev);
+	util_event_free(pg->ev);
 	if (pg->conninfo)
 		lib_pq.PQconninfoFree(pg->conninfo);
 	free(pg);

@@ -1,6 +1,7 @@
 /* util.c - clocks, JSON strings, timestamps, IPv6 brackets. */
 #include "util.h"
 
+#include <event2/event.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -137,4 +138,10 @@ const char *util_split_hostport(const char *s, char *host, size_t hostlen, int *
 int util_host_bracketed(char *buf, size_t len, const char *host)
 {
 	return snprintf(buf, len, strchr(host, ':') ? "[%s]" : "%s", host);
+}
+
+void util_event_free(struct event *ev)
+{
+	if (ev)
+		event_free(ev);
 }

@@ -1,5 +1,6 @@
 /* util.h - the few small helpers every module would otherwise write again:
- * clocks, a JSON string, one timestamp format, IPv6 brackets.
+ * clocks, a JSON string, one timestamp format, IPv6 brackets, freeing an
+ * event that may not exist.
  *
  * Nothing here allocates, blocks or logs. */
 #ifndef HAPPAC_UTIL_H
@@ -27,6 +28,11 @@ void util_iso8601(double t, char *buf, size_t len);
  * string, as snprintf does: the result is complete when it is below len
  * (buf may be NULL when len is 0, to size it). */
 size_t util_json_quote(char *buf, size_t len, const char *s);
+
+/* event_free(ev) for an event that may never have been made: libevent's
+ * own event_free() does not take NULL. */
+struct event;
+void util_event_free(struct event *ev);
 
 /* s without leading blanks (space, tab) and trailing whitespace (also CR,
  * LF): the end is cut in place, the start returned. For line-based files. */
