@@ -102,24 +102,22 @@ static int pj_number(struct patroni_json_reader *r)
 static int pj_value(struct patroni_json_reader *r, enum patroni_json_field field,
 		    struct patroni_json *out);
 
-/* The top-level keys that are read; everything else is skipped. */
-static const struct {
-	const char *key;
-	enum patroni_json_field field;
-} pj_fields[] = {
-	{ "state", PJ_STATE },          { "role", PJ_ROLE },
-	{ "pause", PJ_PAUSE },          { "cluster_unlocked", PJ_UNLOCKED },
-	{ "sync_standby", PJ_SYNC },    { "quorum_standby", PJ_QUORUM },
-	{ "tags", PJ_TAGS },
+/* The top-level keys that are read, by field; everything else is skipped.
+ * PJ_NOLB is read only inside "tags". */
+static const char *const pj_keys[PJ_NOLB] = {
+	[PJ_STATE] = "state",       [PJ_ROLE] = "role",
+	[PJ_PAUSE] = "pause",       [PJ_UNLOCKED] = "cluster_unlocked",
+	[PJ_SYNC] = "sync_standby", [PJ_QUORUM] = "quorum_standby",
+	[PJ_TAGS] = "tags",
 };
 
 static enum patroni_json_field pj_field(const char *key, int in_tags)
 {
 	if (in_tags)
 		return strcmp(key, "noloadbalance") ? PJ_NONE : PJ_NOLB;
-	for (size_t i = 0; i < sizeof(pj_fields) / sizeof(pj_fields[0]); i++)
-		if (!strcmp(key, pj_fields[i].key))
-			return pj_fields[i].field;
+	for (int f = PJ_STATE; f < PJ_NOLB; f++)
+		if (!strcmp(key, pj_keys[f]))
+			return (enum patroni_json_field)f;
 	return PJ_NONE;
 }
 
