@@ -533,9 +533,8 @@ struct ctl_reload *ctl_reload_prepare(struct ctl *cur, struct event_base *base,
 	 * the state file. */
 	r->fresh = ctl_open(base, socket_path, state_path, cur == NULL, changed, arg, err,
 			    errlen);
-	if (!r->fresh)
-		goto fail;
-	return r;
+	if (r->fresh)
+		return r;
 fail:
 	ctl_reload_abort(r);
 	return NULL;
