@@ -16,9 +16,9 @@ CC         ?= cc
 PKGS       := libevent libcurl libpq
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 # Only libevent is linked. libcurl (HTTPS to Patroni) and libpq
-# (--pg-conninfo) are loaded with dlopen() when configured (src/lib_curl.h,
-# src/lib_pq.h): linking them costs every happac ~6 MB of resident memory
-# in shared-library pages. Their headers stay a build dependency.
+# (--pg-conninfo) are loaded with dlopen() when configured (why, and what it
+# saves: docs/ARCHITECTURE.md, "Libraries loaded when configured"). Their
+# headers stay a build dependency.
 LINK_PKGS  := libevent
 PKG_LIBS   := $(shell pkg-config --libs $(LINK_PKGS) 2>/dev/null)
 WARN       := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wstrict-prototypes \

@@ -3,7 +3,7 @@
  * paths and hosts.
  *
  * The reply is what HAProxy parses, so the properties are HAProxy's
- * (PROTOCOLS.md section 1) and the header's promises:
+ * (docs/PROTOCOLS.md section 1) and the header's promises:
  *  - exactly one line: ends in '\n', the first '\n' is the last byte, no NUL
  *    or CR before it, length == strlen == *len;
  *  - "up\n" exactly when every probe reported PROBE_OK (and the return is 1);

@@ -333,7 +333,7 @@ static int check_read_line(int fd, const struct check_args *a, int64_t deadline,
 	return (int)len;
 }
 
-/* The agent words, read as HAProxy reads them (PROTOCOLS.md section 1):
+/* The agent words, read as HAProxy reads them (docs/PROTOCOLS.md section 1):
  * separated by spaces, tabs or commas, case-insensitive, the last word of a
  * category wins, and '#' starts the description. */
 static enum check_health check_words(char *line, enum check_admin *admin)

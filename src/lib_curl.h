@@ -1,12 +1,7 @@
 /* lib_curl.h - libcurl, loaded with dlopen() only when HTTPS to Patroni is
- * configured.
- *
- * Plain HTTP needs no library (probe_http.c). Linking libcurl would cost
- * every happac about 4 MB of resident memory whether it speaks TLS or not:
- * libcurl pulls in OpenSSL, GnuTLS (through librtmp and libldap), p11-kit,
- * Kerberos and more, whose constructors and relocations touch their pages
- * at start-up. The headers stay a build dependency; the library is a run
- * dependency of the https mode only.
+ * configured. Plain HTTP needs no library (probe_http.c); why linking it
+ * would cost every happac: docs/ARCHITECTURE.md, "Libraries loaded when
+ * configured". The headers stay a build dependency.
  *
  * Call sites read lib_curl.easy_setopt(...) for curl_easy_setopt(...): the
  * members drop the "curl_" prefix, which curl.h also uses for its type-check

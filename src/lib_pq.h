@@ -1,11 +1,8 @@
-/* lib_pq.h - libpq, loaded with dlopen() only when it is needed.
- *
- * Linking libpq costs about 4 MB of resident memory (its dependencies, LDAP,
- * GnuTLS, Kerberos, OpenSSL, run constructors and relocations at start-up),
- * and the default PgBouncer probe (ping) speaks the wire protocol itself. So
- * libpq is loaded when --pg-conninfo is configured, and every call goes
- * through the table: lib_pq.PQfinish(conn). <libpq-fe.h> still provides the
- * types: the headers stay a build dependency, the library a run-time one. */
+/* lib_pq.h - libpq, loaded with dlopen() only when --pg-conninfo is
+ * configured (why: docs/ARCHITECTURE.md, "Libraries loaded when
+ * configured"); the default PgBouncer probe (ping) speaks the wire protocol
+ * itself. Every call goes through the table: lib_pq.PQfinish(conn).
+ * <libpq-fe.h> still provides the types. */
 #ifndef HAPPAC_LIB_PQ_H
 #define HAPPAC_LIB_PQ_H
 

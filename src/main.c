@@ -1,6 +1,8 @@
-/* main.c - start-up order, signals, reload, shutdown. The logic lives in the
- * modules: options (what to do), probe* (what the backends say), verdict
- * (what that means), agent and http (telling HAProxy and operators). */
+/* main.c - start-up order, signals, the all-or-nothing reload, shutdown. The
+ * logic lives in the modules (docs/ARCHITECTURE.md): options* (what to do),
+ * probe* (what the backends say), profile and verdict (what that means),
+ * answer (the cached lines), agent, http and ctl (telling HAProxy and
+ * operators); main_view.c fills what /status and /metrics show. */
 #include "main_int.h"
 
 #include "acl.h"

@@ -1,6 +1,8 @@
-/* probe_patroni.h - the Patroni REST probe on libcurl's multi interface,
- * driven by our libevent loop (no thread, no blocking call; libcurl resolves
- * names with its asynchronous resolver). */
+/* probe_patroni.h - the Patroni REST probe: one request per round, plain
+ * HTTP through happac's own client (probe_http.c), HTTPS through libcurl's
+ * multi interface driven by our libevent loop (lib_curl.h). Host names are
+ * looked up with evdns first (resolve.h), never inside libcurl; nothing
+ * blocks the loop. */
 #ifndef HAPPAC_PROBE_PATRONI_H
 #define HAPPAC_PROBE_PATRONI_H
 

@@ -6,7 +6,7 @@ made to show on demand: answering 200 or 503 at will, hanging (accept, read the
 request, never reply), replying slowly, replying with garbage, or closing without
 a reply. Everything else in the tests (PostgreSQL, PgBouncer) is the real server.
 
-What it imitates from Patroni (see shared/docs/PROTOCOLS.md section 2): health
+What it imitates from Patroni (see docs/PROTOCOLS.md section 2): health
 endpoints answer only 200 or 503, an unknown path is 503, HEAD and OPTIONS get a
 bare status line (`HTTP/1.0 200 OK\\r\\n\\r\\n`), GET gets a small JSON body.
 

@@ -3,7 +3,7 @@
 checks on every reply.
 
 Every reply read through check()/wait_reply() is checked against the agent
-protocol (PROTOCOLS.md section 1): non-empty, exactly one line ending in
+protocol (docs/PROTOCOLS.md section 1): non-empty, exactly one line ending in
 exactly one `\\n`, no NUL or CR, ASCII, a health word first, and a `#reason`
 under 100 bytes when the word is `down`. A reply that HAProxy would ignore is
 a failure. The suites differ only in their addresses (the `addr` and `src`

@@ -5,7 +5,7 @@ PostgreSQL are exercised by tests/integration and tests/cluster. A stand-in
 exists only for what the real program cannot be made to do on demand (a
 role that changes at once, a hang, a fixed reply).
 
-- Patroni's rule (PROTOCOLS.md section 2): a health endpoint answers only
+- Patroni's rule (docs/PROTOCOLS.md section 2): a health endpoint answers only
   200 or 503, 200 when the path fits the node's role, 503 otherwise (also
   for a typo); OPTIONS and HEAD get a bare status line. PRIMARY_OK and
   REPLICA_OK are the one table of those paths; tests/integration's

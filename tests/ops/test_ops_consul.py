@@ -4,7 +4,7 @@ No Consul binary is needed (Debian 12 has none): the test reads every check
 of consul/*.json, points it at a real happac (one per service, as on a node:
 -k primary and -k replica) in front of the Patroni/PgBouncer stand-ins, runs
 it as Consul's agent does (agent/checks/check.go), and maps the result with
-Consul's rules (PROTOCOLS.md section 4):
+Consul's rules (docs/PROTOCOLS.md section 4):
   HTTP check:   GET, no keep-alive, 2xx passing, 429 warning, else critical
                 (errors and timeouts too); the body is the check's output.
   script check: args run directly; exit 0 passing, 1 warning, else critical

@@ -1,4 +1,4 @@
-"""systemd notify (PROTOCOLS.md section 5), received on a NOTIFY_SOCKET that
+"""systemd notify (docs/PROTOCOLS.md section 5), received on a NOTIFY_SOCKET that
 the test owns, from a real bin/happac against the Patroni and PgBouncer
 stand-ins. What systemd would see: READY=1 only once the agent answers,
 STATUS= with the verdict, STOPPING=1 on SIGTERM, WATCHDOG=1 at half of

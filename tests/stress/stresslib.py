@@ -152,7 +152,7 @@ def wait_sequence(final, allowed=(), timeout=5.0, step=0.01, start=None):
 
 
 def validate_line(reply):
-    """HAProxy's view (PROTOCOLS.md 1): one ASCII line ending in one \\n, no
+    """HAProxy's view (docs/PROTOCOLS.md section 1): one ASCII line ending in one \\n, no
     NUL/CR, a health word, a #reason under 100 bytes."""
     assert reply, "empty reply"
     assert reply.endswith(b"\n") and reply.count(b"\n") == 1, "not one line: %r" % reply
