@@ -6,6 +6,7 @@
 #include <cmocka.h>
 
 #include "unit.h"
+#include "world.h"
 
 #include "answer.h"
 
@@ -28,27 +29,8 @@ struct world {
 static void world_init(struct world *w)
 {
 	memset(w, 0, sizeof(*w));
-	w->pat.result = PROBE_OK;
-	w->pat.http_status = 200;
-	w->pat.in_recovery = -1;
-	w->pat.lag_bytes = -1;
-	w->pg = w->pat;
-	w->pg.http_status = 0;
-	w->vpat = (struct verdict_probe){ "patroni", &w->pat, "127.0.0.1:8008", "/replica",
-					  "127.0.0.1" };
-	w->vpg = (struct verdict_probe){ "pgbouncer", &w->pg, "127.0.0.1:6432", NULL,
-					 "127.0.0.1" };
-	w->json.role = PATRONI_JSON_ROLE_REPLICA;
-	w->json.running = 1;
-	snprintf(w->json.state, sizeof(w->json.state), "running");
-	w->in.patroni = &w->vpat;
-	w->in.pg = &w->vpg;
-	w->in.json = &w->json;
-	w->in.lag_bytes = -1;
-	w->in.timeout_ms = 800;
-	w->in.ramp_weight = -1;
-	w->in.now_us = 1000000;
-	w->in.ready_window_ms = 10000;
+	unit_world_init(&w->pat, &w->pg, &w->vpat, &w->vpg, &w->json, &w->in, "/replica",
+			PATRONI_JSON_ROLE_REPLICA);
 	w->in.hold_us = HOLD_US;
 	w->in.first_round = 1;
 	profile_from_endpoint("replica", &w->profiles[0]);

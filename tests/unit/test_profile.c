@@ -7,6 +7,7 @@
 #include <cmocka.h>
 
 #include "profile.h"
+#include "world.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -24,27 +25,8 @@ struct world {
 static void world_init(struct world *w, const char *endpoint)
 {
 	memset(w, 0, sizeof(*w));
-	w->pat.result = PROBE_OK;
-	w->pat.http_status = 200;
-	w->pat.in_recovery = -1;
-	w->pat.lag_bytes = -1;
-	w->pg = w->pat;
-	w->pg.http_status = 0;
-	w->vpat = (struct verdict_probe){ "patroni", &w->pat, "127.0.0.1:8008", "/primary",
-					  "127.0.0.1" };
-	w->vpg = (struct verdict_probe){ "pgbouncer", &w->pg, "127.0.0.1:6432", NULL,
-					 "127.0.0.1" };
-	w->json.role = PATRONI_JSON_ROLE_PRIMARY;
-	w->json.running = 1;
-	snprintf(w->json.state, sizeof(w->json.state), "running");
-	w->in.patroni = &w->vpat;
-	w->in.pg = &w->vpg;
-	w->in.json = &w->json;
-	w->in.lag_bytes = -1;
-	w->in.timeout_ms = 800;
-	w->in.ramp_weight = -1;
-	w->in.now_us = 1000000;
-	w->in.ready_window_ms = 10000;
+	unit_world_init(&w->pat, &w->pg, &w->vpat, &w->vpg, &w->json, &w->in, "/primary",
+			PATRONI_JSON_ROLE_PRIMARY);
 	profile_from_endpoint(endpoint, &w->profiles[0]);
 	w->n = 1;
 }
