@@ -17,10 +17,7 @@
 
 /* A replica node: Patroni's /replica says 200, its JSON says replica. */
 struct world {
-	struct probe_report pat, pg;
-	struct verdict_probe vpat, vpg;
-	struct patroni_json json;
-	struct profile_inputs in;
+	struct unit_world u;
 	struct profile profiles[PROFILE_MAX];
 	int n;
 	struct answer *a;
@@ -29,10 +26,9 @@ struct world {
 static void world_init(struct world *w)
 {
 	memset(w, 0, sizeof(*w));
-	unit_world_init(&w->pat, &w->pg, &w->vpat, &w->vpg, &w->json, &w->in, "/replica",
-			PATRONI_JSON_ROLE_REPLICA);
-	w->in.hold_us = HOLD_US;
-	w->in.first_round = 1;
+	unit_world_init(&w->u, "/replica", PATRONI_JSON_ROLE_REPLICA);
+	w->u.in.hold_us = HOLD_US;
+	w->u.in.first_round = 1;
 	profile_from_endpoint("replica", &w->profiles[0]);
 	w->n = 1;
 	w->a = answer_new();
@@ -54,9 +50,9 @@ static void install(struct world *w)
 /* One round, t_us after the previous one. */
 static void round_at(struct world *w, int64_t t_us)
 {
-	w->in.now_us += t_us;
-	answer_update(w->a, &w->in, "test");
-	w->in.first_round = 0;
+	w->u.in.now_us += t_us;
+	answer_update(w->a, &w->u.in, "test");
+	w->u.in.first_round = 0;
 }
 
 static const char *line(struct world *w, int i)

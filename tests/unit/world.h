@@ -10,34 +10,38 @@
 
 #include "profile.h"
 
-static inline void unit_world_init(struct probe_report *pat, struct probe_report *pg,
-				   struct verdict_probe *vpat, struct verdict_probe *vpg,
-				   struct patroni_json *json, struct profile_inputs *in,
-				   const char *patroni_path, enum patroni_json_role role)
+struct unit_world {
+	struct probe_report pat, pg;
+	struct verdict_probe vpat, vpg;
+	struct patroni_json json;
+	struct profile_inputs in;
+};
+
+static inline void unit_world_init(struct unit_world *u, const char *patroni_path,
+				   enum patroni_json_role role)
 {
-	memset(pat, 0, sizeof(*pat));
-	pat->result = PROBE_OK;
-	pat->http_status = 200;
-	pat->in_recovery = -1;
-	pat->lag_bytes = -1;
-	*pg = *pat;
-	pg->http_status = 0;
-	*vpat = (struct verdict_probe){ "patroni", pat, "127.0.0.1:8008", patroni_path,
-					"127.0.0.1" };
-	*vpg = (struct verdict_probe){ "pgbouncer", pg, "127.0.0.1:6432", NULL, "127.0.0.1" };
-	memset(json, 0, sizeof(*json));
-	json->role = role;
-	json->running = 1;
-	snprintf(json->state, sizeof(json->state), "running");
-	memset(in, 0, sizeof(*in));
-	in->patroni = vpat;
-	in->pg = vpg;
-	in->json = json;
-	in->lag_bytes = -1;
-	in->timeout_ms = 800;
-	in->ramp_weight = -1;
-	in->now_us = 1000000;
-	in->ready_window_ms = 10000;
+	memset(u, 0, sizeof(*u));
+	u->pat.result = PROBE_OK;
+	u->pat.http_status = 200;
+	u->pat.in_recovery = -1;
+	u->pat.lag_bytes = -1;
+	u->pg = u->pat;
+	u->pg.http_status = 0;
+	u->vpat = (struct verdict_probe){ "patroni", &u->pat, "127.0.0.1:8008", patroni_path,
+					  "127.0.0.1" };
+	u->vpg = (struct verdict_probe){ "pgbouncer", &u->pg, "127.0.0.1:6432", NULL,
+					 "127.0.0.1" };
+	u->json.role = role;
+	u->json.running = 1;
+	snprintf(u->json.state, sizeof(u->json.state), "running");
+	u->in.patroni = &u->vpat;
+	u->in.pg = &u->vpg;
+	u->in.json = &u->json;
+	u->in.lag_bytes = -1;
+	u->in.timeout_ms = 800;
+	u->in.ramp_weight = -1;
+	u->in.now_us = 1000000;
+	u->in.ready_window_ms = 10000;
 }
 
 #endif
