@@ -62,6 +62,19 @@ static const char *line(struct world *w, int i)
 	return answer_line(w->a, i, &len, NULL);
 }
 
+/* The start of every test: the built-in "replica" profile, and "app" with
+ * the built-in rule app_rule unless that is NULL, installed and run for a
+ * first round and one more a second later. */
+static void start(struct world *w, const char *app_rule)
+{
+	world_init(w);
+	if (app_rule)
+		named(&w->profiles[w->n++], "app", app_rule);
+	install(w);
+	round_at(w, 0);
+	round_at(w, 1000000);
+}
+
 /* "app" has been up for long by its rule; a reload gives "app" another rule
  * that this node also satisfies. The role is new by that rule: it settles
  * for the hold like any role that just became right, instead of inheriting
@@ -71,11 +84,8 @@ static void test_new_rule_same_name_settles(void **state)
 	struct world w;
 
 	(void)state;
-	world_init(&w);
-	named(&w.profiles[w.n++], "app", "read-only");
-	install(&w);
-	round_at(&w, 0);
-	for (int i = 0; i < 5; i++)
+	start(&w, "read-only");
+	for (int i = 0; i < 4; i++)
 		round_at(&w, 1000000);
 	assert_string_equal(line(&w, 1), "up\n");
 	/* reload: "app" now means replica (this node is one) */
@@ -97,11 +107,7 @@ static void test_same_rule_keeps_hold_state(void **state)
 	struct world w;
 
 	(void)state;
-	world_init(&w);
-	named(&w.profiles[w.n++], "app", "replica");
-	install(&w);
-	round_at(&w, 0);
-	round_at(&w, 1000000);
+	start(&w, "replica");
 	assert_string_equal(line(&w, 1), "up\n");
 	/* reload with another profile added: "app" is unchanged */
 	named(&w.profiles[w.n++], "other", "sync");
@@ -119,11 +125,7 @@ static void test_settling_continues_across_unchanged_reload(void **state)
 	struct world w;
 
 	(void)state;
-	world_init(&w);
-	named(&w.profiles[w.n++], "app", "read-only");
-	install(&w);
-	round_at(&w, 0);
-	round_at(&w, 1000000);
+	start(&w, "read-only");
 	named(&w.profiles[1], "app", "replica");
 	install(&w);
 	round_at(&w, 1000000);
@@ -141,10 +143,7 @@ static void test_new_endpoint_same_name_settles(void **state)
 	struct world w;
 
 	(void)state;
-	world_init(&w);
-	install(&w);
-	round_at(&w, 0);
-	round_at(&w, 1000000);
+	start(&w, NULL);
 	assert_string_equal(line(&w, 0), "up\n");
 	profile_from_endpoint("replica?lag=16MB", &w.profiles[0]);
 	assert_string_equal(w.profiles[0].name, "replica");
