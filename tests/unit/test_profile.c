@@ -412,29 +412,36 @@ static void test_leader_lock(void **state)
 
 static void test_needs_leader_probe(void **state)
 {
-	struct profile p[3];
+	/* the first profile's endpoint, the built-in rules of the others, and
+	 * whether that set needs the leader probe */
+	static const struct {
+		const char *endpoint, *rules[2];
+		int want;
+	} cases[] = {
+		{ "primary", { NULL, NULL }, 0 },
+		{ "primary", { "replica", NULL }, 0 },
+		{ "primary", { "read-only", NULL }, 0 },
+		{ "primary", { "standby-leader", NULL }, 1 },
+		{ "replica", { "primary", NULL }, 1 },
+		{ "replica", { "read-only", NULL }, 1 },
+		{ "replica", { "sync", NULL }, 0 },
+		{ "standby-leader", { "read-only", NULL }, 0 },
+		{ "standby-leader", { "read-only", "primary" }, 1 },
+	};
 
 	(void)state;
-	profile_from_endpoint("primary", &p[0]);
-	assert_int_equal(profile_needs_leader_probe(p, 1), 0);
-	assert_int_equal(profile_builtin("replica", &p[1]), 0);
-	assert_int_equal(profile_needs_leader_probe(p, 2), 0);
-	assert_int_equal(profile_builtin("read-only", &p[1]), 0);
-	assert_int_equal(profile_needs_leader_probe(p, 2), 0);
-	assert_int_equal(profile_builtin("standby-leader", &p[1]), 0);
-	assert_int_equal(profile_needs_leader_probe(p, 2), 1);
-	profile_from_endpoint("replica", &p[0]);
-	assert_int_equal(profile_builtin("primary", &p[1]), 0);
-	assert_int_equal(profile_needs_leader_probe(p, 2), 1);
-	assert_int_equal(profile_builtin("read-only", &p[1]), 0);
-	assert_int_equal(profile_needs_leader_probe(p, 2), 1);
-	assert_int_equal(profile_builtin("sync", &p[1]), 0);
-	assert_int_equal(profile_needs_leader_probe(p, 2), 0);
-	profile_from_endpoint("standby-leader", &p[0]);
-	assert_int_equal(profile_builtin("read-only", &p[1]), 0);
-	assert_int_equal(profile_needs_leader_probe(p, 2), 0);
-	assert_int_equal(profile_builtin("primary", &p[2]), 0);
-	assert_int_equal(profile_needs_leader_probe(p, 3), 1);
+	for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+		struct profile p[3];
+		int n = 1;
+
+		profile_from_endpoint(cases[c].endpoint, &p[0]);
+		for (size_t r = 0; r < 2 && cases[c].rules[r]; r++)
+			assert_int_equal(profile_builtin(cases[c].rules[r], &p[n++]), 0);
+		if (profile_needs_leader_probe(p, n) != cases[c].want)
+			fail_msg("endpoint %s with %s %s: needs_leader_probe is not %d",
+				 cases[c].endpoint, cases[c].rules[0] ? cases[c].rules[0] : "-",
+				 cases[c].rules[1] ? cases[c].rules[1] : "-", cases[c].want);
+	}
 }
 
 /* One notion of passing, computed with the line: up without drain/maint. */
