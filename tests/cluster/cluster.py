@@ -42,6 +42,8 @@ import psycopg2
 import psycopg2.extensions
 import yaml
 
+import agentcheck  # tests/lib, on sys.path through tests/conftest.py
+
 REPO = Path(__file__).resolve().parents[2]
 HAPROXY_DIR = REPO / "haproxy"
 HAPROXY_FILES = ["global.cfg", "scenario-a.cfg", "scenario-b.cfg", "scenario-c.cfg"]
@@ -323,15 +325,7 @@ def agent_reply(n, timeout=1.0):
     Returns (reply bytes, None) or (None, error text). Sends nothing, like HAProxy.
     """
     try:
-        with socket.create_connection((node_addr(n), AGENT_PORT), timeout=timeout) as s:
-            s.settimeout(timeout)
-            data = b""
-            while len(data) < 4096:
-                chunk = s.recv(4096)
-                if not chunk:
-                    break
-                data += chunk
-            return data, None
+        return agentcheck.talk((node_addr(n), AGENT_PORT), timeout=timeout, cap=4096)[0], None
     except OSError as e:
         return None, f"{type(e).__name__}: {e}"
 

@@ -12,12 +12,12 @@ healthy cluster, and puts the cluster's settings back as it found them.
 import http.client
 import json
 import os
-import socket
 import time
 
 import pytest
 
 import happac_cluster as hc
+from agentcheck import talk  # tests/lib
 
 I, T = hc.HAPPAC_INTERVAL, hc.HAPPAC_TIMEOUT
 # A role that becomes right is held back for I + T + AI (AI: HAProxy's agent-inter, which
@@ -31,15 +31,7 @@ STANDBY_NODE = 4               # the standby cluster's node: 127.0.0.14
 
 
 def ask(n, send, port=PORT, timeout=2.0):
-    with socket.create_connection((hc.node_addr(n), port), timeout=timeout) as s:
-        s.sendall(send.encode() + b"\n")
-        data = b""
-        while len(data) < 512:
-            b = s.recv(256)
-            if not b:
-                break
-            data += b
-        return data.decode()
+    return talk((hc.node_addr(n), port), send.encode() + b"\n", timeout, cap=512)[0].decode()
 
 
 def patroni_json(n, path="/patroni"):

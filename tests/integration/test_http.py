@@ -15,6 +15,7 @@ import pytest
 
 import procs
 from agent_client import check, equals, starts, wait_reply
+from agentcheck import talk
 from procs import ADDR, AGENT_PORT, poll_until
 
 HTTP_PORT = 8098
@@ -35,17 +36,7 @@ def get(path, method="GET", headers=None):
 
 
 def raw(data, read_timeout=5):
-    s = socket.create_connection((ADDR, HTTP_PORT), timeout=read_timeout)
-    try:
-        s.sendall(data)
-        out = b""
-        while True:
-            b = s.recv(4096)
-            if not b:
-                return out
-            out += b
-    finally:
-        s.close()
+    return talk((ADDR, HTTP_PORT), data, read_timeout)[0]
 
 
 @pytest.fixture

@@ -86,6 +86,24 @@ postgresql:
 """
 
 
+def wait_primary_tls(patroni, pki, timeout, node=NODE):
+    """Wait until `patroni` (a procs.Proc) on `node` answers 200 on /primary over HTTPS
+    with the PKI's client certificate; fail at once when it exits. Shared
+    with tests/systemd/test_systemd_tls.py."""
+    ctx = ssl.create_default_context(cafile=os.path.join(pki, "ca.crt"))
+    ctx.load_cert_chain(os.path.join(pki, "client.crt"), os.path.join(pki, "client.key"))
+
+    def primary():
+        if not patroni.alive():
+            raise RuntimeError("patroni exited:\n" + patroni.log())
+        try:
+            return urllib.request.urlopen("https://%s:8008/primary" % node, timeout=1,
+                                          context=ctx).status == 200
+        except Exception:
+            return False
+    poll_until(primary, timeout, step=0.2, what="Patroni /primary over TLS")
+
+
 @pytest.fixture(scope="module")
 def tls_patroni(workdir):
     if not (os.path.exists(ETCD) and os.path.exists(PATRONI) and shutil.which("openssl")):
@@ -119,18 +137,7 @@ def tls_patroni(workdir):
         poll_until(lambda: procs.port_accepts(NODE, 2379), 30, step=0.1, what="etcd")
         patroni = procs.Proc("patroni-tls", [PATRONI, yml], os.path.join(base, "patroni.log"),
                              user="postgres")
-        ctx = ssl.create_default_context(cafile=os.path.join(pki, "ca.crt"))
-        ctx.load_cert_chain(os.path.join(pki, "client.crt"), os.path.join(pki, "client.key"))
-
-        def primary():
-            if not patroni.alive():
-                raise RuntimeError("patroni exited:\n" + patroni.log())
-            try:
-                return urllib.request.urlopen("https://%s:8008/primary" % NODE, timeout=1,
-                                              context=ctx).status == 200
-            except Exception:
-                return False
-        poll_until(primary, 60, step=0.2, what="Patroni /primary over TLS")
+        wait_primary_tls(patroni, pki, 60)
         yield pki
     finally:
         if patroni:

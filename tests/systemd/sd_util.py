@@ -26,17 +26,10 @@ def agent(lab, addr=None):
     if addr is None:
         reply, err = happac_cluster.agent_reply(lab.node, timeout=2.0)
     else:
-        import socket
+        import agentcheck  # tests/lib, on sys.path through tests/conftest.py
         try:
-            with socket.create_connection((addr, happac_cluster.AGENT_PORT), timeout=2) as s:
-                s.settimeout(2)
-                data = b""
-                while len(data) < 4096:
-                    chunk = s.recv(4096)
-                    if not chunk:
-                        break
-                    data += chunk
-                reply, err = data, None
+            reply, err = agentcheck.talk((addr, happac_cluster.AGENT_PORT), timeout=2,
+                                         cap=4096)[0], None
         except OSError as e:
             reply, err = None, str(e)
     return reply.decode() if reply is not None else "error: %s" % err

@@ -10,11 +10,9 @@ PostgreSQL 15 that wants a password (scram-sha-256) from the user happac."""
 import os
 import pwd
 import shutil
-import ssl
 import subprocess
 import sys
 import tempfile
-import urllib.request
 
 import pytest
 
@@ -74,18 +72,7 @@ def tls_node():
         procs.poll_until(lambda: procs.port_accepts(NODE, 2379), 30, step=0.1, what="etcd")
         patroni = procs.Proc("patroni-sd-tls", [tls.PATRONI, yml_path],
                              os.path.join(base, "patroni.log"), user="postgres")
-        ctx = ssl.create_default_context(cafile=os.path.join(pki, "ca.crt"))
-        ctx.load_cert_chain(os.path.join(pki, "client.crt"), os.path.join(pki, "client.key"))
-
-        def primary():
-            if not patroni.alive():
-                raise RuntimeError("patroni exited:\n" + patroni.log())
-            try:
-                return urllib.request.urlopen("https://%s:8008/primary" % NODE, timeout=1,
-                                              context=ctx).status == 200
-            except Exception:
-                return False
-        procs.poll_until(primary, 90, step=0.2, what="Patroni /primary over TLS")
+        tls.wait_primary_tls(patroni, pki, 90, node=NODE)
         subprocess.run([shutil.which("psql"), "-h", node, "-p", "5432", "-U", "postgres",
                         "-d", "postgres", "-v", "ON_ERROR_STOP=1", "-c",
                         "CREATE ROLE happac LOGIN PASSWORD '%s'" % PASSWORD],

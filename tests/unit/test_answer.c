@@ -6,6 +6,7 @@
 #include <cmocka.h>
 
 #include "unit.h"
+#include "world.h"
 
 #include "answer.h"
 
@@ -16,10 +17,7 @@
 
 /* A replica node: Patroni's /replica says 200, its JSON says replica. */
 struct world {
-	struct probe_report pat, pg;
-	struct verdict_probe vpat, vpg;
-	struct patroni_json json;
-	struct profile_inputs in;
+	struct unit_world u;
 	struct profile profiles[PROFILE_MAX];
 	int n;
 	struct answer *a;
@@ -28,29 +26,9 @@ struct world {
 static void world_init(struct world *w)
 {
 	memset(w, 0, sizeof(*w));
-	w->pat.result = PROBE_OK;
-	w->pat.http_status = 200;
-	w->pat.in_recovery = -1;
-	w->pat.lag_bytes = -1;
-	w->pg = w->pat;
-	w->pg.http_status = 0;
-	w->vpat = (struct verdict_probe){ "patroni", &w->pat, "127.0.0.1:8008", "/replica",
-					  "127.0.0.1" };
-	w->vpg = (struct verdict_probe){ "pgbouncer", &w->pg, "127.0.0.1:6432", NULL,
-					 "127.0.0.1" };
-	w->json.role = PATRONI_JSON_ROLE_REPLICA;
-	w->json.running = 1;
-	snprintf(w->json.state, sizeof(w->json.state), "running");
-	w->in.patroni = &w->vpat;
-	w->in.pg = &w->vpg;
-	w->in.json = &w->json;
-	w->in.lag_bytes = -1;
-	w->in.timeout_ms = 800;
-	w->in.ramp_weight = -1;
-	w->in.now_us = 1000000;
-	w->in.ready_window_ms = 10000;
-	w->in.hold_us = HOLD_US;
-	w->in.first_round = 1;
+	unit_world_init(&w->u, "/replica", PATRONI_JSON_ROLE_REPLICA);
+	w->u.in.hold_us = HOLD_US;
+	w->u.in.first_round = 1;
 	profile_from_endpoint("replica", &w->profiles[0]);
 	w->n = 1;
 	w->a = answer_new();
@@ -72,9 +50,9 @@ static void install(struct world *w)
 /* One round, t_us after the previous one. */
 static void round_at(struct world *w, int64_t t_us)
 {
-	w->in.now_us += t_us;
-	answer_update(w->a, &w->in, "test");
-	w->in.first_round = 0;
+	w->u.in.now_us += t_us;
+	answer_update(w->a, &w->u.in, "test");
+	w->u.in.first_round = 0;
 }
 
 static const char *line(struct world *w, int i)
@@ -82,6 +60,19 @@ static const char *line(struct world *w, int i)
 	size_t len;
 
 	return answer_line(w->a, i, &len, NULL);
+}
+
+/* The start of every test: the built-in "replica" profile, and "app" with
+ * the built-in rule app_rule unless that is NULL, installed and run for a
+ * first round and one more a second later. */
+static void start(struct world *w, const char *app_rule)
+{
+	world_init(w);
+	if (app_rule)
+		named(&w->profiles[w->n++], "app", app_rule);
+	install(w);
+	round_at(w, 0);
+	round_at(w, 1000000);
 }
 
 /* "app" has been up for long by its rule; a reload gives "app" another rule
@@ -93,11 +84,8 @@ static void test_new_rule_same_name_settles(void **state)
 	struct world w;
 
 	(void)state;
-	world_init(&w);
-	named(&w.profiles[w.n++], "app", "read-only");
-	install(&w);
-	round_at(&w, 0);
-	for (int i = 0; i < 5; i++)
+	start(&w, "read-only");
+	for (int i = 0; i < 4; i++)
 		round_at(&w, 1000000);
 	assert_string_equal(line(&w, 1), "up\n");
 	/* reload: "app" now means replica (this node is one) */
@@ -119,11 +107,7 @@ static void test_same_rule_keeps_hold_state(void **state)
 	struct world w;
 
 	(void)state;
-	world_init(&w);
-	named(&w.profiles[w.n++], "app", "replica");
-	install(&w);
-	round_at(&w, 0);
-	round_at(&w, 1000000);
+	start(&w, "replica");
 	assert_string_equal(line(&w, 1), "up\n");
 	/* reload with another profile added: "app" is unchanged */
 	named(&w.profiles[w.n++], "other", "sync");
@@ -141,11 +125,7 @@ static void test_settling_continues_across_unchanged_reload(void **state)
 	struct world w;
 
 	(void)state;
-	world_init(&w);
-	named(&w.profiles[w.n++], "app", "read-only");
-	install(&w);
-	round_at(&w, 0);
-	round_at(&w, 1000000);
+	start(&w, "read-only");
 	named(&w.profiles[1], "app", "replica");
 	install(&w);
 	round_at(&w, 1000000);
@@ -163,10 +143,7 @@ static void test_new_endpoint_same_name_settles(void **state)
 	struct world w;
 
 	(void)state;
-	world_init(&w);
-	install(&w);
-	round_at(&w, 0);
-	round_at(&w, 1000000);
+	start(&w, NULL);
 	assert_string_equal(line(&w, 0), "up\n");
 	profile_from_endpoint("replica?lag=16MB", &w.profiles[0]);
 	assert_string_equal(w.profiles[0].name, "replica");

@@ -7,15 +7,13 @@
 #include <cmocka.h>
 
 #include "profile.h"
+#include "world.h"
 
 #include <stdio.h>
 #include <string.h>
 
 struct world {
-	struct probe_report pat, pg;
-	struct verdict_probe vpat, vpg;
-	struct patroni_json json;
-	struct profile_inputs in;
+	struct unit_world u;
 	struct profile profiles[PROFILE_MAX];
 	struct profile_state st[PROFILE_MAX];
 	int n;
@@ -24,27 +22,7 @@ struct world {
 static void world_init(struct world *w, const char *endpoint)
 {
 	memset(w, 0, sizeof(*w));
-	w->pat.result = PROBE_OK;
-	w->pat.http_status = 200;
-	w->pat.in_recovery = -1;
-	w->pat.lag_bytes = -1;
-	w->pg = w->pat;
-	w->pg.http_status = 0;
-	w->vpat = (struct verdict_probe){ "patroni", &w->pat, "127.0.0.1:8008", "/primary",
-					  "127.0.0.1" };
-	w->vpg = (struct verdict_probe){ "pgbouncer", &w->pg, "127.0.0.1:6432", NULL,
-					 "127.0.0.1" };
-	w->json.role = PATRONI_JSON_ROLE_PRIMARY;
-	w->json.running = 1;
-	snprintf(w->json.state, sizeof(w->json.state), "running");
-	w->in.patroni = &w->vpat;
-	w->in.pg = &w->vpg;
-	w->in.json = &w->json;
-	w->in.lag_bytes = -1;
-	w->in.timeout_ms = 800;
-	w->in.ramp_weight = -1;
-	w->in.now_us = 1000000;
-	w->in.ready_window_ms = 10000;
+	unit_world_init(&w->u, "/primary", PATRONI_JSON_ROLE_PRIMARY);
 	profile_from_endpoint(endpoint, &w->profiles[0]);
 	w->n = 1;
 }
@@ -62,7 +40,7 @@ static const char *eval(struct world *w, int i)
 	static char line[VERDICT_LINE_MAX];
 	size_t len;
 
-	last_health = profile_evaluate(w->profiles, i, &w->st[i], &w->in, line, sizeof(line),
+	last_health = profile_evaluate(w->profiles, i, &w->st[i], &w->u.in, line, sizeof(line),
 				       &len);
 	assert_int_equal(len, strlen(line));
 	assert_int_equal(line[len - 1], '\n');
@@ -76,20 +54,20 @@ static void test_predecessor_lines_unchanged(void **state)
 
 	(void)state;
 	world_init(&w, "primary");
-	w.in.json = NULL; /* OPTIONS mode: no JSON */
+	w.u.in.json = NULL; /* OPTIONS mode: no JSON */
 	assert_string_equal(eval(&w, 0), "up\n");
-	w.pat.result = PROBE_HTTP_STATUS;
-	w.pat.http_status = 503;
+	w.u.pat.result = PROBE_HTTP_STATUS;
+	w.u.pat.http_status = 503;
 	assert_string_equal(eval(&w, 0), "down #patroni /primary: 503\n");
-	w.pg.result = PROBE_REFUSED;
+	w.u.pg.result = PROBE_REFUSED;
 	assert_string_equal(eval(&w, 0), "down #patroni /primary: 503\n");
-	w.pat.result = PROBE_OK;
+	w.u.pat.result = PROBE_OK;
 	assert_string_equal(eval(&w, 0), "down #pgbouncer 127.0.0.1:6432: connection refused\n");
-	w.pat.result = PROBE_TIMEOUT;
+	w.u.pat.result = PROBE_TIMEOUT;
 	assert_string_equal(eval(&w, 0), "down #patroni: timeout after 800ms\n");
-	w.pat.result = PROBE_OK;
-	w.pg.result = PROBE_OK;
-	w.pg.in_recovery = 1;
+	w.u.pat.result = PROBE_OK;
+	w.u.pg.result = PROBE_OK;
+	w.u.pg.in_recovery = 1;
 	assert_string_equal(eval(&w, 0), "down #role mismatch: pgbouncer reaches a replica\n");
 }
 
@@ -109,29 +87,29 @@ static void test_rules_from_json(void **state)
 	assert_string_equal(eval(&w, ro), "up\n");
 	assert_string_equal(eval(&w, sl), "down #patroni: not standby-leader (primary, running)\n");
 
-	w.pat.result = PROBE_HTTP_STATUS; /* /primary says 503 on a replica */
-	w.pat.http_status = 503;
-	w.json.role = PATRONI_JSON_ROLE_REPLICA;
+	w.u.pat.result = PROBE_HTTP_STATUS; /* /primary says 503 on a replica */
+	w.u.pat.http_status = 503;
+	w.u.json.role = PATRONI_JSON_ROLE_REPLICA;
 	assert_string_equal(eval(&w, 0), "down #patroni /primary: 503\n");
 	assert_string_equal(eval(&w, rep), "up\n");
 	assert_string_equal(eval(&w, ro), "up\n");
 	assert_string_equal(eval(&w, async), "up\n");
 	assert_string_equal(eval(&w, sync), "down #patroni: not sync (replica, running)\n");
-	w.json.sync_standby = 1;
+	w.u.json.sync_standby = 1;
 	assert_string_equal(eval(&w, sync), "up\n");
 	assert_string_equal(eval(&w, async), "down #patroni: not async (replica, running)\n");
-	w.json.noloadbalance = 1;
+	w.u.json.noloadbalance = 1;
 	assert_string_equal(eval(&w, rep), "down #patroni: not replica (replica, running)\n");
-	w.json.noloadbalance = 0;
-	w.json.running = 0;
-	snprintf(w.json.state, sizeof(w.json.state), "starting");
+	w.u.json.noloadbalance = 0;
+	w.u.json.running = 0;
+	snprintf(w.u.json.state, sizeof(w.u.json.state), "starting");
 	assert_string_equal(eval(&w, rep), "down #patroni: not replica (replica, starting)\n");
 	/* the routing probe must reach a replica for the replica profile */
-	w.json.running = 1;
-	w.pg.in_recovery = 0;
+	w.u.json.running = 1;
+	w.u.pg.in_recovery = 0;
 	assert_string_equal(eval(&w, rep), "down #role mismatch: pgbouncer reaches a primary\n");
 	/* no JSON (not Patroni's answer): only the code's profile is known */
-	w.in.json = NULL;
+	w.u.in.json = NULL;
 	assert_string_equal(eval(&w, rep), "down #patroni 127.0.0.1:8008: no status JSON\n");
 }
 
@@ -153,20 +131,20 @@ static void test_quorum_rules_from_json(void **state)
 	assert_string_equal(eval(&w, q), "down #patroni: not quorum (primary, running)\n");
 	assert_string_equal(eval(&w, roq), "up\n");
 
-	w.pat.result = PROBE_HTTP_STATUS;
-	w.pat.http_status = 503;
-	w.json.role = PATRONI_JSON_ROLE_REPLICA;
+	w.u.pat.result = PROBE_HTTP_STATUS;
+	w.u.pat.http_status = 503;
+	w.u.json.role = PATRONI_JSON_ROLE_REPLICA;
 	assert_string_equal(eval(&w, q), "down #patroni: not quorum (replica, running)\n");
 	assert_string_equal(eval(&w, roq),
 			    "down #patroni: not read-only-quorum (replica, running)\n");
 	assert_string_equal(eval(&w, async), "up\n");
-	w.json.quorum_standby = 1;
+	w.u.json.quorum_standby = 1;
 	assert_string_equal(eval(&w, q), "up\n");
 	assert_string_equal(eval(&w, roq), "up\n");
 	assert_string_equal(eval(&w, async), "down #patroni: not async (replica, running)\n");
 	assert_string_equal(eval(&w, sync), "down #patroni: not sync (replica, running)\n");
-	w.json.role = PATRONI_JSON_ROLE_STANDBY_LEADER;
-	w.json.quorum_standby = 0;
+	w.u.json.role = PATRONI_JSON_ROLE_STANDBY_LEADER;
+	w.u.json.quorum_standby = 0;
 	/* The leader half of read-only-quorum needs the lock, as read-only's. */
 	assert_string_equal(eval(&w, roq), "down #patroni: not read-only-quorum (standby leader, "
 					   "running, leader lock unknown)\n");
@@ -175,7 +153,7 @@ static void test_quorum_rules_from_json(void **state)
 	lead.http_status = 200;
 	vlead = (struct verdict_probe){ "patroni-leader", &lead, "127.0.0.1:8008", "/leader",
 					"127.0.0.1" };
-	w.in.leader = &vlead;
+	w.u.in.leader = &vlead;
 	assert_string_equal(eval(&w, roq), "up\n");
 	assert_string_equal(eval(&w, q), "down #patroni: not quorum (standby leader, running)\n");
 }
@@ -193,16 +171,16 @@ static void test_wrong_role_drain_and_ready_window(void **state)
 	w.profiles[rep].wrong = PROFILE_WRONG_MAINT;
 	assert_string_equal(eval(&w, rep), "up maint #patroni: not replica (primary, running)\n");
 	/* role right again: ready, for the window only */
-	w.json.role = PATRONI_JSON_ROLE_REPLICA;
+	w.u.json.role = PATRONI_JSON_ROLE_REPLICA;
 	assert_string_equal(eval(&w, rep), "up ready\n");
-	w.in.now_us += 9000000;
+	w.u.in.now_us += 9000000;
 	assert_string_equal(eval(&w, rep), "up ready\n");
-	w.in.now_us += 2000000;
+	w.u.in.now_us += 2000000;
 	assert_string_equal(eval(&w, rep), "up\n");
 	assert_string_equal(eval(&w, rep), "up\n");
 	/* a failing PgBouncer is down even in the wrong role */
-	w.json.role = PATRONI_JSON_ROLE_PRIMARY;
-	w.pg.result = PROBE_TIMEOUT;
+	w.u.json.role = PATRONI_JSON_ROLE_PRIMARY;
+	w.u.pg.result = PROBE_TIMEOUT;
 	assert_string_equal(eval(&w, rep), "down #pgbouncer: timeout after 800ms\n");
 	/* never `ready` when happac never said drain/maint */
 	world_init(&w, "primary");
@@ -216,21 +194,21 @@ static void test_operator_override_and_ramp(void **state)
 
 	(void)state;
 	world_init(&w, "primary");
-	w.in.admin = PROFILE_ADMIN_DRAIN;
+	w.u.in.admin = PROFILE_ADMIN_DRAIN;
 	assert_string_equal(eval(&w, 0), "up drain\n");
-	w.pg.result = PROBE_REFUSED;
+	w.u.pg.result = PROBE_REFUSED;
 	assert_string_equal(eval(&w, 0),
 			    "down drain #pgbouncer 127.0.0.1:6432: connection refused\n");
-	w.pg.result = PROBE_OK;
-	w.in.admin = PROFILE_ADMIN_MAINT;
+	w.u.pg.result = PROBE_OK;
+	w.u.in.admin = PROFILE_ADMIN_MAINT;
 	assert_string_equal(eval(&w, 0), "up maint\n");
-	w.in.admin = PROFILE_ADMIN_NONE;
-	w.in.ramp_weight = 1;
+	w.u.in.admin = PROFILE_ADMIN_NONE;
+	w.u.in.ramp_weight = 1;
 	assert_string_equal(eval(&w, 0), "up ready 1%\n");
-	w.in.ramp_weight = 50;
+	w.u.in.ramp_weight = 50;
 	assert_string_equal(eval(&w, 0), "up ready 50%\n");
-	w.in.ramp_weight = -1;
-	w.in.now_us += 20000000;
+	w.u.in.ramp_weight = -1;
+	w.u.in.now_us += 20000000;
 	/* HAProxy keeps the last weight: say 100% from now on */
 	assert_string_equal(eval(&w, 0), "up 100%\n");
 	assert_string_equal(eval(&w, 0), "up 100%\n");
@@ -243,23 +221,23 @@ static void test_lag_weights_and_hysteresis(void **state)
 
 	(void)state;
 	world_init(&w, "replica");
-	w.pat.result = PROBE_OK;
-	w.json.role = PATRONI_JSON_ROLE_REPLICA;
-	w.pg.in_recovery = 1;
+	w.u.pat.result = PROBE_OK;
+	w.u.json.role = PATRONI_JSON_ROLE_REPLICA;
+	w.u.pg.in_recovery = 1;
 	rep = 0;
 	w.profiles[rep].lag_full = 1024 * 1024;
 	w.profiles[rep].lag_cut = 11 * 1024 * 1024;
-	w.in.lag_bytes = 0;
+	w.u.in.lag_bytes = 0;
 	assert_string_equal(eval(&w, rep), "up 100%\n");
-	w.in.lag_bytes = 6 * 1024 * 1024;   /* half way: ~50% in 5% steps */
+	w.u.in.lag_bytes = 6 * 1024 * 1024;   /* half way: ~50% in 5% steps */
 	assert_string_equal(eval(&w, rep), "up 50%\n");
-	w.in.lag_bytes = 11 * 1024 * 1024;
+	w.u.in.lag_bytes = 11 * 1024 * 1024;
 	assert_string_equal(eval(&w, rep), "down #replication lag 11MB (cut at 11MB)\n");
-	w.in.lag_bytes = 5 * 1024 * 1024;   /* below the cut, above lag-full: still cut */
+	w.u.in.lag_bytes = 5 * 1024 * 1024;   /* below the cut, above lag-full: still cut */
 	assert_string_equal(eval(&w, rep), "down #replication lag 5MB (cut at 11MB)\n");
-	w.in.lag_bytes = 1024 * 1024;       /* back at lag-full */
+	w.u.in.lag_bytes = 1024 * 1024;       /* back at lag-full */
 	assert_string_equal(eval(&w, rep), "up 100%\n");
-	w.in.lag_bytes = -1;                /* unknown lag: keep saying a weight */
+	w.u.in.lag_bytes = -1;                /* unknown lag: keep saying a weight */
 	assert_string_equal(eval(&w, rep), "up 100%\n");
 }
 
@@ -269,34 +247,34 @@ static void test_new_role_is_held(void **state)
 
 	(void)state;
 	world_init(&w, "primary");
-	w.in.hold_us = 1800000;
+	w.u.in.hold_us = 1800000;
 	/* start-up: a healthy primary is up at once (no flap on restart) */
-	w.in.first_round = 1;
+	w.u.in.first_round = 1;
 	assert_string_equal(eval(&w, 0), "up\n");
-	w.in.first_round = 0;
+	w.u.in.first_round = 0;
 	/* a replica... */
-	w.pat.result = PROBE_HTTP_STATUS;
-	w.pat.http_status = 503;
+	w.u.pat.result = PROBE_HTTP_STATUS;
+	w.u.pat.http_status = 503;
 	assert_string_equal(eval(&w, 0), "down #patroni /primary: 503\n");
 	/* ...promoted: held for interval + timeout before "up" */
-	w.pat.result = PROBE_OK;
-	w.in.now_us += 1000000;
+	w.u.pat.result = PROBE_OK;
+	w.u.in.now_us += 1000000;
 	assert_string_equal(eval(&w, 0), "down #patroni: primary role is new, settling\n");
-	w.in.now_us += 1799999;
+	w.u.in.now_us += 1799999;
 	assert_string_equal(eval(&w, 0), "down #patroni: primary role is new, settling\n");
-	w.in.now_us += 1;
+	w.u.in.now_us += 1;
 	assert_string_equal(eval(&w, 0), "up\n");
 	/* a Patroni timeout in between starts the hold again */
-	w.pat.result = PROBE_TIMEOUT;
+	w.u.pat.result = PROBE_TIMEOUT;
 	assert_string_equal(eval(&w, 0), "down #patroni: timeout after 800ms\n");
-	w.pat.result = PROBE_OK;
+	w.u.pat.result = PROBE_OK;
 	assert_string_equal(eval(&w, 0), "down #patroni: primary role is new, settling\n");
-	w.in.now_us += 1800000;
+	w.u.in.now_us += 1800000;
 	assert_string_equal(eval(&w, 0), "up\n");
 	/* a PgBouncer failure does not: Patroni's answer never changed */
-	w.pg.result = PROBE_REFUSED;
+	w.u.pg.result = PROBE_REFUSED;
 	assert_string_equal(eval(&w, 0), "down #pgbouncer 127.0.0.1:6432: connection refused\n");
-	w.pg.result = PROBE_OK;
+	w.u.pg.result = PROBE_OK;
 	assert_string_equal(eval(&w, 0), "up\n");
 }
 
@@ -376,13 +354,13 @@ static void test_leader_lock(void **state)
 
 	(void)state;
 	world_init(&w, "replica");
-	w.vpat.path = "/replica";
+	w.u.vpat.path = "/replica";
 	prim = add(&w, "primary");
 	ro = add(&w, "read-only");
 	sl = add(&w, "standby-leader");
 	/* a primary by its JSON: /replica says 503 */
-	w.pat.result = PROBE_HTTP_STATUS;
-	w.pat.http_status = 503;
+	w.u.pat.result = PROBE_HTTP_STATUS;
+	w.u.pat.http_status = 503;
 	/* no evidence of the lock this round: never up */
 	assert_string_equal(eval(&w, prim),
 			    "down #patroni: not primary (primary, running, leader lock unknown)\n");
@@ -395,7 +373,7 @@ static void test_leader_lock(void **state)
 	lead.http_status = 503;
 	vlead = (struct verdict_probe){ "patroni-leader", &lead, "127.0.0.1:8008", "/leader",
 					"127.0.0.1" };
-	w.in.leader = &vlead;
+	w.u.in.leader = &vlead;
 	assert_string_equal(eval(&w, prim),
 			    "down #patroni: not primary (primary, running, no leader lock)\n");
 	assert_string_equal(eval(&w, ro),
@@ -411,52 +389,59 @@ static void test_leader_lock(void **state)
 	assert_string_equal(eval(&w, ro), "up\n");
 	assert_string_equal(eval(&w, sl), "down #patroni: not standby-leader (primary, running)\n");
 	/* a standby leader needs the lock as well */
-	w.json.role = PATRONI_JSON_ROLE_STANDBY_LEADER;
+	w.u.json.role = PATRONI_JSON_ROLE_STANDBY_LEADER;
 	assert_string_equal(eval(&w, sl), "up\n");
 	lead.result = PROBE_HTTP_STATUS;
 	lead.http_status = 503;
 	assert_string_equal(eval(&w, sl),
 			    "down #patroni: not standby-leader (standby leader, running, no leader lock)\n");
 	/* a replica needs no lock */
-	w.json.role = PATRONI_JSON_ROLE_REPLICA;
+	w.u.json.role = PATRONI_JSON_ROLE_REPLICA;
 	assert_string_equal(eval(&w, ro), "up\n");
 
 	/* -k primary: its own code is the evidence ([profile rw] rule = primary) */
 	world_init(&w, "primary");
 	prim = add(&w, "primary");
-	w.pat.result = PROBE_HTTP_STATUS;
-	w.pat.http_status = 503;
+	w.u.pat.result = PROBE_HTTP_STATUS;
+	w.u.pat.http_status = 503;
 	assert_string_equal(eval(&w, prim),
 			    "down #patroni: not primary (primary, running, no leader lock)\n");
-	w.pat.result = PROBE_OK;
+	w.u.pat.result = PROBE_OK;
 	assert_string_equal(eval(&w, prim), "up\n");
 }
 
 static void test_needs_leader_probe(void **state)
 {
-	struct profile p[3];
+	/* the first profile's endpoint, the built-in rules of the others, and
+	 * whether that set needs the leader probe */
+	static const struct {
+		const char *endpoint, *rules[2];
+		int want;
+	} cases[] = {
+		{ "primary", { NULL, NULL }, 0 },
+		{ "primary", { "replica", NULL }, 0 },
+		{ "primary", { "read-only", NULL }, 0 },
+		{ "primary", { "standby-leader", NULL }, 1 },
+		{ "replica", { "primary", NULL }, 1 },
+		{ "replica", { "read-only", NULL }, 1 },
+		{ "replica", { "sync", NULL }, 0 },
+		{ "standby-leader", { "read-only", NULL }, 0 },
+		{ "standby-leader", { "read-only", "primary" }, 1 },
+	};
 
 	(void)state;
-	profile_from_endpoint("primary", &p[0]);
-	assert_int_equal(profile_needs_leader_probe(p, 1), 0);
-	assert_int_equal(profile_builtin("replica", &p[1]), 0);
-	assert_int_equal(profile_needs_leader_probe(p, 2), 0);
-	assert_int_equal(profile_builtin("read-only", &p[1]), 0);
-	assert_int_equal(profile_needs_leader_probe(p, 2), 0);
-	assert_int_equal(profile_builtin("standby-leader", &p[1]), 0);
-	assert_int_equal(profile_needs_leader_probe(p, 2), 1);
-	profile_from_endpoint("replica", &p[0]);
-	assert_int_equal(profile_builtin("primary", &p[1]), 0);
-	assert_int_equal(profile_needs_leader_probe(p, 2), 1);
-	assert_int_equal(profile_builtin("read-only", &p[1]), 0);
-	assert_int_equal(profile_needs_leader_probe(p, 2), 1);
-	assert_int_equal(profile_builtin("sync", &p[1]), 0);
-	assert_int_equal(profile_needs_leader_probe(p, 2), 0);
-	profile_from_endpoint("standby-leader", &p[0]);
-	assert_int_equal(profile_builtin("read-only", &p[1]), 0);
-	assert_int_equal(profile_needs_leader_probe(p, 2), 0);
-	assert_int_equal(profile_builtin("primary", &p[2]), 0);
-	assert_int_equal(profile_needs_leader_probe(p, 3), 1);
+	for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+		struct profile p[3];
+		int n = 1;
+
+		profile_from_endpoint(cases[c].endpoint, &p[0]);
+		for (size_t r = 0; r < 2 && cases[c].rules[r]; r++)
+			assert_int_equal(profile_builtin(cases[c].rules[r], &p[n++]), 0);
+		if (profile_needs_leader_probe(p, n) != cases[c].want)
+			fail_msg("endpoint %s with %s %s: needs_leader_probe is not %d",
+				 cases[c].endpoint, cases[c].rules[0] ? cases[c].rules[0] : "-",
+				 cases[c].rules[1] ? cases[c].rules[1] : "-", cases[c].want);
+	}
 }
 
 /* One notion of passing, computed with the line: up without drain/maint. */
@@ -476,23 +461,23 @@ static void test_health_is_computed_with_the_line(void **state)
 	w.profiles[rep].wrong = PROFILE_WRONG_MAINT;
 	assert_string_equal(eval(&w, rep), "up maint #patroni: not replica (primary, running)\n");
 	assert_int_equal(last_health, PROFILE_HEALTH_OUT);
-	w.in.admin = PROFILE_ADMIN_DRAIN;
+	w.u.in.admin = PROFILE_ADMIN_DRAIN;
 	assert_string_equal(eval(&w, 0), "up drain\n");
 	assert_int_equal(last_health, PROFILE_HEALTH_OUT);
-	w.in.admin = PROFILE_ADMIN_MAINT;
+	w.u.in.admin = PROFILE_ADMIN_MAINT;
 	assert_string_equal(eval(&w, 0), "up maint\n");
 	assert_int_equal(last_health, PROFILE_HEALTH_OUT);
-	w.pg.result = PROBE_REFUSED;
+	w.u.pg.result = PROBE_REFUSED;
 	assert_string_equal(eval(&w, 0),
 			    "down maint #pgbouncer 127.0.0.1:6432: connection refused\n");
 	assert_int_equal(last_health, PROFILE_HEALTH_DOWN);
-	w.pg.result = PROBE_OK;
-	w.in.admin = PROFILE_ADMIN_NONE;
-	w.in.ramp_weight = 40;
+	w.u.pg.result = PROBE_OK;
+	w.u.in.admin = PROFILE_ADMIN_NONE;
+	w.u.in.ramp_weight = 40;
 	assert_string_equal(eval(&w, 0), "up ready 40%\n");
 	assert_int_equal(last_health, PROFILE_HEALTH_PASSING);
-	w.in.ramp_weight = -1;
-	w.in.now_us += 20000000;
+	w.u.in.ramp_weight = -1;
+	w.u.in.now_us += 20000000;
 	assert_string_equal(eval(&w, 0), "up 100%\n");
 	assert_int_equal(last_health, PROFILE_HEALTH_PASSING);
 }
