@@ -132,8 +132,10 @@ static void main_evaluate(struct happac *h)
 		size_t len;
 
 		agent_enable(h->agent);
-		notify_ready(answer_line(h->answer, 0, &len, NULL));
+		/* Logged before READY=1 is sent, so that the journal shows it
+		 * before systemd's "Started" line. */
 		log_info("ready: answering agent checks");
+		notify_ready(answer_line(h->answer, 0, &len, NULL));
 	}
 }
 
