@@ -187,8 +187,8 @@ const char *answer_line(struct answer *a, int i, size_t *len, enum profile_healt
 const char *answer_path_line(struct answer *a, enum profile_rule rule, size_t *len,
 			     enum profile_health *health)
 {
-	if (util_mono_us() - a->updated_us > a->stale_us || !a->ready)
-		return answer_line(a, 0, len, health); /* the stale (or starting) line */
+	if (a->ready && util_mono_us() - a->updated_us > a->stale_us)
+		return answer_line(a, 0, len, health); /* the stale line */
 	*len = a->paths[rule].len;
 	*health = a->paths[rule].health;
 	return a->paths[rule].line;
