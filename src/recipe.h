@@ -80,6 +80,8 @@ struct recipe_haproxy {
 	int pgbouncer_port;
 	int postgres_port;
 	int patroni_port;
+	int via_happac;         /* scenario a: the checks ask happac's side port */
+	int http_port;          /* happac --http-listen, for --via-happac */
 	struct recipe_endpoint bind;
 	struct recipe_endpoint replica_bind;
 	int replicas;

@@ -85,6 +85,8 @@ enum recipe_haproxy_opt {
 	RECIPE_HAPROXY_OPT_SERVER_STATE_FILE,
 	RECIPE_HAPROXY_OPT_NAME,
 	RECIPE_HAPROXY_OPT_HELP,
+	RECIPE_HAPROXY_OPT_VIA_HAPPAC,
+	RECIPE_HAPROXY_OPT_HTTP_PORT,
 };
 
 static void recipe_haproxy_usage(FILE *out)
@@ -103,6 +105,9 @@ static void recipe_haproxy_usage(FILE *out)
 		"  --pgbouncer-port PORT     Default: %d\n"
 		"  --postgres-port PORT      Default: %d (scenario c)\n"
 		"  --patroni-port PORT       Patroni REST API. Default: %d (scenarios a, c)\n"
+		"  --via-happac              Scenario a with each check sent to happac's HTTP port\n"
+		"                            (Patroni's paths from its cache, PgBouncer included)\n"
+		"  --http-port PORT          happac's --http-listen port. Default: %d (--via-happac)\n"
 		"  --bind ADDR:PORT          Where clients connect for writes. Default: *:%d\n"
 		"  --replicas                Add a read-only listener: replicas checked by happac's\n"
 		"                            replica profile, the primary when no replica is fit\n"
@@ -116,7 +121,7 @@ static void recipe_haproxy_usage(FILE *out)
 		"  --help                    Print this help and exit\n\n"
 		"Check the result with: haproxy -c -f FILE\n",
 		RECIPE_MAX_NODES, RECIPE_DEFAULT_AGENT_PORT, RECIPE_DEFAULT_PGBOUNCER_PORT,
-		RECIPE_DEFAULT_POSTGRES_PORT, RECIPE_DEFAULT_PATRONI_PORT,
+		RECIPE_DEFAULT_POSTGRES_PORT, RECIPE_DEFAULT_PATRONI_PORT, RECIPE_DEFAULT_HTTP_PORT,
 		RECIPE_DEFAULT_BIND_PORT, RECIPE_DEFAULT_REPLICA_AGENT_PORT,
 		RECIPE_HAPROXY_STATE_FILE);
 }
@@ -137,6 +142,7 @@ static int recipe_haproxy_ports_distinct(const struct recipe_haproxy *r, char *e
 		{ "--agent-port", r->agent_port, r->scenario != RECIPE_SCENARIO_A },
 		{ "--replica-agent-port", r->replica_agent_port,
 		  r->replicas && r->scenario != RECIPE_SCENARIO_A },
+		{ "--http-port", r->http_port, r->via_happac },
 	};
 	size_t n = sizeof(p) / sizeof(p[0]);
 
@@ -178,6 +184,11 @@ static int recipe_haproxy_check(struct recipe_haproxy *r, int scenario_set,
 				return -1;
 			}
 		}
+	if (r->via_happac && r->scenario != RECIPE_SCENARIO_A) {
+		recipe_util_errf(err, errlen, "--via-happac is for --scenario a (b and c ask "
+				 "happac's agent already)");
+		return -1;
+	}
 	if (r->stats_socket[0] && !r->full) {
 		recipe_util_errf(err, errlen,
 				 "--stats-socket needs --full (the stats socket belongs to the global section)");
@@ -227,6 +238,8 @@ static const struct {
 	  offsetof(struct recipe_haproxy, postgres_port) },
 	{ RECIPE_HAPROXY_OPT_PATRONI_PORT, "--patroni-port",
 	  offsetof(struct recipe_haproxy, patroni_port) },
+	{ RECIPE_HAPROXY_OPT_HTTP_PORT, "--http-port",
+	  offsetof(struct recipe_haproxy, http_port) },
 };
 
 static int recipe_haproxy_port(struct recipe_haproxy *r, int opt, const char *v, char *err,
@@ -310,6 +323,8 @@ enum recipe_parse recipe_haproxy_parse(struct recipe_haproxy *r, int argc, char 
 		  RECIPE_HAPROXY_OPT_SERVER_STATE_FILE },
 		{ "name", required_argument, NULL, RECIPE_HAPROXY_OPT_NAME },
 		{ "help", no_argument, NULL, RECIPE_HAPROXY_OPT_HELP },
+		{ "via-happac", no_argument, NULL, RECIPE_HAPROXY_OPT_VIA_HAPPAC },
+		{ "http-port", required_argument, NULL, RECIPE_HAPROXY_OPT_HTTP_PORT },
 		{ NULL, 0, NULL, 0 },
 	};
 	int c, scenario_set = 0, replica_bind_set = 0;
@@ -320,6 +335,7 @@ enum recipe_parse recipe_haproxy_parse(struct recipe_haproxy *r, int argc, char 
 	r->pgbouncer_port = RECIPE_DEFAULT_PGBOUNCER_PORT;
 	r->postgres_port = RECIPE_DEFAULT_POSTGRES_PORT;
 	r->patroni_port = RECIPE_DEFAULT_PATRONI_PORT;
+	r->http_port = RECIPE_DEFAULT_HTTP_PORT;
 	r->bind.family = RECIPE_FAMILY_ANY;
 	r->bind.port = RECIPE_DEFAULT_BIND_PORT;
 
@@ -354,6 +370,7 @@ enum recipe_parse recipe_haproxy_parse(struct recipe_haproxy *r, int argc, char 
 		case RECIPE_HAPROXY_OPT_PGBOUNCER_PORT:
 		case RECIPE_HAPROXY_OPT_POSTGRES_PORT:
 		case RECIPE_HAPROXY_OPT_PATRONI_PORT:
+		case RECIPE_HAPROXY_OPT_HTTP_PORT:
 			if (recipe_haproxy_port(r, c, v, err, errlen) != 0)
 				return RECIPE_PARSE_ERROR;
 			break;
@@ -377,6 +394,9 @@ enum recipe_parse recipe_haproxy_parse(struct recipe_haproxy *r, int argc, char 
 			break;
 		case RECIPE_HAPROXY_OPT_FULL:
 			r->full = 1;
+			break;
+		case RECIPE_HAPROXY_OPT_VIA_HAPPAC:
+			r->via_happac = 1;
 			break;
 		case RECIPE_HAPROXY_OPT_STATS_SOCKET:
 		case RECIPE_HAPROXY_OPT_SERVER_STATE_FILE:
@@ -471,12 +491,13 @@ static void recipe_haproxy_back(const struct recipe_haproxy *r, enum recipe_chec
 	      "    load-server-state-from-file global\n", out);
 	if (check == RECIPE_CHECK_PATRONI) {
 		fprintf(out,
-			"    # Patroni answers OPTIONS with a bare status line: its cheapest request.\n"
+			"    # %s answers OPTIONS with a bare status line: its cheapest request.\n"
 			"    # 200 only when this node is what /%s asks for.\n"
 			"    option httpchk OPTIONS /%s\n"
 			"    http-check expect status 200\n"
 			"    default-server inter 1s fall 2 rise 1 on-marked-down shutdown-sessions%s\n",
-			endpoint, endpoint, init_addr);
+			r->via_happac ? "happac, from its cache," : "Patroni", endpoint, endpoint,
+			init_addr);
 	} else {
 		fprintf(out,
 			"    # check: TCP connect to PgBouncer. agent-check: happac's verdict on port %d.\n"
@@ -493,7 +514,7 @@ static void recipe_haproxy_back(const struct recipe_haproxy *r, enum recipe_chec
 		recipe_util_hostport_str(n->addr, n->family, server_port, hp, sizeof(hp));
 		if (check == RECIPE_CHECK_PATRONI)
 			fprintf(out, "    server %s %s check port %d\n", n->name, hp,
-				r->patroni_port);
+				r->via_happac ? r->http_port : r->patroni_port);
 		else
 			fprintf(out, "    server %s %s check\n", n->name, hp);
 	}

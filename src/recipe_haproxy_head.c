@@ -34,6 +34,10 @@ static void recipe_haproxy_command(const struct recipe_haproxy *r, FILE *out)
 		fprintf(out, " --postgres-port %d", r->postgres_port);
 	if (r->patroni_port != RECIPE_DEFAULT_PATRONI_PORT)
 		fprintf(out, " --patroni-port %d", r->patroni_port);
+	if (r->via_happac)
+		fputs(" --via-happac", out);
+	if (r->via_happac && r->http_port != RECIPE_DEFAULT_HTTP_PORT)
+		fprintf(out, " --http-port %d", r->http_port);
 	if (r->bind.family != RECIPE_FAMILY_ANY || r->bind.port != RECIPE_DEFAULT_BIND_PORT)
 		recipe_haproxy_bind_arg("--bind", &r->bind, out);
 	if (r->replicas) {
@@ -164,7 +168,17 @@ void recipe_haproxy_head(const struct recipe_haproxy *r, FILE *out)
 
 	fprintf(out, "# HAProxy configuration for a Patroni cluster, written by happac %s.\n",
 		HAPPAC_VERSION);
-	fputs(what[r->scenario], out);
+	if (r->via_happac)
+		fprintf(out,
+			"# Scenario A via happac: the same checks as Patroni's Scenario A, sent to\n"
+			"# happac's HTTP port %d instead of Patroni's. happac answers Patroni's paths\n"
+			"# from its cache (one Patroni request per second, however many HAProxies\n"
+			"# check) and says 503 also when this node's PgBouncer is dead, frozen or\n"
+			"# reaches the wrong role. Run happac on every node with\n"
+			"#   --http-listen NODE_ADDR:%d --allow HAPROXY_ADDR...\n",
+			r->http_port, r->http_port);
+	else
+		fputs(what[r->scenario], out);
 	fputs("#\n# Print it again (or for other nodes and ports) with:\n", out);
 	recipe_haproxy_command(r, out);
 	fputs("# Check it with: haproxy -c -f FILE\n#\n", out);
