@@ -74,6 +74,18 @@ int profile_rule_for_path(const char *path)
 	return -1;
 }
 
+/* Up to 40 characters of s for a message: anything but printable ASCII
+ * becomes '?', so a request's bytes cannot break the message's line. */
+static const char *profile_printable(const char *s, char *buf, size_t size)
+{
+	size_t i;
+
+	for (i = 0; s[i] && i < 40 && i + 1 < size; i++)
+		buf[i] = s[i] > ' ' && s[i] < 127 ? s[i] : '?';
+	buf[i] = '\0';
+	return buf;
+}
+
 int profile_parse_query(enum profile_rule rule, char *query, struct profile_query *q,
 			char *err, size_t errlen)
 {
@@ -82,7 +94,7 @@ int profile_parse_query(enum profile_rule rule, char *query, struct profile_quer
 		       rule == PROFILE_RULE_READ_ONLY_SYNC || rule == PROFILE_RULE_QUORUM ||
 		       rule == PROFILE_RULE_READ_ONLY_QUORUM;
 	int tags_used = lag_used || rule == PROFILE_RULE_HEALTH;
-	char *save = NULL, why[80];
+	char *save = NULL, why[80], shown[48];
 
 	q->max_lag = -1;
 	for (char *tok = query ? strtok_r(query, "&", &save) : NULL; tok;
@@ -94,13 +106,15 @@ int profile_parse_query(enum profile_rule rule, char *query, struct profile_quer
 			*eq = '\0';
 		if (!strcmp(tok, "lag") && lag_used) {
 			if (profile_parse_bytes(val, &q->max_lag, why, sizeof(why)) != 0) {
-				snprintf(err, errlen, "lag=%.40s: %s", val, why);
+				snprintf(err, errlen, "lag=%s: %s",
+					 profile_printable(val, shown, sizeof(shown)), why);
 				return -1;
 			}
 		} else if (!strncmp(tok, "tag_", 4) && tags_used) {
 			snprintf(err, errlen,
-				 "%.40s: happac does not see this node's Patroni tags; "
-				 "check tags against Patroni itself", tok);
+				 "%s: happac does not see this node's Patroni tags; "
+				 "check tags against Patroni itself",
+				 profile_printable(tok, shown, sizeof(shown)));
 			return -1;
 		} else if (!strcmp(tok, "replication_state")) {
 			snprintf(err, errlen,
