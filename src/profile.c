@@ -28,49 +28,38 @@ const char *const profile_wrong_names[PROFILE_WRONG_COUNT] = {
 	[PROFILE_WRONG_MAINT] = "maint",
 };
 
-/* Patroni's own spellings of each rule's endpoint (api.py matches paths). */
+/* Patroni's own spellings of each rule's path (api.py matches paths), as a
+ * -k endpoint (without the '/') and on the side port (with it). k: the -k
+ * endpoint means the rule; the others stay endpoint profiles there, named
+ * "default", as they always were. */
 static const struct {
 	const char *path;
 	enum profile_rule rule;
+	int k;
 } profile_paths[] = {
-	{ "", PROFILE_RULE_PRIMARY },       { "primary", PROFILE_RULE_PRIMARY },
-	{ "master", PROFILE_RULE_PRIMARY }, { "read-write", PROFILE_RULE_PRIMARY },
-	{ "replica", PROFILE_RULE_REPLICA }, { "read-only", PROFILE_RULE_READ_ONLY },
-	{ "sync", PROFILE_RULE_SYNC },      { "synchronous", PROFILE_RULE_SYNC },
-	{ "async", PROFILE_RULE_ASYNC },    { "asynchronous", PROFILE_RULE_ASYNC },
-	{ "standby-leader", PROFILE_RULE_STANDBY_LEADER },
-	{ "standby_leader", PROFILE_RULE_STANDBY_LEADER },
-	{ "quorum", PROFILE_RULE_QUORUM },
-	{ "read-only-quorum", PROFILE_RULE_READ_ONLY_QUORUM },
-};
-
-/* The paths Patroni's REST API serves health checks on (api.py do_GET,
- * do_GET_liveness, do_GET_readiness), as the side port routes them. */
-static const struct {
-	const char *path;
-	enum profile_rule rule;
-} profile_http_paths[] = {
-	{ "/", PROFILE_RULE_PRIMARY },            { "/primary", PROFILE_RULE_PRIMARY },
-	{ "/master", PROFILE_RULE_PRIMARY },      { "/read-write", PROFILE_RULE_PRIMARY },
-	{ "/leader", PROFILE_RULE_LEADER },       { "/replica", PROFILE_RULE_REPLICA },
-	{ "/read-only", PROFILE_RULE_READ_ONLY }, { "/sync", PROFILE_RULE_SYNC },
-	{ "/synchronous", PROFILE_RULE_SYNC },    { "/async", PROFILE_RULE_ASYNC },
-	{ "/asynchronous", PROFILE_RULE_ASYNC },
-	{ "/read-only-sync", PROFILE_RULE_READ_ONLY_SYNC },
-	{ "/read-only-synchronous", PROFILE_RULE_READ_ONLY_SYNC },
-	{ "/quorum", PROFILE_RULE_QUORUM },
-	{ "/read-only-quorum", PROFILE_RULE_READ_ONLY_QUORUM },
-	{ "/standby-leader", PROFILE_RULE_STANDBY_LEADER },
-	{ "/standby_leader", PROFILE_RULE_STANDBY_LEADER },
-	{ "/health", PROFILE_RULE_HEALTH },       { "/liveness", PROFILE_RULE_LIVENESS },
-	{ "/readiness", PROFILE_RULE_READINESS },
+	{ "", PROFILE_RULE_PRIMARY, 1 },          { "primary", PROFILE_RULE_PRIMARY, 1 },
+	{ "master", PROFILE_RULE_PRIMARY, 1 },    { "read-write", PROFILE_RULE_PRIMARY, 1 },
+	{ "replica", PROFILE_RULE_REPLICA, 1 },   { "read-only", PROFILE_RULE_READ_ONLY, 1 },
+	{ "sync", PROFILE_RULE_SYNC, 1 },         { "synchronous", PROFILE_RULE_SYNC, 1 },
+	{ "async", PROFILE_RULE_ASYNC, 1 },       { "asynchronous", PROFILE_RULE_ASYNC, 1 },
+	{ "standby-leader", PROFILE_RULE_STANDBY_LEADER, 1 },
+	{ "standby_leader", PROFILE_RULE_STANDBY_LEADER, 1 },
+	{ "quorum", PROFILE_RULE_QUORUM, 1 },
+	{ "read-only-quorum", PROFILE_RULE_READ_ONLY_QUORUM, 1 },
+	{ "leader", PROFILE_RULE_LEADER, 0 },
+	{ "read-only-sync", PROFILE_RULE_READ_ONLY_SYNC, 0 },
+	{ "read-only-synchronous", PROFILE_RULE_READ_ONLY_SYNC, 0 },
+	{ "health", PROFILE_RULE_HEALTH, 0 },     { "liveness", PROFILE_RULE_LIVENESS, 0 },
+	{ "readiness", PROFILE_RULE_READINESS, 0 },
 };
 
 int profile_rule_for_path(const char *path)
 {
-	for (size_t i = 0; i < sizeof(profile_http_paths) / sizeof(profile_http_paths[0]); i++)
-		if (!strcmp(path, profile_http_paths[i].path))
-			return (int)profile_http_paths[i].rule;
+	if (path[0] != '/')
+		return -1;
+	for (size_t i = 0; i < sizeof(profile_paths) / sizeof(profile_paths[0]); i++)
+		if (!strcmp(path + 1, profile_paths[i].path))
+			return (int)profile_paths[i].rule;
 	return -1;
 }
 
@@ -155,7 +144,7 @@ void profile_from_endpoint(const char *endpoint, struct profile *p)
 	snprintf(p->endpoint, sizeof(p->endpoint), "%s", endpoint);
 	p->rule = PROFILE_RULE_ENDPOINT;
 	for (size_t i = 0; i < sizeof(profile_paths) / sizeof(profile_paths[0]); i++)
-		if (strlen(profile_paths[i].path) == n &&
+		if (profile_paths[i].k && strlen(profile_paths[i].path) == n &&
 		    !strncmp(endpoint, profile_paths[i].path, n)) {
 			p->rule = profile_paths[i].rule;
 			break;
