@@ -21,7 +21,7 @@ import pytest
 
 import happac_cluster as hc
 from agentcheck import talk  # tests/lib
-from test_profiles_cluster import Extra, healthy  # noqa: F401 (the fixture)
+from test_profiles_cluster import CONNINFO, Extra, extras, healthy  # noqa: F401 (fixtures)
 
 AGENT = 5568
 HTTP = 8405
@@ -33,8 +33,8 @@ METHODS = ("GET", "HEAD", "OPTIONS")
 I, T = hc.HAPPAC_INTERVAL, hc.HAPPAC_TIMEOUT
 
 
-def happac_status(n, path, method="GET", timeout=2.0):
-    conn = http.client.HTTPConnection(hc.node_addr(n), HTTP, timeout=timeout)
+def happac_status(n, path, method="GET", timeout=2.0, port=HTTP):
+    conn = http.client.HTTPConnection(hc.node_addr(n), port, timeout=timeout)
     try:
         conn.request(method, path)
         r = conn.getresponse()
@@ -128,6 +128,29 @@ def test_pgbouncer_failure_is_503_where_patroni_says_200(lab, healthy, side_port
             lab.thaw(name)
     hc.wait_for("happac 200 again", lambda: happac_status(primary, "/primary")[0] == 200,
                 hc.PGBOUNCER_LOGIN_RETRY + 10)
+
+
+def test_misrouted_pgbouncer_is_503_where_patroni_says_200(lab, healthy, extras):  # noqa: F811
+    """The primary's PgBouncer reloaded to reach a replica: with --pg-conninfo
+    happac's /primary says 503 (role mismatch) while Patroni says 200."""
+    p, r = healthy
+    port = HTTP + 1
+    extras(p, "happac-paths-route", AGENT + 1, "--pg-conninfo", CONNINFO, "--http-listen",
+           f"{hc.node_addr(p)}:{port}")
+
+    def status(path):
+        return happac_status(p, path, port=port)
+    hc.wait_for("/primary 200", lambda: status("/primary")[0] == 200, 10)
+    try:
+        lab.reroute_pgbouncer(p, (hc.node_addr(r), hc.PG_PORT))
+        hc.wait_for("/primary 503", lambda: status("/primary")[0] == 503, I + T + 2)
+        assert status("/primary")[1] == b"down #role mismatch: pgbouncer reaches a replica\n"
+        assert hc.patroni_status(p, "/primary") == 200
+        assert status("/read-only")[0] == 200    # either role will do there
+    finally:
+        lab.reroute_pgbouncer(p)
+    hc.wait_for("/primary 200 again", lambda: status("/primary")[0] == 200,
+                I + T + hc.PGBOUNCER_LOGIN_RETRY + 2)
 
 
 def metric(n, name):
