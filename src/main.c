@@ -208,7 +208,8 @@ static void main_warn_settings(const struct options *o)
 }
 
 /* The round keeps Patroni's status JSON when more than one profile reads it,
- * or when the side port serves Patroni's paths (each judged from it). */
+ * or when the side port serves Patroni's paths (each judged from it; a body
+ * that is not the JSON then leaves those paths 503, not the agent down). */
 static int main_wants_json(const struct options *o)
 {
 	return o->profile_count > 1 || o->http_listen != NULL;
@@ -250,7 +251,8 @@ static struct main_probes *main_probes_new(struct happac *h, const struct option
 		goto fail;
 	/* One Patroni request per round answers every profile: the first
 	 * profile by its status code, the others from the status JSON. */
-	if (main_wants_json(o) && probe_patroni_want_json(r->patroni) != 0) {
+	if (main_wants_json(o) &&
+	    probe_patroni_want_json(r->patroni, o->profile_count > 1) != 0) {
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
@@ -458,6 +460,7 @@ static int main_probes_changed(const struct options *a, const struct options *b)
 	       main_strcmp(a->patroni_key, b->patroni_key) ||
 	       a->patroni_insecure != b->patroni_insecure ||
 	       main_wants_json(a) != main_wants_json(b) ||
+	       (a->profile_count > 1) != (b->profile_count > 1) ||
 	       main_wants_leader(a) != main_wants_leader(b) ||
 	       a->interval_ms != b->interval_ms || a->timeout_ms != b->timeout_ms;
 }
