@@ -27,11 +27,24 @@ struct answer {
 	int64_t stale_us;
 	uint64_t transitions;
 	char stale_line[VERDICT_LINE_MAX];
+	/* One line per built-in rule, whether configured or not, for the
+	 * Patroni paths the side port serves: evaluated each round from the
+	 * same probe results, never read by the agent. */
+	struct answer_slot paths[PROFILE_RULE_ENDPOINT];
 };
 
 struct answer *answer_new(void)
 {
-	return calloc(1, sizeof(struct answer));
+	struct answer *a = calloc(1, sizeof(struct answer));
+
+	if (!a)
+		return NULL;
+	for (int r = 0; r < PROFILE_RULE_ENDPOINT; r++) {
+		profile_for_rule((enum profile_rule)r, &a->paths[r].profile);
+		a->paths[r].len = (size_t)snprintf(a->paths[r].line, sizeof(a->paths[r].line),
+						   "down #starting\n");
+	}
+	return a;
 }
 
 void answer_free(struct answer *a)
@@ -83,6 +96,28 @@ void answer_set_profiles(struct answer *a, const struct profile *profiles, int n
 	a->stale_us = (int64_t)stale_after_ms * 1000;
 }
 
+/* The path rules, judged like profiles next to the profile Patroni's status
+ * code answered for (its code is the leader-lock evidence). Not logged:
+ * their changes follow the configured profiles' ones. */
+static void answer_update_paths(struct answer *a, const struct profile_inputs *in)
+{
+	struct profile all[1 + PROFILE_RULE_ENDPOINT];
+	struct profile_inputs pin = *in;
+
+	if (a->n < 1)
+		return;
+	all[0] = a->slots[in->patroni_code_profile].profile;
+	pin.patroni_code_profile = 0;
+	for (int r = 0; r < PROFILE_RULE_ENDPOINT; r++)
+		all[1 + r] = a->paths[r].profile;
+	for (int r = 0; r < PROFILE_RULE_ENDPOINT; r++) {
+		struct answer_slot *s = &a->paths[r];
+
+		s->health = profile_evaluate(all, 1 + r, &s->state, &pin, s->line,
+					     sizeof(s->line), &s->len);
+	}
+}
+
 int answer_update(struct answer *a, const struct profile_inputs *in, const char *summary)
 {
 	struct profile all[PROFILE_MAX];
@@ -114,6 +149,7 @@ int answer_update(struct answer *a, const struct profile_inputs *in, const char 
 		s->since_s = util_wall_s();
 		changed++;
 	}
+	answer_update_paths(a, in);
 	a->ready = 1;
 	a->updated_us = util_mono_us();
 	return changed;
@@ -146,6 +182,16 @@ const char *answer_line(struct answer *a, int i, size_t *len, enum profile_healt
 	if (health)
 		*health = a->slots[i].health;
 	return a->slots[i].line;
+}
+
+const char *answer_path_line(struct answer *a, enum profile_rule rule, size_t *len,
+			     enum profile_health *health)
+{
+	if (a->ready && util_mono_us() - a->updated_us > a->stale_us)
+		return answer_line(a, 0, len, health); /* the stale line */
+	*len = a->paths[rule].len;
+	*health = a->paths[rule].health;
+	return a->paths[rule].line;
 }
 
 enum profile_health answer_health(const struct answer *a, int i)

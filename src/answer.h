@@ -37,6 +37,12 @@ int answer_ready(const struct answer *a);
  * (may be NULL) gets what that line means for traffic, read with the same
  * clock reading, never from the text. */
 const char *answer_line(struct answer *a, int i, size_t *len, enum profile_health *health);
+/* The line the built-in rule gives (a Patroni path on the side port,
+ * rule < PROFILE_RULE_ENDPOINT), configured as a profile or not: every
+ * rule is judged each round from the same probe results. Stale or before
+ * the first round: as answer_line(). health is required. */
+const char *answer_path_line(struct answer *a, enum profile_rule rule, size_t *len,
+			     enum profile_health *health);
 /* What profile i's current line means for traffic (PROFILE_HEALTH_DOWN for
  * the stale line): computed when the line was built, so /health and the
  * metrics never re-read it from the text. */

@@ -4,7 +4,8 @@
  * read (so --allow could not close at accept), no cap on connections (the
  * stress tests exhausted the fd budget and starved the probes with idle
  * connections) and only an idle timeout, which a client sending one byte a
- * second renews forever. The side port serves three small GET resources and
+ * second renews forever. The side port serves a few small GET resources
+ * (and Patroni's health paths, whose content comes from the routes) and
  * closes after each answer, which takes little code to do strictly:
  * admission at accept (allow-list, connection cap), one absolute deadline
  * per connection, a bounded request head, and 400/404/405/431. */
@@ -174,14 +175,89 @@ static const char *http_query_profile(char *query, int *bad)
 	return NULL;
 }
 
+/* 405 unless method is GET or HEAD (or OPTIONS where options is set);
+ * returns 1 when it answered. */
+static int http_method_refused(struct http_conn *c, const char *method, int options)
+{
+	if (!strcmp(method, "GET") || !strcmp(method, "HEAD") ||
+	    (options && !strcmp(method, "OPTIONS")))
+		return 0;
+	http_error(c, 405, options ? "Allow: GET, HEAD, OPTIONS\r\n" : "Allow: GET, HEAD\r\n");
+	return 1;
+}
+
+/* A Patroni health path: its code from the cache; HEAD and OPTIONS get the
+ * status line only, as Patroni sends them (HAProxy's httpchk reads no
+ * more). A 400 keeps its body (except for HEAD): it says what was wrong. */
+static void http_patroni(struct http_conn *c, const char *method, int code,
+			 struct evbuffer *body)
+{
+	int status_only = strcmp(method, "GET") != 0;
+
+	if (code == 400 && strcmp(method, "HEAD"))
+		status_only = 0;
+	http_respond(c, code, "text/plain; charset=utf-8", status_only ? NULL : body, 0,
+		     NULL);
+}
+
+/* /health[?profile=NAME]: the profile's line (OPTIONS: the code only). */
+static void http_health(struct http_conn *c, const char *method, char *query,
+			struct evbuffer *body)
+{
+	struct http *h = c->http;
+	const char *profile = NULL;
+	int bad = 0, up;
+
+	if (query)
+		profile = http_query_profile(query, &bad);
+	up = bad ? -1 : h->routes.health(h->arg, profile, body);
+	if (up < 0)
+		http_error(c, 404, NULL);
+	else
+		http_respond(c, up ? 200 : 503, "text/plain; charset=utf-8",
+			     strcmp(method, "OPTIONS") ? body : NULL, !strcmp(method, "HEAD"),
+			     NULL);
+}
+
+/* Method, path and query (NULL: none) of a well-formed request line. */
+static void http_route(struct http_conn *c, const char *method, const char *path,
+		       char *query)
+{
+	struct http *h = c->http;
+	int head_only = !strcmp(method, "HEAD"), health = !strcmp(path, "/health");
+	int own = health || !strcmp(path, "/status") || !strcmp(path, "/metrics"), code = 0;
+	struct evbuffer *body = evbuffer_new();
+
+	if (!body) {
+		http_error(c, 500, NULL);
+		return;
+	}
+	if (!own && h->routes.patroni)
+		code = h->routes.patroni(h->arg, path, query, body);
+	if (!own && !code)
+		http_error(c, 404, NULL);
+	else if (http_method_refused(c, method, health || code != 0))
+		evbuffer_drain(body, evbuffer_get_length(body)); /* answered 405 */
+	else if (code)
+		http_patroni(c, method, code, body);
+	else if (health)
+		http_health(c, method, query, body);
+	else if (!strcmp(path, "/status")) {
+		h->routes.status(h->arg, body);
+		http_respond(c, 200, "application/json", body, head_only, NULL);
+	} else {
+		h->routes.metrics(h->arg, body);
+		http_respond(c, 200, "text/plain; version=0.0.4; charset=utf-8", body,
+			     head_only, NULL);
+	}
+	evbuffer_free(body);
+}
+
 /* A complete head is in c->head: answer it. */
 static void http_handle(struct http_conn *c)
 {
-	struct http *h = c->http;
 	char *line = c->head, *eol = strpbrk(line, "\r\n"), *sp1, *sp2, *query, *p;
-	const char *profile = NULL;
-	int head_only, headers = 0, bad = 0;
-	struct evbuffer *body;
+	int headers = 0;
 
 	*eol = '\0';
 	sp1 = strchr(line, ' ');
@@ -206,42 +282,7 @@ static void http_handle(struct http_conn *c)
 	query = strchr(sp1 + 1, '?');
 	if (query)
 		*query++ = '\0';
-	if (strcmp(sp1 + 1, "/health") && strcmp(sp1 + 1, "/status") &&
-	    strcmp(sp1 + 1, "/metrics")) {
-		http_error(c, 404, NULL);
-		return;
-	}
-	head_only = !strcmp(line, "HEAD");
-	if (!head_only && strcmp(line, "GET")) {
-		http_error(c, 405, "Allow: GET, HEAD\r\n");
-		return;
-	}
-	body = evbuffer_new();
-	if (!body) {
-		http_error(c, 500, NULL);
-		return;
-	}
-	if (!strcmp(sp1 + 1, "/health")) {
-		int up;
-
-		if (query)
-			profile = http_query_profile(query, &bad);
-		up = bad ? -1 : h->routes.health(h->arg, profile, body);
-		if (up < 0) {
-			http_error(c, 404, NULL);
-		} else {
-			http_respond(c, up ? 200 : 503, "text/plain; charset=utf-8", body,
-				     head_only, NULL);
-		}
-	} else if (!strcmp(sp1 + 1, "/status")) {
-		h->routes.status(h->arg, body);
-		http_respond(c, 200, "application/json", body, head_only, NULL);
-	} else {
-		h->routes.metrics(h->arg, body);
-		http_respond(c, 200, "text/plain; version=0.0.4; charset=utf-8", body,
-			     head_only, NULL);
-	}
-	evbuffer_free(body);
+	http_route(c, line, sp1 + 1, query);
 }
 
 static void http_conn_io(evutil_socket_t fd, short what, void *arg)

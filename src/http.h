@@ -1,6 +1,8 @@
-/* http.h - the HTTP side port: /health, /status, /metrics.
+/* http.h - the HTTP side port: /health, /status, /metrics, and Patroni's
+ * health paths (/primary, /replica, ...) answered from the cache.
  *
- * Off unless --http-listen is set. GET and HEAD only; every response closes
+ * Off unless --http-listen is set. GET and HEAD (and OPTIONS on the health
+ * paths, as HAProxy's httpchk sends it); every response closes
  * the connection. Content comes from callbacks so that this module holds only
  * HTTP: admission, routing, methods, limits and error codes. */
 #ifndef HTTP_H_HAPPAC
@@ -23,6 +25,10 @@ struct http_routes {
 	void (*status)(void *arg, struct evbuffer *out);
 	/* /metrics: append Prometheus text. */
 	void (*metrics)(void *arg, struct evbuffer *out);
+	/* Any other path: when it is one of Patroni's health paths, append
+	 * the body and return 200, 503 or 400 (query not understood; the body
+	 * says why); 0 when it is not (404). query: after '?', or NULL. */
+	int (*patroni)(void *arg, const char *path, char *query, struct evbuffer *out);
 };
 
 struct http_stats {

@@ -209,6 +209,27 @@ static void main_warn_settings(const struct options *o)
 			 "they are not used");
 }
 
+/* The round keeps Patroni's status JSON when more than one profile reads it,
+ * or when the side port serves Patroni's paths (each judged from it; a body
+ * that is not the JSON then leaves those paths 503, not the agent down). */
+static int main_wants_json(const struct options *o)
+{
+	return o->profile_count > 1 || o->http_listen != NULL;
+}
+
+/* OPTIONS /leader each round when a profile needs the leader lock that the
+ * -k endpoint's code cannot show; with the side port on, /primary and
+ * /leader need it unless the -k endpoint is /primary or /standby-leader. */
+static int main_wants_leader(const struct options *o)
+{
+	enum profile_rule k = o->profiles[0].rule;
+
+	if (profile_needs_leader_probe(o->profiles, o->profile_count))
+		return 1;
+	return o->http_listen != NULL && k != PROFILE_RULE_PRIMARY &&
+	       k != PROFILE_RULE_STANDBY_LEADER;
+}
+
 static struct main_probes *main_probes_new(struct happac *h, const struct options *o,
 					   char *err, size_t errlen)
 {
@@ -232,14 +253,15 @@ static struct main_probes *main_probes_new(struct happac *h, const struct option
 		goto fail;
 	/* One Patroni request per round answers every profile: the first
 	 * profile by its status code, the others from the status JSON. */
-	if (o->profile_count > 1 && probe_patroni_want_json(r->patroni) != 0) {
+	if (main_wants_json(o) &&
+	    probe_patroni_want_json(r->patroni, o->profile_count > 1) != 0) {
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
 	r->sched = probe_sched_new(h->base, o->interval_ms, o->timeout_ms,
 				   main_round_done, h);
 	r->count = 2;
-	if (profile_needs_leader_probe(o->profiles, o->profile_count)) {
+	if (main_wants_leader(o)) {
 		r->leader = probe_patroni_new(h->base, h->dns, o->patroni_scheme,
 					      o->patroni_host, o->patroni_port, "leader",
 					      &tls, o->timeout_ms, err, errlen);
@@ -439,9 +461,9 @@ static int main_probes_changed(const struct options *a, const struct options *b)
 	       main_strcmp(a->patroni_cert, b->patroni_cert) ||
 	       main_strcmp(a->patroni_key, b->patroni_key) ||
 	       a->patroni_insecure != b->patroni_insecure ||
+	       main_wants_json(a) != main_wants_json(b) ||
 	       (a->profile_count > 1) != (b->profile_count > 1) ||
-	       profile_needs_leader_probe(a->profiles, a->profile_count) !=
-		       profile_needs_leader_probe(b->profiles, b->profile_count) ||
+	       main_wants_leader(a) != main_wants_leader(b) ||
 	       a->interval_ms != b->interval_ms || a->timeout_ms != b->timeout_ms;
 }
 

@@ -78,13 +78,71 @@ static int main_view_health(void *arg, const char *profile, struct evbuffer *out
 	const char *line;
 	enum profile_health health;
 
-	if (i < 0)
+	struct profile builtin;
+
+	/* A built-in profile nobody configured: its rule is judged each round
+	 * anyway (answer_path_line). */
+	if (i < 0 && profile_builtin(profile, &builtin) == 0)
+		line = answer_path_line(h->answer, builtin.rule, &len, &health);
+	else if (i < 0)
 		return -1;
-	line = answer_line(h->answer, i, &len, &health);
+	else
+		line = answer_line(h->answer, i, &len, &health);
 	evbuffer_add(out, line, len);
 	/* Passing, not merely up: "up drain"/"up maint" take the node out of
 	 * HAProxy's rotation, so a catalogue must not list it either. */
 	return health == PROFILE_HEALTH_PASSING;
+}
+
+/* The lag check of ?lag= at request time: Patroni applies it to replicas
+ * only. Returns the code, or 400 with out saying why. */
+static int main_view_lag(struct happac *h, int64_t max_lag, struct evbuffer *out)
+{
+	const struct patroni_json *j = probe_patroni_json(h->run->patroni);
+	const struct probe *pg = &h->run->probes[MAIN_PROBE_PG];
+	int64_t lag = pg->has_result ? pg->last.lag_bytes : -1;
+
+	if (!j || j->role != PATRONI_JSON_ROLE_REPLICA)
+		return 200;
+	if (lag < 0) {
+		evbuffer_add_printf(out, "lag: happac does not know this replica's lag "
+				    "(it measures it through --pg-conninfo only)\n");
+		return 400;
+	}
+	if (lag <= max_lag)
+		return 200;
+	evbuffer_add_printf(out, "down #replication lag %lldB above lag=%lldB\n",
+			    (long long)lag, (long long)max_lag);
+	return 503;
+}
+
+/* One of Patroni's health paths, from the rule's cached line: 200 while it
+ * passes (PgBouncer included), else 503. */
+static int main_view_patroni(void *arg, const char *path, char *query, struct evbuffer *out)
+{
+	struct happac *h = arg;
+	int rule = profile_rule_for_path(path), code;
+	struct profile_query q;
+	char err[160];
+	size_t len;
+	const char *line;
+	enum profile_health health;
+
+	if (rule < 0)
+		return 0;
+	if (profile_parse_query((enum profile_rule)rule, query, &q, err, sizeof(err)) != 0) {
+		evbuffer_add_printf(out, "%s\n", err);
+		return 400;
+	}
+	line = answer_path_line(h->answer, (enum profile_rule)rule, &len, &health);
+	code = health == PROFILE_HEALTH_PASSING ? 200 : 503;
+	if (code == 200 && q.max_lag >= 0) {
+		code = main_view_lag(h, q.max_lag, out);
+		if (code != 200)
+			return code;
+	}
+	evbuffer_add(out, line, len);
+	return code;
 }
 
 static void main_view_status(void *arg, struct evbuffer *out)
@@ -171,5 +229,6 @@ const struct http_routes main_view_routes = {
 	.health = main_view_health,
 	.status = main_view_status,
 	.metrics = main_view_metrics,
+	.patroni = main_view_patroni,
 };
 

@@ -79,7 +79,8 @@ const struct options_def options_table[OPTIONS_COUNT] = {
 	  OPTIONS_ANYWHERE },
 	{ "http-listen", 0, OPTIONS_KIND_HOSTPORT, "ADDR:PORT", NULL, 0, 0,
 	  OFF(http_listen),
-	  "Serve /health, /status and /metrics over HTTP here (default: off)",
+	  "Serve /health, /status, /metrics and Patroni's health paths (/primary, "
+	  "/replica, ...: from the cache) over HTTP here (default: off)",
 	  OPTIONS_ANYWHERE },
 	{ "interval", 0, OPTIONS_KIND_DURATION, "DURATION", "1s", 100, 60000,
 	  OFF(interval_ms), "Time between probe rounds",
@@ -101,8 +102,8 @@ const struct options_def options_table[OPTIONS_COUNT] = {
 	{ "profile", 0, OPTIONS_KIND_PROFILE, "NAME[:PORT]", NULL, 0, 0,
 	  OFF(profile_use),
 	  "Also serve profile NAME (primary, replica, read-only, sync, async, "
-	  "standby-leader, quorum, read-only-quorum, or a [profile NAME] of the "
-	  "config file), on its own "
+	  "standby-leader, quorum, read-only-quorum, leader, read-only-sync, health, "
+	  "liveness, readiness, or a [profile NAME] of the config file), on its own "
 	  "port if given; repeatable",
 	  OPTIONS_ANYWHERE },
 	{ "agent-send-wait", 0, OPTIONS_KIND_DURATION, "DURATION", "50ms", 0, 1000,

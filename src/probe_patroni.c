@@ -39,6 +39,7 @@ struct probe_patroni {
 	int timeout_ms;
 	size_t body_bytes;
 	int want_json;         /* GET and keep the body (profiles need it) */
+	int json_required;     /* a body that is not the JSON fails the probe */
 	char *body;            /* PROBE_PATRONI_MAX_BODY bytes when want_json */
 	struct patroni_json json;
 	int json_ok;           /* json holds the latest answer's status */
@@ -111,7 +112,7 @@ static void probe_patroni_report(struct probe_patroni *pp, enum probe_result res
 			/* 200 and 503 both carry the node's status. */
 			pp->json_ok = patroni_json_parse(pp->body, pp->body_bytes, &pp->json,
 							 why, sizeof(why)) == 0;
-			if (!pp->json_ok && result == PROBE_OK)
+			if (!pp->json_ok && result == PROBE_OK && pp->json_required)
 				result = PROBE_BAD_RESPONSE;
 			else
 				why[0] = '\0';
@@ -515,8 +516,9 @@ const char *probe_patroni_target(const struct probe_patroni *pp)
 	return pp->target;
 }
 
-int probe_patroni_want_json(struct probe_patroni *pp)
+int probe_patroni_want_json(struct probe_patroni *pp, int required)
 {
+	pp->json_required = required;
 	if (!pp->body)
 		pp->body = malloc(PROBE_PATRONI_MAX_BODY);
 	if (!pp->body)

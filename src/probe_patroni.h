@@ -40,8 +40,11 @@ struct patroni_json;
 
 /* Ask with GET and parse the node's status JSON from every answer (200 and
  * 503 alike), for profiles that Patroni's status code alone cannot answer.
- * Call before the first attempt. Returns 0, or -1 when out of memory. */
-int probe_patroni_want_json(struct probe_patroni *pp);
+ * required: a 200 whose body is not the JSON fails the probe (profiles read
+ * it); else it only leaves no JSON (the side port's Patroni paths read it,
+ * and must not change what the agent says). Call before the first attempt.
+ * Returns 0, or -1 when out of memory. */
+int probe_patroni_want_json(struct probe_patroni *pp, int required);
 /* The status from the latest answer; NULL when there is none (OPTIONS mode,
  * a failed attempt, or a body that is not Patroni's JSON). */
 const struct patroni_json *probe_patroni_json(const struct probe_patroni *pp);

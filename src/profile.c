@@ -14,6 +14,11 @@ const char *const profile_rule_names[PROFILE_RULE_COUNT] = {
 	[PROFILE_RULE_STANDBY_LEADER] = "standby-leader",
 	[PROFILE_RULE_QUORUM] = "quorum",
 	[PROFILE_RULE_READ_ONLY_QUORUM] = "read-only-quorum",
+	[PROFILE_RULE_LEADER] = "leader",
+	[PROFILE_RULE_READ_ONLY_SYNC] = "read-only-sync",
+	[PROFILE_RULE_HEALTH] = "health",
+	[PROFILE_RULE_LIVENESS] = "liveness",
+	[PROFILE_RULE_READINESS] = "readiness",
 	[PROFILE_RULE_ENDPOINT] = "endpoint",
 };
 
@@ -23,30 +28,106 @@ const char *const profile_wrong_names[PROFILE_WRONG_COUNT] = {
 	[PROFILE_WRONG_MAINT] = "maint",
 };
 
-/* Patroni's own spellings of each rule's endpoint (api.py matches paths). */
+/* Patroni's own spellings of each rule's path (api.py matches paths), as a
+ * -k endpoint (without the '/') and on the side port (with it). k: the -k
+ * endpoint means the rule; the others stay endpoint profiles there, named
+ * "default", as they always were. */
 static const struct {
 	const char *path;
 	enum profile_rule rule;
+	int k;
 } profile_paths[] = {
-	{ "", PROFILE_RULE_PRIMARY },       { "primary", PROFILE_RULE_PRIMARY },
-	{ "master", PROFILE_RULE_PRIMARY }, { "read-write", PROFILE_RULE_PRIMARY },
-	{ "replica", PROFILE_RULE_REPLICA }, { "read-only", PROFILE_RULE_READ_ONLY },
-	{ "sync", PROFILE_RULE_SYNC },      { "synchronous", PROFILE_RULE_SYNC },
-	{ "async", PROFILE_RULE_ASYNC },    { "asynchronous", PROFILE_RULE_ASYNC },
-	{ "standby-leader", PROFILE_RULE_STANDBY_LEADER },
-	{ "standby_leader", PROFILE_RULE_STANDBY_LEADER },
-	{ "quorum", PROFILE_RULE_QUORUM },
-	{ "read-only-quorum", PROFILE_RULE_READ_ONLY_QUORUM },
+	{ "", PROFILE_RULE_PRIMARY, 1 },          { "primary", PROFILE_RULE_PRIMARY, 1 },
+	{ "master", PROFILE_RULE_PRIMARY, 1 },    { "read-write", PROFILE_RULE_PRIMARY, 1 },
+	{ "replica", PROFILE_RULE_REPLICA, 1 },   { "read-only", PROFILE_RULE_READ_ONLY, 1 },
+	{ "sync", PROFILE_RULE_SYNC, 1 },         { "synchronous", PROFILE_RULE_SYNC, 1 },
+	{ "async", PROFILE_RULE_ASYNC, 1 },       { "asynchronous", PROFILE_RULE_ASYNC, 1 },
+	{ "standby-leader", PROFILE_RULE_STANDBY_LEADER, 1 },
+	{ "standby_leader", PROFILE_RULE_STANDBY_LEADER, 1 },
+	{ "quorum", PROFILE_RULE_QUORUM, 1 },
+	{ "read-only-quorum", PROFILE_RULE_READ_ONLY_QUORUM, 1 },
+	{ "leader", PROFILE_RULE_LEADER, 0 },
+	{ "read-only-sync", PROFILE_RULE_READ_ONLY_SYNC, 0 },
+	{ "read-only-synchronous", PROFILE_RULE_READ_ONLY_SYNC, 0 },
+	{ "health", PROFILE_RULE_HEALTH, 0 },     { "liveness", PROFILE_RULE_LIVENESS, 0 },
+	{ "readiness", PROFILE_RULE_READINESS, 0 },
 };
+
+int profile_rule_for_path(const char *path)
+{
+	if (path[0] != '/')
+		return -1;
+	for (size_t i = 0; i < sizeof(profile_paths) / sizeof(profile_paths[0]); i++)
+		if (!strcmp(path + 1, profile_paths[i].path))
+			return (int)profile_paths[i].rule;
+	return -1;
+}
+
+/* Up to 40 characters of s for a message: anything but printable ASCII
+ * becomes '?', so a request's bytes cannot break the message's line. */
+static const char *profile_printable(const char *s, char *buf, size_t size)
+{
+	size_t i;
+
+	for (i = 0; s[i] && i < 40 && i + 1 < size; i++)
+		buf[i] = s[i] > ' ' && s[i] < 127 ? s[i] : '?';
+	buf[i] = '\0';
+	return buf;
+}
+
+int profile_parse_query(enum profile_rule rule, char *query, struct profile_query *q,
+			char *err, size_t errlen)
+{
+	int lag_used = rule == PROFILE_RULE_REPLICA || rule == PROFILE_RULE_READ_ONLY ||
+		       rule == PROFILE_RULE_SYNC || rule == PROFILE_RULE_ASYNC ||
+		       rule == PROFILE_RULE_READ_ONLY_SYNC || rule == PROFILE_RULE_QUORUM ||
+		       rule == PROFILE_RULE_READ_ONLY_QUORUM;
+	int tags_used = lag_used || rule == PROFILE_RULE_HEALTH;
+	char *save = NULL, why[80], shown[48];
+
+	q->max_lag = -1;
+	for (char *tok = query ? strtok_r(query, "&", &save) : NULL; tok;
+	     tok = strtok_r(NULL, "&", &save)) {
+		char *eq = strchr(tok, '=');
+		const char *val = eq ? eq + 1 : "";
+
+		if (eq)
+			*eq = '\0';
+		if (!strcmp(tok, "lag") && lag_used) {
+			if (profile_parse_bytes(val, &q->max_lag, why, sizeof(why)) != 0) {
+				snprintf(err, errlen, "lag=%s: %s",
+					 profile_printable(val, shown, sizeof(shown)), why);
+				return -1;
+			}
+		} else if (!strncmp(tok, "tag_", 4) && tags_used) {
+			snprintf(err, errlen,
+				 "%s: happac does not see this node's Patroni tags; "
+				 "check tags against Patroni itself",
+				 profile_printable(tok, shown, sizeof(shown)));
+			return -1;
+		} else if (!strcmp(tok, "replication_state")) {
+			snprintf(err, errlen,
+				 "replication_state: happac does not see Patroni's "
+				 "replication state; check it against Patroni itself");
+			return -1;
+		}
+	}
+	return 0;
+}
+
+void profile_for_rule(enum profile_rule rule, struct profile *p)
+{
+	memset(p, 0, sizeof(*p));
+	snprintf(p->name, sizeof(p->name), "%s", profile_rule_names[rule]);
+	snprintf(p->endpoint, sizeof(p->endpoint), "%s", profile_rule_names[rule]);
+	p->rule = rule;
+}
 
 int profile_builtin(const char *name, struct profile *p)
 {
 	for (int r = 0; r < PROFILE_RULE_ENDPOINT; r++)
 		if (!strcmp(name, profile_rule_names[r])) {
-			memset(p, 0, sizeof(*p));
-			snprintf(p->name, sizeof(p->name), "%s", name);
-			snprintf(p->endpoint, sizeof(p->endpoint), "%s", name);
-			p->rule = (enum profile_rule)r;
+			profile_for_rule((enum profile_rule)r, p);
 			return 0;
 		}
 	return -1;
@@ -63,7 +144,7 @@ void profile_from_endpoint(const char *endpoint, struct profile *p)
 	snprintf(p->endpoint, sizeof(p->endpoint), "%s", endpoint);
 	p->rule = PROFILE_RULE_ENDPOINT;
 	for (size_t i = 0; i < sizeof(profile_paths) / sizeof(profile_paths[0]); i++)
-		if (strlen(profile_paths[i].path) == n &&
+		if (profile_paths[i].k && strlen(profile_paths[i].path) == n &&
 		    !strncmp(endpoint, profile_paths[i].path, n)) {
 			p->rule = profile_paths[i].rule;
 			break;
@@ -85,6 +166,11 @@ int profile_expect_recovery(const struct profile *p)
 		return 1;
 	case PROFILE_RULE_READ_ONLY:
 	case PROFILE_RULE_READ_ONLY_QUORUM:
+	case PROFILE_RULE_LEADER:
+	case PROFILE_RULE_READ_ONLY_SYNC:
+	case PROFILE_RULE_HEALTH:
+	case PROFILE_RULE_LIVENESS:
+	case PROFILE_RULE_READINESS:
 		return -1;
 	case PROFILE_RULE_ENDPOINT: /* not a rule's spelling (profile_paths):
 				       leader, health, ... accept either */
@@ -214,6 +300,8 @@ int profile_needs_leader_probe(const struct profile *profiles, int n)
 			break;
 		case PROFILE_RULE_READ_ONLY:
 		case PROFILE_RULE_READ_ONLY_QUORUM:
+		case PROFILE_RULE_LEADER:
+		case PROFILE_RULE_READ_ONLY_SYNC:
 			/* Either half of the rule is enough evidence for the
 			 * cluster kind this node is in: a -k primary in a
 			 * standby cluster is down anyway. */
@@ -279,6 +367,25 @@ static int profile_rule_ok(enum profile_rule rule, const struct patroni_json *j,
 	case PROFILE_RULE_READ_ONLY_QUORUM:
 		ok = primary || standby_leader || (replica && j->quorum_standby);
 		*no_lock = (primary_role || standby_role) && !ok;
+		break;
+	case PROFILE_RULE_LEADER:
+		ok = primary || standby_leader;
+		*no_lock = (primary_role || standby_role) && !ok;
+		break;
+	case PROFILE_RULE_READ_ONLY_SYNC:
+		ok = primary || standby_leader || (replica && j->sync_standby);
+		*no_lock = (primary_role || standby_role) && !ok;
+		break;
+	case PROFILE_RULE_HEALTH:
+		ok = j->running;
+		break;
+	case PROFILE_RULE_LIVENESS:
+		/* Patroni answered this round; its heartbeat age is not in
+		 * the JSON. */
+		ok = 1;
+		break;
+	case PROFILE_RULE_READINESS:
+		ok = j->running || primary || standby_leader;
 		break;
 	case PROFILE_RULE_ENDPOINT:
 	case PROFILE_RULE_COUNT:

@@ -33,6 +33,11 @@ enum profile_rule {
 	PROFILE_RULE_STANDBY_LEADER,
 	PROFILE_RULE_QUORUM,            /* Patroni 4's /quorum */
 	PROFILE_RULE_READ_ONLY_QUORUM,  /* and /read-only-quorum */
+	PROFILE_RULE_LEADER,            /* the leader lock, either kind of cluster */
+	PROFILE_RULE_READ_ONLY_SYNC,    /* the leader, or a synchronous standby */
+	PROFILE_RULE_HEALTH,            /* PostgreSQL is running */
+	PROFILE_RULE_LIVENESS,          /* Patroni answers */
+	PROFILE_RULE_READINESS,         /* the leader, or PostgreSQL running */
 	PROFILE_RULE_ENDPOINT,    /* only Patroni's answer for the endpoint */
 	PROFILE_RULE_COUNT
 };
@@ -119,6 +124,32 @@ int profile_expect_recovery(const struct profile *p);
  * standby-leader, read-only) and the code of the -k endpoint (profile 0)
  * cannot show it: then each round also asks OPTIONS /leader. */
 int profile_needs_leader_probe(const struct profile *profiles, int n);
+
+/* The rule Patroni applies to an HTTP path ("/primary", "/read-only-sync",
+ * "/standby_leader", ...: its documented spellings, exact, without the
+ * query), or -1 when the path is none of them. The side port serves these
+ * from the cache (http.c). */
+int profile_rule_for_path(const char *path);
+
+/* The query parameters Patroni reads on a health path, as happac can
+ * honour them. */
+struct profile_query {
+	int64_t max_lag;          /* ?lag=SIZE; -1: not given or not used by the rule */
+};
+
+/* Parse query (after '?', NULL: none; modified) for the path rule: ?lag=
+ * where Patroni applies it (the replica rules), tag_KEY=VALUE ignored where
+ * Patroni ignores tags (leader, primary, standby-leader, liveness,
+ * readiness), other keys ignored as Patroni does. Returns 0, or -1 with err
+ * naming the parameter happac cannot honour (a tag elsewhere, or
+ * replication_state: neither is in what happac keeps from the status JSON)
+ * or the bad value. */
+int profile_parse_query(enum profile_rule rule, char *query, struct profile_query *q,
+			char *err, size_t errlen);
+
+/* The built-in profile a path rule is evaluated as: the rule, wrong role
+ * down, no lag weights, no port. */
+void profile_for_rule(enum profile_rule rule, struct profile *p);
 
 /* Render the agent line for profile i. st is updated (hysteresis, ready
  * window). Returns what the line means for traffic (see profile_health). */

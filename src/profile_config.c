@@ -26,7 +26,8 @@ static int profile_config_rule(struct profile *p, const char *value, char *err,
 	if (profile_builtin(value, &b) != 0) {
 		snprintf(err, errlen,
 			 "rule: '%s' is not primary, replica, read-only, sync, "
-			 "async, standby-leader, quorum or read-only-quorum", value);
+			 "async, standby-leader, quorum, read-only-quorum, leader, "
+			 "read-only-sync, health, liveness or readiness", value);
 		return -1;
 	}
 	p->rule = b.rule;

@@ -80,6 +80,8 @@ struct recipe_haproxy {
 	int pgbouncer_port;
 	int postgres_port;
 	int patroni_port;
+	int via_happac;         /* scenario a: the checks ask happac's side port */
+	int http_port;          /* happac --http-listen, for --via-happac */
 	struct recipe_endpoint bind;
 	struct recipe_endpoint replica_bind;
 	int replicas;
@@ -121,6 +123,8 @@ enum recipe_parse recipe_haproxy_parse(struct recipe_haproxy *r, int argc, char 
 
 /* Print the HAProxy sections for r (parsed and valid). */
 void recipe_haproxy_render(const struct recipe_haproxy *r, FILE *out);
+/* Its comment header (recipe_haproxy_head.c). */
+void recipe_haproxy_head(const struct recipe_haproxy *r, FILE *out);
 
 /* Parse the options of `recipe consul` (argv[0] == "consul"), as above. */
 enum recipe_parse recipe_consul_parse(struct recipe_consul *c, int argc, char **argv,

@@ -183,3 +183,10 @@ int recipe_util_valid_state_path(const char *s)
 			return 0;
 	return 1;
 }
+
+int recipe_util_endpoint_equal(const struct recipe_endpoint *a,
+			       const struct recipe_endpoint *b)
+{
+	return a->port == b->port && a->family == b->family &&
+	       strcmp(a->host, b->host) == 0;
+}

@@ -34,6 +34,10 @@ int recipe_util_parse_hostport(const char *s, int allow_any, struct recipe_endpo
 void recipe_util_hostport_str(const char *host, enum recipe_family f, int port,
 			 char *buf, size_t len);
 
+/* Same host, family and port. */
+int recipe_util_endpoint_equal(const struct recipe_endpoint *a,
+			       const struct recipe_endpoint *b);
+
 /* 1..max-1 characters of letters, digits, '.', '_', '-', starting with a
  * letter or digit: safe as an HAProxy name and in a Consul ID. */
 int recipe_util_valid_name(const char *s, size_t max);

@@ -39,10 +39,14 @@ VALUES = {
     "--name": "pg",
     "--stats-socket": "{dir}/admin.sock",
     "--server-state-file": "{dir}/server-state",
+    "--http-port": "7405",
 }
 # Options that only mean something beside another one.
 NEEDS = {"--stats-socket": ["--full"], "--replica-agent-port": ["--replicas"],
-         "--replica-bind": ["--replicas"], "--server-state-file": ["--full"]}
+         "--replica-bind": ["--replicas"], "--server-state-file": ["--full"],
+         "--http-port": ["--via-happac"]}
+# Options for one scenario only (the others refuse them).
+SCENARIO_ONLY = {"--via-happac": "a", "--http-port": "a"}
 MATRIX_OWNED = {"--scenario", "--node", "--help"}
 
 
@@ -117,6 +121,9 @@ def variants():
                 name = "+".join(o[2:] for o in opts) or "plain"
                 if len(opts) > 1 and opts == known_options():
                     name = "all"
+                opts = [o for o in opts if SCENARIO_ONLY.get(o, scenario) == scenario]
+                if not opts and name != "plain":
+                    continue
                 argv = ["--scenario", scenario] + [a for n in NODE_SETS[nodes]
                                                     for a in ("--node", n)]
                 for o in opts:

@@ -104,6 +104,8 @@ def test_metrics_pass_promtool(http_happac, backends, workdir):
 def test_bad_requests_get_4xx_and_the_daemon_lives(http_happac):
     assert get("/nope")[0] == 404
     status, _, headers = get("/health", method="POST")
+    assert status == 405 and headers.get("Allow") == "GET, HEAD, OPTIONS"
+    status, _, headers = get("/metrics", method="OPTIONS")
     assert status == 405 and headers.get("Allow") == "GET, HEAD"
     assert get("/health", headers={"X-Big": "a" * 9000})[0] == 431
     assert get("/health", headers={"X-%d" % i: "v" for i in range(80)})[0] == 431

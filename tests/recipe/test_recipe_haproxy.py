@@ -259,6 +259,46 @@ def test_comment_repeats_the_command(extra):
     assert recipe(*cmd[2:]) == text
 
 
+@pytest.mark.parametrize("port", [None, "8500"])
+def test_via_happac_checks_happacs_side_port(haproxy_bin, tmp_path, port):
+    """--via-happac: Scenario A's checks, paths and timing, sent to happac's
+    --http-listen port instead of Patroni's 8008 (#17)."""
+    extra = ["--http-port", port] if port else []
+    want = port or "8405"
+    text = recipe("haproxy", "--scenario", "a", "--via-happac", "--replicas", "--full",
+                  "--server-state-file", str(empty_state_file(tmp_path)),
+                  *node_args(NODE_SETS["ipv4"]), *extra)
+    cfg = tmp_path / "haproxy.cfg"
+    cfg.write_text(text)
+    assert_valid(haproxy_check(haproxy_bin, cfg), text)
+    servers = [l for _, _, lines in sections(text) for l in lines if l.startswith("server ")]
+    assert len(servers) == 6 and all(l.endswith("check port %s" % want) for l in servers)
+    assert "--http-listen NODE_ADDR:%s --allow" % want in text
+    checks = [l for _, _, lines in sections(text) for l in lines if "httpchk" in l]
+    assert checks == ["option httpchk OPTIONS /primary", "option httpchk OPTIONS /replica"]
+    # the same paths as plain Scenario A, which checks Patroni itself
+    plain = recipe("haproxy", "--scenario", "a", "--replicas", *node_args(NODE_SETS["ipv4"]))
+    assert all(l.endswith("check port 8008") for _, _, ls in sections(plain) for l in ls
+               if l.startswith("server "))
+    assert [l for _, _, ls in sections(plain) for l in ls if "httpchk" in l] == checks
+    lines = text.splitlines()
+    cmd = shlex.split(lines[lines.index("# Print it again (or for other nodes and ports) with:")
+                            + 1].lstrip("#").strip())
+    assert recipe(*cmd[2:]) == text
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--scenario", "b", "--via-happac"], "--via-happac is for --scenario a"),
+    (["--scenario", "a", "--via-happac", "--http-port", "6432"],
+     "--pgbouncer-port and --http-port are both 6432"),
+    (["--scenario", "a", "--http-port", "0"], "--http-port"),
+])
+def test_via_happac_bad_input(args, message):
+    p = run(["recipe", "haproxy", "--node", "n1=10.0.0.1"] + args)
+    assert p.returncode == 2 and p.stdout == "" and message in p.stderr, p.stderr
+    assert len(p.stderr.strip().splitlines()) == 1
+
+
 def test_systemd_lines_are_valid_for_systemd(tmp_path):
     """The header's drop-in, added to Debian's haproxy.service, passes systemd-analyze
     verify without a word (an escape systemd does not know would show here)."""

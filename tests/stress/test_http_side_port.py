@@ -72,6 +72,16 @@ MALFORMED = [
      b"ffffffffffffffff\r\n"),
     ("traversal", b"GET /../../etc/passwd HTTP/1.1\r\n\r\n"),
     ("method", b"DELETE /health HTTP/1.1\r\n\r\n"),
+    # Patroni's paths (#17): the same limits, and 400 for what happac cannot honour
+    ("patroni-path-method", b"DELETE /primary HTTP/1.1\r\n\r\n"),
+    ("patroni-path-bad-lag", b"GET /replica?lag=%ff%00x HTTP/1.1\r\n\r\n"),
+    ("patroni-path-tag", b"GET /read-only?tag_" + b"k" * 5000 + b"=v HTTP/1.1\r\n\r\n"),
+    ("patroni-path-replication-state", b"OPTIONS /replica?replication_state=streaming "
+     b"HTTP/1.1\r\n\r\n"),
+    ("patroni-path-huge-query", b"GET /primary?" + b"lag=1&" * 40000 + b" HTTP/1.1\r\n\r\n"),
+    ("patroni-path-many-headers", b"HEAD /leader HTTP/1.1\r\n"
+     + b"".join(b"X-%d: y\r\n" % i for i in range(2000)) + b"\r\n"),
+    ("patroni-path-nul", b"GET /prim\x00ary HTTP/1.1\r\n\r\n"),
 ]
 
 
@@ -89,8 +99,9 @@ def test_malformed_requests_get_4xx_or_close(happac_http):
             "%s: %r" % (name, resp[:200]))
         assert took <= 1.0, "%s: took %.2fs" % (name, took)
     sl.report("http-malformed", results=results)
-    resp, _ = _exchange(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
-    assert resp.startswith(b"HTTP/1.1 200"), resp[:200]
+    for path in (b"/health", b"/primary", b"/leader?lag=1MB&tag_x=y&x", b"/read-only?lag=1MB"):
+        resp, _ = _exchange(b"GET " + path + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert resp.startswith(b"HTTP/1.1 200"), (path, resp[:200])
 
 
 def test_slow_http_clients_are_cut_by_the_timeout(workdir, happac_http):

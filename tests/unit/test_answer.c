@@ -153,7 +153,52 @@ static void test_new_endpoint_same_name_settles(void **state)
 	answer_free(w.a);
 }
 
-UNIT_MAIN(cmocka_unit_test(test_new_rule_same_name_settles),
+static const char *path_line(struct world *w, enum profile_rule rule, int *passing)
+{
+	size_t len;
+	enum profile_health h;
+	const char *l = answer_path_line(w->a, rule, &len, &h);
+
+	*passing = h == PROFILE_HEALTH_PASSING;
+	return l;
+}
+
+/* Every built-in rule is judged each round for the side port's Patroni
+ * paths, configured or not, from the same inputs as the profiles; the
+ * profiles' lines stay what they were. PgBouncer down: every path down. */
+static void test_every_rule_has_a_path_line(void **state)
+{
+	struct world w;
+	int passing;
+
+	(void)state;
+	world_init(&w);
+	install(&w);
+	assert_string_equal(path_line(&w, PROFILE_RULE_REPLICA, &passing), "down #starting\n");
+	assert_false(passing);
+	round_at(&w, 0);
+	assert_string_equal(path_line(&w, PROFILE_RULE_REPLICA, &passing), "up\n");
+	assert_true(passing);
+	assert_string_equal(path_line(&w, PROFILE_RULE_READINESS, &passing), "up\n");
+	assert_true(passing);
+	assert_string_equal(path_line(&w, PROFILE_RULE_PRIMARY, &passing),
+			    "down #patroni: not primary (replica, running)\n");
+	assert_false(passing);
+	assert_string_equal(path_line(&w, PROFILE_RULE_LEADER, &passing),
+			    "down #patroni: not leader (replica, running)\n");
+	assert_int_equal(answer_count(w.a), 1);
+	assert_string_equal(line(&w, 0), "up\n");
+	w.u.pg.result = PROBE_REFUSED;
+	round_at(&w, 1000000);
+	for (int r = 0; r < PROFILE_RULE_ENDPOINT; r++) {
+		assert_false(path_line(&w, (enum profile_rule)r, &passing)[0] == 'u');
+		assert_false(passing);
+	}
+	answer_free(w.a);
+}
+
+UNIT_MAIN(cmocka_unit_test(test_every_rule_has_a_path_line),
+	  cmocka_unit_test(test_new_rule_same_name_settles),
 	  cmocka_unit_test(test_same_rule_keeps_hold_state),
 	  cmocka_unit_test(test_settling_continues_across_unchanged_reload),
 	  cmocka_unit_test(test_new_endpoint_same_name_settles))

@@ -482,6 +482,135 @@ static void test_health_is_computed_with_the_line(void **state)
 	assert_int_equal(last_health, PROFILE_HEALTH_PASSING);
 }
 
+/* The side port's paths: Patroni's spellings, exact; anything else is not
+ * one (404). */
+static void test_rule_for_path(void **state)
+{
+	static const struct {
+		const char *path;
+		int rule;
+	} cases[] = {
+		{ "/", PROFILE_RULE_PRIMARY }, { "/primary", PROFILE_RULE_PRIMARY },
+		{ "/master", PROFILE_RULE_PRIMARY }, { "/read-write", PROFILE_RULE_PRIMARY },
+		{ "/leader", PROFILE_RULE_LEADER }, { "/replica", PROFILE_RULE_REPLICA },
+		{ "/read-only", PROFILE_RULE_READ_ONLY }, { "/sync", PROFILE_RULE_SYNC },
+		{ "/synchronous", PROFILE_RULE_SYNC }, { "/async", PROFILE_RULE_ASYNC },
+		{ "/asynchronous", PROFILE_RULE_ASYNC },
+		{ "/read-only-sync", PROFILE_RULE_READ_ONLY_SYNC },
+		{ "/read-only-synchronous", PROFILE_RULE_READ_ONLY_SYNC },
+		{ "/quorum", PROFILE_RULE_QUORUM },
+		{ "/read-only-quorum", PROFILE_RULE_READ_ONLY_QUORUM },
+		{ "/standby-leader", PROFILE_RULE_STANDBY_LEADER },
+		{ "/standby_leader", PROFILE_RULE_STANDBY_LEADER },
+		{ "/health", PROFILE_RULE_HEALTH }, { "/liveness", PROFILE_RULE_LIVENESS },
+		{ "/readiness", PROFILE_RULE_READINESS },
+		{ "/primary/", -1 }, { "/Primary", -1 }, { "primary", -1 }, { "", -1 },
+		{ "/status", -1 }, { "/metrics", -1 }, { "/endpoint", -1 }, { "/patroni", -1 },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		if (profile_rule_for_path(cases[i].path) != cases[i].rule)
+			fail_msg("%s: rule %d, want %d", cases[i].path,
+				 profile_rule_for_path(cases[i].path), cases[i].rule);
+}
+
+/* Query parameters: ?lag= where Patroni applies it, tags ignored where
+ * Patroni ignores them, else 400 (-1) naming the parameter. */
+static void test_parse_query(void **state)
+{
+	static const struct {
+		int rule;
+		const char *query;   /* NULL: none */
+		int rc;
+		long long lag;
+		const char *err;
+	} cases[] = {
+		{ PROFILE_RULE_REPLICA, NULL, 0, -1, "" },
+		{ PROFILE_RULE_REPLICA, "", 0, -1, "" },
+		{ PROFILE_RULE_REPLICA, "lag=16MB", 0, 16 << 20, "" },
+		{ PROFILE_RULE_READ_ONLY, "foo=1&lag=1024&&x", 0, 1024, "" },
+		{ PROFILE_RULE_ASYNC, "lag=1kB", 0, 1024, "" },
+		{ PROFILE_RULE_PRIMARY, "lag=junk", 0, -1, "" },        /* not used: ignored */
+		{ PROFILE_RULE_PRIMARY, "tag_nofailover=true", 0, -1, "" },
+		{ PROFILE_RULE_LEADER, "tag_a=b", 0, -1, "" },
+		{ PROFILE_RULE_STANDBY_LEADER, "tag_a=b", 0, -1, "" },
+		{ PROFILE_RULE_READINESS, "tag_a=b&lag=x", 0, -1, "" },
+		{ PROFILE_RULE_REPLICA, "lag=ten", -1, -1,
+		  "lag=ten: not a size (e.g. 1MB, 512kB)" },
+		{ PROFILE_RULE_REPLICA, "lag", -1, -1, "lag=: not a size (e.g. 1MB, 512kB)" },
+		{ PROFILE_RULE_SYNC, "lag=-5", -1, -1, "lag=-5: a size cannot be negative" },
+		{ PROFILE_RULE_REPLICA, "tag_dc=east", -1, -1,
+		  "tag_dc: happac does not see this node's Patroni tags; "
+		  "check tags against Patroni itself" },
+		{ PROFILE_RULE_HEALTH, "tag_dc=east", -1, -1,
+		  "tag_dc: happac does not see this node's Patroni tags; "
+		  "check tags against Patroni itself" },
+		{ PROFILE_RULE_PRIMARY, "replication_state=streaming", -1, -1,
+		  "replication_state: happac does not see Patroni's replication state; "
+		  "check it against Patroni itself" },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char q[128], err[160] = "";
+		struct profile_query pq;
+		int rc;
+
+		snprintf(q, sizeof(q), "%s", cases[i].query ? cases[i].query : "");
+		rc = profile_parse_query((enum profile_rule)cases[i].rule,
+					 cases[i].query ? q : NULL, &pq, err, sizeof(err));
+		if (rc != cases[i].rc || strcmp(err, cases[i].err) ||
+		    (rc == 0 && pq.max_lag != cases[i].lag))
+			fail_msg("%s ?%s: rc %d lag %lld err '%s'",
+				 profile_rule_names[cases[i].rule],
+				 cases[i].query ? cases[i].query : "(none)", rc,
+				 (long long)pq.max_lag, err);
+	}
+}
+
+/* The rules only the side port's paths had before: Patroni's leader,
+ * read-only-sync, health, liveness and readiness codes. */
+static void test_path_only_rules(void **state)
+{
+	struct world w;
+	int leader, ros, health, live, ready;
+
+	(void)state;
+	world_init(&w, "primary");
+	leader = add(&w, "leader");
+	ros = add(&w, "read-only-sync");
+	health = add(&w, "health");
+	live = add(&w, "liveness");
+	ready = add(&w, "readiness");
+	for (int i = leader; i <= ready; i++)
+		assert_string_equal(eval(&w, i), "up\n");
+	w.u.pat.result = PROBE_HTTP_STATUS;
+	w.u.pat.http_status = 503;
+	w.u.json.role = PATRONI_JSON_ROLE_REPLICA;
+	assert_string_equal(eval(&w, leader), "down #patroni: not leader (replica, running)\n");
+	assert_string_equal(eval(&w, ros),
+			    "down #patroni: not read-only-sync (replica, running)\n");
+	w.u.json.sync_standby = 1;
+	assert_string_equal(eval(&w, ros), "up\n");
+	w.u.json.running = 0;
+	snprintf(w.u.json.state, sizeof(w.u.json.state), "starting");
+	assert_string_equal(eval(&w, health), "down #patroni: not health (replica, starting)\n");
+	assert_string_equal(eval(&w, ready),
+			    "down #patroni: not readiness (replica, starting)\n");
+	assert_string_equal(eval(&w, live), "up\n");
+	/* a primary that lost the lock: not the leader, yet healthy and live */
+	w.u.json.role = PATRONI_JSON_ROLE_PRIMARY;
+	w.u.json.running = 1;
+	snprintf(w.u.json.state, sizeof(w.u.json.state), "running");
+	assert_string_equal(eval(&w, leader),
+			    "down #patroni: not leader (primary, running, no leader lock)\n");
+	assert_string_equal(eval(&w, health), "up\n");
+	/* Patroni not answering: every path down, liveness too */
+	w.u.pat.result = PROBE_REFUSED;
+	assert_string_equal(eval(&w, live), "down #patroni 127.0.0.1:8008: connection refused\n");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -497,6 +626,9 @@ int main(void)
 		cmocka_unit_test(test_leader_lock),
 		cmocka_unit_test(test_needs_leader_probe),
 		cmocka_unit_test(test_health_is_computed_with_the_line),
+		cmocka_unit_test(test_rule_for_path),
+		cmocka_unit_test(test_parse_query),
+		cmocka_unit_test(test_path_only_rules),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,218 @@
+"""Patroni's health paths served by happac's side port (issue #17), on the real
+cluster: the same codes as Patroni on every node while PgBouncer is healthy, 503
+where Patroni says 200 when the primary's PgBouncer is dead or frozen, 10,000
+checks answered at the cost of one Patroni request per round, and HAProxy on
+`happac recipe haproxy --scenario a --via-happac` taking the primary out when
+its PgBouncer dies (plain Scenario A does not).
+
+Runs on the lab after the failure matrix. Extra happacs (agent port 5568, HTTP
+port 8405) run on every node's own address and are stopped by pid afterwards.
+"""
+
+import http.client
+import json
+import os
+import re
+import subprocess
+import threading
+import time
+
+import pytest
+
+import happac_cluster as hc
+from agentcheck import talk  # tests/lib
+from test_profiles_cluster import CONNINFO, Extra, extras, healthy  # noqa: F401 (fixtures)
+
+AGENT = 5568
+HTTP = 8405
+PATHS = ["/", "/primary", "/master", "/read-write", "/leader", "/replica", "/read-only",
+         "/sync", "/synchronous", "/async", "/asynchronous", "/read-only-sync",
+         "/read-only-synchronous", "/quorum", "/read-only-quorum", "/standby-leader",
+         "/standby_leader", "/liveness", "/readiness"]
+METHODS = ("GET", "HEAD", "OPTIONS")
+I, T = hc.HAPPAC_INTERVAL, hc.HAPPAC_TIMEOUT
+
+
+def happac_status(n, path, method="GET", timeout=2.0, port=HTTP):
+    conn = http.client.HTTPConnection(hc.node_addr(n), port, timeout=timeout)
+    try:
+        conn.request(method, path)
+        r = conn.getresponse()
+        return r.status, r.read()
+    finally:
+        conn.close()
+
+
+def patroni_version(n):
+    conn = http.client.HTTPConnection(hc.node_addr(n), hc.PATRONI_PORT, timeout=2)
+    try:
+        conn.request("GET", "/patroni")
+        return json.loads(conn.getresponse().read())["patroni"]["version"]
+    finally:
+        conn.close()
+
+
+def compared(path, method, major):
+    """What Patroni answers alike: its HEAD/OPTIONS on /liveness and /readiness
+    fall through to the generic handler (503 whatever the state, both versions),
+    where happac answers as for GET; Patroni 3 has no quorum rules (it takes
+    /read-only-quorum for /read-only)."""
+    if method != "GET" and path in ("/liveness", "/readiness"):
+        return False
+    return not (major < 4 and path == "/read-only-quorum")
+
+
+@pytest.fixture
+def side_ports(lab):
+    started = [Extra(lab, n, f"happac-paths{n}", AGENT, "--http-listen",
+                     f"{hc.node_addr(n)}:{HTTP}") for n in hc.NODES]
+    yield started
+    for e in started:
+        e.stop()
+
+
+def codes_match(major):
+    diff = {}
+    for n in hc.NODES:
+        for path in PATHS:
+            for m in METHODS:
+                if not compared(path, m, major):
+                    continue
+                ours, theirs = happac_status(n, path, m)[0], hc.patroni_status(n, path, m)
+                if ours != theirs:
+                    diff[(n, path, m)] = (ours, theirs)
+    return diff
+
+
+def test_every_path_and_method_equals_patroni(lab, healthy, side_ports):  # noqa: F811
+    major = int(patroni_version(1).split(".")[0])
+    # Patroni's and happac's reading may straddle a round: settle, then compare
+    # until one whole pass agrees (bounded).
+    deadline = time.monotonic() + 20
+    diff = codes_match(major)
+    while diff and time.monotonic() < deadline:
+        time.sleep(I)
+        diff = codes_match(major)
+    assert not diff, f"(happac, Patroni) differ: {diff}"
+    primary = healthy[0]
+    assert happac_status(primary, "/primary") == (200, b"up\n")
+    # Patroni's /health under its own name: /health?profile=health (bare /health
+    # stays happac's default profile)
+    for n in hc.NODES:
+        assert happac_status(n, "/health?profile=health")[0] == hc.patroni_status(n, "/health")
+
+
+@pytest.mark.parametrize("how", ["kill", "freeze"])
+def test_pgbouncer_failure_is_503_where_patroni_says_200(lab, healthy, side_ports, how):  # noqa: F811
+    primary = healthy[0]
+    name = f"pgbouncer{primary}"
+    if how == "kill":
+        lab.kill_pgbouncer(primary)
+    else:
+        lab.freeze(name)
+    try:
+        hc.wait_for("happac 503 on the primary's paths",
+                    lambda: all(happac_status(primary, p)[0] == 503
+                                for p in ("/primary", "/leader", "/read-write", "/read-only")),
+                    I + T + 2)
+        for p in ("/primary", "/leader", "/read-write", "/read-only"):
+            for m in METHODS:
+                assert happac_status(primary, p, m)[0] == 503, (p, m)
+                assert hc.patroni_status(primary, p, m) == 200, (p, m)
+        body = happac_status(primary, "/primary")[1]
+        assert body.startswith(b"down #pgbouncer"), body
+    finally:
+        if how == "kill":
+            lab.start_pgbouncer(primary)
+        else:
+            lab.thaw(name)
+    hc.wait_for("happac 200 again", lambda: happac_status(primary, "/primary")[0] == 200,
+                hc.PGBOUNCER_LOGIN_RETRY + 10)
+
+
+def test_misrouted_pgbouncer_is_503_where_patroni_says_200(lab, healthy, extras):  # noqa: F811
+    """The primary's PgBouncer reloaded to reach a replica: with --pg-conninfo
+    happac's /primary says 503 (role mismatch) while Patroni says 200."""
+    p, r = healthy
+    port = HTTP + 1
+    extras(p, "happac-paths-route", AGENT + 1, "--pg-conninfo", CONNINFO, "--http-listen",
+           f"{hc.node_addr(p)}:{port}")
+
+    def status(path):
+        return happac_status(p, path, port=port)
+    hc.wait_for("/primary 200", lambda: status("/primary")[0] == 200, 10)
+    try:
+        lab.reroute_pgbouncer(p, (hc.node_addr(r), hc.PG_PORT))
+        hc.wait_for("/primary 503", lambda: status("/primary")[0] == 503, I + T + 2)
+        assert status("/primary")[1] == b"down #role mismatch: pgbouncer reaches a replica\n"
+        assert hc.patroni_status(p, "/primary") == 200
+        assert status("/read-only")[0] == 200    # either role will do there
+    finally:
+        lab.reroute_pgbouncer(p)
+    hc.wait_for("/primary 200 again", lambda: status("/primary")[0] == 200,
+                I + T + hc.PGBOUNCER_LOGIN_RETRY + 2)
+
+
+def metric(n, name):
+    text = happac_status(n, "/metrics")[1].decode()
+    return int(re.search(r"^%s (\d+)" % re.escape(name), text, re.M).group(1))
+
+
+def test_ten_thousand_checks_cost_patroni_the_schedule(lab, healthy, side_ports):  # noqa: F811
+    primary = healthy[0]
+    rounds0 = metric(primary, "happac_probe_rounds_total")
+    t0 = time.monotonic()
+    answered, failed = [], []
+    per = 10000 // 16
+
+    def client(i):
+        for j in range(per):
+            try:
+                answered.append(happac_status(primary, PATHS[(i + j) % len(PATHS)],
+                                              METHODS[j % 3])[0])
+            except (OSError, http.client.HTTPException) as e:
+                failed.append(repr(e))
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(300)
+    took = time.monotonic() - t0
+    rounds = metric(primary, "happac_probe_rounds_total") - rounds0
+    assert not failed, failed[:5]
+    assert len(answered) == 10000 and set(answered) <= {200, 503}
+    # One Patroni GET per round (-k primary: no leader probe), on the schedule:
+    # rounds follow the clock, not the checks.
+    assert rounds <= took / I + 2, (rounds, took)
+    lab.log(f"#17: 10000 checks from 16 clients in {took:.1f}s; Patroni asked {rounds} times")
+
+
+def test_haproxy_via_happac_takes_the_primary_out(lab, healthy, side_ports, tmp_path):  # noqa: F811
+    primary = healthy[0]
+    d = lab.dir / "haproxy-via"
+    d.mkdir(exist_ok=True)
+    sock, state = d / "admin.sock", d / "server-state"
+    nodes = [f"{hc.node_name(n)}={hc.node_addr(n)}" for n in hc.NODES]
+    argv = [lab.happac_bin, "recipe", "haproxy", "--scenario", "a", "--via-happac",
+            "--full", "--stats-socket", str(sock), "--server-state-file", str(state),
+            "--bind", "127.0.0.1:5010", "--name", "via"]
+    for node in nodes:
+        argv += ["--node", node]
+    cfg = d / "haproxy.cfg"
+    cfg.write_text(subprocess.run(argv, check=True, capture_output=True, text=True).stdout)
+    lab._spawn("haproxy-via", ["haproxy", "-db", "-f", cfg], as_postgres=False)
+
+    def states():
+        rows = hc.parse_show_stat(hc.haproxy_command(sock, "show stat"))
+        return {n: rows[("via_write", hc.node_name(n))]["status"] for n in hc.NODES}
+    try:
+        hc.wait_for("via-happac: the primary UP", lambda: sock.exists() and
+                    states()[primary] == "UP", 20)
+        lab.kill_pgbouncer(primary)
+        hc.wait_for("via-happac: the primary DOWN", lambda: states()[primary].startswith("DOWN"),
+                    I + T + 2 * 1.0 + 3)
+        # plain Scenario A, checking Patroni itself, keeps it UP
+        assert lab.server_states()["scenario_a_write"][primary] == "UP"
+    finally:
+        lab.start_pgbouncer(primary)
+        lab._terminate("haproxy-via", timeout=5)
