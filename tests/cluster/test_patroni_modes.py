@@ -21,9 +21,11 @@ from agentcheck import talk  # tests/lib
 
 I, T = hc.HAPPAC_INTERVAL, hc.HAPPAC_TIMEOUT
 # A role that becomes right is held back for I + T + AI (AI: HAProxy's agent-inter, which
-# happac's default --haproxy-agent-inter matches), so HAProxy never has two UP.
+# happac's default --haproxy-agent-inter matches), so HAProxy never has two UP. Following
+# such a change takes: the round that sees it (I + T), the hold, and the round that ends
+# the hold (I), plus one poll and sweep.
 AI = hc.haproxy_check_settings()["scenario_b_write"]["agent_inter"]
-DETECT = I + T + AI + 0.35     # a change reaches the reply (+ one poll and sweep)
+DETECT = (I + T) + (I + T + AI) + I + 0.35
 PORT = 5568                    # the extra happacs of this file
 # Patroni's loop is 1 s (LOOP_WAIT); choosing a new sync standby takes a few loops.
 PATRONI_SETTLES = 30
