@@ -82,10 +82,14 @@ static void agent_conn_free(struct agent_conn *c)
 	net_conn_close(&c->nc);
 }
 
-/* Write done: read what the checker may have sent so that close() ends
- * with FIN, not RST. */
+/* Write done: FIN right behind the line, then read what the checker may
+ * have sent so that close() does not reset. Input that arrives after the
+ * drain still makes close() send RST, but the checker has the line and the
+ * FIN by then: it reads end-of-file, not a reset (a FIN'd socket reports
+ * EOF first). */
 static void agent_drain_close(int fd)
 {
+	net_linger(fd);
 	net_drain(fd, AGENT_DRAIN_MAX);
 	close(fd);
 }
@@ -147,7 +151,9 @@ static void agent_send_line(struct agent *a, int fd, int profile, const char *li
 	agent_count(a, up);
 	if (n == (ssize_t)len) {
 		if (c) {
-			/* agent_conn_free closes; drain first for a clean FIN */
+			/* agent_conn_free closes: FIN and drain first, as in
+			 * agent_drain_close() */
+			net_linger(fd);
 			net_drain(fd, AGENT_DRAIN_MAX);
 			agent_conn_free(c);
 		} else {
