@@ -155,6 +155,11 @@ int answer_update(struct answer *a, const struct profile_inputs *in, const char 
 	return changed;
 }
 
+void answer_keep(struct answer *a)
+{
+	a->updated_us = util_mono_us();
+}
+
 void answer_admin_was_said(struct answer *a)
 {
 	for (int i = 0; i < a->n; i++)

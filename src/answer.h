@@ -27,6 +27,10 @@ void answer_set_profiles(struct answer *a, const struct profile *profiles, int n
  * Returns the number of profiles whose line changed. */
 int answer_update(struct answer *a, const struct profile_inputs *in, const char *summary);
 
+/* A round ended but the lines stay as they are (PgBouncer paused): they
+ * are fresh, not stale. */
+void answer_keep(struct answer *a);
+
 /* After a restart, an override that was cleared while happac was down must
  * still be followed by `ready`: mark every profile as having said it. */
 void answer_admin_was_said(struct answer *a);

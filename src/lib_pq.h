@@ -29,6 +29,7 @@
 	X(char *, PQresultErrorField, (const PGresult *res, int fieldcode))              \
 	X(int, PQntuples, (const PGresult *res))                                         \
 	X(int, PQnfields, (const PGresult *res))                                         \
+	X(char *, PQfname, (const PGresult *res, int field_num))                         \
 	X(int, PQgetisnull, (const PGresult *res, int tup_num, int field_num))           \
 	X(char *, PQgetvalue, (const PGresult *res, int tup_num, int field_num))         \
 	X(void, PQclear, (PGresult *res))                                                \

@@ -104,6 +104,8 @@ static void main_evaluate(struct happac *h)
 	in.hold_us = (int64_t)options_hold_ms(&h->opts) * 1000;
 	in.first_round = first;
 	in.leader = h->run->leader ? &vp[MAIN_PROBE_LEADER] : NULL;
+	in.pgb_down = h->pause.effect == PAUSE_DOWN ? h->pause.reason : NULL;
+	in.pgb_drain = h->pause.effect == PAUSE_DRAIN ? h->pause.reason : NULL;
 	if (h->ctl) {
 		const struct ctl_override *ov = ctl_get(h->ctl);
 
@@ -120,7 +122,10 @@ static void main_evaluate(struct happac *h)
 	snprintf(summary, sizeof(summary), "patroni %s %.1fms, pgbouncer %s %.1fms",
 		 probe_result_names[pa->result], (double)pa->duration_us / 1000.0,
 		 probe_result_names[pb->result], (double)pb->duration_us / 1000.0);
-	if (answer_update(h->answer, &in, summary) && !first) {
+	/* PgBouncer paused: every line stays what it was before the pause. */
+	if (h->pause.effect == PAUSE_HOLD && !first)
+		answer_keep(h->answer);
+	else if (answer_update(h->answer, &in, summary) && !first) {
 		size_t len;
 		const char *line = answer_line(h->answer, 0, &len, NULL);
 
@@ -139,6 +144,25 @@ static void main_evaluate(struct happac *h)
 	}
 }
 
+/* What PgBouncer's admin console said this round, and what it means: a
+ * pause holds the lines and keeps the routing probe out of the paused
+ * database from the next round on. */
+static void main_pgbouncer_state(struct happac *h)
+{
+	struct main_probes *r = h->run;
+	const struct probe_report *ar = &r->probes[r->admin_slot].last;
+	const struct probe_report *pr = &r->probes[MAIN_PROBE_PG].last;
+	enum pgadmin_state st = ar->result == PROBE_OK ? r->admin_state.state : PGADMIN_UNKNOWN;
+	char why[96];
+
+	snprintf(why, sizeof(why), "%s%s%s", probe_result_names[ar->result],
+		 ar->detail[0] ? ": " : "", ar->detail);
+	pause_update(&h->pause, st, why, r->admin_state.dbname,
+		     pr->result == PROBE_OK && !strncmp(pr->detail, "not run", 7),
+		     util_mono_us(), h->opts.pause_grace_ms);
+	probe_pg_hold(r->pg, pgadmin_is_pause(st));
+}
+
 /* Every round ends here. */
 static void main_round_done(void *arg)
 {
@@ -147,6 +171,8 @@ static void main_round_done(void *arg)
 	for (int i = 0; i < h->run->count; i++)
 		metrics_probe_observe(h->metrics, i, h->run->probes[i].last.result,
 				      h->run->probes[i].last.duration_us);
+	if (h->run->admin)
+		main_pgbouncer_state(h);
 	main_evaluate(h);
 }
 
@@ -166,6 +192,7 @@ static void main_probes_free(struct main_probes *r)
 	probe_patroni_free(r->patroni);
 	probe_pg_free(r->pg);
 	probe_patroni_free(r->leader);
+	probe_pg_free(r->admin);
 	free(r);
 }
 
@@ -200,6 +227,10 @@ static void main_warn_settings(const struct options *o)
 {
 	if (o->pg_conninfo_has_password)
 		main_warn_secrets(o->pg_conninfo_secrets);
+	if (o->pgb_admin_has_password)
+		log_warn("--pgbouncer-admin-conninfo holds a secret: anyone who can read "
+			 "the process list or the config may see it; use a passfile "
+			 "(passfile=... or PGPASSFILE) instead");
 	if (o->patroni_insecure && !strcmp(o->patroni_scheme, "https"))
 		log_warn("--patroni-insecure: Patroni's TLS certificate is NOT verified; "
 			 "anyone on the path can answer for Patroni");
@@ -269,6 +300,20 @@ static struct main_probes *main_probes_new(struct happac *h, const struct option
 			goto fail;
 		r->count = 3;
 	}
+	r->admin_slot = -1;
+	if (o->pgb_admin_conninfo) {
+		const char *db = probe_pg_dbname(r->pg);
+
+		/* Ping mode routes nowhere: only the global state counts. */
+		if (o->pg_conninfo && db)
+			snprintf(r->admin_state.dbname, sizeof(r->admin_state.dbname), "%s", db);
+		r->admin = probe_pg_new_mode(h->base, h->dns, o->patroni_host, o->pg_port,
+					     o->pgb_admin_conninfo, &r->admin_state, err,
+					     errlen);
+		if (!r->admin)
+			goto fail;
+		r->admin_slot = r->count++;
+	}
 	if (!r->sched ||
 	    probe_sched_add(r->sched, &r->probes[MAIN_PROBE_PATRONI],
 			    main_view_probe_names[MAIN_PROBE_PATRONI], &probe_patroni_ops,
@@ -278,7 +323,11 @@ static struct main_probes *main_probes_new(struct happac *h, const struct option
 	    (r->leader &&
 	     probe_sched_add(r->sched, &r->probes[MAIN_PROBE_LEADER],
 			     main_view_probe_names[MAIN_PROBE_LEADER], &probe_patroni_ops,
-			     r->leader) != 0)) {
+			     r->leader) != 0) ||
+	    (r->admin &&
+	     probe_sched_add(r->sched, &r->probes[r->admin_slot],
+			     main_view_probe_names[MAIN_PROBE_PGADMIN], &probe_pg_ops,
+			     r->admin) != 0)) {
 		snprintf(err, errlen, "cannot set up the probes (out of memory)");
 		goto fail;
 	}
@@ -456,6 +505,7 @@ static int main_probes_changed(const struct options *a, const struct options *b)
 	       strcmp(a->patroni_endpoint, b->patroni_endpoint) ||
 	       a->patroni_port != b->patroni_port || a->pg_port != b->pg_port ||
 	       main_strcmp(a->pg_conninfo, b->pg_conninfo) ||
+	       main_strcmp(a->pgb_admin_conninfo, b->pgb_admin_conninfo) ||
 	       strcmp(a->patroni_scheme, b->patroni_scheme) ||
 	       main_strcmp(a->patroni_cafile, b->patroni_cafile) ||
 	       main_strcmp(a->patroni_cert, b->patroni_cert) ||

@@ -6,6 +6,8 @@
 
 #include "acl.h"
 #include "options.h"
+#include "pause.h"
+#include "pgadmin.h"
 #include "probe.h"
 #include "profile.h"
 #include "verdict.h"
@@ -25,7 +27,10 @@ struct probe_pg;
 
 /* MAIN_PROBE_LEADER runs only when a profile needs the leader lock that
  * the -k endpoint's code cannot show (profile_needs_leader_probe()). */
-enum main_probe { MAIN_PROBE_PATRONI, MAIN_PROBE_PG, MAIN_PROBE_LEADER, MAIN_PROBE_COUNT };
+/* MAIN_PROBE_PGADMIN (--pgbouncer-admin-conninfo) takes the next free
+ * slot, main_probes.admin_slot: 2, or 3 after the leader probe. */
+enum main_probe { MAIN_PROBE_PATRONI, MAIN_PROBE_PG, MAIN_PROBE_LEADER, MAIN_PROBE_PGADMIN,
+		  MAIN_PROBE_COUNT };
 
 extern const char *const main_view_probe_names[MAIN_PROBE_COUNT];
 
@@ -37,6 +42,9 @@ struct main_probes {
 	struct probe_patroni *patroni;
 	struct probe_pg *pg;
 	struct probe_patroni *leader;   /* OPTIONS /leader, or NULL */
+	struct probe_pg *admin;         /* PgBouncer's admin console, or NULL */
+	int admin_slot;                 /* its index in probes[], -1 none */
+	struct pgadmin admin_state;     /* what the console said */
 };
 
 struct happac {
@@ -56,6 +64,7 @@ struct happac {
 	uint64_t reloads_ok, reloads_failed;
 	struct answer *answer;  /* the lines the agent and HTTP answer with */
 	struct ctl *ctl;        /* operator overrides; NULL when off */
+	struct pause pause;     /* PgBouncer's pause/disable, per round */
 };
 
 /* Each probe's name, target and latest report, for the verdict and /status. */

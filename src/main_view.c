@@ -25,6 +25,7 @@ const char *const main_view_probe_names[MAIN_PROBE_COUNT] = {
 	[MAIN_PROBE_PATRONI] = "patroni",
 	[MAIN_PROBE_PG] = "pgbouncer",
 	[MAIN_PROBE_LEADER] = "patroni-leader",
+	[MAIN_PROBE_PGADMIN] = "pgbouncer-admin",
 };
 
 /* Probe i as the verdict sees it: name and latest report, with where it
@@ -34,7 +35,7 @@ static struct verdict_probe main_view_probe(const struct main_probes *r, int i,
 					    const char *host)
 {
 	return (struct verdict_probe){
-		.name = main_view_probe_names[i],
+		.name = r->probes[i].name,
 		.report = r->probes[i].has_result ? &r->probes[i].last : NULL,
 		.target = target,
 		.path = path,
@@ -57,6 +58,10 @@ void main_view_probes(struct happac *h, struct verdict_probe *vp)
 							probe_patroni_target(r->leader),
 							probe_patroni_path(r->leader),
 							h->opts.patroni_host);
+	if (r->admin)
+		vp[r->admin_slot] = main_view_probe(r, r->admin_slot,
+						    probe_pg_target(r->admin), NULL,
+						    probe_pg_host(r->admin));
 }
 
 enum profile_admin main_view_admin(const struct happac *h)
@@ -184,6 +189,10 @@ static void main_view_status(void *arg, struct evbuffer *out)
 		v.profiles[i].passing = answer_health(h->answer, i) == PROFILE_HEALTH_PASSING;
 		v.profiles[i].since_s = answer_since(h->answer, i);
 	}
+	if (h->run->admin) {
+		v.pgb_admin_state = pgadmin_state_names[h->pause.state];
+		v.pgb_paused_s = pause_seconds(&h->pause, v.now_us);
+	}
 	if (h->ctl) {
 		ctl_status(h->ctl, v.now_s, override, sizeof(override));
 		v.override_json = override;
@@ -206,7 +215,7 @@ static void main_view_metrics(void *arg, struct evbuffer *out)
 	v.rounds = probe_sched_rounds(h->run->sched);
 	v.probe_count = h->run->count;
 	for (int i = 0; i < h->run->count; i++) {
-		v.probe_names[i] = main_view_probe_names[i];
+		v.probe_names[i] = h->run->probes[i].name;
 		v.probe_in_flight[i] = h->run->probes[i].in_flight;
 	}
 	v.reloads_ok = h->reloads_ok;
@@ -222,6 +231,9 @@ static void main_view_metrics(void *arg, struct evbuffer *out)
 		v.profile_up[i] = answer_health(h->answer, i) != PROFILE_HEALTH_DOWN;
 	}
 	v.override = main_view_admin(h);
+	v.pgb_admin = h->run->admin != NULL;
+	v.pgb_paused = pgadmin_is_pause(h->pause.state);
+	v.pgb_paused_s = pause_seconds(&h->pause, util_mono_us());
 	metrics_render(h->metrics, &v, out);
 }
 

@@ -158,6 +158,15 @@ static void metrics_render_counters(const struct metrics_view *v, struct evbuffe
 	metrics_head(out, "happac_override", "gauge",
 		     "Operator override in force: 0 none, 1 drain, 2 maint.");
 	evbuffer_add_printf(out, "happac_override %d\n", (int)v->override);
+	if (v->pgb_admin) {
+		metrics_head(out, "happac_pgbouncer_paused", "gauge",
+			     "1 while PgBouncer's admin console says paused or suspended.");
+		evbuffer_add_printf(out, "happac_pgbouncer_paused %d\n", v->pgb_paused);
+		metrics_head(out, "happac_pgbouncer_paused_seconds", "gauge",
+			     "How long the current PgBouncer pause has lasted.");
+		evbuffer_add_printf(out, "happac_pgbouncer_paused_seconds %.3f\n",
+				    v->pgb_paused_s);
+	}
 
 	for (size_t c = 1; c < sizeof(metrics_counters) / sizeof(metrics_counters[0]); c++) {
 		const struct metrics_counter *mc = &metrics_counters[c];

@@ -18,7 +18,7 @@ struct evbuffer;
 struct metrics;
 
 /* Probes the daemon runs at most (patroni, pgbouncer, patroni-leader). */
-#define METRICS_MAX_PROBES 3
+#define METRICS_MAX_PROBES 4
 
 /* What the renderer needs from the rest of the daemon at scrape time. */
 struct metrics_view {
@@ -39,6 +39,9 @@ struct metrics_view {
 	const char *profile_names[PROFILE_MAX];
 	int profile_up[PROFILE_MAX];
 	enum profile_admin override;  /* rendered as 0 none, 1 drain, 2 maint */
+	int pgb_admin;                /* --pgbouncer-admin-conninfo is set */
+	int pgb_paused;               /* PgBouncer paused or suspended now */
+	double pgb_paused_s;          /* for how long */
 };
 
 struct metrics *metrics_new(void);

@@ -45,6 +45,12 @@ struct options {
 	 * whose keywords are listed, space-separated, in pg_conninfo_secrets. */
 	int pg_conninfo_has_password;
 	char pg_conninfo_secrets[64];
+	/* --pgbouncer-admin-conninfo: read PAUSE/DISABLE/SUSPEND from the
+	 * admin console each round; NULL = off. A secret in it is warned
+	 * about like one in pg_conninfo. */
+	char *pgb_admin_conninfo;
+	int pgb_admin_has_password;
+	int pause_grace_ms;     /* --pause-grace: a pause longer -> up drain */
 	char *patroni_scheme;   /* "http" or "https" */
 	char *patroni_cafile;
 	char *patroni_cert;

@@ -153,9 +153,16 @@ int options_conninfo_apply(struct options *o, const struct options_def *d,
 	char shown[4 * OPTIONS_CONNINFO_MAX];
 	int secret;
 
+	char **field = (char **)((char *)o + d->offset);
+	int admin = d->offset == OFF(pgb_admin_conninfo);
+
 	if (*value == '\0') {
-		free(o->pg_conninfo);
-		o->pg_conninfo = NULL;
+		free(*field);
+		*field = NULL;
+		if (admin) {
+			o->pgb_admin_has_password = 0;
+			return 0;
+		}
 		o->pg_conninfo_has_password = 0;
 		o->pg_conninfo_secrets[0] = '\0';
 		return 0;
@@ -184,8 +191,12 @@ int options_conninfo_apply(struct options *o, const struct options_def *d,
 			    options_label(d), OPTIONS_CONNINFO_MAX);
 		return -1;
 	}
-	free(o->pg_conninfo);
-	o->pg_conninfo = strdup(value);
+	free(*field);
+	*field = strdup(value);
+	if (admin) {
+		o->pgb_admin_has_password = secret;
+		return 0;
+	}
 	o->pg_conninfo_has_password = secret;
 	snprintf(o->pg_conninfo_secrets, sizeof(o->pg_conninfo_secrets), "%s", secrets);
 	return 0;

@@ -7,6 +7,7 @@
 #include "lib_pq.h"
 #include "log.h"
 #include "net.h"
+#include "pgadmin.h"
 #include "pg_wire.h"
 #include "resolve.h"
 #include "util.h"
@@ -53,6 +54,8 @@ struct probe_pg {
 	char hostaddr[INET6_ADDRSTRLEN]; /* what we (or libpq) connect to */
 	int portnum;
 	int query_mode;
+	struct pgadmin *admin;           /* admin mode: the console's state */
+	int hold;                        /* query mode: do not log in (paused) */
 	/* ping mode: the StartupMessage, the same for every attempt */
 	unsigned char startup[256];
 	size_t startup_len;
@@ -198,11 +201,12 @@ static void probe_pg_wait(struct probe_pg *pg, short kind)
 
 static void probe_pg_send_query(struct probe_pg *pg)
 {
+	const char *query = pg->admin ? pgadmin_next(pg->admin) : PROBE_PG_QUERY;
 	int rc;
 
 	pg->stage = PROBE_PG_QUERYING;
 	if (lib_pq.PQsetnonblocking(pg->conn, 1) != 0 ||
-	    !lib_pq.PQsendQuery(pg->conn, PROBE_PG_QUERY)) {
+	    !lib_pq.PQsendQuery(pg->conn, query)) {
 		char detail[80];
 
 		snprintf(detail, sizeof(detail), "%s", lib_pq.PQerrorMessage(pg->conn));
@@ -214,12 +218,33 @@ static void probe_pg_send_query(struct probe_pg *pg)
 	probe_pg_wait(pg, rc == 1 ? EV_WRITE : EV_READ);
 }
 
+/* Admin mode: one command's answer; the next command, or the end. */
+static void probe_pg_admin_result(struct probe_pg *pg, PGresult *res)
+{
+	char detail[80];
+
+	if (pgadmin_result(pg->admin, res, detail, sizeof(detail)) != 0) {
+		probe_pg_finish(pg, PROBE_QUERY_FAILED, detail);
+		return;
+	}
+	if (pgadmin_next(pg->admin)) {
+		probe_pg_send_query(pg);
+		return;
+	}
+	pgadmin_end(pg->admin);
+	probe_pg_finish(pg, PROBE_OK, pgadmin_state_names[pg->admin->state]);
+}
+
 /* The query's answer: one row, one boolean. */
 static void probe_pg_result(struct probe_pg *pg, PGresult *res)
 {
 	char detail[80];
 	const char *code, *msg;
 
+	if (pg->admin) {
+		probe_pg_admin_result(pg, res);
+		return;
+	}
 	switch (lib_pq.PQresultStatus(res)) {
 	case PGRES_TUPLES_OK:
 		if (lib_pq.PQntuples(res) == 1 && lib_pq.PQnfields(res) == 2 &&
@@ -309,6 +334,8 @@ static void probe_pg_poll(struct probe_pg *pg)
 		pg->established = 1;
 	switch (st) {
 	case PGRES_POLLING_OK:
+		if (pg->admin)
+			pgadmin_begin(pg->admin);
 		probe_pg_send_query(pg);
 		return;
 	case PGRES_POLLING_READING:
@@ -541,6 +568,12 @@ static void probe_pg_start(void *impl, struct probe *p)
 	struct probe_pg *pg = impl;
 
 	pg->probe = p;
+	/* A paused database holds every login until RESUME: the admin console
+	 * said so last round, so do not queue one more. */
+	if (pg->hold && pg->query_mode && !pg->admin) {
+		probe_pg_finish(pg, PROBE_OK, "not run: pgbouncer paused");
+		return;
+	}
 	/* A socket directory is libpq's to connect to: nothing to look up. */
 	if (pg->literal || pg->unix_socket) {
 		probe_pg_connect(pg);
@@ -556,8 +589,8 @@ const struct probe_ops probe_pg_ops = {
 };
 
 /* Query mode: libpq's parameters from --pg-conninfo, ours as defaults. */
-static int probe_pg_new_query(struct probe_pg *pg, const char *conninfo, char *err,
-			      size_t errlen)
+static int probe_pg_new_query(struct probe_pg *pg, const char *option,
+			      const char *conninfo, char *err, size_t errlen)
 {
 	char *perr = NULL;
 
@@ -566,7 +599,7 @@ static int probe_pg_new_query(struct probe_pg *pg, const char *conninfo, char *e
 	pg->query_mode = 1;
 	pg->conninfo = lib_pq.PQconninfoParse(conninfo, &perr);
 	if (!pg->conninfo) {
-		snprintf(err, errlen, "--pg-conninfo: %s", perr ? perr : "out of memory");
+		snprintf(err, errlen, "%s: %s", option, perr ? perr : "out of memory");
 		err[strcspn(err, "\n")] = '\0';
 		if (perr)
 			lib_pq.PQfreemem(perr);
@@ -588,6 +621,9 @@ static int probe_pg_new_query(struct probe_pg *pg, const char *conninfo, char *e
 		else if (strcmp(o->keyword, "hostaddr"))
 			probe_pg_param(pg, o->keyword, o->val);
 	}
+	/* The admin console is the virtual database "pgbouncer", always. */
+	if (pg->admin)
+		probe_pg_param(pg, "dbname", "pgbouncer");
 	probe_pg_param(pg, "host", pg->host);
 	/* hostaddr: the address evdns found (filled in before each login); a
 	 * socket directory has none, libpq connects to it itself. */
@@ -619,6 +655,13 @@ struct probe_pg *probe_pg_new(struct event_base *base, struct evdns_base *dns,
 			      const char *host, int port, const char *conninfo,
 			      char *err, size_t errlen)
 {
+	return probe_pg_new_mode(base, dns, host, port, conninfo, NULL, err, errlen);
+}
+
+struct probe_pg *probe_pg_new_mode(struct event_base *base, struct evdns_base *dns,
+				   const char *host, int port, const char *conninfo,
+				   struct pgadmin *admin, char *err, size_t errlen)
+{
 	struct probe_pg *pg = calloc(1, sizeof(*pg));
 
 	if (!pg) {
@@ -632,7 +675,9 @@ struct probe_pg *probe_pg_new(struct event_base *base, struct evdns_base *dns,
 	snprintf(pg->host, sizeof(pg->host), "%s", host);
 	snprintf(pg->port, sizeof(pg->port), "%d", port);
 	resolve_init(&pg->lookup, dns, probe_pg_resolved, pg);
-	if (conninfo ? probe_pg_new_query(pg, conninfo, err, errlen)
+	pg->admin = admin;
+	if (conninfo ? probe_pg_new_query(pg, admin ? "--pgbouncer-admin-conninfo"
+						    : "--pg-conninfo", conninfo, err, errlen)
 		     : probe_pg_new_ping(pg, err, errlen)) {
 		probe_pg_free(pg);
 		return NULL;
@@ -686,4 +731,23 @@ const char *probe_pg_target(const struct probe_pg *pg)
 const char *probe_pg_host(const struct probe_pg *pg)
 {
 	return pg->host;
+}
+
+const char *probe_pg_dbname(const struct probe_pg *pg)
+{
+	const char *user = NULL;
+
+	/* libpq's default database is the user name. */
+	for (int i = 0; i < pg->nparams; i++) {
+		if (!strcmp(pg->keys[i], "dbname"))
+			return pg->vals[i];
+		if (!strcmp(pg->keys[i], "user"))
+			user = pg->vals[i];
+	}
+	return user;
+}
+
+void probe_pg_hold(struct probe_pg *pg, int hold)
+{
+	pg->hold = hold;
 }

@@ -531,6 +531,18 @@ static void profile_judge(const struct profile *p, struct profile_state *st,
 		snprintf(e->reason, sizeof(e->reason), "%s", e->role_reason);
 		return;
 	}
+	if (in->pgb_down) {
+		snprintf(e->reason, sizeof(e->reason), "%s", in->pgb_down);
+		return;
+	}
+	if (in->pgb_drain) {
+		/* A long pause: alive, keep the sessions, send no new ones. */
+		e->up = 1;
+		e->own_admin = 1;
+		e->admin = "drain";
+		snprintf(e->reason, sizeof(e->reason), "%s", in->pgb_drain);
+		return;
+	}
 	if (!pg || pg->result != PROBE_OK) {
 		verdict_reason(in->pg, in->timeout_ms, e->reason, sizeof(e->reason));
 		return;

@@ -102,6 +102,10 @@ struct profile_inputs {
 						 timeout + haproxy-agent-inter:
 						 options_hold_ms()) */
 	int first_round;                      /* happac just started: no hold */
+	const char *pgb_down;                 /* PgBouncer's admin console: a
+						 #reason for down (DISABLE) */
+	const char *pgb_drain;                /* ... for up drain (a pause past
+						 --pause-grace); NULL: none */
 	const struct verdict_probe *leader;   /* OPTIONS /leader when a profile
 						 needs the leader lock that the
 						 -k endpoint's code cannot show

@@ -128,6 +128,14 @@ void status_render(const struct status_view *v, struct evbuffer *out)
 	}
 	evbuffer_add_printf(out, "\n  ],\n  \"override\": %s,",
 			    v->override_json ? v->override_json : "null");
+	evbuffer_add_printf(out, "%s", "\n  \"pgbouncer_admin\": ");
+	if (v->pgb_admin_state) {
+		evbuffer_add_printf(out, "%s", "{\"state\": ");
+		status_json_string(out, v->pgb_admin_state);
+		evbuffer_add_printf(out, ", \"paused_seconds\": %.3f},", v->pgb_paused_s);
+	} else {
+		evbuffer_add_printf(out, "%s", "null,");
+	}
 	evbuffer_add_printf(out, "%s", "\n  \"config\": {");
 	options_print_each(v->opts, status_config_one, &cfg);
 	if (cfg.in_list)

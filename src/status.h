@@ -11,7 +11,7 @@
 struct evbuffer;
 
 /* Probes the daemon runs at most (patroni, pgbouncer, patroni-leader). */
-#define STATUS_MAX_PROBES 3
+#define STATUS_MAX_PROBES 4
 
 struct status_probe {
 	const char *name;
@@ -43,6 +43,8 @@ struct status_view {
 	int profile_count;
 	struct status_profile profiles[PROFILE_MAX];
 	const char *override_json; /* ctl status object, or NULL */
+	const char *pgb_admin_state; /* pgadmin_state_names, NULL: no admin probe */
+	double pgb_paused_s;      /* seconds of the current pause, 0 none */
 };
 
 /* Append the JSON document to out. */

@@ -1,0 +1,69 @@
+/* pause.c - PgBouncer's state -> hold, drain, down or nothing. */
+#include "pause.h"
+
+#include "log.h"
+
+#include <stdio.h>
+
+static void pause_log(struct pause *p, enum pgadmin_state state, const char *detail,
+		      const char *dbname)
+{
+	if (state == p->state)
+		return;
+	if (state == PGADMIN_UNKNOWN)
+		log_warn("pgbouncer admin: state unknown (%s): judging as without "
+			 "--pgbouncer-admin-conninfo", detail && *detail ? detail : "no answer");
+	else if (state == PGADMIN_DB_PAUSED || state == PGADMIN_DB_DISABLED)
+		log_info("pgbouncer admin: %s -> %s (%s)", pgadmin_state_names[p->state],
+			 pgadmin_state_names[state], dbname ? dbname : "?");
+	else
+		log_info("pgbouncer admin: %s -> %s", pgadmin_state_names[p->state],
+			 pgadmin_state_names[state]);
+	p->state = state;
+}
+
+static void pause_grace_word(int grace_ms, char *buf, size_t len)
+{
+	if (grace_ms % 1000 == 0)
+		snprintf(buf, len, "%ds", grace_ms / 1000);
+	else
+		snprintf(buf, len, "%dms", grace_ms);
+}
+
+void pause_update(struct pause *p, enum pgadmin_state state, const char *detail,
+		  const char *dbname, int routing_skipped, int64_t now_us, int grace_ms)
+{
+	char grace[24];
+
+	pause_log(p, state, detail, dbname);
+	p->reason[0] = '\0';
+	if (!pgadmin_is_pause(state)) {
+		p->since_us = 0;
+		if (state == PGADMIN_DB_DISABLED) {
+			snprintf(p->reason, sizeof(p->reason), "pgbouncer: database %s disabled",
+				 dbname ? dbname : "?");
+			p->effect = PAUSE_DOWN;
+			return;
+		}
+		/* Resumed, but this round's routing probe was not run: one more
+		 * round on the old line, so a line is never judged unseen. */
+		p->effect = routing_skipped && state == PGADMIN_RUNNING ? PAUSE_HOLD
+									 : PAUSE_NONE;
+		return;
+	}
+	if (!p->since_us)
+		p->since_us = now_us;
+	if (now_us - p->since_us < (int64_t)grace_ms * 1000) {
+		p->effect = PAUSE_HOLD;
+		return;
+	}
+	pause_grace_word(grace_ms, grace, sizeof(grace));
+	snprintf(p->reason, sizeof(p->reason), "pgbouncer %s for %s",
+		 state == PGADMIN_SUSPENDED ? "suspended" : "paused", grace);
+	p->effect = PAUSE_DRAIN;
+}
+
+double pause_seconds(const struct pause *p, int64_t now_us)
+{
+	return p->since_us ? (double)(now_us - p->since_us) / 1e6 : 0.0;
+}
