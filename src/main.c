@@ -160,7 +160,6 @@ static void main_pgbouncer_state(struct happac *h)
 	pause_update(&h->pause, st, why, r->admin_state.dbname,
 		     pr->result == PROBE_OK && !strncmp(pr->detail, "not run", 7),
 		     util_mono_us(), h->opts.pause_grace_ms);
-	probe_pg_hold(r->pg, pgadmin_is_pause(st));
 }
 
 /* Every round ends here. */
@@ -279,7 +278,7 @@ static struct main_probes *main_probes_new(struct happac *h, const struct option
 	if (!r->patroni)
 		goto fail;
 	r->pg = probe_pg_new(h->base, h->dns, o->patroni_host, o->pg_port,
-			     o->pg_conninfo, err, errlen);
+			     o->pg_conninfo, NULL, err, errlen);
 	if (!r->pg)
 		goto fail;
 	/* One Patroni request per round answers every profile: the first
@@ -307,14 +306,19 @@ static struct main_probes *main_probes_new(struct happac *h, const struct option
 		/* Ping mode routes nowhere: only the global state counts. */
 		if (o->pg_conninfo && db)
 			snprintf(r->admin_state.dbname, sizeof(r->admin_state.dbname), "%s", db);
-		r->admin = probe_pg_new_mode(h->base, h->dns, o->patroni_host, o->pg_port,
-					     o->pgb_admin_conninfo, &r->admin_state, err,
-					     errlen);
+		r->admin = probe_pg_new(h->base, h->dns, o->patroni_host, o->pg_port,
+					o->pgb_admin_conninfo, &r->admin_state, err, errlen);
 		if (!r->admin)
 			goto fail;
 		r->admin_slot = r->count++;
+		probe_pg_gate(r->pg, r->admin, o->timeout_ms / 2);
 	}
+	/* The admin probe starts first: the routing probe waits for it. */
 	if (!r->sched ||
+	    (r->admin &&
+	     probe_sched_add(r->sched, &r->probes[r->admin_slot],
+			     main_view_probe_names[MAIN_PROBE_PGADMIN], &probe_pg_ops,
+			     r->admin) != 0) ||
 	    probe_sched_add(r->sched, &r->probes[MAIN_PROBE_PATRONI],
 			    main_view_probe_names[MAIN_PROBE_PATRONI], &probe_patroni_ops,
 			    r->patroni) != 0 ||
@@ -323,11 +327,7 @@ static struct main_probes *main_probes_new(struct happac *h, const struct option
 	    (r->leader &&
 	     probe_sched_add(r->sched, &r->probes[MAIN_PROBE_LEADER],
 			     main_view_probe_names[MAIN_PROBE_LEADER], &probe_patroni_ops,
-			     r->leader) != 0) ||
-	    (r->admin &&
-	     probe_sched_add(r->sched, &r->probes[r->admin_slot],
-			     main_view_probe_names[MAIN_PROBE_PGADMIN], &probe_pg_ops,
-			     r->admin) != 0)) {
+			     r->leader) != 0)) {
 		snprintf(err, errlen, "cannot set up the probes (out of memory)");
 		goto fail;
 	}

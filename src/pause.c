@@ -8,8 +8,9 @@
 static void pause_log(struct pause *p, enum pgadmin_state state, const char *detail,
 		      const char *dbname)
 {
-	if (state == p->state)
+	if (p->logged && state == p->state)
 		return;
+	p->logged = 1;
 	if (state == PGADMIN_UNKNOWN)
 		log_warn("pgbouncer admin: state unknown (%s): judging as without "
 			 "--pgbouncer-admin-conninfo", detail && *detail ? detail : "no answer");

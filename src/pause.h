@@ -25,6 +25,7 @@ enum pause_effect {
 
 struct pause {
 	enum pgadmin_state state;  /* as last logged */
+	int logged;                /* a state was logged at all */
 	int64_t since_us;          /* start of the current pause, 0 none */
 	enum pause_effect effect;
 	char reason[VERDICT_REASON_MAX];

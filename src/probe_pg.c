@@ -40,7 +40,8 @@ enum probe_pg_stage {
 	PROBE_PG_QUERYING,        /* query mode: the routing query */
 	PROBE_PG_PING_CONNECTING, /* ping: TCP connect in progress */
 	PROBE_PG_PING_SENDING,    /* ping: the StartupMessage */
-	PROBE_PG_PING_READING     /* ping: the server's answer */
+	PROBE_PG_PING_READING,    /* ping: the server's answer */
+	PROBE_PG_GATED            /* query mode: waits for the admin probe */
 };
 
 struct probe_pg {
@@ -55,7 +56,10 @@ struct probe_pg {
 	int portnum;
 	int query_mode;
 	struct pgadmin *admin;           /* admin mode: the console's state */
-	int hold;                        /* query mode: do not log in (paused) */
+	int admin_ok;                    /* admin mode: this attempt answered */
+	struct probe_pg *gate;           /* query mode: the admin probe to wait for */
+	struct probe_pg *waiter;         /* admin mode: the query probe waiting */
+	int gate_wait_ms;                /* ... at most this long */
 	/* ping mode: the StartupMessage, the same for every attempt */
 	unsigned char startup[256];
 	size_t startup_len;
@@ -86,6 +90,10 @@ static void probe_pg_release(void *impl)
 	resolve_cancel(&pg->lookup);
 	if (pg->ev)
 		event_del(pg->ev);
+	/* The waiter's own timer opens its gate if this attempt ends unheard. */
+	pg->waiter = NULL;
+	if (pg->gate && pg->gate->waiter == pg)
+		pg->gate->waiter = NULL;
 	if (pg->conn) {
 		/* libpq 15 has no non-blocking cancel (PQcancel connects and
 		 * waits); closing the client connection makes PgBouncer drop
@@ -101,13 +109,19 @@ static void probe_pg_release(void *impl)
 	pg->stage = PROBE_PG_IDLE;
 }
 
+static void probe_pg_gate_open(struct probe_pg *pg);
+
 static void probe_pg_finish(struct probe_pg *pg, enum probe_result result,
 			    const char *detail)
 {
 	struct probe *p = pg->probe;
+	struct probe_pg *waiter = pg->waiter;
 
+	pg->admin_ok = result == PROBE_OK;
 	probe_pg_release(pg);
 	probe_done(p, result, 0, detail);
+	if (waiter && waiter->stage == PROBE_PG_GATED)
+		probe_pg_gate_open(waiter);
 }
 
 /* With PQERRORS_VERBOSE, a server's error reads "FATAL:  57P03: text". Returns
@@ -495,6 +509,7 @@ static void probe_pg_on_socket(evutil_socket_t fd, short what, void *arg)
 		return;
 	case PROBE_PG_IDLE:
 	case PROBE_PG_RESOLVING:
+	case PROBE_PG_GATED:
 		break;
 	}
 	log_error("internal: pgbouncer socket event in stage %d", (int)pg->stage);
@@ -563,17 +578,9 @@ static void probe_pg_resolved(void *arg, const char *err, const char *addr)
 	probe_pg_connect(pg);
 }
 
-static void probe_pg_start(void *impl, struct probe *p)
+/* Resolve if needed, then connect. */
+static void probe_pg_begin(struct probe_pg *pg)
 {
-	struct probe_pg *pg = impl;
-
-	pg->probe = p;
-	/* A paused database holds every login until RESUME: the admin console
-	 * said so last round, so do not queue one more. */
-	if (pg->hold && pg->query_mode && !pg->admin) {
-		probe_pg_finish(pg, PROBE_OK, "not run: pgbouncer paused");
-		return;
-	}
 	/* A socket directory is libpq's to connect to: nothing to look up. */
 	if (pg->literal || pg->unix_socket) {
 		probe_pg_connect(pg);
@@ -581,6 +588,49 @@ static void probe_pg_start(void *impl, struct probe *p)
 	}
 	pg->stage = PROBE_PG_RESOLVING;
 	resolve_start(&pg->lookup, pg->host);
+}
+
+/* The admin probe answered (or took too long): a paused database holds
+ * every login until RESUME, and a login given up while it waits can leave
+ * the pool stuck (PgBouncer 1.18 after KILL), so none is sent then. */
+static void probe_pg_gate_open(struct probe_pg *pg)
+{
+	struct probe_pg *a = pg->gate;
+
+	event_del(pg->ev);
+	if (a->waiter == pg)
+		a->waiter = NULL;
+	if (a->admin_ok && pgadmin_is_pause(a->admin->state)) {
+		probe_pg_finish(pg, PROBE_OK, "not run: pgbouncer paused");
+		return;
+	}
+	probe_pg_begin(pg);
+}
+
+static void probe_pg_on_gate_timer(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd, (void)what;
+	probe_pg_gate_open(arg);
+}
+
+static void probe_pg_start(void *impl, struct probe *p)
+{
+	struct probe_pg *pg = impl;
+
+	pg->probe = p;
+	pg->admin_ok = 0;
+	/* The scheduler starts the admin probe first; wait for its answer, but
+	 * a silent console must not cost the routing probe its deadline. */
+	if (pg->gate && pg->gate->probe) {
+		struct timeval tv = { pg->gate_wait_ms / 1000, (pg->gate_wait_ms % 1000) * 1000 };
+
+		pg->stage = PROBE_PG_GATED;
+		pg->gate->waiter = pg;
+		event_assign(pg->ev, pg->base, -1, 0, probe_pg_on_gate_timer, pg);
+		event_add(pg->ev, &tv);
+		return;
+	}
+	probe_pg_begin(pg);
 }
 
 const struct probe_ops probe_pg_ops = {
@@ -653,14 +703,7 @@ static int probe_pg_new_ping(struct probe_pg *pg, char *err, size_t errlen)
 
 struct probe_pg *probe_pg_new(struct event_base *base, struct evdns_base *dns,
 			      const char *host, int port, const char *conninfo,
-			      char *err, size_t errlen)
-{
-	return probe_pg_new_mode(base, dns, host, port, conninfo, NULL, err, errlen);
-}
-
-struct probe_pg *probe_pg_new_mode(struct event_base *base, struct evdns_base *dns,
-				   const char *host, int port, const char *conninfo,
-				   struct pgadmin *admin, char *err, size_t errlen)
+			      struct pgadmin *admin, char *err, size_t errlen)
 {
 	struct probe_pg *pg = calloc(1, sizeof(*pg));
 
@@ -747,7 +790,8 @@ const char *probe_pg_dbname(const struct probe_pg *pg)
 	return user;
 }
 
-void probe_pg_hold(struct probe_pg *pg, int hold)
+void probe_pg_gate(struct probe_pg *pg, struct probe_pg *admin, int wait_ms)
 {
-	pg->hold = hold;
+	pg->gate = admin;
+	pg->gate_wait_ms = wait_ms;
 }

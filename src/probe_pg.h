@@ -32,28 +32,27 @@ extern const struct probe_ops probe_pg_ops;
 
 /* dns may be NULL when host is an address literal. conninfo NULL: ping
  * mode; otherwise its host/port override host/port, and libpq is loaded.
- * Returns NULL with err set on a bad conninfo or when libpq cannot be
- * loaded. Caller frees with probe_pg_free() after the scheduler is gone. */
+ * admin non-NULL: admin mode (--pgbouncer-admin-conninfo): conninfo's
+ * login with dbname always "pgbouncer"; each attempt runs pgadmin's
+ * commands and ends PROBE_OK with admin->state set (admin must outlive the
+ * probe). Returns NULL with err set on a bad conninfo or when libpq cannot
+ * be loaded. Caller frees with probe_pg_free() after the scheduler is
+ * gone. */
+struct pgadmin;
 struct probe_pg *probe_pg_new(struct event_base *base, struct evdns_base *dns,
 			      const char *host, int port, const char *conninfo,
-			      char *err, size_t errlen);
+			      struct pgadmin *admin, char *err, size_t errlen);
 void probe_pg_free(struct probe_pg *pg);
-
-/* Admin mode (--pgbouncer-admin-conninfo): conninfo's login, dbname always
- * "pgbouncer"; each attempt runs pgadmin's commands and ends PROBE_OK with
- * admin->state set. admin must outlive the probe. */
-struct pgadmin;
-struct probe_pg *probe_pg_new_mode(struct event_base *base, struct evdns_base *dns,
-				   const char *host, int port, const char *conninfo,
-				   struct pgadmin *admin, char *err, size_t errlen);
 
 /* Query mode: the database the routing probe logs in to (dbname, else
  * user), or NULL when the conninfo names neither. */
 const char *probe_pg_dbname(const struct probe_pg *pg);
-/* Query mode: while hold is set, an attempt does not log in (PgBouncer
- * would hold the login of a paused database) and ends PROBE_OK at once
- * with detail "not run: pgbouncer paused". */
-void probe_pg_hold(struct probe_pg *pg, int hold);
+/* Query mode: each attempt first waits (at most wait_ms) for the admin
+ * probe's attempt of the same round, which the scheduler starts first;
+ * when that says paused, the attempt does not log in (PgBouncer would hold
+ * the login) and ends PROBE_OK at once with detail "not run: pgbouncer
+ * paused". */
+void probe_pg_gate(struct probe_pg *pg, struct probe_pg *admin, int wait_ms);
 
 /* "127.0.0.1:6432", "[::1]:6432" or "/run/postgresql/.s.PGSQL.6432", for
  * the #reason. */
