@@ -7,6 +7,7 @@ A pause must never turn into down: the line stays, and only after
 database. An admin console that refuses or never answers changes nothing.
 """
 
+import signal
 import socket
 import threading
 import time
@@ -178,3 +179,71 @@ def test_hanging_admin_console_falls_back_within_deadline(happac, backends):
         assert "pgbouncer admin: state unknown (timeout" in h.log()
     finally:
         hang_standin.close()
+
+
+SCRAM_PGB_PORT = 6434
+
+
+@pytest.fixture
+def scram_pgbouncer(workdir, _postgres):
+    """A private PgBouncer whose console asks for SCRAM-SHA-256: user
+    pgbouncer (admin, password "right") and app (no console rights)."""
+    import os
+    import pwd
+    import procs
+    d = os.path.join(workdir, "pgbouncer-scram")
+    os.makedirs(d, exist_ok=True)
+    pw = pwd.getpwnam("postgres")
+    os.chown(d, pw.pw_uid, pw.pw_gid)
+    with open(os.path.join(d, "users.txt"), "w") as f:
+        f.write('"pgbouncer" "right"\n"app" "apppw"\n')
+    ini = (procs.PGB_INI.replace("listen_port = {pgb_port}", "listen_port = %d" % SCRAM_PGB_PORT)
+           .replace("auth_type = any", "auth_type = scram-sha-256\nauth_file = %s/users.txt" % d)
+           .replace("stats_users = pgbouncer", "stats_users =")
+           .format(addr=ADDR, pg_port=procs.PG_PORT, pgb_port=SCRAM_PGB_PORT, dir=d))
+    with open(os.path.join(d, "pgbouncer.ini"), "w") as f:
+        f.write(ini)
+    p = procs.Proc("pgbouncer-scram", [procs.PGBOUNCER, os.path.join(d, "pgbouncer.ini")],
+                   os.path.join(d, "stderr.log"), user="postgres")
+    try:
+        procs.poll_until(lambda: procs.port_accepts(ADDR, SCRAM_PGB_PORT), 30,
+                         what="PgBouncer on %s:%d" % (ADDR, SCRAM_PGB_PORT))
+        yield d
+    finally:
+        p.stop(sig=signal.SIGINT, timeout=10)
+
+
+def passfile(d, user, password):
+    import os
+    path = os.path.join(d, "pgpass-%s" % user)
+    with open(path, "w") as f:
+        f.write("%s:%d:pgbouncer:%s:%s\n" % (ADDR, SCRAM_PGB_PORT, user, password))
+    os.chmod(path, 0o600)
+    return path
+
+
+def test_scram_admin_login_from_passfile(happac, backends, scram_pgbouncer):
+    """libpq does the SCRAM exchange; the password comes from a passfile."""
+    h = happac("--pg-conninfo", CONNINFO, "--pgbouncer-admin-conninfo",
+               "user=pgbouncer port=%d passfile=%s"
+               % (SCRAM_PGB_PORT, passfile(scram_pgbouncer, "pgbouncer", "right")), **TIMING)
+    poll = time.monotonic() + 3
+    while "unknown -> running" not in h.log() and time.monotonic() < poll:
+        time.sleep(0.05)
+    assert "pgbouncer admin: unknown -> running" in h.log()
+    assert "state unknown" not in h.log()
+
+
+@pytest.mark.parametrize("user,password,why", [
+    ("pgbouncer", "wrong", "SASL authentication failed"),
+    ("app", "apppw", "not allowed"),
+])
+def test_bad_admin_login_falls_back(happac, backends, scram_pgbouncer, user, password, why):
+    """A wrong password, or a user without console rights: unknown, logged
+    once with PgBouncer's reason, the verdict the routing probe's alone."""
+    h = happac("--pg-conninfo", CONNINFO, "--pgbouncer-admin-conninfo",
+               "user=%s port=%d passfile=%s"
+               % (user, SCRAM_PGB_PORT, passfile(scram_pgbouncer, user, password)), **TIMING)
+    assert replies_for(1.0) == ["up\n"]
+    lines = [line for line in h.log().splitlines() if "state unknown" in line]
+    assert len(lines) == 1 and why in lines[0], h.log()
