@@ -188,10 +188,11 @@ static void main_probes_free(struct main_probes *r)
 	if (!r)
 		return;
 	probe_sched_free(r->sched);
+	if (r->admin) /* --pgbouncer-admin-conninfo */
+		probe_pg_free(r->admin);
 	probe_patroni_free(r->patroni);
 	probe_pg_free(r->pg);
 	probe_patroni_free(r->leader);
-	probe_pg_free(r->admin);
 	free(r);
 }
 

@@ -60,16 +60,13 @@ const struct options_def options_table[OPTIONS_COUNT] = {
 	  "in a passfile (secrets here are warned about, never shown)",
 	  OPTIONS_ANYWHERE },
 	{ "pgbouncer-admin-conninfo", 0, OPTIONS_KIND_CONNINFO, "CONNINFO", NULL, 0, 0,
-	  OFF(pgb_admin_conninfo),
-	  "Also log in to PgBouncer's admin console (dbname is always pgbouncer; "
-	  "host and port default to -h and -r) and read SHOW STATE / SHOW "
-	  "DATABASES each round: a pause keeps the line, DISABLE says down",
-	  OPTIONS_ANYWHERE },
+	  OFF(pgb_admin_conninfo), "Also log in to PgBouncer's admin console "
+	  "(dbname is always pgbouncer; host and port default to -h and -r) and "
+	  "read SHOW STATE / SHOW DATABASES each round: a pause keeps the line, "
+	  "DISABLE says down", OPTIONS_ANYWHERE },
 	{ "pause-grace", 0, OPTIONS_KIND_DURATION, "DURATION", "60s", 0, 86400000,
-	  OFF(pause_grace_ms),
-	  "A PgBouncer pause longer than this says 'up drain' "
-	  "(needs --pgbouncer-admin-conninfo)",
-	  OPTIONS_ANYWHERE },
+	  OFF(pause_grace_ms), "With --pgbouncer-admin-conninfo: a PgBouncer pause "
+	  "longer than this says 'up drain'", OPTIONS_ANYWHERE },
 	{ "patroni-scheme", 0, OPTIONS_KIND_SCHEME, "http|https", "http", 0, 0,
 	  OFF(patroni_scheme), "Scheme of the Patroni REST API",
 	  OPTIONS_ANYWHERE },

@@ -8,13 +8,9 @@
 #include <stdio.h>
 #include <string.h>
 
+/* In enum pgadmin_state's order. */
 const char *const pgadmin_state_names[PGADMIN_STATE_COUNT] = {
-	[PGADMIN_UNKNOWN] = "unknown",
-	[PGADMIN_RUNNING] = "running",
-	[PGADMIN_DB_PAUSED] = "database paused",
-	[PGADMIN_PAUSED] = "paused",
-	[PGADMIN_SUSPENDED] = "suspended",
-	[PGADMIN_DB_DISABLED] = "database disabled",
+	"unknown", "running", "database paused", "paused", "suspended", "database disabled",
 };
 
 enum pgadmin_step { PGADMIN_STEP_STATE, PGADMIN_STEP_DATABASES, PGADMIN_STEP_DONE };

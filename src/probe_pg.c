@@ -701,6 +701,26 @@ static int probe_pg_new_ping(struct probe_pg *pg, char *err, size_t errlen)
 	return 0;
 }
 
+const char *probe_pg_dbname(const struct probe_pg *pg)
+{
+	const char *user = NULL;
+
+	/* libpq's default database is the user name. */
+	for (int i = 0; i < pg->nparams; i++) {
+		if (!strcmp(pg->keys[i], "dbname"))
+			return pg->vals[i];
+		if (!strcmp(pg->keys[i], "user"))
+			user = pg->vals[i];
+	}
+	return user;
+}
+
+void probe_pg_gate(struct probe_pg *pg, struct probe_pg *admin, int wait_ms)
+{
+	pg->gate = admin;
+	pg->gate_wait_ms = wait_ms;
+}
+
 struct probe_pg *probe_pg_new(struct event_base *base, struct evdns_base *dns,
 			      const char *host, int port, const char *conninfo,
 			      struct pgadmin *admin, char *err, size_t errlen)
@@ -776,22 +796,3 @@ const char *probe_pg_host(const struct probe_pg *pg)
 	return pg->host;
 }
 
-const char *probe_pg_dbname(const struct probe_pg *pg)
-{
-	const char *user = NULL;
-
-	/* libpq's default database is the user name. */
-	for (int i = 0; i < pg->nparams; i++) {
-		if (!strcmp(pg->keys[i], "dbname"))
-			return pg->vals[i];
-		if (!strcmp(pg->keys[i], "user"))
-			user = pg->vals[i];
-	}
-	return user;
-}
-
-void probe_pg_gate(struct probe_pg *pg, struct probe_pg *admin, int wait_ms)
-{
-	pg->gate = admin;
-	pg->gate_wait_ms = wait_ms;
-}

@@ -11,11 +11,13 @@ import signal
 import socket
 import threading
 import time
+from contextlib import closing
 
 import pytest
 
 from agent_client import check, equals, starts, wait_reply
 from procs import ADDR, AGENT_PORT, PGB_PORT
+from test_override_state import lines_for
 from test_routing import ALT_PGB_PORT, alt_pgbouncer  # noqa: F401 - a fixture
 
 CONNINFO = "dbname=postgres user=postgres"
@@ -28,15 +30,12 @@ TIMING = dict(interval="200ms", timeout="500ms")
 def admin(command, port=PGB_PORT):
     """One admin-console command, as an operator types it; the rows."""
     import psycopg2
-    conn = psycopg2.connect(host=ADDR, port=port, dbname="pgbouncer",
-                            user="pgbouncer", connect_timeout=5)
-    conn.autocommit = True
-    try:
-        with conn.cursor() as cur:
-            cur.execute(command)
-            return cur.fetchall() if cur.description else None
-    finally:
-        conn.close()
+    with closing(psycopg2.connect(host=ADDR, port=port, dbname="pgbouncer",
+                                  user="pgbouncer", connect_timeout=5)) as conn:
+        conn.autocommit = True
+        cur = conn.cursor()
+        cur.execute(command)
+        return cur.fetchall() if cur.description else None
 
 
 def happac_waiting(port=PGB_PORT):
@@ -56,25 +55,13 @@ def resume():
             pass
 
 
-def replies_for(seconds):
-    """Every distinct reply over the given time."""
-    seen = []
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        r = check(AGENT_PORT)[0]
-        if r not in seen:
-            seen.append(r)
-        time.sleep(0.05)
-    return seen
-
-
 def test_pause_keeps_up_then_drains_after_grace(happac, backends, resume):
     h = happac("--pg-conninfo", CONNINFO, "--pgbouncer-admin-conninfo", ADMIN,
                "--pause-grace", "2s", **TIMING)
     wait_reply(AGENT_PORT, equals("up\n"), 5)
     admin("PAUSE postgres")
     # Within the grace: never down, never maint, never a timeout.
-    seen = replies_for(1.5)
+    seen = lines_for(1.5)
     assert seen == ["up\n"], seen
     # The routing probe is not sent into the paused database.
     assert happac_waiting() == []
@@ -101,7 +88,7 @@ def test_client_held_by_pause_gets_its_answer_after_resume(happac, backends, res
         conn.close()
     t = threading.Thread(target=client, daemon=True)
     t.start()
-    seen = replies_for(2.0)
+    seen = lines_for(2.0)
     assert seen == ["up\n"], seen
     assert t.is_alive() and "answer" not in result, "the pause did not hold the client"
     admin("RESUME postgres")
@@ -128,14 +115,14 @@ def test_kill_db_holds_like_a_pause(happac, backends, alt_pgbouncer):
                pg_port=ALT_PGB_PORT, **TIMING)
     wait_reply(AGENT_PORT, equals("up\n"), 5)
     admin("KILL postgres", ALT_PGB_PORT)
-    seen = replies_for(1.5)
+    seen = lines_for(1.5)
     assert seen == ["up\n"], seen
     assert happac_waiting(ALT_PGB_PORT) == []
     assert "-> database paused (postgres)" in h.log()
     admin("RESUME postgres", ALT_PGB_PORT)
     admin("RECONNECT postgres", ALT_PGB_PORT)
     # RECONNECT is not a state: the routing probe sees a working pool.
-    assert replies_for(1.5) == ["up\n"]
+    assert lines_for(1.5) == ["up\n"]
     assert "database paused -> running" in h.log()
 
 
@@ -159,7 +146,7 @@ def test_refused_admin_console_falls_back(happac, backends):
     unknown, logged once, and the verdict is the routing probe's alone."""
     h = happac("--pg-conninfo", CONNINFO,
                "--pgbouncer-admin-conninfo", "user=pgbouncer port=%d" % (PGB_PORT + 50), **TIMING)
-    assert replies_for(0.6) == ["up\n"]
+    assert lines_for(0.6) == ["up\n"]
     assert "pgbouncer admin: state unknown (connection refused)" in h.log()
     assert h.log().count("state unknown") == 1
 
@@ -175,7 +162,7 @@ def test_hanging_admin_console_falls_back_within_deadline(happac, backends):
         port = hang_standin.getsockname()[1]
         h = happac("--pg-conninfo", CONNINFO,
                    "--pgbouncer-admin-conninfo", "user=pgbouncer port=%d" % port, **TIMING)
-        assert replies_for(1.0) == ["up\n"]
+        assert lines_for(1.0) == ["up\n"]
         assert "pgbouncer admin: state unknown (timeout" in h.log()
     finally:
         hang_standin.close()
@@ -244,6 +231,6 @@ def test_bad_admin_login_falls_back(happac, backends, scram_pgbouncer, user, pas
     h = happac("--pg-conninfo", CONNINFO, "--pgbouncer-admin-conninfo",
                "user=%s port=%d passfile=%s"
                % (user, SCRAM_PGB_PORT, passfile(scram_pgbouncer, user, password)), **TIMING)
-    assert replies_for(1.0) == ["up\n"]
+    assert lines_for(1.0) == ["up\n"]
     lines = [line for line in h.log().splitlines() if "state unknown" in line]
     assert len(lines) == 1 and why in lines[0], h.log()
