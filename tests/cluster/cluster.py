@@ -506,6 +506,7 @@ class Cluster:
         self.dir = None
         self.procs = {}          # name -> Popen (the process is its own process group)
         self.happac_problems = []  # happac exits other than 0 after SIGTERM, with log tails
+        self.happac_extra = {}   # node -> more arguments for its main happac (a test's)
         self._noted = set()
         self._stopped = False
         self._pw = pwd.getpwnam(POSTGRES_USER)
@@ -994,7 +995,8 @@ server_login_retry = {PGBOUNCER_LOGIN_RETRY}
                 # operator overrides, as the shipped unit enables them
                 "--control-socket", self.node_dir(n) / "happac.sock",
                 "--state-file", self.node_dir(n) / "happac.state"] + (
-                    ["-v"] if os.environ.get("HAPPAC_LAB_VERBOSE") else [])
+                    ["-v"] if os.environ.get("HAPPAC_LAB_VERBOSE") else []) + list(
+                        self.happac_extra.get(n, ()))
 
     def start_happac(self, n):
         old = self.procs.get(f"happac{n}")

@@ -1,0 +1,94 @@
+"""PgBouncer maintenance under HAProxy scenario B (issue 14): a PAUSE of the
+routed database on the primary's PgBouncer must never take the server DOWN.
+
+The primary's happac is restarted in routing mode with
+--pgbouncer-admin-conninfo and a short --pause-grace; its PgBouncer gets
+`PAUSE postgres` for 10 s (what 1.18 can show; 1.19+ would show a global
+PAUSE too). Throughout, happac never says down or maint and HAProxy never
+marks the server DOWN or MAINT; within the grace it stays UP; a client that
+connects through HAProxy during the pause gets its answer after RESUME.
+"""
+
+import threading
+import time
+from contextlib import closing
+
+import psycopg2
+import pytest
+
+import happac_cluster as hc
+
+GRACE = 6.0
+PAUSE_FOR = 10.0
+
+
+@pytest.fixture
+def healthy(lab):
+    return lab.wait_healthy(timeout=120)
+
+
+def console(n, command):
+    with closing(psycopg2.connect(host=hc.node_addr(n), port=hc.PGBOUNCER_PORT,
+                                  dbname="pgbouncer", user="pgbouncer",
+                                  connect_timeout=5)) as conn:
+        conn.autocommit = True
+        conn.cursor().execute(command)
+
+
+@pytest.fixture
+def admin_happac(lab, healthy):
+    p = lab.primary()
+    lab.happac_extra[p] = ["--pg-conninfo", "dbname=postgres user=postgres",
+                           "--pgbouncer-admin-conninfo", "user=pgbouncer",
+                           "--pause-grace", "%ds" % GRACE]
+    lab.restart_happac(p)
+    lab.wait_haproxy(p)
+    yield p
+    try:
+        console(p, "RESUME postgres")
+    except psycopg2.Error:
+        pass  # not paused any more
+    lab.happac_extra.pop(p, None)
+    lab.restart_happac(p)
+    lab.wait_haproxy(p)
+
+
+def test_pause_keeps_server_up_then_drain(lab, admin_happac):
+    p = admin_happac
+    answer = {}
+
+    def client():
+        t0 = time.monotonic()
+        with closing(psycopg2.connect(host="127.0.0.1", port=hc.PORT_B, dbname="postgres",
+                                      user="postgres", connect_timeout=30)) as conn:
+            with conn.cursor() as cur:
+                cur.execute("SELECT 7")
+                answer["value"] = cur.fetchone()[0]
+                answer["after"] = time.monotonic() - t0
+
+    console(p, "PAUSE postgres")
+    paused_at = time.monotonic()
+    t = threading.Thread(target=client, daemon=True)
+    t.start()
+    replies, states = [], []
+    while time.monotonic() - paused_at < PAUSE_FOR:
+        elapsed = time.monotonic() - paused_at
+        raw, err = hc.agent_reply(p)
+        r = raw.decode("ascii", "replace") if raw else str(err)
+        st = lab.server_states()["scenario_b_write"][p]
+        replies.append((round(elapsed, 1), r))
+        states.append((round(elapsed, 1), st))
+        time.sleep(0.2)
+    assert "value" not in answer, "the pause did not hold the client"
+    console(p, "RESUME postgres")
+    t.join(15)
+    assert answer.get("value") == 7, answer
+    assert answer["after"] >= PAUSE_FOR - 1.0
+    assert all(not r.startswith("down") and "maint" not in r for _, r in replies), replies
+    assert all(s in ("UP", "DRAIN") for _, s in states), states
+    # Within the grace (less a round and a check): UP and "up".
+    early = GRACE - hc.HAPPAC_INTERVAL - hc.HAPPAC_TIMEOUT - 1.0
+    assert all(s == "UP" for e, s in states if e < early), states
+    assert any(r.startswith("up drain #pgbouncer paused for 6s") for _, r in replies), replies
+    assert any(s == "DRAIN" for _, s in states), states
+    lab.wait_haproxy(p)
