@@ -1,0 +1,78 @@
+/* Unit tests for pause.c: what PgBouncer's admin state does to the lines -
+ * a pause holds them, a long one drains, DISABLE is down, silence is
+ * nothing at all. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "pause.h"
+#include "unit.h"
+
+#include <string.h>
+
+#define SEC 1000000LL
+
+/* One step of a run: the state at a time, what it must mean. */
+struct pause_step {
+	enum pgadmin_state state;
+	int skipped;           /* the routing probe was not run this round */
+	int64_t at_us;
+	enum pause_effect effect;
+	const char *reason;    /* "" for none */
+};
+
+static void run(const struct pause_step *steps, size_t n, int grace_ms)
+{
+	struct pause p;
+
+	memset(&p, 0, sizeof(p));
+	for (size_t i = 0; i < n; i++) {
+		const struct pause_step *s = &steps[i];
+
+		pause_update(&p, s->state, "timeout", "postgres", s->skipped, s->at_us, grace_ms);
+		if (p.effect != s->effect || strcmp(p.reason, s->reason))
+			fail_msg("step %zu (%s at %llds): effect %d '%s', want %d '%s'", i,
+				 pgadmin_state_names[s->state], (long long)(s->at_us / SEC),
+				 (int)p.effect, p.reason, (int)s->effect, s->reason);
+	}
+}
+
+static void test_pause_holds_then_drains(void **state)
+{
+	static const struct pause_step steps[] = {
+		{ PGADMIN_RUNNING, 0, 1 * SEC, PAUSE_NONE, "" },
+		{ PGADMIN_DB_PAUSED, 0, 2 * SEC, PAUSE_HOLD, "" },
+		{ PGADMIN_DB_PAUSED, 1, 61 * SEC, PAUSE_HOLD, "" },
+		{ PGADMIN_PAUSED, 1, 62 * SEC, PAUSE_DRAIN, "pgbouncer paused for 60s" },
+		{ PGADMIN_SUSPENDED, 1, 63 * SEC, PAUSE_DRAIN, "pgbouncer suspended for 60s" },
+		/* resumed: the round that skipped the routing probe still holds */
+		{ PGADMIN_RUNNING, 1, 64 * SEC, PAUSE_HOLD, "" },
+		{ PGADMIN_RUNNING, 0, 65 * SEC, PAUSE_NONE, "" },
+		/* a new pause starts its grace again */
+		{ PGADMIN_PAUSED, 0, 66 * SEC, PAUSE_HOLD, "" },
+	};
+
+	(void)state;
+	run(steps, sizeof(steps) / sizeof(steps[0]), 60000);
+}
+
+static void test_disabled_and_unknown(void **state)
+{
+	static const struct pause_step steps[] = {
+		{ PGADMIN_DB_DISABLED, 0, 1 * SEC, PAUSE_DOWN, "pgbouncer: database postgres disabled" },
+		{ PGADMIN_UNKNOWN, 0, 2 * SEC, PAUSE_NONE, "" },
+		/* an unknown round ends a pause: nothing is held on silence */
+		{ PGADMIN_PAUSED, 0, 3 * SEC, PAUSE_HOLD, "" },
+		{ PGADMIN_UNKNOWN, 1, 4 * SEC, PAUSE_NONE, "" },
+		{ PGADMIN_PAUSED, 0, 5 * SEC, PAUSE_HOLD, "" },
+		{ PGADMIN_PAUSED, 0, 5 * SEC + 500000, PAUSE_DRAIN, "pgbouncer paused for 500ms" },
+	};
+
+	(void)state;
+	run(steps, sizeof(steps) / sizeof(steps[0]), 500);
+}
+
+UNIT_MAIN(cmocka_unit_test(test_pause_holds_then_drains),
+	  cmocka_unit_test(test_disabled_and_unknown))
