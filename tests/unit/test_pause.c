@@ -61,7 +61,8 @@ static void test_pause_holds_then_drains(void **state)
 static void test_disabled_and_unknown(void **state)
 {
 	static const struct pause_step steps[] = {
-		{ PGADMIN_DB_DISABLED, 0, 1 * SEC, PAUSE_DOWN, "pgbouncer: database postgres disabled" },
+		{ PGADMIN_DB_DISABLED, 0, 1 * SEC, PAUSE_DOWN,
+		  "pgbouncer: database postgres disabled" },
 		{ PGADMIN_UNKNOWN, 0, 2 * SEC, PAUSE_NONE, "" },
 		/* an unknown round ends a pause: nothing is held on silence */
 		{ PGADMIN_PAUSED, 0, 3 * SEC, PAUSE_HOLD, "" },
