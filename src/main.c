@@ -158,7 +158,9 @@ static void main_pgbouncer_state(struct happac *h)
 	snprintf(why, sizeof(why), "%s%s%s", probe_result_names[ar->result],
 		 ar->detail[0] ? ": " : "", ar->detail);
 	pause_update(&h->pause, st, why, r->admin_state.dbname,
-		     pr->result == PROBE_OK && !strncmp(pr->detail, "not run", 7),
+		     pr->result != PROBE_OK ? PAUSE_ROUTING_FAILED
+		     : !strncmp(pr->detail, "not run", 7) ? PAUSE_ROUTING_SKIPPED
+							: PAUSE_ROUTING_OK,
 		     util_mono_us(), h->opts.pause_grace_ms);
 }
 

@@ -32,13 +32,16 @@ static void pause_grace_word(int grace_ms, char *buf, size_t len)
 }
 
 void pause_update(struct pause *p, enum pgadmin_state state, const char *detail,
-		  const char *dbname, int routing_skipped, int64_t now_us, int grace_ms)
+		  const char *dbname, enum pause_routing routing, int64_t now_us,
+		  int grace_ms)
 {
 	char grace[24];
 
 	pause_log(p, state, detail, dbname);
 	p->reason[0] = '\0';
 	if (!pgadmin_is_pause(state)) {
+		if (p->since_us)
+			p->resumed_us = now_us;
 		p->since_us = 0;
 		if (state == PGADMIN_DB_DISABLED) {
 			snprintf(p->reason, sizeof(p->reason), "pgbouncer: database %s disabled",
@@ -46,10 +49,12 @@ void pause_update(struct pause *p, enum pgadmin_state state, const char *detail,
 			p->effect = PAUSE_DOWN;
 			return;
 		}
-		/* Resumed, but this round's routing probe was not run: one more
-		 * round on the old line, so a line is never judged unseen. */
-		p->effect = routing_skipped && state == PGADMIN_RUNNING ? PAUSE_HOLD
-									 : PAUSE_NONE;
+		/* Resumed, but this round's routing probe was not run, or the
+		 * pool is still refilling: the old line a little longer. */
+		p->effect = state == PGADMIN_RUNNING &&
+			    (routing == PAUSE_ROUTING_SKIPPED ||
+			     (routing == PAUSE_ROUTING_FAILED && p->resumed_us &&
+			      now_us - p->resumed_us < PAUSE_SETTLE_US)) ? PAUSE_HOLD : PAUSE_NONE;
 		return;
 	}
 	if (!p->since_us)

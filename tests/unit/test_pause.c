@@ -13,11 +13,14 @@
 #include <string.h>
 
 #define SEC 1000000LL
+#define OK PAUSE_ROUTING_OK
+#define SKIP PAUSE_ROUTING_SKIPPED
+#define FAIL PAUSE_ROUTING_FAILED
 
 /* One step of a run: the state at a time, what it must mean. */
 struct pause_step {
 	enum pgadmin_state state;
-	int skipped;           /* the routing probe was not run this round */
+	enum pause_routing routing;
 	int64_t at_us;
 	enum pause_effect effect;
 	const char *reason;    /* "" for none */
@@ -31,7 +34,7 @@ static void run(const struct pause_step *steps, size_t n, int grace_ms)
 	for (size_t i = 0; i < n; i++) {
 		const struct pause_step *s = &steps[i];
 
-		pause_update(&p, s->state, "timeout", "postgres", s->skipped, s->at_us, grace_ms);
+		pause_update(&p, s->state, "timeout", "postgres", s->routing, s->at_us, grace_ms);
 		if (p.effect != s->effect || strcmp(p.reason, s->reason))
 			fail_msg("step %zu (%s at %llds): effect %d '%s', want %d '%s'", i,
 				 pgadmin_state_names[s->state], (long long)(s->at_us / SEC),
@@ -42,16 +45,20 @@ static void run(const struct pause_step *steps, size_t n, int grace_ms)
 static void test_pause_holds_then_drains(void **state)
 {
 	static const struct pause_step steps[] = {
-		{ PGADMIN_RUNNING, 0, 1 * SEC, PAUSE_NONE, "" },
-		{ PGADMIN_DB_PAUSED, 0, 2 * SEC, PAUSE_HOLD, "" },
-		{ PGADMIN_DB_PAUSED, 1, 61 * SEC, PAUSE_HOLD, "" },
-		{ PGADMIN_PAUSED, 1, 62 * SEC, PAUSE_DRAIN, "pgbouncer paused for 60s" },
-		{ PGADMIN_SUSPENDED, 1, 63 * SEC, PAUSE_DRAIN, "pgbouncer suspended for 60s" },
+		{ PGADMIN_RUNNING, OK, 1 * SEC, PAUSE_NONE, "" },
+		{ PGADMIN_DB_PAUSED, OK, 2 * SEC, PAUSE_HOLD, "" },
+		{ PGADMIN_DB_PAUSED, SKIP, 61 * SEC, PAUSE_HOLD, "" },
+		{ PGADMIN_PAUSED, SKIP, 62 * SEC, PAUSE_DRAIN, "pgbouncer paused for 60s" },
+		{ PGADMIN_SUSPENDED, SKIP, 63 * SEC, PAUSE_DRAIN, "pgbouncer suspended for 60s" },
 		/* resumed: the round that skipped the routing probe still holds */
-		{ PGADMIN_RUNNING, 1, 64 * SEC, PAUSE_HOLD, "" },
-		{ PGADMIN_RUNNING, 0, 65 * SEC, PAUSE_NONE, "" },
+		{ PGADMIN_RUNNING, SKIP, 64 * SEC, PAUSE_HOLD, "" },
+		/* the pool refilling after RESUME: a failing routing probe holds,
+		 * but only for PAUSE_SETTLE_US */
+		{ PGADMIN_RUNNING, FAIL, 68 * SEC, PAUSE_HOLD, "" },
+		{ PGADMIN_RUNNING, FAIL, 69 * SEC, PAUSE_NONE, "" },
+		{ PGADMIN_RUNNING, OK, 70 * SEC, PAUSE_NONE, "" },
 		/* a new pause starts its grace again */
-		{ PGADMIN_PAUSED, 0, 66 * SEC, PAUSE_HOLD, "" },
+		{ PGADMIN_PAUSED, OK, 71 * SEC, PAUSE_HOLD, "" },
 	};
 
 	(void)state;
@@ -61,14 +68,14 @@ static void test_pause_holds_then_drains(void **state)
 static void test_disabled_and_unknown(void **state)
 {
 	static const struct pause_step steps[] = {
-		{ PGADMIN_DB_DISABLED, 0, 1 * SEC, PAUSE_DOWN,
+		{ PGADMIN_DB_DISABLED, OK, 1 * SEC, PAUSE_DOWN,
 		  "pgbouncer: database postgres disabled" },
-		{ PGADMIN_UNKNOWN, 0, 2 * SEC, PAUSE_NONE, "" },
+		{ PGADMIN_UNKNOWN, OK, 2 * SEC, PAUSE_NONE, "" },
 		/* an unknown round ends a pause: nothing is held on silence */
-		{ PGADMIN_PAUSED, 0, 3 * SEC, PAUSE_HOLD, "" },
-		{ PGADMIN_UNKNOWN, 1, 4 * SEC, PAUSE_NONE, "" },
-		{ PGADMIN_PAUSED, 0, 5 * SEC, PAUSE_HOLD, "" },
-		{ PGADMIN_PAUSED, 0, 5 * SEC + 500000, PAUSE_DRAIN, "pgbouncer paused for 500ms" },
+		{ PGADMIN_PAUSED, OK, 3 * SEC, PAUSE_HOLD, "" },
+		{ PGADMIN_UNKNOWN, SKIP, 4 * SEC, PAUSE_NONE, "" },
+		{ PGADMIN_PAUSED, OK, 5 * SEC, PAUSE_HOLD, "" },
+		{ PGADMIN_PAUSED, OK, 5 * SEC + 500000, PAUSE_DRAIN, "pgbouncer paused for 500ms" },
 	};
 
 	(void)state;
