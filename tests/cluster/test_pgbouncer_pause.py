@@ -2,9 +2,10 @@
 routed database on the primary's PgBouncer must never take the server DOWN.
 
 The primary's happac is restarted in routing mode with
---pgbouncer-admin-conninfo and a short --pause-grace; its PgBouncer gets
-`PAUSE postgres` for 10 s (what 1.18 can show; 1.19+ would show a global
-PAUSE too). Throughout, happac never says down or maint and HAProxy never
+--pgbouncer-admin-conninfo and a short --pause-grace; its PgBouncer is
+paused for 10 s: `PAUSE postgres` on PgBouncer 1.18 (debian12, which has no
+SHOW STATE), a global `PAUSE` on 1.19+ (debian13: seen through SHOW STATE).
+Throughout, happac never says down or maint and HAProxy never
 marks the server DOWN or MAINT; within the grace it stays UP; a client that
 connects through HAProxy during the pause gets its answer after RESUME.
 """
@@ -45,7 +46,7 @@ def admin_happac(lab, healthy):
     lab.wait_haproxy(p)
     yield p
     try:
-        console(p, "RESUME postgres")
+        console(p, pause_commands(lab)[1])
     except psycopg2.Error:
         pass  # not paused any more
     # HAProxy must hear `ready` (a drain happac said) before happac restarts.
@@ -55,8 +56,16 @@ def admin_happac(lab, healthy):
     lab.wait_haproxy(p)
 
 
+def pause_commands(lab):
+    """(pause, resume): a global PAUSE where SHOW STATE can show it."""
+    if lab.stack.name == "debian12":
+        return "PAUSE postgres", "RESUME postgres"
+    return "PAUSE", "RESUME"
+
+
 def test_pause_keeps_server_up_then_drain(lab, admin_happac):
     p = admin_happac
+    pause, resume = pause_commands(lab)
     answer = {}
 
     def client():
@@ -74,7 +83,7 @@ def test_pause_keeps_server_up_then_drain(lab, admin_happac):
                 answer["value"] = cur.fetchone()[0]
                 answer["after"] = time.monotonic() - t0
 
-    console(p, "PAUSE postgres")
+    console(p, pause)
     paused_at = time.monotonic()
     t = threading.Thread(target=client, daemon=True)
     t.start()
@@ -84,7 +93,7 @@ def test_pause_keeps_server_up_then_drain(lab, admin_happac):
         elapsed = time.monotonic() - paused_at
         if elapsed >= PAUSE_FOR and not resumed:
             assert "value" not in answer, "the pause did not hold the client"
-            console(p, "RESUME postgres")
+            console(p, resume)
             resumed = True
         raw, err = hc.agent_reply(p)
         r = raw.decode("ascii", "replace") if raw else str(err)
