@@ -12,6 +12,9 @@
  *   pg_is_in_recovery(); the probe passes when the query answers, and
  *   reports the answer (probe in_recovery) so the verdict can check the role
  *   PgBouncer really reaches.
+ * - Admin (--pgbouncer-admin-conninfo): the same libpq login to the console
+ *   (dbname pgbouncer) running pgadmin's SHOW commands; a query-mode probe
+ *   gated on it waits for its answer and skips a paused database.
  * A host name is resolved with evdns first and the connect (ours, or libpq's
  * as hostaddr) gets the address, so nothing blocks the loop. In query mode a
  * host starting with '/' or '@' is a Unix-socket directory: libpq connects
