@@ -62,11 +62,4 @@ void probe_pg_gate(struct probe_pg *pg, struct probe_pg *admin, int wait_ms);
 const char *probe_pg_target(const struct probe_pg *pg);
 const char *probe_pg_host(const struct probe_pg *pg);
 
-/* Query mode: classify a failed libpq login from its error message and
- * whether the TCP connection was ever established. A server error is a
- * failure, with the SQLSTATE and message as detail ("28P01 password
- * authentication failed ..."). Exposed for the unit tests. */
-enum probe_result probe_pg_classify_login(const char *message, int established,
-					  char *detail, size_t detail_len);
-
 #endif

@@ -42,8 +42,7 @@ def admin_happac(lab, healthy):
     lab.happac_extra[p] = ["--pg-conninfo", "dbname=postgres user=postgres",
                            "--pgbouncer-admin-conninfo", "user=pgbouncer",
                            "--pause-grace", "%ds" % GRACE]
-    lab.restart_happac(p)
-    lab.wait_haproxy(p)
+    restart_and_wait(lab, p)
     yield p
     try:
         console(p, pause_commands(lab)[1])
@@ -52,7 +51,15 @@ def admin_happac(lab, healthy):
     # HAProxy must hear `ready` (a drain happac said) before happac restarts.
     lab.wait_haproxy(p)
     lab.happac_extra.pop(p, None)
+    restart_and_wait(lab, p)
+
+
+def restart_and_wait(lab, p):
+    """Restart p's happac and wait until it answers: HAProxy may still show the old
+    one's UP, and a happac stopped before it has its SIGTERM handler (the lab's
+    teardown right after this) dies of the signal (exit -15)."""
     lab.restart_happac(p)
+    lab.wait_agents(p)
     lab.wait_haproxy(p)
 
 

@@ -7,6 +7,7 @@
 #include <cmocka.h>
 
 #include "probe_pg.h"
+#include "probe_pg_classify.h"
 #include "profile.h"
 #include "verdict.h"
 
