@@ -43,6 +43,13 @@ void pause_update(struct pause *p, enum pgadmin_state state, const char *detail,
 		if (p->since_us)
 			p->resumed_us = now_us;
 		p->since_us = 0;
+		/* New logins are refused, the clients it has finish: keep
+		 * them, send no new ones, until it exits. */
+		if (state == PGADMIN_SHUTTING_DOWN) {
+			snprintf(p->reason, sizeof(p->reason), "pgbouncer shutting down");
+			p->effect = PAUSE_DRAIN;
+			return;
+		}
 		if (state == PGADMIN_DB_DISABLED) {
 			snprintf(p->reason, sizeof(p->reason), "pgbouncer: database %s disabled",
 				 dbname ? dbname : "?");

@@ -5,7 +5,8 @@
  * what operators do to restart or switch PostgreSQL without dropping
  * clients, so it must never turn into down: the lines stay what they were,
  * and only after --pause-grace of continuous pause do they say `up drain`.
- * A DISABLEd routed database refuses new logins: down. An admin console
+ * A DISABLEd routed database refuses new logins: down. A PgBouncer shutting
+ * down (its listener closed, its clients finishing) says `up drain` at once. An admin console
  * that does not answer changes nothing. One log line per state change. */
 #ifndef HAPPAC_PAUSE_H
 #define HAPPAC_PAUSE_H

@@ -6,31 +6,37 @@
 #include "log.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* In enum pgadmin_state's order. */
 const char *const pgadmin_state_names[PGADMIN_STATE_COUNT] = {
-	"unknown", "running", "database paused", "paused", "suspended", "database disabled",
+	"unknown",   "running",       "database paused",   "paused",
+	"suspended", "shutting down", "database disabled",
 };
 
-enum pgadmin_step { PGADMIN_STEP_STATE, PGADMIN_STEP_DATABASES, PGADMIN_STEP_DONE };
+enum pgadmin_step {
+	PGADMIN_STEP_STATE, PGADMIN_STEP_DATABASES, PGADMIN_STEP_LISTS, PGADMIN_STEP_DONE
+};
 
 static const char *const pgadmin_commands[] = {
 	[PGADMIN_STEP_STATE] = "SHOW STATE",
 	[PGADMIN_STEP_DATABASES] = "SHOW DATABASES",
+	[PGADMIN_STEP_LISTS] = "SHOW LISTS",
 };
 
 void pgadmin_begin(struct pgadmin *a)
 {
 	a->found = PGADMIN_RUNNING;
+	a->clients = -1;
 	a->step = a->no_show_state ? PGADMIN_STEP_DATABASES : PGADMIN_STEP_STATE;
 }
 
-const char *pgadmin_next(const struct pgadmin *a)
+const char *pgadmin_next(struct pgadmin *a)
 {
 	/* Without a routed database, SHOW DATABASES has nothing to tell. */
 	if (a->step == PGADMIN_STEP_DATABASES && !a->dbname[0])
-		return NULL;
+		a->step++;
 	return a->step < PGADMIN_STEP_DONE ? pgadmin_commands[a->step] : NULL;
 }
 
@@ -86,6 +92,30 @@ static int pgadmin_read_databases(struct pgadmin *a, const PGresult *res)
 	return 0;
 }
 
+/* SHOW LISTS: rows of (list, items); used_clients counts every client,
+ * admin ones too. */
+static int pgadmin_read_lists(struct pgadmin *a, const PGresult *res)
+{
+	if (lib_pq.PQnfields(res) < 2)
+		return -1;
+	for (int r = 0; r < lib_pq.PQntuples(res); r++)
+		if (!strcmp(lib_pq.PQgetvalue(res, r, 0), "used_clients"))
+			a->clients = strtol(lib_pq.PQgetvalue(res, r, 1), NULL, 10);
+	return 0;
+}
+
+static int pgadmin_read(struct pgadmin *a, int step, const PGresult *res)
+{
+	switch (step) {
+	case PGADMIN_STEP_STATE:
+		return pgadmin_read_state(a, res);
+	case PGADMIN_STEP_DATABASES:
+		return pgadmin_read_databases(a, res);
+	default:
+		return pgadmin_read_lists(a, res);
+	}
+}
+
 int pgadmin_result(struct pgadmin *a, const PGresult *res, char *detail, size_t len)
 {
 	ExecStatusType st = lib_pq.PQresultStatus(res);
@@ -109,9 +139,7 @@ int pgadmin_result(struct pgadmin *a, const PGresult *res, char *detail, size_t 
 		snprintf(detail, len, "%s: %s", pgadmin_commands[step], msg);
 		return -1;
 	}
-	if (st == PGRES_TUPLES_OK &&
-	    (step == PGADMIN_STEP_STATE ? pgadmin_read_state(a, res)
-					: pgadmin_read_databases(a, res)) == 0)
+	if (st == PGRES_TUPLES_OK && pgadmin_read(a, step, res) == 0)
 		return 0;
 	snprintf(detail, len, "%s: unexpected answer", pgadmin_commands[step]);
 	return -1;
@@ -120,6 +148,14 @@ int pgadmin_result(struct pgadmin *a, const PGresult *res, char *detail, size_t 
 void pgadmin_end(struct pgadmin *a)
 {
 	a->state = a->found;
+}
+
+void pgadmin_no_new_logins(struct pgadmin *a, int refused)
+{
+	enum pgadmin_state s = refused ? PGADMIN_SHUTTING_DOWN : PGADMIN_SUSPENDED;
+
+	if (s > a->state)
+		a->state = s;
 }
 
 int pgadmin_is_pause(enum pgadmin_state s)

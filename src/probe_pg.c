@@ -10,6 +10,7 @@
 #include "pgadmin.h"
 #include "pg_wire.h"
 #include "probe_pg_classify.h"
+#include "probe_pg_int.h"
 #include "resolve.h"
 #include "util.h"
 
@@ -23,7 +24,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define PROBE_PG_MAX_PARAMS 48
 /* The role, and on a replica how far replay trails the primary: the
  * walreceiver's latest_end_lsn is the primary's WAL end from its last
  * message. NULL (-1 here) without a walreceiver or without the
@@ -34,54 +34,6 @@
 	"pg_stat_wal_receiver), pg_last_wal_replay_lsn()), 0), -1)::bigint " \
 	"ELSE 0 END"
 
-enum probe_pg_stage {
-	PROBE_PG_IDLE,
-	PROBE_PG_RESOLVING,
-	PROBE_PG_CONNECTING,      /* query mode: libpq's login */
-	PROBE_PG_QUERYING,        /* query mode: the routing query */
-	PROBE_PG_PING_CONNECTING, /* ping: TCP connect in progress */
-	PROBE_PG_PING_SENDING,    /* ping: the StartupMessage */
-	PROBE_PG_PING_READING,    /* ping: the server's answer */
-	PROBE_PG_GATED            /* query mode: waits for the admin probe */
-};
-
-struct probe_pg {
-	struct event_base *base;
-	struct evdns_base *dns;
-	char host[256];
-	char port[8];
-	char target[300];
-	int literal;                     /* host is an address: no DNS */
-	int unix_socket;                 /* host is a socket directory: no DNS */
-	char hostaddr[INET6_ADDRSTRLEN]; /* what we (or libpq) connect to */
-	int portnum;
-	int query_mode;
-	struct pgadmin *admin;           /* admin mode: the console's state */
-	int admin_ok;                    /* admin mode: this attempt answered */
-	struct probe_pg *gate;           /* query mode: the admin probe to wait for */
-	struct probe_pg *waiter;         /* admin mode: the query probe waiting */
-	int gate_wait_ms;                /* ... at most this long */
-	/* ping mode: the StartupMessage, the same for every attempt */
-	unsigned char startup[256];
-	size_t startup_len;
-	/* connection parameters (query mode: from --pg-conninfo) */
-	const char *keys[PROBE_PG_MAX_PARAMS + 1];
-	const char *vals[PROBE_PG_MAX_PARAMS + 1];
-	int nparams;
-	PQconninfoOption *conninfo;      /* owns the strings in keys/vals */
-
-	/* the attempt in flight */
-	struct probe *probe;
-	enum probe_pg_stage stage;
-	struct resolve lookup;
-	PGconn *conn;
-	struct event *ev;                /* watches fd or PQsocket(conn) */
-	int established;                 /* TCP connect completed */
-	int fd;                          /* ping mode: our socket, or -1 */
-	size_t sent;                     /* ping mode: startup bytes sent */
-	struct pg_wire wire;             /* ping mode: the answer so far */
-};
-
 /* Also the probe_ops cancel: a cancelled probe only gives back what it
  * holds. */
 static void probe_pg_release(void *impl)
@@ -91,6 +43,8 @@ static void probe_pg_release(void *impl)
 	resolve_cancel(&pg->lookup);
 	if (pg->ev)
 		event_del(pg->ev);
+	if (pg->timer)
+		event_del(pg->timer);
 	/* The waiter's own timer opens its gate if this attempt ends unheard. */
 	pg->waiter = NULL;
 	if (pg->gate && pg->gate->waiter == pg)
@@ -111,6 +65,73 @@ static void probe_pg_release(void *impl)
 }
 
 static void probe_pg_gate_open(struct probe_pg *pg);
+static void probe_pg_begin(struct probe_pg *pg);
+static void probe_pg_on_check_timer(evutil_socket_t fd, short what, void *arg);
+
+/* Admin mode, the kept connection answered: keep it, and try a new login
+ * (it tells a SUSPEND on 1.18, and a shutdown on every version). */
+static void probe_pg_admin_check(struct probe_pg *pg)
+{
+	struct timeval tv = { pg->check_ms / 1000, (pg->check_ms % 1000) * 1000 };
+
+	event_del(pg->ev);
+	pg->kept = pg->conn;
+	pg->conn = NULL;
+	pg->phase = PROBE_PG_ADMIN_CHECK;
+	event_assign(pg->timer, pg->base, -1, 0, probe_pg_on_check_timer, pg);
+	event_add(pg->timer, &tv);
+	probe_pg_begin(pg);
+}
+
+/* Admin mode: how an attempt ends with a connection kept across rounds.
+ * Returns 1 when the attempt goes on instead. */
+static int probe_pg_admin_end(struct probe_pg *pg, enum probe_result *result,
+			      const char **detail)
+{
+	struct pgadmin *a = pg->admin;
+	int ok = *result == PROBE_OK;
+
+	if (pg->phase == PROBE_PG_ADMIN_KEPT) {
+		if (!ok) { /* broken (PgBouncer restarted): a new login */
+			lib_pq.PQfinish(pg->conn);
+			pg->conn = NULL;
+			event_del(pg->ev);
+			pg->phase = PROBE_PG_ADMIN_NEW;
+			probe_pg_begin(pg);
+			return 1;
+		}
+		if (a->state == PGADMIN_SUSPENDED) { /* SHOW STATE said it */
+			pg->kept = pg->conn;
+			pg->conn = NULL;
+			return 0;
+		}
+		probe_pg_admin_check(pg);
+		return 1;
+	}
+	if (ok) { /* the new connection is the one kept */
+		if (pg->kept)
+			lib_pq.PQfinish(pg->kept);
+		pg->kept = pg->conn;
+		pg->conn = NULL;
+		return 0;
+	}
+	if (pg->phase != PROBE_PG_ADMIN_CHECK)
+		return 0;
+	/* The kept connection answered; a new one was refused (a socket
+	 * directory's file is gone then) or waits. An error from PgBouncer
+	 * (a changed password) leaves the kept one's answer. */
+	if (*result == PROBE_REFUSED || *result == PROBE_TIMEOUT ||
+	    (*result == PROBE_CONNECT && strstr(*detail, "No such file")))
+		pgadmin_no_new_logins(a, *result != PROBE_TIMEOUT);
+	/* We are the last client a shutdown waits for: let it exit. */
+	if (a->state == PGADMIN_SHUTTING_DOWN && a->clients <= 1) {
+		lib_pq.PQfinish(pg->kept);
+		pg->kept = NULL;
+	}
+	*result = PROBE_OK;
+	*detail = pgadmin_state_names[a->state];
+	return 0;
+}
 
 static void probe_pg_finish(struct probe_pg *pg, enum probe_result result,
 			    const char *detail)
@@ -118,6 +139,8 @@ static void probe_pg_finish(struct probe_pg *pg, enum probe_result result,
 	struct probe *p = pg->probe;
 	struct probe_pg *waiter = pg->waiter;
 
+	if (pg->admin && probe_pg_admin_end(pg, &result, &detail))
+		return;
 	pg->admin_ok = result == PROBE_OK;
 	probe_pg_release(pg);
 	probe_done(p, result, 0, detail);
@@ -541,6 +564,12 @@ static void probe_pg_gate_open(struct probe_pg *pg)
 	probe_pg_begin(pg);
 }
 
+static void probe_pg_on_check_timer(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd, (void)what;
+	probe_pg_finish(arg, PROBE_TIMEOUT, "no answer to a new login");
+}
+
 static void probe_pg_on_gate_timer(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd, (void)what;
@@ -553,6 +582,15 @@ static void probe_pg_start(void *impl, struct probe *p)
 
 	pg->probe = p;
 	pg->admin_ok = 0;
+	pg->phase = PROBE_PG_ADMIN_NEW;
+	if (pg->kept) {
+		pg->conn = pg->kept;
+		pg->kept = NULL;
+		pg->phase = PROBE_PG_ADMIN_KEPT;
+		pgadmin_begin(pg->admin);
+		probe_pg_send_query(pg);
+		return;
+	}
 	/* The scheduler starts the admin probe first; wait for its answer, but
 	 * a silent console must not cost the routing probe its deadline. */
 	if (pg->gate && pg->gate->probe) {
@@ -653,6 +691,8 @@ void probe_pg_gate(struct probe_pg *pg, struct probe_pg *admin, int wait_ms)
 {
 	pg->gate = admin;
 	pg->gate_wait_ms = wait_ms;
+	/* The admin's new login gives up before the gate opens. */
+	admin->check_ms = wait_ms * 4 / 5;
 }
 
 struct probe_pg *probe_pg_new(struct event_base *base, struct evdns_base *dns,
@@ -701,7 +741,8 @@ struct probe_pg *probe_pg_new(struct event_base *base, struct evdns_base *dns,
 		snprintf(pg->hostaddr, sizeof(pg->hostaddr), "%s", pg->host);
 	/* Created unassigned; probe_pg_watch() assigns it to each socket. */
 	pg->ev = event_new(base, -1, 0, probe_pg_on_socket, pg);
-	if (!pg->ev) {
+	pg->timer = event_new(base, -1, 0, probe_pg_on_check_timer, pg);
+	if (!pg->ev || !pg->timer) {
 		snprintf(err, errlen, "out of memory");
 		probe_pg_free(pg);
 		return NULL;
@@ -714,7 +755,10 @@ void probe_pg_free(struct probe_pg *pg)
 	if (!pg)
 		return;
 	probe_pg_release(pg);
+	if (pg->kept)
+		lib_pq.PQfinish(pg->kept);
 	util_event_free(pg->ev);
+	util_event_free(pg->timer);
 	if (pg->conninfo)
 		lib_pq.PQconninfoFree(pg->conninfo);
 	free(pg);

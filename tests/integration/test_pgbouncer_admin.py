@@ -126,6 +126,35 @@ def test_kill_db_holds_like_a_pause(happac, backends, alt_pgbouncer):
     assert "database paused -> running" in h.log()
 
 
+def test_suspend_holds_the_line(happac, backends, alt_pgbouncer):
+    """SUSPEND: PgBouncer stops accepting; a new login (admin ones too)
+    waits in the listen queue. 1.18 has no SHOW STATE: happac's console
+    connection, kept open from the round before, still answers while a new
+    one does not -> suspended: the line stays, no login counts as failed.
+    On a private PgBouncer (a suspended shared one would stall the others)."""
+    import psycopg2
+    h = happac("--pg-conninfo", CONNINFO, "--pgbouncer-admin-conninfo", ADMIN,
+               pg_port=ALT_PGB_PORT, **TIMING)
+    wait_reply(AGENT_PORT, equals("up\n"), 5)
+    with closing(psycopg2.connect(host=ADDR, port=ALT_PGB_PORT, dbname="pgbouncer",
+                                  user="pgbouncer", connect_timeout=5)) as conn:
+        conn.autocommit = True
+        conn.cursor().execute("SUSPEND")
+        try:
+            seen = lines_for(2.0)
+            log = h.log()
+        finally:
+            conn.cursor().execute("RESUME")
+    assert seen == ["up\n"], (seen, log)
+    assert "pgbouncer admin: running -> suspended" in log
+    wait_reply(AGENT_PORT, equals("up\n"), 3)
+    end = time.monotonic() + 3
+    while "suspended -> running" not in h.log() and time.monotonic() < end:
+        time.sleep(0.1)
+    assert "suspended -> running" in h.log()
+    assert lines_for(1.0) == ["up\n"]
+
+
 def test_status_and_metrics_show_the_pause(happac, backends, resume):
     import json
     import urllib.request
