@@ -8,8 +8,16 @@ SHOW STATE), a global `PAUSE` on 1.19+ (debian13: seen through SHOW STATE).
 Throughout, happac never says down or maint and HAProxy never
 marks the server DOWN or MAINT; within the grace it stays UP; a client that
 connects through HAProxy during the pause gets its answer after RESUME.
+
+SUSPEND (both stacks) holds the line too: new logins wait in PgBouncer's
+listen queue, so happac sees it through its console connection kept from
+the round before (SHOW STATE on 1.19+; on 1.18: the kept connection
+answers, a new login does not). SIGTERM on 1.23+ is SHUTDOWN
+WAIT_FOR_CLIENTS: `up drain #pgbouncer shutting down` while a client is
+connected, then down, connection refused, once PgBouncer has exited.
 """
 
+import signal
 import threading
 import time
 from contextlib import closing
@@ -120,3 +128,79 @@ def test_pause_keeps_server_up_then_drain(lab, admin_happac):
     assert answer.get("value") == 7, (answer, replies, states, log)
     assert answer["after"] >= PAUSE_FOR - 1.0
     lab.wait_haproxy(p)
+
+
+def watch(lab, p, seconds, stop=None):
+    """[(t, agent reply, scenario B state of node p)] every 0.2 s for seconds
+    (or until stop(reply) is true)."""
+    seen = []
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < seconds:
+        raw, err = hc.agent_reply(p)
+        r = raw.decode("ascii", "replace") if raw else str(err)
+        seen.append((round(time.monotonic() - t0, 1), r,
+                     lab.server_states()["scenario_b_write"][p]))
+        if stop and stop(r):
+            break
+        time.sleep(0.2)
+    return seen
+
+
+def test_suspend_keeps_the_line(lab, admin_happac):
+    p = admin_happac
+    with closing(psycopg2.connect(host=hc.node_addr(p), port=hc.PGBOUNCER_PORT,
+                                  dbname="pgbouncer", user="pgbouncer",
+                                  connect_timeout=5)) as conn:
+        conn.autocommit = True
+        conn.cursor().execute("SUSPEND")
+        try:
+            # Shorter than the grace: the line must stay "up" (HAProxy: UP).
+            seen = watch(lab, p, GRACE - 2.0)
+            log = lab.tail("happac%d" % p, 30)
+        finally:
+            # A new console login would wait: RESUME on this connection.
+            conn.cursor().execute("RESUME")
+    assert all(r.startswith("up") and "drain" not in r for _, r, _ in seen), (seen, log)
+    assert all(s == "UP" for _, _, s in seen), seen
+    assert "pgbouncer admin: running -> suspended" in log, log
+    hc.wait_for("happac: suspended -> running",
+                lambda: "suspended -> running" in lab.tail("happac%d" % p, 30), 10)
+    lab.wait_haproxy(p)
+
+
+@pytest.mark.needs("PgBouncer", "1.23", "SIGTERM is SHUTDOWN WAIT_FOR_CLIENTS")
+def test_sigterm_drains_until_exit(lab, admin_happac):
+    p = admin_happac
+    name = "pgbouncer%d" % p
+    client = psycopg2.connect(host=hc.node_addr(p), port=hc.PGBOUNCER_PORT, dbname="postgres",
+                              user="postgres", connect_timeout=5)
+    try:
+        client.cursor().execute("SELECT 1")
+        lab.send_signal(name, signal.SIGTERM)
+        draining = watch(lab, p, 4.0)
+        # The connected client finishes its work while PgBouncer shuts down.
+        with client.cursor() as cur:
+            cur.execute("SELECT 8")
+            assert cur.fetchone()[0] == 8
+        assert lab.running(name), lab.tail(name)
+    finally:
+        client.close()
+    gone = watch(lab, p, 6.0, stop=lambda r: r.startswith("down"))
+    log = lab.tail("happac%d" % p, 30)
+    try:
+        want = "up drain #pgbouncer shutting down\n"
+        # A round (interval + timeout) to see it, then drain while the client stays.
+        late = hc.HAPPAC_INTERVAL + hc.HAPPAC_TIMEOUT + 0.5
+        assert all(r == want for t, r, _ in draining if t > late), (draining, log)
+        assert all(not r.startswith("down") for _, r, _ in draining), (draining, log)
+        # HAProxy's state is not asserted: scenario B's regular check is a TCP
+        # connect to PgBouncer, which fails once the listener is closed (the
+        # server goes DOWN after `fall` checks whatever the agent says).
+        # The client gone, PgBouncer exits (happac lets go of its console
+        # connection, the last one) and happac says it is refused.
+        assert gone and gone[-1][1].startswith("down") and "refused" in gone[-1][1], (gone, log)
+        hc.wait_for("PgBouncer exited", lambda: not lab.running(name), 5)
+        assert "running -> shutting down" in log, log
+    finally:
+        if not lab.running(name):
+            lab.start_pgbouncer(p, wait=True)
