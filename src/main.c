@@ -152,12 +152,15 @@ static void main_pgbouncer_state(struct happac *h)
 	struct main_probes *r = h->run;
 	const struct probe_report *ar = &r->probes[r->admin_slot].last;
 	const struct probe_report *pr = &r->probes[MAIN_PROBE_PG].last;
-	enum pgadmin_state st = ar->result == PROBE_OK ? r->admin_state.state : PGADMIN_UNKNOWN;
+	enum pgadmin_state st = ar->result == PROBE_OK ? r->procs[0].state.state
+						       : PGADMIN_UNKNOWN;
 	char why[96];
 
 	snprintf(why, sizeof(why), "%s%s%s", probe_result_names[ar->result],
 		 ar->detail[0] ? ": " : "", ar->detail);
-	pause_update(&h->pause, st, why, r->admin_state.dbname,
+	/* Several PgBouncers: the worst state of them. */
+	st = pgbouncers_state(r->procs + 1, r->nprocs - 1, st);
+	pause_update(&h->pause, st, why, r->procs[0].state.dbname,
 		     pr->result != PROBE_OK ? PAUSE_ROUTING_FAILED
 		     : !strncmp(pr->detail, "not run", 7) ? PAUSE_ROUTING_SKIPPED
 							: PAUSE_ROUTING_OK,
@@ -190,10 +193,9 @@ static void main_probes_free(struct main_probes *r)
 	if (!r)
 		return;
 	probe_sched_free(r->sched);
-	if (r->admin) /* --pgbouncer-admin-conninfo */
-		probe_pg_free(r->admin);
+	for (int i = 0; i < r->nprocs; i++)
+		pgbouncers_close(&r->procs[i]);
 	probe_patroni_free(r->patroni);
-	probe_pg_free(r->pg);
 	probe_patroni_free(r->leader);
 	free(r);
 }
@@ -280,10 +282,15 @@ static struct main_probes *main_probes_new(struct happac *h, const struct option
 				       o->timeout_ms, err, errlen);
 	if (!r->patroni)
 		goto fail;
-	r->pg = probe_pg_new(h->base, h->dns, o->patroni_host, o->pg_port,
-			     o->pg_conninfo, NULL, err, errlen);
-	if (!r->pg)
+	struct pgbouncers_spec spec = {
+		h->base, h->dns, o->patroni_host, o->pg_port, o->pg_conninfo,
+		o->pgb_admin_conninfo, o->timeout_ms / 2,
+	};
+
+	if (pgbouncers_open_all(r->procs, &r->nprocs, &spec, &o->pgb_socket_dirs,
+				err, errlen) != 0)
 		goto fail;
+	r->pg = r->procs[0].pg;
 	/* One Patroni request per round answers every profile: the first
 	 * profile by its status code, the others from the status JSON. */
 	if (main_wants_json(o) &&
@@ -303,30 +310,22 @@ static struct main_probes *main_probes_new(struct happac *h, const struct option
 		r->count = 3;
 	}
 	r->admin_slot = -1;
-	if (o->pgb_admin_conninfo) {
-		const char *db = probe_pg_dbname(r->pg);
-
-		/* Ping mode routes nowhere: only the global state counts. */
-		if (o->pg_conninfo && db)
-			snprintf(r->admin_state.dbname, sizeof(r->admin_state.dbname), "%s", db);
-		r->admin = probe_pg_new(h->base, h->dns, o->patroni_host, o->pg_port,
-					o->pgb_admin_conninfo, &r->admin_state, err, errlen);
-		if (!r->admin)
-			goto fail;
+	if (r->procs[0].admin) {
+		r->admin = r->procs[0].admin;
 		r->admin_slot = r->count++;
-		probe_pg_gate(r->pg, r->admin, o->timeout_ms / 2);
 	}
 	/* The admin probe starts first: the routing probe waits for it. */
 	if (!r->sched ||
 	    (r->admin &&
 	     probe_sched_add(r->sched, &r->probes[r->admin_slot],
-			     main_view_probe_names[MAIN_PROBE_PGADMIN], &probe_pg_ops,
-			     r->admin) != 0) ||
+			     r->procs[0].admin_name, &probe_pg_ops, r->admin) != 0) ||
+	    pgbouncers_add_admins(r->procs + 1, r->nprocs - 1, r->sched) != 0 ||
 	    probe_sched_add(r->sched, &r->probes[MAIN_PROBE_PATRONI],
 			    main_view_probe_names[MAIN_PROBE_PATRONI], &probe_patroni_ops,
 			    r->patroni) != 0 ||
-	    probe_sched_add(r->sched, &r->probes[MAIN_PROBE_PG],
-			    main_view_probe_names[MAIN_PROBE_PG], &probe_pg_ops, r->pg) != 0 ||
+	    probe_sched_add(r->sched, &r->probes[MAIN_PROBE_PG], r->procs[0].name,
+			    &probe_pg_ops, r->pg) != 0 ||
+	    pgbouncers_add_routing(r->procs + 1, r->nprocs - 1, r->sched) != 0 ||
 	    (r->leader &&
 	     probe_sched_add(r->sched, &r->probes[MAIN_PROBE_LEADER],
 			     main_view_probe_names[MAIN_PROBE_LEADER], &probe_patroni_ops,
@@ -501,6 +500,16 @@ static int main_strcmp(const char *a, const char *b)
 	return a && b ? strcmp(a, b) : a != b;
 }
 
+static int main_lists_differ(const struct options_list *a, const struct options_list *b)
+{
+	if (a->count != b->count)
+		return 1;
+	for (int i = 0; i < a->count; i++)
+		if (strcmp(a->items[i], b->items[i]))
+			return 1;
+	return 0;
+}
+
 /* True when the probes must be rebuilt for the new options. */
 static int main_probes_changed(const struct options *a, const struct options *b)
 {
@@ -509,6 +518,7 @@ static int main_probes_changed(const struct options *a, const struct options *b)
 	       a->patroni_port != b->patroni_port || a->pg_port != b->pg_port ||
 	       main_strcmp(a->pg_conninfo, b->pg_conninfo) ||
 	       main_strcmp(a->pgb_admin_conninfo, b->pgb_admin_conninfo) ||
+	       main_lists_differ(&a->pgb_socket_dirs, &b->pgb_socket_dirs) ||
 	       strcmp(a->patroni_scheme, b->patroni_scheme) ||
 	       main_strcmp(a->patroni_cafile, b->patroni_cafile) ||
 	       main_strcmp(a->patroni_cert, b->patroni_cert) ||

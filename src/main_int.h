@@ -8,6 +8,7 @@
 #include "options.h"
 #include "pause.h"
 #include "pgadmin.h"
+#include "pgbouncers.h"
 #include "probe.h"
 #include "profile.h"
 #include "verdict.h"
@@ -40,11 +41,14 @@ struct main_probes {
 	struct probe probes[MAIN_PROBE_COUNT];
 	int count;                      /* probes in use: 2, or 3 with the leader */
 	struct probe_patroni *patroni;
-	struct probe_pg *pg;
+	struct probe_pg *pg;            /* procs[0].pg */
 	struct probe_patroni *leader;   /* OPTIONS /leader, or NULL */
 	struct probe_pg *admin;         /* PgBouncer's admin console, or NULL */
 	int admin_slot;                 /* its index in probes[], -1 none */
-	struct pgadmin admin_state;     /* what the console said */
+	/* PgBouncer: [0] is -h:-r, or the first --pgbouncer-socket-dir (pg and
+	 * admin above are its); the others are probed the same way. */
+	struct pgbouncers_proc procs[PGBOUNCERS_MAX];
+	int nprocs;
 };
 
 struct happac {

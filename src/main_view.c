@@ -53,6 +53,8 @@ void main_view_probes(struct happac *h, struct verdict_probe *vp)
 						 h->opts.patroni_host);
 	vp[MAIN_PROBE_PG] = main_view_probe(r, MAIN_PROBE_PG, probe_pg_target(r->pg), NULL,
 					    probe_pg_host(r->pg));
+	/* Several PgBouncers: the first failing one speaks for them. */
+	pgbouncers_fold(r->procs + 1, r->nprocs - 1, &vp[MAIN_PROBE_PG]);
 	if (r->leader)
 		vp[MAIN_PROBE_LEADER] = main_view_probe(r, MAIN_PROBE_LEADER,
 							probe_patroni_target(r->leader),

@@ -109,6 +109,8 @@ int net_unix_live(const char *path);
  * writable); the caller closes it. -1 with errno set when it cannot start
  * (EINVAL: addr is not an address). */
 int net_connect(const char *addr, int port);
+/* The same for a Unix stream socket at path (ENAMETOOLONG: too long). */
+int net_connect_unix(const char *path);
 
 /* Read (and discard, at most max bytes) what the peer sent, without
  * waiting, so that a close ends with FIN, not a reset that can destroy the

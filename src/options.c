@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 
 const struct options_def options_table[OPTIONS_COUNT] = {
 	{ "config", 'c', OPTIONS_KIND_PATH, "FILE", NULL, 0, 0, OFF(config_path),
@@ -64,6 +65,10 @@ const struct options_def options_table[OPTIONS_COUNT] = {
 	  "(dbname is always pgbouncer; host and port default to -h and -r) and "
 	  "read SHOW STATE / SHOW DATABASES each round: a pause keeps the line, "
 	  "DISABLE says down", OPTIONS_ANYWHERE },
+	{ "pgbouncer-socket-dir", 0, OPTIONS_KIND_DIR, "DIR", NULL, 0, 0,
+	  OFF(pgb_socket_dirs), "Several PgBouncers on one port (so_reuseport): "
+	  "probe each through its own unix_socket_dir instead of -h:-r; the "
+	  "worst one decides and is named; repeatable", OPTIONS_ANYWHERE },
 	{ "pause-grace", 0, OPTIONS_KIND_DURATION, "DURATION", "60s", 0, 86400000,
 	  OFF(pause_grace_ms), "With --pgbouncer-admin-conninfo: a PgBouncer pause "
 	  "longer than this says 'up drain'", OPTIONS_ANYWHERE },
@@ -497,6 +502,28 @@ static int options_apply_address(struct options *o, const struct options_def *d,
 				errlen);
 }
 
+/* --pgbouncer-socket-dir: it must be there now (the socket in it is
+ * checked once -r is known, when the probes are set up). */
+static int options_apply_dir(struct options *o, const struct options_def *d, char *field,
+			     const char *value, char *err, size_t errlen)
+{
+	struct stat st;
+	const char *why = NULL;
+
+	if (value[0] != '/')
+		why = "not an absolute path";
+	else if (stat(value, &st) != 0)
+		why = strerror(errno);
+	else if (!S_ISDIR(st.st_mode))
+		why = "not a directory";
+	if (why) {
+		options_err(err, errlen, "%s: '%s': %s", options_label(d), value, why);
+		return -1;
+	}
+	return options_list_add(o, (struct options_list *)(void *)field, d, strdup(value), err,
+				errlen);
+}
+
 static int options_apply_cidr(struct options *o, const struct options_def *d, char *field,
 			      const char *value, char *err, size_t errlen)
 {
@@ -581,11 +608,13 @@ static options_applier *const options_appliers[] = {
 	[OPTIONS_KIND_FLAG] = options_apply_flag,
 	[OPTIONS_KIND_PROFILE] = options_apply_whole,
 	[OPTIONS_KIND_COUNT] = options_apply_count,
+	[OPTIONS_KIND_DIR] = options_apply_dir,
 };
 
 int options_kind_is_list(enum options_kind k)
 {
-	return k == OPTIONS_KIND_ADDRESS || k == OPTIONS_KIND_CIDR || k == OPTIONS_KIND_PROFILE;
+	return k == OPTIONS_KIND_ADDRESS || k == OPTIONS_KIND_CIDR || k == OPTIONS_KIND_PROFILE ||
+	       k == OPTIONS_KIND_DIR;
 }
 
 int options_kind_is_string(enum options_kind k)

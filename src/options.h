@@ -51,6 +51,8 @@ struct options {
 	char *pgb_admin_conninfo;
 	int pgb_admin_has_password;
 	int pause_grace_ms;     /* --pause-grace: a pause longer -> up drain */
+	/* --pgbouncer-socket-dir: one PgBouncer process per directory */
+	struct options_list pgb_socket_dirs;
 	char *patroni_scheme;   /* "http" or "https" */
 	char *patroni_cafile;
 	char *patroni_cert;

@@ -30,6 +30,7 @@ enum options_kind {
 	OPTIONS_KIND_FLAG,     /* no value on the command line; true/false elsewhere */
 	OPTIONS_KIND_PROFILE,  /* NAME[:PORT], repeatable */
 	OPTIONS_KIND_COUNT,    /* a whole number within min..max */
+	OPTIONS_KIND_DIR,      /* an existing directory, absolute, repeatable */
 };
 
 /* Where an option may be set from. */
@@ -63,7 +64,7 @@ struct options_def {
 #define OFF(field) offsetof(struct options, field)
 
 /* The table (options.c); OPTIONS_COUNT sizes the getopt arrays. */
-#define OPTIONS_COUNT 31
+#define OPTIONS_COUNT 32
 extern const struct options_def options_table[OPTIONS_COUNT];
 
 /* A conninfo is a few keywords; this leaves room for many. */

@@ -108,6 +108,7 @@ static void options_render(const struct options *o, const struct options_def *d,
 	case OPTIONS_KIND_ADDRESS:
 	case OPTIONS_KIND_CIDR:
 	case OPTIONS_KIND_PROFILE:
+	case OPTIONS_KIND_DIR:
 		break; /* repeatable: rendered by the caller, one per value */
 	case OPTIONS_KIND_COUNT:
 		snprintf(buf, len, "%d", *num);

@@ -11,7 +11,7 @@
 #include <unistd.h>
 #include <stdio.h>
 
-#define PROBE_MAX 8
+#define PROBE_MAX 24 /* with 8 PgBouncers (--pgbouncer-socket-dir): 2 probes each */
 
 const char *const probe_result_names[PROBE_RESULT_COUNT] = {
 	[PROBE_OK] = "ok",

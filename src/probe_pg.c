@@ -430,7 +430,9 @@ static void probe_pg_ping_connect(struct probe_pg *pg)
 	pg->established = 0;
 	pg->sent = 0;
 	pg_wire_init(&pg->wire);
-	pg->fd = net_connect(pg->hostaddr, pg->portnum);
+	/* A socket directory (one of several PgBouncers on a port): its file. */
+	pg->fd = pg->unix_socket ? net_connect_unix(pg->target)
+				 : net_connect(pg->hostaddr, pg->portnum);
 	if (pg->fd < 0) {
 		if (errno == EINVAL)
 			probe_pg_finish(pg, PROBE_CONNECT, "not an address");
@@ -719,13 +721,9 @@ struct probe_pg *probe_pg_new(struct event_base *base, struct evdns_base *dns,
 		probe_pg_free(pg);
 		return NULL;
 	}
+	/* Ping mode gets a directory from --pgbouncer-socket-dir only (-h is
+	 * Patroni's host as well, which refuses a path). */
 	pg->unix_socket = resolve_is_unix_socket(pg->host);
-	if (pg->unix_socket && !pg->query_mode) {
-		/* -h is Patroni's host as well, which refuses a path. */
-		snprintf(err, errlen, "internal: a socket directory needs --pg-conninfo");
-		probe_pg_free(pg);
-		return NULL;
-	}
 	/* The #reason names what is connected to: the socket file for a
 	 * directory (libpq's DIR/.s.PGSQL.PORT), else host:port. */
 	if (pg->unix_socket) {
