@@ -15,14 +15,20 @@ the round before (SHOW STATE on 1.19+; on 1.18: the kept connection
 answers, a new login does not). SIGTERM on 1.23+ is SHUTDOWN
 WAIT_FOR_CLIENTS: `up drain #pgbouncer shutting down` while a client is
 connected, then down, connection refused, once PgBouncer has exited.
+Two PgBouncers on one port (so_reuseport, each with its own
+unix_socket_dir), watched by a happac of their own through
+--pgbouncer-socket-dir: freezing one makes the verdict name it.
 """
 
+import os
 import signal
+import socket
 import threading
 import time
 from contextlib import closing
 
 import psycopg2
+import pwd
 import pytest
 
 import happac_cluster as hc
@@ -204,3 +210,86 @@ def test_sigterm_drains_until_exit(lab, admin_happac):
     finally:
         if not lab.running(name):
             lab.start_pgbouncer(p, wait=True)
+
+
+REUSE_PORT = 6433
+REUSE_AGENT_PORT = 5556
+
+
+def reuseport_ini(lab, p, d):
+    addr = hc.node_addr(p)
+    text = f"""[databases]
+postgres = host={addr} port={hc.PG_PORT} user={hc.POSTGRES_USER}
+
+[pgbouncer]
+listen_addr = {addr}
+listen_port = {REUSE_PORT}
+so_reuseport = 1
+unix_socket_dir = {d}
+auth_type = any
+admin_users = pgbouncer
+pool_mode = session
+pidfile = {d}/pgbouncer.pid
+"""
+    path = os.path.join(d, "pgbouncer.ini")
+    with open(path, "w") as f:
+        f.write(text)
+    return path
+
+
+def own_agent(addr):
+    with closing(socket.create_connection((addr, REUSE_AGENT_PORT), timeout=1.0)) as c:
+        data = b""
+        while True:
+            chunk = c.recv(256)
+            if not chunk:
+                return data.decode("ascii", "replace")
+            data += chunk
+
+
+@pytest.mark.needs("PgBouncer", "1.20", "several processes on one port with so_reuseport")
+def test_two_processes_one_port_freeze_one(lab, healthy):
+    p = healthy
+    addr = hc.node_addr(p)
+    pw = pwd.getpwnam(hc.POSTGRES_USER)
+    dirs, names = [], ["pgbouncer-reuse-a", "pgbouncer-reuse-b"]
+    for n in ("a", "b"):
+        d = str(lab.node_dir(p) / ("pgb-" + n))
+        os.makedirs(d, exist_ok=True)
+        os.chown(d, pw.pw_uid, pw.pw_gid)
+        dirs.append(d)
+    try:
+        for name, d in zip(names, dirs):
+            lab._spawn(name, ["pgbouncer", reuseport_ini(lab, p, d)])
+        for d in dirs:
+            hc.wait_for("PgBouncer socket in " + d, lambda d=d: psycopg2.connect(
+                host=d, port=REUSE_PORT, dbname="pgbouncer", user="pgbouncer",
+                connect_timeout=2).close() or True, 20)
+        lab._spawn("happac-reuse", [
+            lab.happac_bin, "-h", addr, "-r", REUSE_PORT, "-o", hc.PATRONI_PORT, "-k", "primary",
+            "-p", REUSE_AGENT_PORT, "--listen", addr,
+            "--interval", "%dms" % (hc.HAPPAC_INTERVAL * 1000),
+            "--timeout", "%dms" % (hc.HAPPAC_TIMEOUT * 1000),
+            "--pg-conninfo", "dbname=postgres user=postgres",
+            "--pgbouncer-admin-conninfo", "user=pgbouncer",
+            "--pgbouncer-socket-dir", dirs[0], "--pgbouncer-socket-dir", dirs[1]])
+        hc.wait_for("happac-reuse up", lambda: own_agent(addr) == "up\n", 20)
+        lab.freeze(names[1])
+        t0 = time.monotonic()
+        want = "down #pgbouncer@%s: timeout after %dms\n" % (dirs[1], hc.HAPPAC_TIMEOUT * 1000)
+        replies = []
+        while time.monotonic() - t0 < 8.0:
+            replies.append((round(time.monotonic() - t0, 1), own_agent(addr)))
+            if replies[-1][1] == want:
+                break
+            time.sleep(0.1)
+        took = time.monotonic() - t0
+        log = lab.tail("happac-reuse", 20)
+        assert replies[-1][1] == want, (replies, log)
+        # One round to notice (interval + timeout), and the agent asked within.
+        assert took <= 2 * (hc.HAPPAC_INTERVAL + hc.HAPPAC_TIMEOUT) + 0.5, (took, replies)
+        lab.thaw(names[1])
+        hc.wait_for("happac-reuse up after the thaw", lambda: own_agent(addr) == "up\n", 20)
+    finally:
+        for name in ["happac-reuse"] + names:
+            lab._terminate(name, timeout=5)

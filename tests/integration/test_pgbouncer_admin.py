@@ -263,3 +263,26 @@ def test_bad_admin_login_falls_back(happac, backends, scram_pgbouncer, user, pas
     assert lines_for(1.0) == ["up\n"]
     lines = [line for line in h.log().splitlines() if "state unknown" in line]
     assert len(lines) == 1 and why in lines[0], h.log()
+
+
+def test_bad_socket_dir_is_one_message(workdir):
+    """--pgbouncer-socket-dir: a directory that is not there is refused with
+    the command line (exit 2); one without PgBouncer's socket at start
+    (exit 1). Each is one line naming the directory."""
+    import os
+    from procs import run_happac
+    base = ["--run-as-root", "-h", ADDR, "-r", str(PGB_PORT), "-p", str(AGENT_PORT),
+            "--listen", ADDR]
+    missing = os.path.join(str(workdir), "no-such-dir")
+    rc, _, err, _ = run_happac(base + ["--pgbouncer-socket-dir", missing])
+    assert rc == 2, err
+    assert err.strip() == "happac: --pgbouncer-socket-dir: '%s': No such file or directory" % missing
+    empty = os.path.join(str(workdir), "empty-dir")
+    os.makedirs(empty, exist_ok=True)
+    rc, _, err, _ = run_happac(base + ["--pgbouncer-socket-dir", empty])
+    assert rc == 1, err
+    errors = [line for line in err.splitlines() if " error: " in line]
+    assert errors == ["%s error: --pgbouncer-socket-dir %s: no PgBouncer socket "
+                      "%s/.s.PGSQL.%d (unix_socket_dir and listen_port of a running "
+                      "PgBouncer?)" % (errors[0].split(" error: ")[0], empty, empty, PGB_PORT)
+                      ], err
