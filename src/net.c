@@ -491,21 +491,15 @@ int net_listen_unix(const char *path, const char *what, const char *log_name,
 	return fd;
 }
 
-int net_connect(const char *addr, int port)
+/* A non-blocking stream socket connecting (or connected) to sa. */
+static int net_connect_sa(const struct sockaddr *sa, socklen_t len)
 {
-	struct sockaddr_storage ss;
-	socklen_t len;
-	int fd, rc;
+	int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0), rc;
 
-	if (net_sockaddr(addr, port, &ss, &len) != 0) {
-		errno = EINVAL;
-		return -1;
-	}
-	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -1;
 	do
-		rc = connect(fd, (struct sockaddr *)&ss, len);
+		rc = connect(fd, sa, len);
 	while (rc < 0 && errno == EINTR);
 	if (rc < 0 && errno != EINPROGRESS) {
 		int err = errno;
@@ -517,30 +511,28 @@ int net_connect(const char *addr, int port)
 	return fd;
 }
 
+int net_connect(const char *addr, int port)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+
+	if (net_sockaddr(addr, port, &ss, &len) != 0) {
+		errno = EINVAL;
+		return -1;
+	}
+	return net_connect_sa((struct sockaddr *)&ss, len);
+}
+
 int net_connect_unix(const char *path)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	int fd, rc;
 
 	if (strlen(path) >= sizeof(sa.sun_path)) {
 		errno = ENAMETOOLONG;
 		return -1;
 	}
 	memcpy(sa.sun_path, path, strlen(path) + 1);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -1;
-	do
-		rc = connect(fd, (struct sockaddr *)&sa, sizeof(sa));
-	while (rc < 0 && errno == EINTR);
-	if (rc < 0 && errno != EINPROGRESS) {
-		int err = errno;
-
-		close(fd);
-		errno = err;
-		return -1;
-	}
-	return fd;
+	return net_connect_sa((struct sockaddr *)&sa, sizeof(sa));
 }
 
 /* ---- closing */

@@ -63,8 +63,9 @@ const struct options_def options_table[OPTIONS_COUNT] = {
 	{ "pgbouncer-admin-conninfo", 0, OPTIONS_KIND_CONNINFO, "CONNINFO", NULL, 0, 0,
 	  OFF(pgb_admin_conninfo), "Also log in to PgBouncer's admin console "
 	  "(dbname is always pgbouncer; host and port default to -h and -r) and "
-	  "read SHOW STATE / SHOW DATABASES each round: a pause keeps the line, "
-	  "DISABLE says down", OPTIONS_ANYWHERE },
+	  "read SHOW STATE / SHOW DATABASES each round: PAUSE or SUSPEND keeps "
+	  "the line, DISABLE says down, a shutdown (SIGTERM, 1.23+) up drain",
+	  OPTIONS_ANYWHERE },
 	{ "pgbouncer-socket-dir", 0, OPTIONS_KIND_DIR, "DIR", NULL, 0, 0,
 	  OFF(pgb_socket_dirs), "Several PgBouncers on one port (so_reuseport): "
 	  "probe each through its own unix_socket_dir instead of -h:-r; the "

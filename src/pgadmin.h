@@ -1,5 +1,6 @@
 /* pgadmin.h - what PgBouncer's admin console says about itself: the
- * commands happac sends there each round and what their answers mean.
+ * commands happac sends there each round and what their answers mean
+ * (what PgBouncer guarantees here: docs/PROTOCOLS.md section 3a).
  *
  * The connection is probe_pg's (an admin-mode probe_pg logs in with libpq
  * to the virtual database "pgbouncer"); this module only chooses the next

@@ -6,7 +6,8 @@
  * probed through its own unix_socket_dir instead, by the same probes as a
  * single PgBouncer at -h:-r (the routing/ping probe, and the admin console
  * whose answer gates it). The worst process decides, and the verdict names
- * it: its probes are called "pgbouncer@DIR" and "pgbouncer-admin@DIR".
+ * it: its probes are called "pgbouncer@DIR" and "pgbouncer-admin@DIR"
+ * (why a socket directory reaches one process: docs/PROTOCOLS.md 3a).
  * Process 0 is the only one without the option (dir NULL: -h:-r); main's
  * own scheduler slots and names are its. */
 #ifndef HAPPAC_PGBOUNCERS_H

@@ -69,7 +69,8 @@ static void probe_pg_begin(struct probe_pg *pg);
 static void probe_pg_on_check_timer(evutil_socket_t fd, short what, void *arg);
 
 /* Admin mode, the kept connection answered: keep it, and try a new login
- * (it tells a SUSPEND on 1.18, and a shutdown on every version). */
+ * (it tells a SUSPEND on 1.18, and a shutdown on every version: what
+ * PgBouncer does to new and old connections then, docs/PROTOCOLS.md 3a). */
 static void probe_pg_admin_check(struct probe_pg *pg)
 {
 	struct timeval tv = { pg->check_ms / 1000, (pg->check_ms % 1000) * 1000 };

@@ -82,5 +82,38 @@ static void test_disabled_and_unknown(void **state)
 	run(steps, sizeof(steps) / sizeof(steps[0]), 500);
 }
 
+/* What a new login beside the kept console connection means: waiting is a
+ * SUSPEND, refused a shutdown; a worse state the console gave stays. A
+ * shutdown drains at once (no grace: the clients are finishing), also while
+ * the routing probe is refused; PgBouncer gone, nothing is left of it. */
+static void test_no_new_logins(void **state)
+{
+	struct pgadmin a;
+	struct pause p;
+
+	(void)state;
+	memset(&p, 0, sizeof(p));
+	pause_update(&p, PGADMIN_SHUTTING_DOWN, NULL, "postgres", FAIL, 2 * SEC, 60000);
+	assert_int_equal(p.effect, PAUSE_DRAIN);
+	assert_string_equal(p.reason, "pgbouncer shutting down");
+	pause_update(&p, PGADMIN_SHUTTING_DOWN, NULL, "postgres", FAIL, 90 * SEC, 60000);
+	assert_int_equal(p.effect, PAUSE_DRAIN);
+	pause_update(&p, PGADMIN_UNKNOWN, "refused", "postgres", FAIL, 91 * SEC, 60000);
+	assert_int_equal(p.effect, PAUSE_NONE);
+	memset(&a, 0, sizeof(a));
+	a.state = PGADMIN_RUNNING;
+	pgadmin_no_new_logins(&a, 0);
+	assert_int_equal(a.state, PGADMIN_SUSPENDED);
+	a.state = PGADMIN_RUNNING;
+	pgadmin_no_new_logins(&a, 1);
+	assert_int_equal(a.state, PGADMIN_SHUTTING_DOWN);
+	a.state = PGADMIN_DB_DISABLED;
+	pgadmin_no_new_logins(&a, 1);
+	assert_int_equal(a.state, PGADMIN_DB_DISABLED);
+	assert_true(pgadmin_is_pause(PGADMIN_SUSPENDED));
+	assert_false(pgadmin_is_pause(PGADMIN_SHUTTING_DOWN));
+}
+
 UNIT_MAIN(cmocka_unit_test(test_pause_holds_then_drains),
-	  cmocka_unit_test(test_disabled_and_unknown))
+	  cmocka_unit_test(test_disabled_and_unknown),
+	  cmocka_unit_test(test_no_new_logins))
