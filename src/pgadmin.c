@@ -154,6 +154,10 @@ void pgadmin_no_new_logins(struct pgadmin *a, int refused)
 {
 	enum pgadmin_state s = refused ? PGADMIN_SHUTTING_DOWN : PGADMIN_SUSPENDED;
 
+	/* Where SHOW STATE exists it has said whether PgBouncer is suspended:
+	 * a slow new login is then only slow (the routing probe judges). */
+	if (!refused && !a->no_show_state)
+		return;
 	if (s > a->state)
 		a->state = s;
 }

@@ -53,7 +53,8 @@ void pgadmin_end(struct pgadmin *a);
 
 /* A connection opened before answered this round, but a new login did not:
  * refused (the listener is closed: shutting down) or unanswered (new
- * connections wait in the listen queue: suspended). */
+ * connections wait in the listen queue: suspended; only where SHOW STATE
+ * is missing, 1.18, as SHOW STATE says it otherwise). */
 void pgadmin_no_new_logins(struct pgadmin *a, int refused);
 
 /* True when the state is a pause (PAUSE, PAUSE db or SUSPEND). */

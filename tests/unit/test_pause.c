@@ -102,6 +102,9 @@ static void test_no_new_logins(void **state)
 	assert_int_equal(p.effect, PAUSE_NONE);
 	memset(&a, 0, sizeof(a));
 	a.state = PGADMIN_RUNNING;
+	pgadmin_no_new_logins(&a, 0); /* SHOW STATE said running: only slow */
+	assert_int_equal(a.state, PGADMIN_RUNNING);
+	a.no_show_state = 1;
 	pgadmin_no_new_logins(&a, 0);
 	assert_int_equal(a.state, PGADMIN_SUSPENDED);
 	a.state = PGADMIN_RUNNING;
