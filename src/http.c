@@ -175,6 +175,19 @@ static const char *http_query_profile(char *query, int *bad)
 	return NULL;
 }
 
+/* Whether the query has a profile=NAME parameter: /health then answers for
+ * that happac profile; without one, /health is Patroni's path. Reads only. */
+static int http_query_names_profile(const char *query)
+{
+	for (const char *tok = query; tok; tok = strchr(tok, '&')) {
+		if (*tok == '&')
+			tok++;
+		if (!strncmp(tok, "profile=", 8))
+			return 1;
+	}
+	return 0;
+}
+
 /* 405 unless method is GET or HEAD (or OPTIONS where options is set);
  * returns 1 when it answered. */
 static int http_method_refused(struct http_conn *c, const char *method, int options)
@@ -200,7 +213,7 @@ static void http_patroni(struct http_conn *c, const char *method, int code,
 		     NULL);
 }
 
-/* /health[?profile=NAME]: the profile's line (OPTIONS: the code only). */
+/* /health?profile=NAME: the profile's line (OPTIONS: the code only). */
 static void http_health(struct http_conn *c, const char *method, char *query,
 			struct evbuffer *body)
 {
@@ -224,7 +237,10 @@ static void http_route(struct http_conn *c, const char *method, const char *path
 		       char *query)
 {
 	struct http *h = c->http;
-	int head_only = !strcmp(method, "HEAD"), health = !strcmp(path, "/health");
+	int head_only = !strcmp(method, "HEAD");
+	/* Bare /health is Patroni's (PostgreSQL running, and PgBouncer with
+	 * it); a named profile's answer is /health?profile=NAME. */
+	int health = !strcmp(path, "/health") && query && http_query_names_profile(query);
 	int own = health || !strcmp(path, "/status") || !strcmp(path, "/metrics"), code = 0;
 	struct evbuffer *body = evbuffer_new();
 

@@ -17,15 +17,16 @@ struct http;
 struct acl;
 
 struct http_routes {
-	/* /health[?profile=NAME]: append that profile's agent line (profile
-	 * NULL: the default one); return 1 when up, 0 when not, -1 when there
-	 * is no such profile. */
+	/* /health?profile=NAME: append that profile's agent line (a built-in
+	 * profile's when none is configured by that name); return 1 when up,
+	 * 0 when not, -1 when there is no such profile. */
 	int (*health)(void *arg, const char *profile, struct evbuffer *out);
 	/* /status: append a JSON document. */
 	void (*status)(void *arg, struct evbuffer *out);
 	/* /metrics: append Prometheus text. */
 	void (*metrics)(void *arg, struct evbuffer *out);
-	/* Any other path: when it is one of Patroni's health paths, append
+	/* Any other path (and bare /health, Patroni's): when it is one of
+	 * Patroni's health paths, append
 	 * the body and return 200, 503 or 400 (query not understood; the body
 	 * says why); 0 when it is not (404). query: after '?', or NULL. */
 	int (*patroni)(void *arg, const char *path, char *query, struct evbuffer *out);

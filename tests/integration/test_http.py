@@ -45,15 +45,16 @@ def http_happac(happac, backends):
 
 
 def test_health_follows_the_verdict(http_happac, backends):
-    status, body, headers = get("/health")
+    """/health?profile=NAME: that profile's line (Consul's checks)."""
+    status, body, headers = get("/health?profile=primary")
     assert (status, body) == (200, b"up\n")
     assert headers["Content-Type"].startswith("text/plain")
     backends[1].set("503")
     wait_reply(AGENT_PORT, starts("down"), bound())
-    status, body, _ = get("/health")
+    status, body, _ = get("/health?profile=primary")
     assert (status, body) == (503, b"down #patroni /primary: 503\n")
     # HEAD: the status only
-    status, body, _ = get("/health", method="HEAD")
+    status, body, _ = get("/health?profile=primary", method="HEAD")
     assert status == 503 and body == b""
 
 

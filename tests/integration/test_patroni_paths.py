@@ -17,9 +17,9 @@ from test_http import HTTP_PORT, get
 # streaming replica (api.py do_GET, do_GET_liveness, do_GET_readiness).
 PRIMARY_200 = {"/", "/primary", "/master", "/read-write", "/leader", "/read-only",
                "/read-only-sync", "/read-only-synchronous", "/read-only-quorum",
-               "/liveness", "/readiness"}
+               "/liveness", "/readiness", "/health"}
 REPLICA_200 = {"/replica", "/read-only", "/async", "/asynchronous", "/liveness",
-               "/readiness"}
+               "/readiness", "/health"}
 PATHS = sorted(PRIMARY_200 | REPLICA_200 | {
     "/sync", "/synchronous", "/quorum", "/standby-leader", "/standby_leader"})
 METHODS = ("GET", "HEAD", "OPTIONS")
@@ -117,6 +117,26 @@ def test_query_parameters(paths_happac, backends):
     # a replica whose lag this happac does not measure (no --pg-conninfo)
     status, body, _ = get("/read-only?lag=16MB")
     assert status == 400 and body.startswith(b"lag: happac does not know"), body
+
+
+def test_bare_health_is_patronis_and_a_profile_is_named(paths_happac, backends):
+    """Bare /health is Patroni's path (PostgreSQL running, any role) with
+    PgBouncer's state; ?profile=NAME is that happac profile's answer."""
+    assert get("/health") == (200, b"up\n", get("/health")[2])
+    backends[1].set("replica")
+    poll_until(lambda: get("/replica")[0] == 200, 5, what="replica settled")
+    # a replica: Patroni's /health is 200, the default profile (primary) 503
+    assert get("/health")[:2] == (200, b"up\n")
+    status, body, _ = get("/health?profile=primary")
+    assert status == 503 and body.startswith(b"down #patroni"), body
+    # Patroni's query parameters are Patroni's: tags are unknown to happac
+    status, body, _ = get("/health?tag_dc=east")
+    assert status == 400 and body.startswith(b"tag_dc: happac does not see"), body
+    backends[0].kill()
+    poll_until(lambda: get("/health")[0] == 503, 5, what="/health 503")
+    status, body, _ = get("/health")
+    assert body.startswith(b"down #pgbouncer"), body
+    assert get("/health", method="OPTIONS")[:2] == (503, b"")
 
 
 def test_unconfigured_profiles_answer_on_health(paths_happac):

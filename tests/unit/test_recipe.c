@@ -467,7 +467,7 @@ static void test_consul_defaults(void **state)
 	out = open_memstream(&text, &len);
 	recipe_consul_render(&c, out);
 	fclose(out);
-	assert_non_null(strstr(text, "\"http\": \"http://[::1]:9000/health\""));
+	assert_non_null(strstr(text, "\"http\": \"http://[::1]:9000/health?profile=primary\""));
 	assert_non_null(strstr(text, "\"id\": \"postgres-primary\""));
 	free(text);
 }
