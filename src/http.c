@@ -175,8 +175,14 @@ static const char *http_query_profile(char *query, int *bad)
 	return NULL;
 }
 
-/* Whether the query has a profile=NAME parameter: /health then answers for
- * that happac profile; without one, /health is Patroni's path. Reads only. */
+const char *const http_target_names[HTTP_TARGET_COUNT] = {
+	[HTTP_TARGET_PROFILE] = "profile",
+	[HTTP_TARGET_STATUS] = "status",
+	[HTTP_TARGET_METRICS] = "metrics",
+	[HTTP_TARGET_PATRONI] = "patroni",
+};
+
+/* Whether the query has a profile=NAME parameter. */
 static int http_query_names_profile(const char *query)
 {
 	for (const char *tok = query; tok; tok = strchr(tok, '&')) {
@@ -186,6 +192,20 @@ static int http_query_names_profile(const char *query)
 			return 1;
 	}
 	return 0;
+}
+
+/* Bare /health is Patroni's (PostgreSQL running, and PgBouncer with it):
+ * a check written for Patroni's port means that on ours too. A happac
+ * profile's answer is /health?profile=NAME (Consul's checks). */
+enum http_target http_target(const char *path, const char *query)
+{
+	if (!strcmp(path, "/health") && query && http_query_names_profile(query))
+		return HTTP_TARGET_PROFILE;
+	if (!strcmp(path, "/status"))
+		return HTTP_TARGET_STATUS;
+	if (!strcmp(path, "/metrics"))
+		return HTTP_TARGET_METRICS;
+	return HTTP_TARGET_PATRONI;
 }
 
 /* 405 unless method is GET or HEAD (or OPTIONS where options is set);
@@ -238,10 +258,9 @@ static void http_route(struct http_conn *c, const char *method, const char *path
 {
 	struct http *h = c->http;
 	int head_only = !strcmp(method, "HEAD");
-	/* Bare /health is Patroni's (PostgreSQL running, and PgBouncer with
-	 * it); a named profile's answer is /health?profile=NAME. */
-	int health = !strcmp(path, "/health") && query && http_query_names_profile(query);
-	int own = health || !strcmp(path, "/status") || !strcmp(path, "/metrics"), code = 0;
+	enum http_target target = http_target(path, query);
+	int health = target == HTTP_TARGET_PROFILE, own = target != HTTP_TARGET_PATRONI;
+	int code = 0;
 	struct evbuffer *body = evbuffer_new();
 
 	if (!body) {
@@ -258,7 +277,7 @@ static void http_route(struct http_conn *c, const char *method, const char *path
 		http_patroni(c, method, code, body);
 	else if (health)
 		http_health(c, method, query, body);
-	else if (!strcmp(path, "/status")) {
+	else if (target == HTTP_TARGET_STATUS) {
 		h->routes.status(h->arg, body);
 		http_respond(c, 200, "application/json", body, head_only, NULL);
 	} else {

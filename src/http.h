@@ -39,6 +39,20 @@ struct http_stats {
 	uint64_t over_cap;  /* closed at accept: too many connections */
 };
 
+/* Which route a request target takes (http_target()). */
+enum http_target {
+	HTTP_TARGET_PROFILE,  /* /health?profile=NAME: a happac profile's line */
+	HTTP_TARGET_STATUS,   /* /status */
+	HTTP_TARGET_METRICS,  /* /metrics */
+	HTTP_TARGET_PATRONI,  /* anything else: one of Patroni's paths (bare
+			       * /health included) or 404 */
+	HTTP_TARGET_COUNT
+};
+extern const char *const http_target_names[HTTP_TARGET_COUNT];
+
+/* The route of path with query (after '?', NULL: none); reads only. */
+enum http_target http_target(const char *path, const char *query);
+
 struct http *http_new(struct event_base *base, const struct http_routes *routes,
 		      void *arg);
 /* Listen on addr:port (addr NULL: close the side port), in two steps so
