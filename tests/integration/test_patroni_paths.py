@@ -4,10 +4,15 @@ request per round however many checks come. Real PgBouncer/PostgreSQL and the
 Patroni stand-in (for the role it plays at will)."""
 
 import json
+import os
 import re
+import subprocess
 import threading
 
 import pytest
+import yaml
+
+import procs
 
 from agent_client import starts, wait_reply
 from procs import ADDR, AGENT_PORT, poll_until
@@ -122,7 +127,7 @@ def test_query_parameters(paths_happac, backends):
 def test_bare_health_is_patronis_and_a_profile_is_named(paths_happac, backends):
     """Bare /health is Patroni's path (PostgreSQL running, any role) with
     PgBouncer's state; ?profile=NAME is that happac profile's answer."""
-    assert get("/health") == (200, b"up\n", get("/health")[2])
+    assert get("/health")[:2] == (200, b"up\n")
     backends[1].set("replica")
     poll_until(lambda: get("/replica")[0] == 200, 5, what="replica settled")
     # a replica: Patroni's /health is 200, the default profile (primary) 503
@@ -137,6 +142,40 @@ def test_bare_health_is_patronis_and_a_profile_is_named(paths_happac, backends):
     status, body, _ = get("/health")
     assert body.startswith(b"down #pgbouncer"), body
     assert get("/health", method="OPTIONS")[:2] == (503, b"")
+
+
+def test_k8s_recipe_probes_are_answered(paths_happac):
+    """The probes `happac recipe k8s` prints, asked as the kubelet asks them
+    (GET; 200-399 passes): on a primary, readiness passes for /primary and
+    fails for /replica; liveness passes."""
+    for profile, want in (("primary", 200), ("replica", 503), ("read-only", 200)):
+        out = subprocess.run([procs.happac_bin(), "recipe", "k8s", "--profile", profile,
+                              "--http-port", str(HTTP_PORT)], check=True,
+                             capture_output=True, text=True).stdout
+        doc = yaml.safe_load(out)
+        ready, live = doc["readinessProbe"]["httpGet"], doc["livenessProbe"]["httpGet"]
+        assert ready["port"] == live["port"] == HTTP_PORT
+        poll_until(lambda: get(ready["path"])[0] == want, 5, what=ready["path"])
+        assert get(live["path"])[0] == 200
+
+
+def test_drain_is_503_on_every_path_but_liveness(happac, backends, workdir):
+    """An operator's drain/maint takes the node out of rotation: every path
+    says 503, except /liveness (out of rotation is not dead: a liveness probe
+    must not restart anything for it)."""
+    sock = os.path.join(workdir, "paths.sock")
+    happac("--control-socket", sock, "--http-listen", "%s:%d" % (ADDR, HTTP_PORT))
+    poll_until(lambda: get("/primary")[0] == 200, 5, what="/primary 200")
+    for word in ("drain", "maint"):
+        subprocess.run([procs.happac_bin(), "ctl", "--socket", sock, word], check=True,
+                       capture_output=True, timeout=10)
+        poll_until(lambda: get("/primary")[0] == 503, 5, what="/primary 503 (%s)" % word)
+        for path in PATHS:
+            for m in METHODS:
+                want = 200 if path == "/liveness" else 503
+                assert get(path, method=m)[0] == want, (word, path, m)
+        assert get("/liveness")[1] == ("up %s\n" % word).encode()
+        assert get("/health?profile=primary")[0] == 503
 
 
 def test_unconfigured_profiles_answer_on_health(paths_happac):
