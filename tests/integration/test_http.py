@@ -135,6 +135,29 @@ def test_slow_client_is_cut_and_others_are_served(http_happac):
     assert http_happac.alive()
 
 
+def test_at_most_64_connections(http_happac):
+    """64 connections are held (each up to its 5 s deadline); the 65th is
+    closed at accept without a byte; a held one is still answered (on a
+    Patroni path too), and once they close new ones are served again."""
+    held = [socket.create_connection((ADDR, HTTP_PORT), timeout=5) for _ in range(64)]
+    try:
+        extra = socket.create_connection((ADDR, HTTP_PORT), timeout=5)
+        try:
+            extra.sendall(b"GET /primary HTTP/1.0\r\n\r\n")
+            got = extra.recv(100)
+        except (ConnectionResetError, BrokenPipeError):
+            got = b""
+        extra.close()
+        assert got == b"", got
+        held[0].sendall(b"GET /primary HTTP/1.0\r\n\r\n")
+        assert held[0].recv(100).startswith(b"HTTP/1.1 200")
+    finally:
+        for c in held:
+            c.close()
+    poll_until(lambda: get("/primary")[0] == 200, 3, what="served again")
+    assert http_happac.alive()
+
+
 def _conf(workdir, text):
     path = os.path.join(workdir, "reload.conf")
     with open(path, "w") as f:
