@@ -14,7 +14,6 @@ afterwards; the lab's HAProxy gets its own configuration back.
 
 import http.client
 import json
-import os
 import re
 import socket
 import subprocess
@@ -24,7 +23,7 @@ import time
 import pytest
 
 import happac_cluster as hc
-from agentcheck import talk  # tests/lib
+from harness import hammer  # tests/lib
 from test_profiles_cluster import CONNINFO, Extra, extras, healthy  # noqa: F401 (fixtures)
 
 AGENT = 5568
@@ -258,21 +257,10 @@ def test_ten_thousand_checks_cost_patroni_the_schedule(lab, healthy, extras):  #
         rounds0 = metric(primary, "happac_probe_rounds_total", port)
         asked0 = relay.count()
         t0 = time.monotonic()
-        answered, failed = [], []
-        per = 10000 // 16
-
-        def client(i):
-            for j in range(per):
-                try:
-                    answered.append(happac_status(primary, PATHS[(i + j) % len(PATHS)],
-                                                  METHODS[j % 3], port=port)[0])
-                except (OSError, http.client.HTTPException) as e:
-                    failed.append(repr(e))
-        threads = [threading.Thread(target=client, args=(i,)) for i in range(16)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(300)
+        answered, failed = hammer(
+            lambda i, j: happac_status(primary, PATHS[(i + j) % len(PATHS)], METHODS[j % 3],
+                                       port=port)[0],
+            16, 10000 // 16, errors=(OSError, http.client.HTTPException))
         took = time.monotonic() - t0
         asked = relay.count() - asked0
         rounds = metric(primary, "happac_probe_rounds_total", port) - rounds0

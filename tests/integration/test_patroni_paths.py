@@ -3,19 +3,17 @@ happac's cache: Patroni's 200/503 semantics and PgBouncer's state, one Patroni
 request per round however many checks come. Real PgBouncer/PostgreSQL and the
 Patroni stand-in (for the role it plays at will)."""
 
-import json
 import os
 import re
 import subprocess
-import threading
 
 import pytest
 import yaml
 
 import procs
 
-from agent_client import starts, wait_reply
-from procs import ADDR, AGENT_PORT, poll_until
+from harness import hammer
+from procs import ADDR, poll_until
 from test_http import HTTP_PORT, get
 
 # Patroni's code for each path on a primary holding the leader lock, and on a
@@ -206,21 +204,9 @@ def test_checks_cost_patroni_nothing(paths_happac, backends):
     one request per round (the stand-in counts them), not one per check."""
     backends[1].reset()
     rounds0 = metric("happac_probe_rounds_total")
-    answered, failed = [], []
     per = 2000 // 16
-
-    def client(i):
-        for j in range(per):
-            path = PATHS[(i + j) % len(PATHS)]
-            try:
-                answered.append(get(path)[0])
-            except OSError as e:
-                failed.append(repr(e))
-    threads = [threading.Thread(target=client, args=(i,)) for i in range(16)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(120)
+    answered, failed = hammer(lambda i, j: get(PATHS[(i + j) % len(PATHS)])[0], 16, per,
+                              join_s=120)
     rounds = metric("happac_probe_rounds_total") - rounds0
     seen = backends[1].stats()["requests"]
     assert not failed, failed[:5]

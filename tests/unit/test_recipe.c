@@ -505,23 +505,21 @@ static void test_k8s(void **state)
 	char *argv[] = { "k8s", "--profile", "replica", "--http-port", "9405", NULL };
 	char *bad[] = { "k8s", "--profile", "master", NULL };
 	char *none[] = { "k8s", NULL };
-	char err[512], *text = NULL;
-	size_t len = 0;
-	FILE *out;
+	char err[512], text[4096] = "";
+	FILE *out = fmemopen(text, sizeof(text) - 1, "w");
 
 	(void)state;
+	assert_non_null(out);
 	assert_int_equal(recipe_k8s_parse(&k, 5, argv, stdout, err, sizeof(err)),
 			 RECIPE_PARSE_OK);
 	assert_string_equal(k.profile, "replica");
 	assert_int_equal(k.http_port, 9405);
-	out = open_memstream(&text, &len);
 	recipe_k8s_render(&k, out);
-	fclose(out);
+	assert_int_equal(fclose(out), 0); /* the whole recipe fit */
 	assert_non_null(strstr(text, "readinessProbe:\n  httpGet:\n    path: /replica\n"
 				     "    port: 9405\n"));
 	assert_non_null(strstr(text, "livenessProbe:\n  httpGet:\n    path: /liveness\n"
 				     "    port: 9405\n"));
-	free(text);
 	assert_int_equal(recipe_k8s_parse(&k, 3, bad, stdout, err, sizeof(err)),
 			 RECIPE_PARSE_ERROR);
 	assert_non_null(strstr(err, "--profile: 'master'"));
