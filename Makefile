@@ -9,7 +9,7 @@
 #   make bench     performance figures (bench/)
 #   make demo      a real three-node Patroni cluster, HAProxy and happac
 
-VERSION    := 0.1.0
+VERSION    := 0.2.0
 PREFIX     ?= /usr/local
 BINDIR     ?= $(PREFIX)/bin
 CC         ?= cc

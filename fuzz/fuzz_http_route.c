@@ -7,12 +7,50 @@
  * rule is one of the built-in ones or -1, and its own spelling maps back to
  * it; a query is accepted (max_lag -1, or 0..PROFILE_BYTES_MAX and only for
  * a rule that reads ?lag=) or refused with a one-line message that names a
- * parameter; parsing the same query again gives the same answer. */
+ * parameter; parsing the same query again gives the same answer. And
+ * http_target(), http.c's own choice of route: it reads only; /status and
+ * /metrics are theirs; /health is a happac profile's answer exactly when a
+ * profile= parameter is there, else Patroni's /health rule; any other path
+ * goes to Patroni's paths (or 404). */
 #include "fuzz_common.h"
 
+#include "http.h"
 #include "profile.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+/* A "profile=" parameter, found by another route than http.c's. */
+static int fuzz_names_profile(const char *query)
+{
+	size_t n = strlen(query);
+
+	for (size_t i = 0; i + 8 <= n; i++)
+		if ((i == 0 || query[i - 1] == '&') && !memcmp(query + i, "profile=", 8))
+			return 1;
+	return 0;
+}
+
+static void fuzz_target(const char *path, const char *query)
+{
+	char before[512];
+	enum http_target t;
+
+	snprintf(before, sizeof(before), "%s", query ? query : "");
+	t = http_target(path, query);
+	FUZZ_CHECK(t >= 0 && t < HTTP_TARGET_COUNT && http_target_names[t], "target %d", t);
+	FUZZ_CHECK(!query || !strcmp(before, query), "http_target() changed the query");
+	if (!strcmp(path, "/health"))
+		FUZZ_CHECK(t == (query && fuzz_names_profile(query) ? HTTP_TARGET_PROFILE
+								  : HTTP_TARGET_PATRONI) &&
+			   profile_rule_for_path(path) == PROFILE_RULE_HEALTH,
+			   "/health?%s routed to %s", before, http_target_names[t]);
+	else if (!strcmp(path, "/status") || !strcmp(path, "/metrics"))
+		FUZZ_CHECK(t == (path[1] == 's' ? HTTP_TARGET_STATUS : HTTP_TARGET_METRICS),
+			   "%s routed to %s", path, http_target_names[t]);
+	else
+		FUZZ_CHECK(t == HTTP_TARGET_PATRONI, "%s routed to %s", path,
+			   http_target_names[t]);
+}
 
 static int fuzz_reads_lag(int rule)
 {
@@ -38,6 +76,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	query = strchr(target, '?');
 	if (query)
 		*query++ = '\0';
+	fuzz_target(target, query);
 	rule = profile_rule_for_path(target);
 	FUZZ_CHECK(rule >= -1 && rule < PROFILE_RULE_ENDPOINT, "rule %d for %s", rule, target);
 	if (rule >= 0) {

@@ -175,6 +175,39 @@ static const char *http_query_profile(char *query, int *bad)
 	return NULL;
 }
 
+const char *const http_target_names[HTTP_TARGET_COUNT] = {
+	[HTTP_TARGET_PROFILE] = "profile",
+	[HTTP_TARGET_STATUS] = "status",
+	[HTTP_TARGET_METRICS] = "metrics",
+	[HTTP_TARGET_PATRONI] = "patroni",
+};
+
+/* Whether the query has a profile=NAME parameter. */
+static int http_query_names_profile(const char *query)
+{
+	for (const char *tok = query; tok; tok = strchr(tok, '&')) {
+		if (*tok == '&')
+			tok++;
+		if (!strncmp(tok, "profile=", 8))
+			return 1;
+	}
+	return 0;
+}
+
+/* Bare /health is Patroni's (PostgreSQL running, and PgBouncer with it):
+ * a check written for Patroni's port means that on ours too. A happac
+ * profile's answer is /health?profile=NAME (Consul's checks). */
+enum http_target http_target(const char *path, const char *query)
+{
+	if (!strcmp(path, "/health") && query && http_query_names_profile(query))
+		return HTTP_TARGET_PROFILE;
+	if (!strcmp(path, "/status"))
+		return HTTP_TARGET_STATUS;
+	if (!strcmp(path, "/metrics"))
+		return HTTP_TARGET_METRICS;
+	return HTTP_TARGET_PATRONI;
+}
+
 /* 405 unless method is GET or HEAD (or OPTIONS where options is set);
  * returns 1 when it answered. */
 static int http_method_refused(struct http_conn *c, const char *method, int options)
@@ -200,7 +233,7 @@ static void http_patroni(struct http_conn *c, const char *method, int code,
 		     NULL);
 }
 
-/* /health[?profile=NAME]: the profile's line (OPTIONS: the code only). */
+/* /health?profile=NAME: the profile's line (OPTIONS: the code only). */
 static void http_health(struct http_conn *c, const char *method, char *query,
 			struct evbuffer *body)
 {
@@ -224,8 +257,10 @@ static void http_route(struct http_conn *c, const char *method, const char *path
 		       char *query)
 {
 	struct http *h = c->http;
-	int head_only = !strcmp(method, "HEAD"), health = !strcmp(path, "/health");
-	int own = health || !strcmp(path, "/status") || !strcmp(path, "/metrics"), code = 0;
+	int head_only = !strcmp(method, "HEAD");
+	enum http_target target = http_target(path, query);
+	int health = target == HTTP_TARGET_PROFILE, own = target != HTTP_TARGET_PATRONI;
+	int code = 0;
 	struct evbuffer *body = evbuffer_new();
 
 	if (!body) {
@@ -242,7 +277,7 @@ static void http_route(struct http_conn *c, const char *method, const char *path
 		http_patroni(c, method, code, body);
 	else if (health)
 		http_health(c, method, query, body);
-	else if (!strcmp(path, "/status")) {
+	else if (target == HTTP_TARGET_STATUS) {
 		h->routes.status(h->arg, body);
 		http_respond(c, 200, "application/json", body, head_only, NULL);
 	} else {

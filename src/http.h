@@ -17,15 +17,16 @@ struct http;
 struct acl;
 
 struct http_routes {
-	/* /health[?profile=NAME]: append that profile's agent line (profile
-	 * NULL: the default one); return 1 when up, 0 when not, -1 when there
-	 * is no such profile. */
+	/* /health?profile=NAME: append that profile's agent line (a built-in
+	 * profile's when none is configured by that name); return 1 when up,
+	 * 0 when not, -1 when there is no such profile. */
 	int (*health)(void *arg, const char *profile, struct evbuffer *out);
 	/* /status: append a JSON document. */
 	void (*status)(void *arg, struct evbuffer *out);
 	/* /metrics: append Prometheus text. */
 	void (*metrics)(void *arg, struct evbuffer *out);
-	/* Any other path: when it is one of Patroni's health paths, append
+	/* Any other path (and bare /health, Patroni's): when it is one of
+	 * Patroni's health paths, append
 	 * the body and return 200, 503 or 400 (query not understood; the body
 	 * says why); 0 when it is not (404). query: after '?', or NULL. */
 	int (*patroni)(void *arg, const char *path, char *query, struct evbuffer *out);
@@ -37,6 +38,20 @@ struct http_stats {
 	uint64_t denied;    /* closed at accept: source not in --allow */
 	uint64_t over_cap;  /* closed at accept: too many connections */
 };
+
+/* Which route a request target takes (http_target()). */
+enum http_target {
+	HTTP_TARGET_PROFILE,  /* /health?profile=NAME: a happac profile's line */
+	HTTP_TARGET_STATUS,   /* /status */
+	HTTP_TARGET_METRICS,  /* /metrics */
+	HTTP_TARGET_PATRONI,  /* anything else: one of Patroni's paths (bare
+			       * /health included) or 404 */
+	HTTP_TARGET_COUNT
+};
+extern const char *const http_target_names[HTTP_TARGET_COUNT];
+
+/* The route of path with query (after '?', NULL: none); reads only. */
+enum http_target http_target(const char *path, const char *query);
 
 struct http *http_new(struct event_base *base, const struct http_routes *routes,
 		      void *arg);

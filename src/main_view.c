@@ -143,6 +143,11 @@ static int main_view_patroni(void *arg, const char *path, char *query, struct ev
 	}
 	line = answer_path_line(h->answer, (enum profile_rule)rule, &len, &health);
 	code = health == PROFILE_HEALTH_PASSING ? 200 : 503;
+	/* Out of rotation is not dead: an operator's drain or maint must not
+	 * make a liveness probe restart anything (Patroni's /liveness stays 200
+	 * in its maintenance mode too). */
+	if (rule == PROFILE_RULE_LIVENESS && health == PROFILE_HEALTH_OUT)
+		code = 200;
 	if (code == 200 && q.max_lag >= 0) {
 		code = main_view_lag(h, q.max_lag, out);
 		if (code != 200)

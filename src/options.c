@@ -93,8 +93,9 @@ const struct options_def options_table[OPTIONS_COUNT] = {
 	  OPTIONS_ANYWHERE },
 	{ "http-listen", 0, OPTIONS_KIND_HOSTPORT, "ADDR:PORT", NULL, 0, 0,
 	  OFF(http_listen),
-	  "Serve /health, /status, /metrics and Patroni's health paths (/primary, "
-	  "/replica, ...: from the cache) over HTTP here (default: off)",
+	  "Serve Patroni's health paths (/primary, /replica, /health, ...: from "
+	  "the cache, PgBouncer included), /health?profile=NAME (a profile's "
+	  "line), /status and /metrics over HTTP here (default: off)",
 	  OPTIONS_ANYWHERE },
 	{ "interval", 0, OPTIONS_KIND_DURATION, "DURATION", "1s", 100, 60000,
 	  OFF(interval_ms), "Time between probe rounds",

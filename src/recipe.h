@@ -1,10 +1,10 @@
-/* recipe.h - `happac recipe`: print the HAProxy, Consul and systemd
- * configuration that goes with happac, instead of asking users to copy
+/* recipe.h - `happac recipe`: print the HAProxy, Consul, systemd and
+ * Kubernetes configuration that goes with happac, instead of asking users to copy
  * blocks out of a README.
  *
  * Everything here is a one-shot command that writes text to stdout and
  * exits; the daemon never calls it. recipe.c only dispatches;
- * recipe_haproxy.c, recipe_consul.c and recipe_systemd.c hold one recipe
+ * recipe_haproxy.c, recipe_consul.c, recipe_systemd.c and recipe_k8s.c hold one recipe
  * each, recipe_util.c (recipe_util.h) what they share. The parse functions
  * are exported so that the unit tests can check every rejected input and its
  * message. */
@@ -103,6 +103,11 @@ struct recipe_consul {
 	char bin[RECIPE_PATH_MAX];
 };
 
+struct recipe_k8s {
+	char profile[32];             /* the readiness path, without '/' */
+	int http_port;                /* happac --http-listen in the pod */
+};
+
 /* Run `happac recipe ...`. argv[0] is "recipe". Writes the recipe to stdout
  * and one line naming the bad input to stderr. Returns the exit status: 0, or
  * RECIPE_EXIT_USAGE for a bad command line. */
@@ -132,6 +137,13 @@ enum recipe_parse recipe_consul_parse(struct recipe_consul *c, int argc, char **
 
 /* Print the Consul service definition (JSON) for c. */
 void recipe_consul_render(const struct recipe_consul *c, FILE *out);
+
+/* Parse the options of `recipe k8s` (argv[0] == "k8s"), as above. */
+enum recipe_parse recipe_k8s_parse(struct recipe_k8s *k, int argc, char **argv, FILE *out,
+				   char *err, size_t errlen);
+
+/* Print the readiness and liveness probes (YAML) for k. */
+void recipe_k8s_render(const struct recipe_k8s *k, FILE *out);
 
 /* `recipe systemd` (argv[0] == "systemd"): the unit and the env file for the
  * happac options in argv, read as happac itself reads them (environment and

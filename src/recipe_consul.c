@@ -33,8 +33,9 @@ static void recipe_consul_usage(FILE *out)
 		"Print a Consul service definition (JSON) for this node's PgBouncer, passing\n"
 		"only while happac says \"up\" for that profile.\n\n"
 		"  --service primary|replica Which happac profile the service follows (required)\n"
-		"  --http ADDR:PORT          happac's --http-listen; the check is GET /health\n"
-		"                            (200 passing, 503 critical). Default: 127.0.0.1:%d\n"
+		"  --http ADDR:PORT          happac's --http-listen; the check is\n"
+		"                            GET /health?profile=SERVICE (200 passing, 503\n"
+		"                            critical). Default: 127.0.0.1:%d\n"
 		"                            (primary), 127.0.0.1:%d (replica)\n"
 		"  --script                  Use a script check instead: happac check asks the\n"
 		"                            agent once (exit 0 passing, 2 critical); Consul needs\n"
@@ -225,7 +226,9 @@ void recipe_consul_render(const struct recipe_consul *c, FILE *out)
 	snprintf(buf, sizeof(buf), "happac %s: Patroni role and PgBouncer", svc);
 	recipe_consul_json(buf, out);
 	fputs(",\n        \"notes\": ", out);
-	/* The check reaches happac's agent port with --script, else its /health. */
+	/* The check reaches happac's agent port with --script, else the
+	 * profile's /health: bare /health is Patroni's path, which passes on
+	 * any node whose PostgreSQL runs, whatever its role. */
 	ep = c->script ? &c->agent : &c->http;
 	recipe_util_hostport_str(ep->host, ep->family, ep->port, hp, sizeof(hp));
 	if (c->script) {
@@ -246,13 +249,13 @@ void recipe_consul_render(const struct recipe_consul *c, FILE *out)
 		fputs("        \"interval\": \"2s\",\n        \"timeout\": \"2s\"\n", out);
 	} else {
 		snprintf(buf, sizeof(buf),
-			 "happac's /health: 200 (passing) while this node is the %s, its "
+			 "happac's /health?profile=%s: 200 (passing) while this node is the %s, its "
 			 "PgBouncer answers and it is not drained or in maintenance; 503 "
 			 "(critical) with the agent line otherwise. Needs happac "
 			 "--http-listen %s.",
-			 svc, hp);
+			 svc, svc, hp);
 		recipe_consul_json(buf, out);
-		snprintf(buf, sizeof(buf), "http://%s/health", hp);
+		snprintf(buf, sizeof(buf), "http://%s/health?profile=%s", hp, svc);
 		fputs(",\n        \"http\": ", out);
 		recipe_consul_json(buf, out);
 		/* happac answers from its cache, so a 1s interval costs Patroni

@@ -511,6 +511,9 @@ class Cluster:
         self._stopped = False
         self._pw = pwd.getpwnam(POSTGRES_USER)
         self.checks = haproxy_check_settings()
+        # More HAProxy files a test adds to the lab's (for a while: it empties
+        # the list and restarts HAProxy when done).
+        self.haproxy_extra = []
 
     # -- context manager -------------------------------------------------------------
     def __enter__(self):
@@ -1037,7 +1040,7 @@ server_login_retry = {PGBOUNCER_LOGIN_RETRY}
             path = self.dir / "haproxy" / f"scenario-{x}.cfg"
             path.write_text(recipe_output(self.happac_bin, x))
             files.append(path)
-        return files
+        return files + list(self.haproxy_extra)
 
     def haproxy_argv(self):
         argv = ["haproxy", "-db"]

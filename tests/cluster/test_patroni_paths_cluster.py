@@ -1,18 +1,21 @@
 """Patroni's health paths served by happac's side port (issue #17), on the real
-cluster: the same codes as Patroni on every node while PgBouncer is healthy, 503
-where Patroni says 200 when the primary's PgBouncer is dead or frozen, 10,000
-checks answered at the cost of one Patroni request per round, and HAProxy on
-`happac recipe haproxy --scenario a --via-happac` taking the primary out when
-its PgBouncer dies (plain Scenario A does not).
+cluster: the same codes as Patroni on every node while PgBouncer is healthy
+(bare /health included), 503 where Patroni says 200 when PgBouncer is dead,
+frozen or misrouted, 10,000 checks answered at the cost of one Patroni request
+per round, and the lab's HAProxy running `happac recipe haproxy --scenario a
+--via-happac` next to plain Scenario A: the via-happac backend takes the primary
+out when its PgBouncer is killed, frozen or misrouted (plain Scenario A keeps it
+UP) and brings it back after the fix.
 
-Runs on the lab after the failure matrix. Extra happacs (agent port 5568, HTTP
-port 8405) run on every node's own address and are stopped by pid afterwards.
+Runs on the lab after the failure matrix. Extra happacs (agent ports 5568-5571,
+HTTP ports 8405-8408; a counting relay to Patroni on port 8018) run on every node's own address and are stopped by pid
+afterwards; the lab's HAProxy gets its own configuration back.
 """
 
 import http.client
 import json
-import os
 import re
+import socket
 import subprocess
 import threading
 import time
@@ -20,7 +23,7 @@ import time
 import pytest
 
 import happac_cluster as hc
-from agentcheck import talk  # tests/lib
+from harness import hammer  # tests/lib
 from test_profiles_cluster import CONNINFO, Extra, extras, healthy  # noqa: F401 (fixtures)
 
 AGENT = 5568
@@ -28,7 +31,7 @@ HTTP = 8405
 PATHS = ["/", "/primary", "/master", "/read-write", "/leader", "/replica", "/read-only",
          "/sync", "/synchronous", "/async", "/asynchronous", "/read-only-sync",
          "/read-only-synchronous", "/quorum", "/read-only-quorum", "/standby-leader",
-         "/standby_leader", "/liveness", "/readiness"]
+         "/standby_leader", "/liveness", "/readiness", "/health"]
 METHODS = ("GET", "HEAD", "OPTIONS")
 I, T = hc.HAPPAC_INTERVAL, hc.HAPPAC_TIMEOUT
 
@@ -96,24 +99,30 @@ def test_every_path_and_method_equals_patroni(lab, healthy, side_ports):  # noqa
     assert not diff, f"(happac, Patroni) differ: {diff}"
     primary = healthy[0]
     assert happac_status(primary, "/primary") == (200, b"up\n")
-    # Patroni's /health under its own name: /health?profile=health (bare /health
-    # stays happac's default profile)
+    # bare /health is Patroni's on every node (PostgreSQL running, any role);
+    # a happac profile's answer is /health?profile=NAME
     for n in hc.NODES:
-        assert happac_status(n, "/health?profile=health")[0] == hc.patroni_status(n, "/health")
+        assert hc.patroni_status(n, "/health") == 200
+        assert happac_status(n, "/health") == (200, b"up\n")
+        assert happac_status(n, "/health?profile=health")[0] == 200
+        assert happac_status(n, "/health?profile=primary")[0] == (200 if n == primary else 503)
 
 
 @pytest.mark.parametrize("how", ["kill", "freeze"])
 def test_pgbouncer_failure_is_503_where_patroni_says_200(lab, healthy, side_ports, how):  # noqa: F811
+    """Every node's PgBouncer killed or frozen: the primary's paths and every
+    node's bare /health say 503 while Patroni says 200."""
     primary = healthy[0]
-    name = f"pgbouncer{primary}"
-    if how == "kill":
-        lab.kill_pgbouncer(primary)
-    else:
-        lab.freeze(name)
+    for n in hc.NODES:
+        if how == "kill":
+            lab.kill_pgbouncer(n)
+        else:
+            lab.freeze(f"pgbouncer{n}")
     try:
-        hc.wait_for("happac 503 on the primary's paths",
+        hc.wait_for("happac 503 on the primary's paths and every /health",
                     lambda: all(happac_status(primary, p)[0] == 503
-                                for p in ("/primary", "/leader", "/read-write", "/read-only")),
+                                for p in ("/primary", "/leader", "/read-write", "/read-only"))
+                    and all(happac_status(n, "/health")[0] == 503 for n in hc.NODES),
                     I + T + 2)
         for p in ("/primary", "/leader", "/read-write", "/read-only"):
             for m in METHODS:
@@ -121,12 +130,20 @@ def test_pgbouncer_failure_is_503_where_patroni_says_200(lab, healthy, side_port
                 assert hc.patroni_status(primary, p, m) == 200, (p, m)
         body = happac_status(primary, "/primary")[1]
         assert body.startswith(b"down #pgbouncer"), body
+        for n in hc.NODES:
+            assert hc.patroni_status(n, "/health") == 200, n
+            for m in METHODS:
+                assert happac_status(n, "/health", m)[0] == 503, (n, m)
+            assert happac_status(n, "/health")[1].startswith(b"down #pgbouncer"), n
     finally:
-        if how == "kill":
-            lab.start_pgbouncer(primary)
-        else:
-            lab.thaw(name)
-    hc.wait_for("happac 200 again", lambda: happac_status(primary, "/primary")[0] == 200,
+        for n in hc.NODES:
+            if how == "kill":
+                lab.start_pgbouncer(n)
+            else:
+                lab.thaw(f"pgbouncer{n}")
+    hc.wait_for("happac 200 again",
+                lambda: happac_status(primary, "/primary")[0] == 200
+                and all(happac_status(n, "/health")[0] == 200 for n in hc.NODES),
                 hc.PGBOUNCER_LOGIN_RETRY + 10)
 
 
@@ -153,66 +170,200 @@ def test_misrouted_pgbouncer_is_503_where_patroni_says_200(lab, healthy, extras)
                 I + T + hc.PGBOUNCER_LOGIN_RETRY + 2)
 
 
-def metric(n, name):
-    text = happac_status(n, "/metrics")[1].decode()
+def metric(n, name, port=HTTP):
+    text = happac_status(n, "/metrics", port=port)[1].decode()
     return int(re.search(r"^%s (\d+)" % re.escape(name), text, re.M).group(1))
 
 
-def test_ten_thousand_checks_cost_patroni_the_schedule(lab, healthy, side_ports):  # noqa: F811
-    primary = healthy[0]
-    rounds0 = metric(primary, "happac_probe_rounds_total")
-    t0 = time.monotonic()
-    answered, failed = [], []
-    per = 10000 // 16
+REQUEST = re.compile(rb"(?:GET|HEAD|OPTIONS|POST|PUT|DELETE) /\S* HTTP/1\.[01]\r\n")
 
-    def client(i):
-        for j in range(per):
+
+class CountingRelay:
+    """A TCP relay in front of the real Patroni that counts the HTTP requests
+    passing through it (request lines; keep-alive connections included): how
+    many times Patroni was really asked. Threads end when the relay stops."""
+
+    def __init__(self, addr, port, target):
+        self.target, self.requests, self.stopped = target, 0, False
+        self.lock = threading.Lock()
+        self.srv = socket.create_server((addr, port))
+        self.srv.settimeout(0.2)
+        self.threads = [threading.Thread(target=self._accept, daemon=True)]
+        self.threads[0].start()
+
+    def _accept(self):
+        while not self.stopped:
             try:
-                answered.append(happac_status(primary, PATHS[(i + j) % len(PATHS)],
-                                              METHODS[j % 3])[0])
-            except (OSError, http.client.HTTPException) as e:
-                failed.append(repr(e))
-    threads = [threading.Thread(target=client, args=(i,)) for i in range(16)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(300)
-    took = time.monotonic() - t0
-    rounds = metric(primary, "happac_probe_rounds_total") - rounds0
+                c, _ = self.srv.accept()
+            except OSError:
+                continue
+            u = socket.create_connection(self.target, timeout=2)
+            for a, b, count in ((c, u, True), (u, c, False)):
+                t = threading.Thread(target=self._pump, args=(a, b, count), daemon=True)
+                t.start()
+                self.threads.append(t)
+
+    def _pump(self, a, b, count):
+        buf = b""
+        a.settimeout(0.5)
+        while not self.stopped:
+            try:
+                data = a.recv(65536)
+            except socket.timeout:
+                continue
+            except OSError:
+                break
+            if not data:
+                break
+            if count:
+                buf = (buf + data)[-4096:]
+                n = len(REQUEST.findall(buf))
+                buf = buf[buf.rfind(b"\r\n") + 2:] if n else buf
+                with self.lock:
+                    self.requests += n
+            try:
+                b.sendall(data)
+            except OSError:
+                break
+        for x in (a, b):
+            try:
+                x.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def count(self):
+        with self.lock:
+            return self.requests
+
+    def stop(self):
+        self.stopped = True
+        self.srv.close()
+        for t in self.threads:
+            t.join(2)
+
+
+def test_ten_thousand_checks_cost_patroni_the_schedule(lab, healthy, extras):  # noqa: F811
+    """10,000 checks from 16 clients on the primary's side port, happac asking
+    the real Patroni through a relay that counts its requests: all answered,
+    and Patroni asked once per round (the clock), not once per check."""
+    primary = healthy[0]
+    addr, port = hc.node_addr(primary), HTTP + 3
+    relay = CountingRelay(addr, hc.PATRONI_PORT + 10, (addr, hc.PATRONI_PORT))
+    try:
+        extras(primary, "happac-paths-count", AGENT + 3, "-o", hc.PATRONI_PORT + 10,
+               "--http-listen", f"{addr}:{port}")
+        hc.wait_for("/primary 200 through the relay",
+                    lambda: happac_status(primary, "/primary", port=port)[0] == 200, 10)
+        rounds0 = metric(primary, "happac_probe_rounds_total", port)
+        asked0 = relay.count()
+        t0 = time.monotonic()
+        answered, failed = hammer(
+            lambda i, j: happac_status(primary, PATHS[(i + j) % len(PATHS)], METHODS[j % 3],
+                                       port=port)[0],
+            16, 10000 // 16, errors=(OSError, http.client.HTTPException))
+        took = time.monotonic() - t0
+        asked = relay.count() - asked0
+        rounds = metric(primary, "happac_probe_rounds_total", port) - rounds0
+    finally:
+        relay.stop()
     assert not failed, failed[:5]
     assert len(answered) == 10000 and set(answered) <= {200, 503}
-    # One Patroni GET per round (-k primary: no leader probe), on the schedule:
-    # rounds follow the clock, not the checks.
-    assert rounds <= took / I + 2, (rounds, took)
-    lab.log(f"#17: 10000 checks from 16 clients in {took:.1f}s; Patroni asked {rounds} times")
+    # Patroni saw the schedule: one GET per round (-k primary: no leader
+    # probe), rounds following the clock, not the checks.
+    assert 1 <= asked <= took / I + 2, (asked, took)
+    assert abs(asked - rounds) <= 1, (asked, rounds)
+    lab.log(f"#17: 10000 checks from 16 clients in {took:.1f}s; Patroni asked {asked} times "
+            f"({rounds} rounds)")
 
 
-def test_haproxy_via_happac_takes_the_primary_out(lab, healthy, side_ports, tmp_path):  # noqa: F811
-    primary = healthy[0]
-    d = lab.dir / "haproxy-via"
-    d.mkdir(exist_ok=True)
-    sock, state = d / "admin.sock", d / "server-state"
-    nodes = [f"{hc.node_name(n)}={hc.node_addr(n)}" for n in hc.NODES]
-    argv = [lab.happac_bin, "recipe", "haproxy", "--scenario", "a", "--via-happac",
-            "--full", "--stats-socket", str(sock), "--server-state-file", str(state),
-            "--bind", "127.0.0.1:5010", "--name", "via"]
-    for node in nodes:
-        argv += ["--node", node]
-    cfg = d / "haproxy.cfg"
-    cfg.write_text(subprocess.run(argv, check=True, capture_output=True, text=True).stdout)
-    lab._spawn("haproxy-via", ["haproxy", "-db", "-f", cfg], as_postgres=False)
+VIA_AGENT, VIA_HTTP = AGENT + 2, HTTP + 2
+VIA, PLAIN = "via_write", "scenario_a_write"
 
-    def states():
-        rows = hc.parse_show_stat(hc.haproxy_command(sock, "show stat"))
-        return {n: rows[("via_write", hc.node_name(n))]["status"] for n in hc.NODES}
+
+@pytest.fixture(scope="module")
+def via_happac(lab):
+    """The lab's HAProxy running `recipe haproxy --scenario a --via-happac` next
+    to its own scenarios, pointed at happacs with the routing probe (so a
+    misrouted PgBouncer shows too). Afterwards the lab's configuration again."""
+    primary = lab.wait_healthy(timeout=120)
+    started = []
     try:
-        hc.wait_for("via-happac: the primary UP", lambda: sock.exists() and
-                    states()[primary] == "UP", 20)
-        lab.kill_pgbouncer(primary)
-        hc.wait_for("via-happac: the primary DOWN", lambda: states()[primary].startswith("DOWN"),
-                    I + T + 2 * 1.0 + 3)
-        # plain Scenario A, checking Patroni itself, keeps it UP
-        assert lab.server_states()["scenario_a_write"][primary] == "UP"
+        for n in hc.NODES:
+            started.append(Extra(lab, n, f"happac-via{n}", VIA_AGENT, "--pg-conninfo", CONNINFO,
+                                 "--http-listen", f"{hc.node_addr(n)}:{VIA_HTTP}"))
+        argv = [lab.happac_bin, "recipe", "haproxy", "--scenario", "a", "--via-happac",
+                "--http-port", str(VIA_HTTP), "--bind", "127.0.0.1:5010", "--name", "via"]
+        for n in hc.NODES:
+            argv += ["--node", f"{hc.node_name(n)}={hc.node_addr(n)}"]
+        cfg = lab.dir / "haproxy" / "scenario-a-via-happac.cfg"
+        cfg.write_text(subprocess.run(argv, check=True, capture_output=True, text=True).stdout)
+        lab.stop_haproxy()
+        lab.haproxy_extra = [cfg]
+        lab.start_haproxy()
+        lab.wait_haproxy(primary, timeout=30)
+        hc.wait_for("via-happac: the primary UP by a passing check, the others DOWN",
+                    lambda: via_states(lab) == {n: "UP" if n == primary else "DOWN"
+                                                for n in hc.NODES}
+                    and via_row(lab, primary)["check_status"].lstrip("* ") == "L7OK", 20)
+        yield primary
     finally:
-        lab.start_pgbouncer(primary)
-        lab._terminate("haproxy-via", timeout=5)
+        lab.stop_haproxy()
+        lab.haproxy_extra = []
+        lab.start_haproxy()
+        for e in started:
+            e.stop()
+    lab.wait_haproxy(lab.wait_patroni_ready(60), timeout=30)
+
+
+def via_row(lab, n):
+    return lab.show_stat()[(VIA, hc.node_name(n))]
+
+
+def via_states(lab):
+    rows = lab.show_stat()
+    return {n: rows[(VIA, hc.node_name(n))]["status"] for n in hc.NODES}
+
+
+@pytest.mark.parametrize("how", ["kill", "freeze", "misroute"])
+def test_haproxy_via_happac_takes_the_primary_out(lab, via_happac, how):
+    """The failure matrix's PgBouncer cases on the primary, in one HAProxy:
+    plain Scenario A (httpchk to Patroni) keeps the server UP throughout,
+    the --via-happac backend marks it DOWN, and UP again after the fix."""
+    primary = via_happac
+    replica = next(n for n in hc.NODES if n != primary)
+    plain_seen = []
+
+    def seen(want):
+        states = lab.server_states()[PLAIN]
+        plain_seen.append(states[primary])
+        s = via_states(lab)[primary]
+        return s.startswith(want) or hc.Pending(s)
+    t0 = time.monotonic()
+    if how == "kill":
+        lab.kill_pgbouncer(primary)
+    elif how == "freeze":
+        lab.freeze(f"pgbouncer{primary}")
+    else:
+        lab.reroute_pgbouncer(primary, (hc.node_addr(replica), hc.PG_PORT))
+    try:
+        # happac's round (I + T), then HAProxy's fall 2 at inter 1s (+ a check's time)
+        hc.wait_for(f"via-happac: the primary DOWN ({how})", lambda: seen("DOWN"),
+                    I + T + 2 * 1.0 + 3)
+        took = time.monotonic() - t0
+        assert hc.patroni_status(primary, "/primary", "OPTIONS") == 200
+        want = {"kill": b"down #pgbouncer", "freeze": b"down #pgbouncer",
+                "misroute": b"down #role mismatch: pgbouncer reaches a replica"}[how]
+        assert happac_status(primary, "/primary", port=VIA_HTTP)[1].startswith(want)
+    finally:
+        if how == "kill":
+            lab.start_pgbouncer(primary)
+        elif how == "freeze":
+            lab.thaw(f"pgbouncer{primary}")
+        else:
+            lab.reroute_pgbouncer(primary)
+    hc.wait_for(f"via-happac: the primary UP again ({how})", lambda: seen("UP"),
+                I + T + hc.PGBOUNCER_LOGIN_RETRY + 5)
+    assert via_states(lab)[primary] == "UP"
+    # plain Scenario A never saw the fault: Patroni still says 200
+    assert plain_seen and set(plain_seen) == {"UP"}, plain_seen
+    lab.log(f"#17 via-happac {how}: DOWN after {took:.1f}s; plain Scenario A UP throughout")

@@ -45,15 +45,16 @@ def http_happac(happac, backends):
 
 
 def test_health_follows_the_verdict(http_happac, backends):
-    status, body, headers = get("/health")
+    """/health?profile=NAME: that profile's line (Consul's checks)."""
+    status, body, headers = get("/health?profile=primary")
     assert (status, body) == (200, b"up\n")
     assert headers["Content-Type"].startswith("text/plain")
     backends[1].set("503")
     wait_reply(AGENT_PORT, starts("down"), bound())
-    status, body, _ = get("/health")
+    status, body, _ = get("/health?profile=primary")
     assert (status, body) == (503, b"down #patroni /primary: 503\n")
     # HEAD: the status only
-    status, body, _ = get("/health", method="HEAD")
+    status, body, _ = get("/health?profile=primary", method="HEAD")
     assert status == 503 and body == b""
 
 
@@ -131,6 +132,23 @@ def test_slow_client_is_cut_and_others_are_served(http_happac):
     waited = time.monotonic() - t0
     s.close()
     assert waited < 8, waited                 # evhttp's 5 s timeout closed it
+    assert http_happac.alive()
+
+
+def test_at_most_64_connections(http_happac):
+    """64 connections are held (each up to its 5 s deadline); the 65th is
+    closed at accept without a byte; a held one is still answered (on a
+    Patroni path too), and once they close new ones are served again."""
+    held = [socket.create_connection((ADDR, HTTP_PORT), timeout=5) for _ in range(64)]
+    try:
+        got = talk((ADDR, HTTP_PORT), b"GET /primary HTTP/1.0\r\n\r\n", lenient=True)[0]
+        assert got == b"", got
+        held[0].sendall(b"GET /primary HTTP/1.0\r\n\r\n")
+        assert held[0].recv(100).startswith(b"HTTP/1.1 200")
+    finally:
+        for c in held:
+            c.close()
+    poll_until(lambda: get("/primary")[0] == 200, 3, what="served again")
     assert http_happac.alive()
 
 

@@ -3,23 +3,26 @@ happac's cache: Patroni's 200/503 semantics and PgBouncer's state, one Patroni
 request per round however many checks come. Real PgBouncer/PostgreSQL and the
 Patroni stand-in (for the role it plays at will)."""
 
-import json
+import os
 import re
-import threading
+import subprocess
 
 import pytest
+import yaml
 
-from agent_client import starts, wait_reply
-from procs import ADDR, AGENT_PORT, poll_until
+import procs
+
+from harness import hammer
+from procs import ADDR, poll_until
 from test_http import HTTP_PORT, get
 
 # Patroni's code for each path on a primary holding the leader lock, and on a
 # streaming replica (api.py do_GET, do_GET_liveness, do_GET_readiness).
 PRIMARY_200 = {"/", "/primary", "/master", "/read-write", "/leader", "/read-only",
                "/read-only-sync", "/read-only-synchronous", "/read-only-quorum",
-               "/liveness", "/readiness"}
+               "/liveness", "/readiness", "/health"}
 REPLICA_200 = {"/replica", "/read-only", "/async", "/asynchronous", "/liveness",
-               "/readiness"}
+               "/readiness", "/health"}
 PATHS = sorted(PRIMARY_200 | REPLICA_200 | {
     "/sync", "/synchronous", "/quorum", "/standby-leader", "/standby_leader"})
 METHODS = ("GET", "HEAD", "OPTIONS")
@@ -119,6 +122,60 @@ def test_query_parameters(paths_happac, backends):
     assert status == 400 and body.startswith(b"lag: happac does not know"), body
 
 
+def test_bare_health_is_patronis_and_a_profile_is_named(paths_happac, backends):
+    """Bare /health is Patroni's path (PostgreSQL running, any role) with
+    PgBouncer's state; ?profile=NAME is that happac profile's answer."""
+    assert get("/health")[:2] == (200, b"up\n")
+    backends[1].set("replica")
+    poll_until(lambda: get("/replica")[0] == 200, 5, what="replica settled")
+    # a replica: Patroni's /health is 200, the default profile (primary) 503
+    assert get("/health")[:2] == (200, b"up\n")
+    status, body, _ = get("/health?profile=primary")
+    assert status == 503 and body.startswith(b"down #patroni"), body
+    # Patroni's query parameters are Patroni's: tags are unknown to happac
+    status, body, _ = get("/health?tag_dc=east")
+    assert status == 400 and body.startswith(b"tag_dc: happac does not see"), body
+    backends[0].kill()
+    poll_until(lambda: get("/health")[0] == 503, 5, what="/health 503")
+    status, body, _ = get("/health")
+    assert body.startswith(b"down #pgbouncer"), body
+    assert get("/health", method="OPTIONS")[:2] == (503, b"")
+
+
+def test_k8s_recipe_probes_are_answered(paths_happac):
+    """The probes `happac recipe k8s` prints, asked as the kubelet asks them
+    (GET; 200-399 passes): on a primary, readiness passes for /primary and
+    fails for /replica; liveness passes."""
+    for profile, want in (("primary", 200), ("replica", 503), ("read-only", 200)):
+        out = subprocess.run([procs.happac_bin(), "recipe", "k8s", "--profile", profile,
+                              "--http-port", str(HTTP_PORT)], check=True,
+                             capture_output=True, text=True).stdout
+        doc = yaml.safe_load(out)
+        ready, live = doc["readinessProbe"]["httpGet"], doc["livenessProbe"]["httpGet"]
+        assert ready["port"] == live["port"] == HTTP_PORT
+        poll_until(lambda: get(ready["path"])[0] == want, 5, what=ready["path"])
+        assert get(live["path"])[0] == 200
+
+
+def test_drain_is_503_on_every_path_but_liveness(happac, backends, workdir):
+    """An operator's drain/maint takes the node out of rotation: every path
+    says 503, except /liveness (out of rotation is not dead: a liveness probe
+    must not restart anything for it)."""
+    sock = os.path.join(workdir, "paths.sock")
+    happac("--control-socket", sock, "--http-listen", "%s:%d" % (ADDR, HTTP_PORT))
+    poll_until(lambda: get("/primary")[0] == 200, 5, what="/primary 200")
+    for word in ("drain", "maint"):
+        subprocess.run([procs.happac_bin(), "ctl", "--socket", sock, word], check=True,
+                       capture_output=True, timeout=10)
+        poll_until(lambda: get("/primary")[0] == 503, 5, what="/primary 503 (%s)" % word)
+        for path in PATHS:
+            for m in METHODS:
+                want = 200 if path == "/liveness" else 503
+                assert get(path, method=m)[0] == want, (word, path, m)
+        assert get("/liveness")[1] == ("up %s\n" % word).encode()
+        assert get("/health?profile=primary")[0] == 503
+
+
 def test_unconfigured_profiles_answer_on_health(paths_happac):
     assert get("/health?profile=read-only")[0] == 200
     status, body, _ = get("/health?profile=replica")
@@ -147,21 +204,9 @@ def test_checks_cost_patroni_nothing(paths_happac, backends):
     one request per round (the stand-in counts them), not one per check."""
     backends[1].reset()
     rounds0 = metric("happac_probe_rounds_total")
-    answered, failed = [], []
     per = 2000 // 16
-
-    def client(i):
-        for j in range(per):
-            path = PATHS[(i + j) % len(PATHS)]
-            try:
-                answered.append(get(path)[0])
-            except OSError as e:
-                failed.append(repr(e))
-    threads = [threading.Thread(target=client, args=(i,)) for i in range(16)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(120)
+    answered, failed = hammer(lambda i, j: get(PATHS[(i + j) % len(PATHS)])[0], 16, per,
+                              join_s=120)
     rounds = metric("happac_probe_rounds_total") - rounds0
     seen = backends[1].stats()["requests"]
     assert not failed, failed[:5]

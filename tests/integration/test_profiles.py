@@ -280,9 +280,9 @@ def test_primary_profile_needs_the_leader_lock(happac, backends):
     assert h.alive()
 
 
-def health(profile=None):
-    """(status, body) of GET /health[?profile=NAME]."""
-    url = "http://%s/health" % HTTP + ("?profile=%s" % profile if profile else "")
+def health(profile="primary"):
+    """(status, body) of GET /health?profile=NAME (the default profile: primary)."""
+    url = "http://%s/health?profile=%s" % (HTTP, profile)
     try:
         r = urllib.request.urlopen(url, timeout=5)
         return r.status, r.read().decode()

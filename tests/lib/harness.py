@@ -24,6 +24,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 
 LIB = os.path.dirname(os.path.abspath(__file__))
@@ -54,6 +55,26 @@ def clean_env(extra=None, run_as_root=False):
         env["HAPPAC_RUN_AS_ROOT"] = "1"
     env.update({k: str(v) for k, v in (extra or {}).items() if v is not None})
     return env
+
+
+def hammer(ask, clients, per, errors=(OSError,), join_s=300):
+    """Call ask(i, j) per times from each of `clients` threads at once (i the
+    client, j its call). Returns (answers, failures), failures the repr of
+    each error of a kind in `errors`. Every thread is joined (join_s each)."""
+    answers, failures = [], []
+
+    def client(i):
+        for j in range(per):
+            try:
+                answers.append(ask(i, j))
+            except errors as e:
+                failures.append(repr(e))
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(join_s)
+    return answers, failures
 
 
 def poll_until(pred, timeout, step=0.01, what="condition"):

@@ -124,6 +124,9 @@ def test_definitions_are_well_formed(path):
             if "http" in chk:
                 u = urllib.parse.urlsplit(chk["http"])
                 assert u.scheme == "http" and u.path == "/health", chk["http"]
+                # the profile is named: bare /health is Patroni's path, 200
+                # on every node whose PostgreSQL runs, whatever its role
+                assert urllib.parse.parse_qs(u.query) == {"profile": [role]}, chk["http"]
                 assert chk.get("method", "GET") == "GET"
             else:
                 args = chk["args"]

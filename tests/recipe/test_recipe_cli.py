@@ -10,7 +10,7 @@ N = ["--node", "n1=10.0.0.1"]
 
 @pytest.mark.parametrize("args", [
     ["recipe", "--help"], ["recipe", "haproxy", "--help"], ["recipe", "consul", "--help"],
-    ["recipe", "systemd", "--help"],
+    ["recipe", "systemd", "--help"], ["recipe", "k8s", "--help"],
 ])
 def test_help(args):
     p = run(args)
@@ -46,6 +46,12 @@ def test_help(args):
      "--http: 'localhost:8405' is not ADDR:PORT"),
     (["consul", "--service", "primary", "--name", "my_db"], "--name: invalid service name 'my_db'"),
     (["systemd", "-h", "127.0.0.1"], "-r/--pg-is-ready-port is required"),
+    (["k8s"], "--profile is required"),
+    (["k8s", "--profile", "master"], "--profile: 'master' is not one of Patroni's rules"),
+    (["k8s", "--profile", "liveness"], "--profile: 'liveness' is not one of Patroni's rules"),
+    (["k8s", "--profile", "primary", "--http-port", "0"], "--http-port: invalid port '0'"),
+    (["k8s", "--profile", "primary", "--port", "1"], "unknown option '--port'"),
+    (["k8s", "--profile", "primary", "extra"], "unexpected argument 'extra'"),
 ])
 def test_bad_input(args, needle):
     p = run(["recipe"] + args, env=clean_env())

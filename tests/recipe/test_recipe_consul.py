@@ -1,7 +1,7 @@
 """`happac recipe consul`: a JSON service definition with the fields Consul
 needs, whose check really passes and fails: the script variant is run as
 Consul would run it (its args, against an agent), the HTTP variant's URL
-is happac's /health route."""
+is happac's /health?profile=NAME route (bare /health is Patroni's path)."""
 
 import ipaddress
 import json
@@ -48,6 +48,9 @@ def test_http_check_defaults(profile, port):
     check = assert_service(svc, "postgres", profile, 6432)
     url = urllib.parse.urlsplit(check["http"])
     assert (url.scheme, url.hostname, url.port, url.path) == ("http", "127.0.0.1", port, "/health")
+    # the check names its profile: bare /health is Patroni's path (any role passes)
+    assert urllib.parse.parse_qs(url.query) == {"profile": [profile]}
+    assert "/health?profile=%s" % profile in check["notes"]
     assert check["method"] == "GET"
     assert "--http-listen 127.0.0.1:%d" % port in check["notes"]
     # the notes say what passes: /health's 200 excludes drain and maint
@@ -58,7 +61,7 @@ def test_http_check_ipv6_and_options():
     svc = consul("--service", "replica", "--http", "[::1]:9406", "--name", "pg-main",
                  "--pgbouncer-port", "7432")
     check = assert_service(svc, "pg-main", "replica", 7432)
-    assert check["http"] == "http://[::1]:9406/health"
+    assert check["http"] == "http://[::1]:9406/health?profile=replica"
     url = urllib.parse.urlsplit(check["http"])
     assert ipaddress.ip_address(url.hostname) == ipaddress.ip_address("::1")
 

@@ -467,7 +467,7 @@ static void test_consul_defaults(void **state)
 	out = open_memstream(&text, &len);
 	recipe_consul_render(&c, out);
 	fclose(out);
-	assert_non_null(strstr(text, "\"http\": \"http://[::1]:9000/health\""));
+	assert_non_null(strstr(text, "\"http\": \"http://[::1]:9000/health?profile=primary\""));
 	assert_non_null(strstr(text, "\"id\": \"postgres-primary\""));
 	free(text);
 }
@@ -495,6 +495,37 @@ static void test_consul_bad(void **state)
 	consul_bad("unknown option '--scenario'", NULL, "--service", "primary", "--scenario",
 		   "b", NULL);
 	consul_bad("unexpected argument 'x'", NULL, "--service", "primary", "x", NULL);
+}
+
+/* ---- k8s */
+
+static void test_k8s(void **state)
+{
+	struct recipe_k8s k;
+	char *argv[] = { "k8s", "--profile", "replica", "--http-port", "9405", NULL };
+	char *bad[] = { "k8s", "--profile", "master", NULL };
+	char *none[] = { "k8s", NULL };
+	char err[512], text[4096] = "";
+	FILE *out = fmemopen(text, sizeof(text) - 1, "w");
+
+	(void)state;
+	assert_non_null(out);
+	assert_int_equal(recipe_k8s_parse(&k, 5, argv, stdout, err, sizeof(err)),
+			 RECIPE_PARSE_OK);
+	assert_string_equal(k.profile, "replica");
+	assert_int_equal(k.http_port, 9405);
+	recipe_k8s_render(&k, out);
+	assert_int_equal(fclose(out), 0); /* the whole recipe fit */
+	assert_non_null(strstr(text, "readinessProbe:\n  httpGet:\n    path: /replica\n"
+				     "    port: 9405\n"));
+	assert_non_null(strstr(text, "livenessProbe:\n  httpGet:\n    path: /liveness\n"
+				     "    port: 9405\n"));
+	assert_int_equal(recipe_k8s_parse(&k, 3, bad, stdout, err, sizeof(err)),
+			 RECIPE_PARSE_ERROR);
+	assert_non_null(strstr(err, "--profile: 'master'"));
+	assert_int_equal(recipe_k8s_parse(&k, 1, none, stdout, err, sizeof(err)),
+			 RECIPE_PARSE_ERROR);
+	assert_non_null(strstr(err, "--profile is required"));
 }
 
 /* ---- systemd */
@@ -615,6 +646,7 @@ int main(void)
 		cmocka_unit_test(test_haproxy_help),
 		cmocka_unit_test(test_consul_defaults),
 		cmocka_unit_test(test_consul_bad),
+		cmocka_unit_test(test_k8s),
 		cmocka_unit_test(test_systemd_valid),
 		cmocka_unit_test(test_systemd_bad),
 		cmocka_unit_test(test_main_dispatch),
