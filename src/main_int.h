@@ -8,6 +8,7 @@
 #include "options.h"
 #include "probe.h"
 #include "profile.h"
+#include "replica.h"
 #include "verdict.h"
 
 #include <event2/event.h>
@@ -56,6 +57,7 @@ struct happac {
 	uint64_t reloads_ok, reloads_failed;
 	struct answer *answer;  /* the lines the agent and HTTP answer with */
 	struct ctl *ctl;        /* operator overrides; NULL when off */
+	struct replica_watch watch; /* pause, failsafe, streaming: /status */
 };
 
 /* Each probe's name, target and latest report, for the verdict and /status. */

@@ -682,7 +682,7 @@ static int options_profiles(struct options *o, char *err, size_t errlen)
 		return -1;
 	}
 	for (int i = 0; i < n; i++)
-		any_lag |= o->profiles[i].lag_cut > 0;
+		any_lag |= o->profiles[i].lag_cut > 0 || o->profiles[i].lag_cut_ms > 0;
 	if (any_lag && !o->pg_conninfo) {
 		options_err(err, errlen,
 			    "lag weights need --pg-conninfo (the lag is read through PgBouncer)");

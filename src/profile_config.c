@@ -47,9 +47,48 @@ static int profile_config_wrong(struct profile *p, const char *value, char *err,
 	return -1;
 }
 
+static int profile_config_streaming(struct profile *p, const char *value, char *err,
+				    size_t errlen)
+{
+	for (int v = 0; v < PROFILE_STREAMING_COUNT; v++)
+		if (!strcmp(value, profile_streaming_names[v])) {
+			p->streaming = (enum profile_streaming)v;
+			return 0;
+		}
+	snprintf(err, errlen, "streaming: '%s' is not required or ignored", value);
+	return -1;
+}
+
+/* lag-full-time, lag-cut-time, lag-hold: durations up to an hour. */
+static int profile_config_time(struct profile *p, const char *key, const char *value,
+			       char *err, size_t errlen)
+{
+	long ms;
+
+	if (options_parse_duration(value, &ms) != 0 || ms > 3600000) {
+		snprintf(err, errlen, "%s: '%s' is not a duration of at most 1h "
+			 "(e.g. 500ms, 5s, 1m)", key, value);
+		return -1;
+	}
+	if (!strcmp(key, "lag-hold")) {
+		p->lag_hold_ms = ms;
+		p->lag_hold_set = 1;
+	} else if (!strcmp(key, "lag-full-time")) {
+		p->lag_full_ms = ms;
+	} else {
+		p->lag_cut_ms = ms;
+	}
+	return 0;
+}
+
 int profile_config_key(struct profile *p, const char *key, const char *value,
 		       char *err, size_t errlen)
 {
+	if (!strcmp(key, "streaming"))
+		return profile_config_streaming(p, value, err, errlen);
+	if (!strcmp(key, "lag-hold") || !strcmp(key, "lag-full-time") ||
+	    !strcmp(key, "lag-cut-time"))
+		return profile_config_time(p, key, value, err, errlen);
 	if (!strcmp(key, "rule"))
 		return profile_config_rule(p, value, err, errlen);
 	if (!strcmp(key, "wrong-role"))
@@ -76,7 +115,8 @@ int profile_config_key(struct profile *p, const char *key, const char *value,
 		return 0;
 	}
 	snprintf(err, errlen,
-		 "unknown profile setting '%s' (rule, wrong-role, lag-full, lag-cut, port)",
+		 "unknown profile setting '%s' (rule, wrong-role, streaming, lag-full, "
+		 "lag-cut, lag-full-time, lag-cut-time, lag-hold, port)",
 		 key);
 	return -1;
 }
@@ -183,6 +223,11 @@ static int profile_config_check(const struct profile_config_sources *src,
 				 p->name);
 			return -1;
 		}
+		if ((p->lag_full_ms || p->lag_cut_ms) && p->lag_cut_ms <= p->lag_full_ms) {
+			snprintf(err, errlen,
+				 "profile %s: lag-cut-time must be above lag-full-time", p->name);
+			return -1;
+		}
 	}
 	return 0;
 }
@@ -205,10 +250,12 @@ int profile_config_assemble(const struct profile_config_sources *src,
 	 * a port of its own: one more listener answering it). */
 	def = profile_config_find(src->defs, src->ndefs, p->name);
 	if (def && def->rule == p->rule) {
-		p->wrong = def->wrong;
-		p->lag_full = def->lag_full;
-		p->lag_cut = def->lag_cut;
-		p->port = def->port;
+		char endpoint[sizeof(p->endpoint)];
+
+		/* Everything but the name and the -k endpoint (its query). */
+		memcpy(endpoint, p->endpoint, sizeof(endpoint));
+		*p = *def;
+		memcpy(p->endpoint, endpoint, sizeof(endpoint));
 	}
 	for (int i = 0; i < src->nuses; i++)
 		if (profile_config_use(src, src->uses[i], out, &n, err, errlen) != 0)

@@ -5,6 +5,7 @@
 #include "options.h"
 #include "probe.h"
 #include "profile.h"
+#include "replica.h"
 
 #include <stdint.h>
 
@@ -43,6 +44,7 @@ struct status_view {
 	int profile_count;
 	struct status_profile profiles[PROFILE_MAX];
 	const char *override_json; /* ctl status object, or NULL */
+	const struct replica_watch *cluster; /* pause, failsafe, streaming */
 };
 
 /* Append the JSON document to out. */
