@@ -35,27 +35,23 @@ static int profile_config_rule(struct profile *p, const char *value, char *err,
 	return 0;
 }
 
-static int profile_config_wrong(struct profile *p, const char *value, char *err,
-				size_t errlen)
+/* key = one of names[0..count-1]: its index into *out, or -1 with err
+ * listing them ("down, drain or maint"). */
+static int profile_config_word(const char *key, const char *value,
+			       const char *const *names, int count, int *out, char *err,
+			       size_t errlen)
 {
-	for (int w = 0; w < PROFILE_WRONG_COUNT; w++)
-		if (!strcmp(value, profile_wrong_names[w])) {
-			p->wrong = (enum profile_wrong)w;
-			return 0;
-		}
-	snprintf(err, errlen, "wrong-role: '%s' is not down, drain or maint", value);
-	return -1;
-}
+	size_t n;
 
-static int profile_config_streaming(struct profile *p, const char *value, char *err,
-				    size_t errlen)
-{
-	for (int v = 0; v < PROFILE_STREAMING_COUNT; v++)
-		if (!strcmp(value, profile_streaming_names[v])) {
-			p->streaming = (enum profile_streaming)v;
+	for (int w = 0; w < count; w++)
+		if (!strcmp(value, names[w])) {
+			*out = w;
 			return 0;
 		}
-	snprintf(err, errlen, "streaming: '%s' is not required or ignored", value);
+	n = (size_t)snprintf(err, errlen, "%s: '%s' is not", key, value);
+	for (int w = 0; w < count && n < errlen; w++)
+		n += (size_t)snprintf(err + n, errlen - n, "%s%s",
+				      !w ? " " : w + 1 < count ? ", " : " or ", names[w]);
 	return -1;
 }
 
@@ -84,15 +80,27 @@ static int profile_config_time(struct profile *p, const char *key, const char *v
 int profile_config_key(struct profile *p, const char *key, const char *value,
 		       char *err, size_t errlen)
 {
-	if (!strcmp(key, "streaming"))
-		return profile_config_streaming(p, value, err, errlen);
+	int word;
+
+	if (!strcmp(key, "streaming") || !strcmp(key, "wrong-role")) {
+		int streaming = key[0] == 's';
+
+		if (profile_config_word(key, value,
+					streaming ? profile_streaming_names : profile_wrong_names,
+					streaming ? PROFILE_STREAMING_COUNT : PROFILE_WRONG_COUNT,
+					&word, err, errlen) != 0)
+			return -1;
+		if (streaming)
+			p->streaming = (enum profile_streaming)word;
+		else
+			p->wrong = (enum profile_wrong)word;
+		return 0;
+	}
 	if (!strcmp(key, "lag-hold") || !strcmp(key, "lag-full-time") ||
 	    !strcmp(key, "lag-cut-time"))
 		return profile_config_time(p, key, value, err, errlen);
 	if (!strcmp(key, "rule"))
 		return profile_config_rule(p, value, err, errlen);
-	if (!strcmp(key, "wrong-role"))
-		return profile_config_wrong(p, value, err, errlen);
 	if (!strcmp(key, "lag-full") || !strcmp(key, "lag-cut")) {
 		int64_t b;
 		char why[96];

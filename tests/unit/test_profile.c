@@ -27,6 +27,14 @@ static void world_init(struct world *w, const char *endpoint)
 	w->n = 1;
 }
 
+/* A replica, as Patroni and the routing probe see it. */
+static void replica_world(struct world *w)
+{
+	world_init(w, "replica");
+	w->u.json.role = PATRONI_JSON_ROLE_REPLICA;
+	w->u.pg.in_recovery = 1;
+}
+
 static int add(struct world *w, const char *name)
 {
 	assert_int_equal(profile_builtin(name, &w->profiles[w->n]), 0);
@@ -46,6 +54,16 @@ static const char *eval(struct world *w, int i)
 	assert_int_equal(line[len - 1], '\n');
 	assert_ptr_equal(strchr(line, '\n'), line + len - 1);
 	return line;
+}
+
+/* Profile 0 says `held` now and until hold_us has passed, then up. */
+static void assert_held(struct world *w, const char *held, int64_t hold_us)
+{
+	assert_string_equal(eval(w, 0), held);
+	w->u.in.now_us += hold_us - 1;
+	assert_string_equal(eval(w, 0), held);
+	w->u.in.now_us += 1;
+	assert_string_equal(eval(w, 0), "up\n");
 }
 
 static void test_predecessor_lines_unchanged(void **state)
@@ -220,10 +238,7 @@ static void test_lag_weights_and_hysteresis(void **state)
 	int rep;
 
 	(void)state;
-	world_init(&w, "replica");
-	w.u.pat.result = PROBE_OK;
-	w.u.json.role = PATRONI_JSON_ROLE_REPLICA;
-	w.u.pg.in_recovery = 1;
+	replica_world(&w);
 	rep = 0;
 	w.profiles[rep].lag_full = 1024 * 1024;
 	w.profiles[rep].lag_cut = 11 * 1024 * 1024;
@@ -260,11 +275,7 @@ static void test_new_role_is_held(void **state)
 	/* ...promoted: held for interval + timeout before "up" */
 	w.u.pat.result = PROBE_OK;
 	w.u.in.now_us += 1000000;
-	assert_string_equal(eval(&w, 0), "down #patroni: primary role is new, settling\n");
-	w.u.in.now_us += 1799999;
-	assert_string_equal(eval(&w, 0), "down #patroni: primary role is new, settling\n");
-	w.u.in.now_us += 1;
-	assert_string_equal(eval(&w, 0), "up\n");
+	assert_held(&w, "down #patroni: primary role is new, settling\n", 1800000);
 	/* a Patroni timeout in between starts the hold again */
 	w.u.pat.result = PROBE_TIMEOUT;
 	assert_string_equal(eval(&w, 0), "down #patroni: timeout after 800ms\n");
@@ -647,11 +658,7 @@ static void test_streaming_required(void **state)
 	 * does not flap the server */
 	snprintf(w.u.json.replication_state, sizeof(w.u.json.replication_state), "streaming");
 	w.u.in.now_us += 1000000;
-	assert_string_equal(eval(&w, 0), "down #replica streaming again, settling\n");
-	w.u.in.now_us += 1999999;
-	assert_string_equal(eval(&w, 0), "down #replica streaming again, settling\n");
-	w.u.in.now_us += 1;
-	assert_string_equal(eval(&w, 0), "up\n");
+	assert_held(&w, "down #replica streaming again, settling\n", 2000000);
 	/* Patroni 3.0.2 cannot say: nothing is checked (the log and /status
 	 * say so, replica_watch) */
 	w.u.json.version[0] = 3;
@@ -683,9 +690,7 @@ static void test_lag_hold_down(void **state)
 	const int64_t s = 1000000, mb = 1024 * 1024;
 
 	(void)state;
-	world_init(&w, "replica");
-	w.u.json.role = PATRONI_JSON_ROLE_REPLICA;
-	w.u.pg.in_recovery = 1;
+	replica_world(&w);
 	w.profiles[0].lag_full = 1 * mb;
 	w.profiles[0].lag_cut = 8 * mb;
 	w.u.in.lag_bytes = 0;
@@ -716,9 +721,7 @@ static void test_lag_hold_down(void **state)
 	assert_string_equal(eval(&w, 0), "up 100%\n");
 
 	/* in time: idle (replay at the primary's WAL end) is no lag */
-	world_init(&w, "replica");
-	w.u.json.role = PATRONI_JSON_ROLE_REPLICA;
-	w.u.pg.in_recovery = 1;
+	replica_world(&w);
 	w.profiles[0].lag_full_ms = 1000;
 	w.profiles[0].lag_cut_ms = 10000;
 	w.profiles[0].lag_hold_set = 1;

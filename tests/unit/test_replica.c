@@ -35,28 +35,31 @@ static void test_streaming_sources(void **state)
 	pg.result = PROBE_OK;
 	pg.in_recovery = -1;
 	pg.wal_receiver = -1;
-	/* Patroni 4 on a streaming replica */
-	replica_json(&j, 4, 0, 7, "streaming");
-	replica_streaming(&j, &pg, &f);
-	assert_int_equal(f.streaming, REPLICA_STREAMING_YES);
-	/* its field gone: 3.0.4+ reports it whenever it streams */
-	replica_json(&j, 4, 0, 7, "");
-	replica_streaming(&j, &pg, &f);
-	assert_int_equal(f.streaming, REPLICA_STREAMING_NO);
-	assert_string_equal(f.why, "patroni: no replication_state");
-	replica_json(&j, 3, 0, 4, "in archive recovery");
-	replica_streaming(&j, &pg, &f);
-	assert_int_equal(f.streaming, REPLICA_STREAMING_NO);
-	assert_string_equal(f.why, "patroni: in archive recovery");
-	/* Patroni 3.0.2 never reports it: unknown, not "no" */
-	replica_json(&j, 3, 0, 2, "");
-	replica_streaming(&j, &pg, &f);
-	assert_int_equal(f.streaming, REPLICA_STREAMING_UNKNOWN);
-	assert_string_equal(f.why, "patroni 3.0.2 reports no replication_state (3.0.4+)");
-	/* no version in the JSON (a stand-in, a proxy): unknown */
-	replica_json(&j, 0, 0, 0, "");
-	replica_streaming(&j, &pg, &f);
-	assert_int_equal(f.streaming, REPLICA_STREAMING_UNKNOWN);
+	/* Patroni's JSON alone: 3.0.4+ reports replication_state whenever the
+	 * replica streams, so its absence there means "not streaming"; Patroni
+	 * 3.0.2, or a JSON without a version, cannot say: unknown, not "no". */
+	static const struct {
+		int v[3];
+		const char *state;
+		enum replica_streaming want;
+		const char *why;
+	} cases[] = {
+		{ { 4, 0, 7 }, "streaming", REPLICA_STREAMING_YES, "patroni: streaming" },
+		{ { 4, 0, 7 }, "", REPLICA_STREAMING_NO, "patroni: no replication_state" },
+		{ { 3, 0, 4 }, "in archive recovery", REPLICA_STREAMING_NO,
+		  "patroni: in archive recovery" },
+		{ { 3, 0, 2 }, "", REPLICA_STREAMING_UNKNOWN,
+		  "patroni 3.0.2 reports no replication_state (3.0.4+)" },
+		{ { 0, 0, 0 }, "", REPLICA_STREAMING_UNKNOWN,
+		  "patroni's version is not in its JSON" },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		replica_json(&j, cases[i].v[0], cases[i].v[1], cases[i].v[2], cases[i].state);
+		replica_streaming(&j, &pg, &f);
+		assert_int_equal(f.streaming, cases[i].want);
+		assert_string_equal(f.why, cases[i].why);
+	}
 	/* the routing probe's walreceiver is the direct word, on any Patroni */
 	replica_json(&j, 3, 0, 2, "");
 	pg.in_recovery = 1;
