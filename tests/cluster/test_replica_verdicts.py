@@ -114,17 +114,17 @@ class Replies(threading.Thread):
         super().__init__(daemon=True)
         self.targets, self.max_seconds = targets, max_seconds
         self.samples = {t: [] for t in targets}
-        self._stop = threading.Event()
+        self._halt = threading.Event()
 
     def run(self):
         t0 = time.monotonic()
-        while not self._stop.is_set() and time.monotonic() - t0 < self.max_seconds:
+        while not self._halt.is_set() and time.monotonic() - t0 < self.max_seconds:
             for t in self.targets:
                 self.samples[t].append((time.monotonic(), ask(*t)))
-            self._stop.wait(0.1)
+            self._halt.wait(0.1)
 
     def stop(self):
-        self._stop.set()
+        self._halt.set()
         self.join(10)
 
     def first(self, target, pred, after=0.0):
@@ -240,7 +240,7 @@ class LagWriter(threading.Thread):
     def __init__(self, primary, max_seconds=60):
         super().__init__(daemon=True)
         self.primary, self.max_seconds = primary, max_seconds
-        self._stop = threading.Event()
+        self._halt = threading.Event()
         self.errors = []
 
     def run(self):
@@ -250,17 +250,17 @@ class LagWriter(threading.Thread):
         t0 = time.monotonic()
         try:
             with conn.cursor() as cur:
-                while not self._stop.is_set() and time.monotonic() - t0 < self.max_seconds:
+                while not self._halt.is_set() and time.monotonic() - t0 < self.max_seconds:
                     cur.execute("INSERT INTO happac_lagw SELECT g, repeat('x', 100) "
                                 "FROM generate_series(1, 500) g")
-                    self._stop.wait(0.1)
+                    self._halt.wait(0.1)
         except psycopg2.Error as e:
             self.errors.append(str(e))
         finally:
             conn.close()
 
     def stop(self):
-        self._stop.set()
+        self._halt.set()
         self.join(10)
 
 
