@@ -288,7 +288,9 @@ def test_lag_hold_down(lab, agents):
     p = lab.wait_healthy(timeout=120)
     r = next(n for n in hc.NODES if n != p)
     conf = lab.node_dir(r) / "lag-hold.conf"
-    conf.write_text("[profile replica]\nrule = replica\nlag-full = 64kB\nlag-cut = 256kB\n")
+    conf.write_text("[profile replica]\nrule = replica\nlag-full = 64kB\nlag-cut = 256kB\n"
+                    "[profile lagtime]\nrule = replica\nlag-full-time = 500ms\n"
+                    "lag-cut-time = 1s\n")
     conf.chmod(0o644)
     agents(r, f"happac-lag{r}", ROUTE, "-k", "replica", "-c", conf, "--pg-conninfo", CONNINFO)
     hc.wait_for("up 100%", lambda: ask(r, ROUTE) == "up 100%\n", DETECT + 5)
@@ -296,7 +298,15 @@ def test_lag_hold_down(lab, agents):
            "CREATE TABLE happac_lock (x int); CREATE TABLE happac_lagw (g int, pad text)")
     hc.wait_for("tables replicated",
                 lambda: sql(r, "SELECT to_regclass('happac_lock') IS NOT NULL")[0][0], 10)
-    rec = Replies([(r, ROUTE)])
+    # Idle: the last replayed commit gets older than lag-cut-time, yet nothing is
+    # missing; the lag in time is 0 for as long as lag-hold and then some.
+    idle_until = time.monotonic() + LAG_HOLD + 1
+    while time.monotonic() < idle_until:
+        assert ask(r, ROUTE, "lagtime") == "up 100%\n"
+        time.sleep(0.2)
+    age = sql(r, "SELECT extract(epoch FROM now() - pg_last_xact_replay_timestamp())")[0][0]
+    assert age > LAG_HOLD, age
+    rec = Replies([(r, ROUTE), (r, ROUTE, "lagtime")])
     writer = LagWriter(p)
     rec.start()
     writer.start()
@@ -333,6 +343,12 @@ def test_lag_hold_down(lab, agents):
     # back only after lag-full held for lag-hold (the lag is gone within a round)
     assert up - released >= LAG_HOLD - I, (released, up)
     assert words(rec.samples[(r, ROUTE)]) == ["up", "down", "up"]
+    # the lag in time: the same hold-down, named in seconds
+    tdown = rec.first((r, ROUTE, "lagtime"), lambda x: x.startswith("down"), t_long)
+    assert tdown is not None and tdown - t_long >= LAG_HOLD, (t_long, tdown)
+    assert words(rec.samples[(r, ROUTE, "lagtime")]) == ["up", "down", "up"]
+    assert any(x.startswith("down #replication lag ") and x.endswith("s (cut at 1.0s)\n")
+               for _, x in rec.samples[(r, ROUTE, "lagtime")])
 
 
 def sync_nodes():
@@ -404,7 +420,8 @@ def test_sync_switchover_failsafe_and_pause(lab, agents):
             assert hc.patroni_status(p, "/primary") == 200
         finally:
             lab.start_etcd()
-        agree("happac agrees with Patroni once etcd is back", PATRONI_SETTLES)
+        s3 = hc.wait_for("a sync standby again", one_sync, PATRONI_SETTLES)
+        agree(f"happac's sync follows node{s3} once etcd is back", HOLD + DETECT + 2)
         rec.stop()
         print(f"etcd stopped {t_fs - t_stop:.1f}s before failsafe showed; "
               f"sync profile during the outage: {sync_reply!r}")
