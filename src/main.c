@@ -117,6 +117,7 @@ static void main_evaluate(struct happac *h)
 		    ov->prev_admin != CTL_ADMIN_READY)
 			answer_admin_was_said(h->answer);
 	}
+	replica_watch_update(&h->watch, in.json, vp[MAIN_PROBE_PG].report);
 	pa = &h->run->probes[MAIN_PROBE_PATRONI].last;
 	pb = &h->run->probes[MAIN_PROBE_PG].last;
 	snprintf(summary, sizeof(summary), "patroni %s %.1fms, pgbouncer %s %.1fms",
@@ -249,7 +250,13 @@ static void main_warn_settings(const struct options *o)
  * that is not the JSON then leaves those paths 503, not the agent down). */
 static int main_wants_json(const struct options *o)
 {
-	return o->profile_count > 1 || o->http_listen != NULL;
+	int streams = 0;
+
+	/* streaming = required reads replication_state (replica.h). */
+	for (int i = 0; i < o->profile_count; i++)
+		streams |= o->profiles[i].streaming == PROFILE_STREAMING_REQUIRED &&
+			   profile_rule_streams(o->profiles[i].rule);
+	return o->profile_count > 1 || o->http_listen != NULL || streams;
 }
 
 /* OPTIONS /leader each round when a profile needs the leader lock that the

@@ -11,6 +11,7 @@
 #include "pgbouncers.h"
 #include "probe.h"
 #include "profile.h"
+#include "replica.h"
 #include "verdict.h"
 
 #include <event2/event.h>
@@ -69,6 +70,7 @@ struct happac {
 	struct answer *answer;  /* the lines the agent and HTTP answer with */
 	struct ctl *ctl;        /* operator overrides; NULL when off */
 	struct pause pause;     /* PgBouncer's pause/disable, per round */
+	struct replica_watch watch; /* pause, failsafe, streaming: /status */
 };
 
 /* Each probe's name, target and latest report, for the verdict and /status. */

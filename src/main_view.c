@@ -204,6 +204,7 @@ static void main_view_status(void *arg, struct evbuffer *out)
 		ctl_status(h->ctl, v.now_s, override, sizeof(override));
 		v.override_json = override;
 	}
+	v.cluster = &h->watch;
 	status_render(&v, out);
 }
 

@@ -56,7 +56,8 @@ const struct options_def options_table[OPTIONS_COUNT] = {
 	{ "pg-conninfo", 0, OPTIONS_KIND_CONNINFO, "CONNINFO", NULL, 0, 0,
 	  OFF(pg_conninfo),
 	  "Log in through PgBouncer with this libpq conninfo and check "
-	  "SELECT pg_is_in_recovery() (default: ping only); host and port "
+	  "SELECT pg_is_in_recovery(), and on a replica its lag and "
+	  "pg_stat_wal_receiver (default: ping only); host and port "
 	  "default to -h and -r (host=/DIR: a Unix socket there); keep passwords "
 	  "in a passfile (secrets here are warned about, never shown)",
 	  OPTIONS_ANYWHERE },
@@ -721,7 +722,7 @@ static int options_profiles(struct options *o, char *err, size_t errlen)
 		return -1;
 	}
 	for (int i = 0; i < n; i++)
-		any_lag |= o->profiles[i].lag_cut > 0;
+		any_lag |= o->profiles[i].lag_cut > 0 || o->profiles[i].lag_cut_ms > 0;
 	if (any_lag && !o->pg_conninfo) {
 		options_err(err, errlen,
 			    "lag weights need --pg-conninfo (the lag is read through PgBouncer)");

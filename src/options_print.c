@@ -179,6 +179,13 @@ void options_print_dump(const struct options *o, FILE *out)
 		if (p->lag_cut)
 			fprintf(out, "lag-full = %lld\nlag-cut = %lld\n",
 				(long long)p->lag_full, (long long)p->lag_cut);
+		if (p->lag_cut_ms)
+			fprintf(out, "lag-full-time = %lldms\nlag-cut-time = %lldms\n",
+				(long long)p->lag_full_ms, (long long)p->lag_cut_ms);
+		if (p->lag_hold_set)
+			fprintf(out, "lag-hold = %lldms\n", (long long)p->lag_hold_ms);
+		if (profile_rule_streams(p->rule))
+			fprintf(out, "streaming = %s\n", profile_streaming_names[p->streaming]);
 		if (p->port)
 			fprintf(out, "port = %d\n", p->port);
 	}

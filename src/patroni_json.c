@@ -14,8 +14,12 @@ struct patroni_json_reader {
 
 /* Which field the value being read belongs to (only top level and tags). */
 enum patroni_json_field {
-	PJ_NONE, PJ_STATE, PJ_ROLE, PJ_PAUSE, PJ_UNLOCKED, PJ_SYNC, PJ_QUORUM, PJ_TAGS, PJ_NOLB,
+	PJ_NONE, PJ_STATE, PJ_ROLE, PJ_PAUSE, PJ_UNLOCKED, PJ_SYNC, PJ_QUORUM, PJ_FAILSAFE,
+	PJ_REPLICATION, PJ_TAGS, PJ_PATRONI, PJ_NOLB, PJ_VERSION,
 };
+
+/* The objects whose members are read: kind of pj_object(). */
+enum { PJ_OBJ_SKIP, PJ_OBJ_TOP, PJ_OBJ_TAGS, PJ_OBJ_PATRONI };
 
 static void pj_ws(struct patroni_json_reader *r)
 {
@@ -103,18 +107,22 @@ static int pj_value(struct patroni_json_reader *r, enum patroni_json_field field
 		    struct patroni_json *out);
 
 /* The top-level keys that are read, by field; everything else is skipped.
- * PJ_NOLB is read only inside "tags". */
+ * PJ_NOLB is read only inside "tags", PJ_VERSION only inside "patroni". */
 static const char *const pj_keys[PJ_NOLB] = {
 	[PJ_STATE] = "state",       [PJ_ROLE] = "role",
 	[PJ_PAUSE] = "pause",       [PJ_UNLOCKED] = "cluster_unlocked",
 	[PJ_SYNC] = "sync_standby", [PJ_QUORUM] = "quorum_standby",
-	[PJ_TAGS] = "tags",
+	[PJ_FAILSAFE] = "failsafe_mode_is_active",
+	[PJ_REPLICATION] = "replication_state",
+	[PJ_TAGS] = "tags",         [PJ_PATRONI] = "patroni",
 };
 
-static enum patroni_json_field pj_field(const char *key, int in_tags)
+static enum patroni_json_field pj_field(const char *key, int kind)
 {
-	if (in_tags)
+	if (kind == PJ_OBJ_TAGS)
 		return strcmp(key, "noloadbalance") ? PJ_NONE : PJ_NOLB;
+	if (kind == PJ_OBJ_PATRONI)
+		return strcmp(key, "version") ? PJ_NONE : PJ_VERSION;
 	for (int f = PJ_STATE; f < PJ_NOLB; f++)
 		if (!strcmp(key, pj_keys[f]))
 			return (enum patroni_json_field)f;
@@ -158,7 +166,7 @@ static int pj_next(struct patroni_json_reader *r, char close)
 
 static int pj_object(struct patroni_json_reader *r, int kind, struct patroni_json *out)
 {
-	/* kind: 0 nested (ignored), 1 the top level, 2 the tags object */
+	/* kind: PJ_OBJ_*: whose members are read */
 	char key[32];
 	int more = pj_open(r, '}');
 
@@ -173,7 +181,7 @@ static int pj_object(struct patroni_json_reader *r, int kind, struct patroni_jso
 			return pj_fail(r, "expected ':'");
 		r->p++;
 		pj_ws(r);
-		f = kind ? pj_field(key, kind == 2) : PJ_NONE;
+		f = kind != PJ_OBJ_SKIP ? pj_field(key, kind) : PJ_NONE;
 		if (pj_value(r, f, out) != 0)
 			return -1;
 		more = pj_next(r, '}');
@@ -201,6 +209,7 @@ static void pj_set_flag(enum patroni_json_field f, int v, struct patroni_json *o
 		     f == PJ_UNLOCKED ? &out->cluster_unlocked :
 		     f == PJ_SYNC     ? &out->sync_standby :
 		     f == PJ_QUORUM   ? &out->quorum_standby :
+		     f == PJ_FAILSAFE ? &out->failsafe_active :
 		     f == PJ_NOLB     ? &out->noloadbalance : NULL);
 
 	if (flag)
@@ -224,6 +233,21 @@ static void pj_set_string(enum patroni_json_field f, const char *s, struct patro
 		else
 			out->role = PATRONI_JSON_ROLE_OTHER;
 		break;
+	case PJ_REPLICATION:
+		snprintf(out->replication_state, sizeof(out->replication_state), "%s", s);
+		break;
+	case PJ_VERSION:
+		/* "4.0.7"; a suffix ("3.0.2rc1") ends the number it follows. */
+		for (int i = 0; i < 3 && *s; i++) {
+			long v = 0;
+
+			for (; *s >= '0' && *s <= '9' && v < 10000; s++)
+				v = v * 10 + (*s - '0');
+			out->version[i] = (int)v;
+			s += strcspn(s, ".");
+			s += *s == '.';
+		}
+		break;
 	case PJ_NOLB:
 		/* Patroni treats the tag as a boolean; a YAML string "true" too. */
 		out->noloadbalance = !strcmp(s, "true") || !strcmp(s, "True");
@@ -242,7 +266,8 @@ static int pj_value(struct patroni_json_reader *r, enum patroni_json_field f,
 		return pj_fail(r, "unexpected end");
 	switch (*r->p) {
 	case '{':
-		return pj_object(r, f == PJ_TAGS ? 2 : 0, out);
+		return pj_object(r, f == PJ_TAGS ? PJ_OBJ_TAGS :
+				    f == PJ_PATRONI ? PJ_OBJ_PATRONI : PJ_OBJ_SKIP, out);
 	case '[':
 		return pj_array(r, out);
 	case '"':
@@ -278,7 +303,7 @@ int patroni_json_parse(const char *text, size_t len, struct patroni_json *out,
 		snprintf(err, errlen, "not a JSON object");
 		return -1;
 	}
-	if (pj_object(&r, 1, out) == 0) {
+	if (pj_object(&r, PJ_OBJ_TOP, out) == 0) {
 		pj_ws(&r);
 		if (r.p == r.end)
 			return 0;
@@ -287,4 +312,16 @@ int patroni_json_parse(const char *text, size_t len, struct patroni_json *out,
 	snprintf(err, errlen, "bad JSON at byte %ld: %s", (long)(r.p - r.start),
 		 r.error ? r.error : "syntax error");
 	return -1;
+}
+
+int patroni_json_reports_replication(const struct patroni_json *j)
+{
+	static const int since[3] = { 3, 0, 4 };
+
+	if (!j->version[0])
+		return -1;
+	for (int i = 0; i < 3; i++)
+		if (j->version[i] != since[i])
+			return j->version[i] > since[i];
+	return 1;
 }

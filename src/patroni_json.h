@@ -25,8 +25,18 @@ struct patroni_json {
 	int sync_standby;      /* this replica is a synchronous standby */
 	int quorum_standby;    /* a quorum standby (Patroni 4, synchronous_mode: quorum) */
 	int noloadbalance;     /* tags.noloadbalance is true */
+	int failsafe_active;   /* failsafe_mode_is_active: DCS lost, failsafe
+				  keeps the leader */
 	char state[24];        /* as Patroni said it, for reasons */
+	char replication_state[24]; /* "streaming", "in archive recovery"
+				       (Patroni 3.0.4+); "" when absent */
+	int version[3];        /* patroni.version, e.g. 4.0.7; 0.0.0 unknown */
 };
+
+/* Whether this Patroni reports replication_state (3.0.4 and later), so
+ * that its absence on a running replica means "not streaming": 1, 0, or
+ * -1 when the version is not in the JSON. */
+int patroni_json_reports_replication(const struct patroni_json *j);
 
 /* Parse len bytes of JSON. Returns 0, or -1 with err saying what and where
  * (the document is not JSON, is not an object, or is nested too deep). */

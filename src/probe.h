@@ -43,6 +43,12 @@ struct probe_report {
 	int in_recovery;      /* routing probe: pg_is_in_recovery(), -1 unknown */
 	int64_t lag_bytes;    /* routing probe: replay lag behind the primary's
 				 WAL end, -1 unknown (0 on a primary) */
+	int wal_receiver;     /* routing probe on a replica: 1 streaming, 0 not
+				 (no walreceiver, or not in state streaming),
+				 -1 unknown (a primary, or no pg_read_all_stats) */
+	int64_t replay_age_ms;/* routing probe: 0 when replay has reached the
+				 primary's WAL end, else now() minus the last
+				 replayed commit's time; -1 unknown */
 };
 
 struct probe;
@@ -68,6 +74,8 @@ struct probe {
 	int in_flight;
 	int in_recovery;           /* set by the attempt before probe_done() */
 	int64_t lag_bytes;         /* likewise */
+	int wal_receiver;          /* likewise */
+	int64_t replay_age_ms;     /* likewise */
 	int64_t started_us;
 	struct event *deadline;
 	struct probe_sched *sched;

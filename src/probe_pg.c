@@ -27,12 +27,22 @@
 /* The role, and on a replica how far replay trails the primary: the
  * walreceiver's latest_end_lsn is the primary's WAL end from its last
  * message. NULL (-1 here) without a walreceiver or without the
- * pg_read_all_stats privilege that shows it. */
-#define PROBE_PG_QUERY                                                        \
-	"SELECT pg_is_in_recovery(), CASE WHEN pg_is_in_recovery() THEN "    \
-	"COALESCE(GREATEST(pg_wal_lsn_diff((SELECT latest_end_lsn FROM "     \
-	"pg_stat_wal_receiver), pg_last_wal_replay_lsn()), 0), -1)::bigint " \
-	"ELSE 0 END"
+ * pg_read_all_stats privilege that shows it. Then the walreceiver's state
+ * ('' none, '?' hidden without that privilege), and the lag in time: 0 once
+ * replay has reached the primary's WAL end (an idle primary writes nothing,
+ * so the last replayed commit's time stands still without anyone being
+ * behind), else the age of the last replayed commit, in ms. */
+#define PROBE_PG_RECEIVER "(SELECT latest_end_lsn FROM pg_stat_wal_receiver)"
+#define PROBE_PG_QUERY                                                          \
+	"SELECT pg_is_in_recovery(), CASE WHEN pg_is_in_recovery() THEN "      \
+	"COALESCE(GREATEST(pg_wal_lsn_diff(" PROBE_PG_RECEIVER ", "            \
+	"pg_last_wal_replay_lsn()), 0), -1)::bigint ELSE 0 END, "              \
+	"COALESCE((SELECT COALESCE(status, '?') FROM pg_stat_wal_receiver), "  \
+	"''), CASE WHEN NOT pg_is_in_recovery() THEN 0 "                       \
+	"WHEN " PROBE_PG_RECEIVER " IS NULL THEN NULL "                        \
+	"WHEN pg_last_wal_replay_lsn() >= " PROBE_PG_RECEIVER " THEN 0 "       \
+	"ELSE GREATEST(extract(epoch FROM now() - "                            \
+	"pg_last_xact_replay_timestamp()) * 1000, 0)::bigint END"
 
 /* Also the probe_ops cancel: a cancelled probe only gives back what it
  * holds. */
@@ -207,7 +217,18 @@ static void probe_pg_admin_result(struct probe_pg *pg, PGresult *res)
 	probe_pg_finish(pg, PROBE_OK, pgadmin_state_names[pg->admin->state]);
 }
 
-/* The query's answer: one row, one boolean. */
+/* The walreceiver's state and the lag in time (PROBE_PG_QUERY). */
+static void probe_pg_replication(struct probe_pg *pg, PGresult *res)
+{
+	const char *st = lib_pq.PQgetvalue(res, 0, 2);
+
+	if (pg->probe->in_recovery == 1 && strcmp(st, "?"))
+		pg->probe->wal_receiver = !strcmp(st, "streaming");
+	pg->probe->replay_age_ms = lib_pq.PQgetisnull(res, 0, 3)
+		? -1 : strtoll(lib_pq.PQgetvalue(res, 0, 3), NULL, 10);
+}
+
+/* The query's answer: one row, the role first. */
 static void probe_pg_result(struct probe_pg *pg, PGresult *res)
 {
 	char detail[80];
@@ -219,7 +240,7 @@ static void probe_pg_result(struct probe_pg *pg, PGresult *res)
 	}
 	switch (lib_pq.PQresultStatus(res)) {
 	case PGRES_TUPLES_OK:
-		if (lib_pq.PQntuples(res) == 1 && lib_pq.PQnfields(res) == 2 &&
+		if (lib_pq.PQntuples(res) == 1 && lib_pq.PQnfields(res) == 4 &&
 		    !lib_pq.PQgetisnull(res, 0, 0)) {
 			const char *v = lib_pq.PQgetvalue(res, 0, 0);
 
@@ -227,6 +248,7 @@ static void probe_pg_result(struct probe_pg *pg, PGresult *res)
 				pg->probe->in_recovery = v[0] == 't';
 				pg->probe->lag_bytes = lib_pq.PQgetisnull(res, 0, 1)
 					? -1 : strtoll(lib_pq.PQgetvalue(res, 0, 1), NULL, 10);
+				probe_pg_replication(pg, res);
 				probe_pg_finish(pg, PROBE_OK, v[0] == 't' ? "in recovery"
 									 : "not in recovery");
 				return;

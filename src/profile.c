@@ -22,6 +22,11 @@ const char *const profile_rule_names[PROFILE_RULE_COUNT] = {
 	[PROFILE_RULE_ENDPOINT] = "endpoint",
 };
 
+const char *const profile_streaming_names[PROFILE_STREAMING_COUNT] = {
+	[PROFILE_STREAMING_REQUIRED] = "required",
+	[PROFILE_STREAMING_IGNORED] = "ignored",
+};
+
 const char *const profile_wrong_names[PROFILE_WRONG_COUNT] = {
 	[PROFILE_WRONG_DOWN] = "down",
 	[PROFILE_WRONG_DRAIN] = "drain",
@@ -329,8 +334,10 @@ static const char *profile_lock_word(const struct patroni_json *j,
 static int profile_rule_ok(enum profile_rule rule, const struct patroni_json *j,
 			   const struct profile_lock *lk, int *no_lock)
 {
+	/* In failsafe mode Patroni keeps the leader without a DCS view, so
+	 * its JSON says cluster_unlocked while it still holds the lead. */
 	int primary_role = j->role == PATRONI_JSON_ROLE_PRIMARY && j->running &&
-			   !j->cluster_unlocked;
+			   (!j->cluster_unlocked || j->failsafe_active);
 	int standby_role = j->role == PATRONI_JSON_ROLE_STANDBY_LEADER && j->running;
 	int primary = primary_role && lk->primary == 1;
 	int standby_leader = standby_role && lk->standby_leader == 1;
@@ -394,18 +401,27 @@ static int profile_rule_ok(enum profile_rule rule, const struct patroni_json *j,
 	return ok;
 }
 
-/* Weight for a lag between lag_full (100%) and lag_cut (1%), in 5% steps so
- * that small lag changes do not rewrite HAProxy's weight every second. */
-static int profile_weight(const struct profile *p, int64_t lag)
+/* Weight for a lag between full (100%) and cut (1%), in 5% steps so that
+ * small lag changes do not rewrite HAProxy's weight every second. */
+static int profile_weight(int64_t full, int64_t cut, int64_t lag)
 {
-	int64_t span = p->lag_cut - p->lag_full;
+	int64_t span = cut - full;
 	int w;
 
-	if (lag <= p->lag_full || span <= 0)
+	if (lag <= full || span <= 0)
 		return 100;
-	w = (int)(100 - (99 * (lag - p->lag_full)) / span);
+	w = (int)(100 - (99 * (lag - full)) / span);
 	w = w / 5 * 5;
 	return w < 1 ? 1 : w;
+}
+
+static void profile_human_ms(int64_t ms, char *buf, size_t len)
+{
+	if (ms >= 1000)
+		snprintf(buf, len, "%lld.%llds", (long long)(ms / 1000),
+			 (long long)(ms % 1000 / 100));
+	else
+		snprintf(buf, len, "%lldms", (long long)ms);
 }
 
 static void profile_human_bytes(int64_t b, char *buf, size_t len)
@@ -432,6 +448,21 @@ static const char *const profile_admin_words[] = {
 	[PROFILE_ADMIN_DRAIN] = "drain",
 	[PROFILE_ADMIN_MAINT] = "maint",
 };
+
+/* For the #reason of a sync or quorum rule on a replica whose Patroni has
+ * no view of the cluster (no leader, or the DCS unreachable, where failsafe
+ * mode keeps the primary): the sync state lives in the DCS, so Patroni
+ * shows none then (its /sync and /quorum say 503), and neither does happac
+ * (README: DCS outage). */
+static const char *profile_no_sync_view(enum profile_rule rule, const struct patroni_json *j)
+{
+	int sync_rule = rule == PROFILE_RULE_SYNC || rule == PROFILE_RULE_QUORUM ||
+			rule == PROFILE_RULE_READ_ONLY_SYNC ||
+			rule == PROFILE_RULE_READ_ONLY_QUORUM;
+
+	return sync_rule && j->role == PATRONI_JSON_ROLE_REPLICA && j->cluster_unlocked ?
+		       ", sync state unknown: no leader or no DCS" : "";
+}
 
 /* 1. What Patroni says about this node for profile i, held back while the
  * role is new: 1 right role, 0 not (e->role_reason says why), -1 no usable
@@ -466,10 +497,11 @@ static int profile_role(const struct profile *profiles, int i, struct profile_st
 		role_ok = profile_rule_ok(p->rule, in->json, &lk, &no_lock);
 		if (!role_ok)
 			snprintf(e->role_reason, sizeof(e->role_reason),
-				 "patroni: not %s (%s, %s%s)", profile_rule_names[p->rule],
+				 "patroni: not %s (%s, %s%s%s)", profile_rule_names[p->rule],
 				 profile_role_word(in->json),
 				 in->json->state[0] ? in->json->state : "state unknown",
-				 no_lock ? profile_lock_word(in->json, &lk) : "");
+				 no_lock ? profile_lock_word(in->json, &lk) : "",
+				 profile_no_sync_view(p->rule, in->json));
 	}
 	/* A role that just became right is held back for in->hold_us
 	 * (interval + timeout + HAProxy's agent-inter, options_hold_ms()).
@@ -496,27 +528,114 @@ static int profile_role(const struct profile *profiles, int i, struct profile_st
 	return 1;
 }
 
-/* 3. Replication lag: weights, and a cut with hysteresis. 0, or -1 when
+int64_t profile_lag_hold_us(const struct profile *p)
+{
+	return (p->lag_hold_set ? p->lag_hold_ms : PROFILE_LAG_HOLD_MS) * 1000;
+}
+
+/* 3. Replication lag, in bytes and in time (each where configured and
+ * known): weights, and a cut with hysteresis and hold-down. 0, or -1 when
  * the lag cuts the node off (e->reason says so). */
 static int profile_lag(const struct profile *p, struct profile_state *st,
 		       const struct profile_inputs *in, struct profile_eval *e)
 {
+	const struct probe_report *pg = in->pg->report;
+	int64_t t = -1, b = p->lag_cut > 0 ? in->lag_bytes : -1;
+	int over = 0, under = 1, wb = 100, wt = 100;
 	char lag[24], cut[24];
 
-	if (p->lag_cut <= 0 || in->lag_bytes < 0)
+	if (p->lag_cut_ms > 0 && pg && pg->result == PROBE_OK)
+		t = replica_time_lag(&st->age, pg->replay_age_ms, in->now_us);
+	if (b < 0 && t < 0)
 		return 0;
-	if (st->lag_cut && in->lag_bytes <= p->lag_full)
-		st->lag_cut = 0;
-	else if (!st->lag_cut && in->lag_bytes >= p->lag_cut)
-		st->lag_cut = 1;
-	if (st->lag_cut) {
-		profile_human_bytes(in->lag_bytes, lag, sizeof(lag));
-		profile_human_bytes(p->lag_cut, cut, sizeof(cut));
+	if (b >= 0) {
+		over |= b >= p->lag_cut;
+		under &= b <= p->lag_full;
+		wb = profile_weight(p->lag_full, p->lag_cut, b);
+	}
+	if (t >= 0) {
+		over |= t >= p->lag_cut_ms;
+		under &= t <= p->lag_full_ms;
+		wt = profile_weight(p->lag_full_ms, p->lag_cut_ms, t);
+	}
+	if (replica_hold_step(&st->lag, over, under, in->now_us, profile_lag_hold_us(p))) {
+		/* Name the measure that is furthest over its own mark. */
+		if (b >= 0 && (t < 0 || wb <= wt)) {
+			profile_human_bytes(b, lag, sizeof(lag));
+			profile_human_bytes(p->lag_cut, cut, sizeof(cut));
+		} else {
+			profile_human_ms(t, lag, sizeof(lag));
+			profile_human_ms(p->lag_cut_ms, cut, sizeof(cut));
+		}
 		snprintf(e->reason, sizeof(e->reason), "replication lag %s (cut at %s)", lag,
 			 cut);
 		return -1;
 	}
-	e->lag_w = profile_weight(p, in->lag_bytes);
+	e->lag_w = wb < wt ? wb : wt;
+	return 0;
+}
+
+int profile_rule_streams(enum profile_rule rule)
+{
+	switch (rule) {
+	case PROFILE_RULE_REPLICA:
+	case PROFILE_RULE_READ_ONLY:
+	case PROFILE_RULE_SYNC:
+	case PROFILE_RULE_ASYNC:
+	case PROFILE_RULE_STANDBY_LEADER:
+	case PROFILE_RULE_QUORUM:
+	case PROFILE_RULE_READ_ONLY_QUORUM:
+	case PROFILE_RULE_READ_ONLY_SYNC:
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+/* 2b. streaming = required: a node in recovery that does not stream is
+ * down at once, and back only after streaming for the hold (a walreceiver
+ * that reconnects and drops again must not flap it: patroni#3491). Where
+ * nothing can tell, nothing is checked (replica_watch logs and shows it).
+ * 0, or -1 with e->reason. */
+static int profile_streaming(const struct profile *p, struct profile_state *st,
+			     const struct profile_inputs *in, struct profile_eval *e)
+{
+	struct replica_facts f;
+	const char *who;
+
+	if (p->streaming != PROFILE_STREAMING_REQUIRED || !profile_rule_streams(p->rule))
+		return 0;
+	replica_streaming(in->json, in->pg->report, &f);
+	who = in->json && in->json->role == PATRONI_JSON_ROLE_STANDBY_LEADER ?
+		      "standby leader" : "replica";
+	switch (f.streaming) {
+	case REPLICA_STREAMING_NO:
+		st->stream_ok_since_us = -1;
+		snprintf(e->reason, sizeof(e->reason), "%s not streaming (%s)", who, f.why);
+		return -1;
+	case REPLICA_STREAMING_YES:
+		if (st->stream_ok_since_us == -1)
+			st->stream_ok_since_us = in->now_us;
+		if (st->stream_ok_since_us > 0 &&
+		    in->now_us - st->stream_ok_since_us < in->hold_us) {
+			snprintf(e->reason, sizeof(e->reason),
+				 "%s streaming again, settling", who);
+			return -1;
+		}
+		st->stream_ok_since_us = 0;
+		return 0;
+	case REPLICA_STREAMING_UNKNOWN:
+		if (st->stream_ok_since_us == -1) {
+			snprintf(e->reason, sizeof(e->reason),
+				 "%s not streaming (no word since: %s)", who, f.why);
+			return -1;
+		}
+		return 0;
+	case REPLICA_STREAMING_NA:
+	case REPLICA_STREAMING_COUNT:
+		break;
+	}
+	st->stream_ok_since_us = 0;
 	return 0;
 }
 
@@ -565,7 +684,7 @@ static void profile_judge(const struct profile *p, struct profile_state *st,
 			return;
 		}
 	}
-	if (profile_lag(p, st, in, e) == 0)
+	if (profile_streaming(p, st, in, e) == 0 && profile_lag(p, st, in, e) == 0)
 		e->up = 1;
 }
 

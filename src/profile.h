@@ -15,6 +15,7 @@
 
 #include "patroni_json.h"
 #include "probe.h"
+#include "replica.h"
 #include "verdict.h"
 
 #include <stddef.h>
@@ -59,6 +60,15 @@ enum profile_health {
 				     new traffic */
 };
 
+/* Whether a replica-type profile needs the node to stream (replica.h). */
+enum profile_streaming { PROFILE_STREAMING_REQUIRED, PROFILE_STREAMING_IGNORED,
+			 PROFILE_STREAMING_COUNT };
+extern const char *const profile_streaming_names[PROFILE_STREAMING_COUNT];
+
+/* How long lag must stay at or above its cut before it cuts, and at or
+ * below its full mark before the node returns, unless lag-hold says. */
+#define PROFILE_LAG_HOLD_MS 5000
+
 /* Operator override, as the ctl module reports it. */
 enum profile_admin { PROFILE_ADMIN_NONE, PROFILE_ADMIN_DRAIN, PROFILE_ADMIN_MAINT };
 
@@ -70,6 +80,11 @@ struct profile {
 	enum profile_wrong wrong; /* healthy node in the wrong role */
 	int64_t lag_full;         /* bytes: up to here weight 100% (0: no weights) */
 	int64_t lag_cut;          /* bytes: from here down #lag */
+	int64_t lag_full_ms;      /* the same in time (0: none) */
+	int64_t lag_cut_ms;
+	int64_t lag_hold_ms;      /* with lag_hold_set; else PROFILE_LAG_HOLD_MS */
+	int lag_hold_set;
+	enum profile_streaming streaming; /* replica-type rules only */
 	int port;                 /* own listener, 0 = none */
 };
 
@@ -77,7 +92,10 @@ struct profile {
 struct profile_state {
 	int admin_said;           /* we reported drain/maint: must clear it */
 	int64_t ready_until_us;   /* say `ready` until then */
-	int lag_cut;              /* cut for lag; back only at lag_full */
+	struct replica_hold lag;  /* cut for lag; back only at lag_full */
+	struct replica_age age;   /* for the lag in time */
+	int64_t stream_ok_since_us; /* -1: cut, not streaming; > 0: streaming
+				       again since then (held); 0: neither */
 	int weight;               /* last weight said (0: none) */
 	int64_t role_ok_since_us; /* when Patroni first said "right role" in the
 				     current run of such answers; 0: not now */
@@ -154,6 +172,14 @@ int profile_parse_query(enum profile_rule rule, char *query, struct profile_quer
 /* The built-in profile a path rule is evaluated as: the rule, wrong role
  * down, no lag weights, no port. */
 void profile_for_rule(enum profile_rule rule, struct profile *p);
+
+/* True when the profile's rule sends traffic to replicas, so that
+ * `streaming = required` applies to it (replica, sync, async, quorum,
+ * standby-leader, and the read-only rules on a replica). */
+int profile_rule_streams(enum profile_rule rule);
+
+/* The hold-down of the profile's lag cut, in microseconds. */
+int64_t profile_lag_hold_us(const struct profile *p);
 
 /* Render the agent line for profile i. st is updated (hysteresis, ready
  * window). Returns what the line means for traffic (see profile_health). */

@@ -35,25 +35,72 @@ static int profile_config_rule(struct profile *p, const char *value, char *err,
 	return 0;
 }
 
-static int profile_config_wrong(struct profile *p, const char *value, char *err,
-				size_t errlen)
+/* key = one of names[0..count-1]: its index into *out, or -1 with err
+ * listing them ("down, drain or maint"). */
+static int profile_config_word(const char *key, const char *value,
+			       const char *const *names, int count, int *out, char *err,
+			       size_t errlen)
 {
-	for (int w = 0; w < PROFILE_WRONG_COUNT; w++)
-		if (!strcmp(value, profile_wrong_names[w])) {
-			p->wrong = (enum profile_wrong)w;
+	size_t n;
+
+	for (int w = 0; w < count; w++)
+		if (!strcmp(value, names[w])) {
+			*out = w;
 			return 0;
 		}
-	snprintf(err, errlen, "wrong-role: '%s' is not down, drain or maint", value);
+	n = (size_t)snprintf(err, errlen, "%s: '%s' is not", key, value);
+	for (int w = 0; w < count && n < errlen; w++)
+		n += (size_t)snprintf(err + n, errlen - n, "%s%s",
+				      !w ? " " : w + 1 < count ? ", " : " or ", names[w]);
 	return -1;
+}
+
+/* lag-full-time, lag-cut-time, lag-hold: durations up to an hour. */
+static int profile_config_time(struct profile *p, const char *key, const char *value,
+			       char *err, size_t errlen)
+{
+	long ms;
+
+	if (options_parse_duration(value, &ms) != 0 || ms > 3600000) {
+		snprintf(err, errlen, "%s: '%s' is not a duration of at most 1h "
+			 "(e.g. 500ms, 5s, 1m)", key, value);
+		return -1;
+	}
+	if (!strcmp(key, "lag-hold")) {
+		p->lag_hold_ms = ms;
+		p->lag_hold_set = 1;
+	} else if (!strcmp(key, "lag-full-time")) {
+		p->lag_full_ms = ms;
+	} else {
+		p->lag_cut_ms = ms;
+	}
+	return 0;
 }
 
 int profile_config_key(struct profile *p, const char *key, const char *value,
 		       char *err, size_t errlen)
 {
+	int word;
+
+	if (!strcmp(key, "streaming") || !strcmp(key, "wrong-role")) {
+		int streaming = key[0] == 's';
+
+		if (profile_config_word(key, value,
+					streaming ? profile_streaming_names : profile_wrong_names,
+					streaming ? PROFILE_STREAMING_COUNT : PROFILE_WRONG_COUNT,
+					&word, err, errlen) != 0)
+			return -1;
+		if (streaming)
+			p->streaming = (enum profile_streaming)word;
+		else
+			p->wrong = (enum profile_wrong)word;
+		return 0;
+	}
+	if (!strcmp(key, "lag-hold") || !strcmp(key, "lag-full-time") ||
+	    !strcmp(key, "lag-cut-time"))
+		return profile_config_time(p, key, value, err, errlen);
 	if (!strcmp(key, "rule"))
 		return profile_config_rule(p, value, err, errlen);
-	if (!strcmp(key, "wrong-role"))
-		return profile_config_wrong(p, value, err, errlen);
 	if (!strcmp(key, "lag-full") || !strcmp(key, "lag-cut")) {
 		int64_t b;
 		char why[96];
@@ -76,7 +123,8 @@ int profile_config_key(struct profile *p, const char *key, const char *value,
 		return 0;
 	}
 	snprintf(err, errlen,
-		 "unknown profile setting '%s' (rule, wrong-role, lag-full, lag-cut, port)",
+		 "unknown profile setting '%s' (rule, wrong-role, streaming, lag-full, "
+		 "lag-cut, lag-full-time, lag-cut-time, lag-hold, port)",
 		 key);
 	return -1;
 }
@@ -183,6 +231,11 @@ static int profile_config_check(const struct profile_config_sources *src,
 				 p->name);
 			return -1;
 		}
+		if ((p->lag_full_ms || p->lag_cut_ms) && p->lag_cut_ms <= p->lag_full_ms) {
+			snprintf(err, errlen,
+				 "profile %s: lag-cut-time must be above lag-full-time", p->name);
+			return -1;
+		}
 	}
 	return 0;
 }
@@ -205,10 +258,12 @@ int profile_config_assemble(const struct profile_config_sources *src,
 	 * a port of its own: one more listener answering it). */
 	def = profile_config_find(src->defs, src->ndefs, p->name);
 	if (def && def->rule == p->rule) {
-		p->wrong = def->wrong;
-		p->lag_full = def->lag_full;
-		p->lag_cut = def->lag_cut;
-		p->port = def->port;
+		char endpoint[sizeof(p->endpoint)];
+
+		/* Everything but the name and the -k endpoint (its query). */
+		memcpy(endpoint, p->endpoint, sizeof(endpoint));
+		*p = *def;
+		memcpy(p->endpoint, endpoint, sizeof(endpoint));
 	}
 	for (int i = 0; i < src->nuses; i++)
 		if (profile_config_use(src, src->uses[i], out, &n, err, errlen) != 0)

@@ -60,6 +60,23 @@ static void status_config_one(void *arg, const char *name, const char *value)
 	status_json_string(c->out, value);
 }
 
+/* What Patroni's JSON says of the cluster (null before it has said it, or
+ * when happac does not ask for it), and whether this replica streams. */
+static void status_cluster(const struct replica_watch *w, struct evbuffer *out)
+{
+	const char *known = w && w->known ? "" : "null";
+
+	evbuffer_add_printf(out, "\n  \"cluster\": {\"paused\": %s, \"failsafe_active\": %s, "
+				 "\"streaming\": ",
+			    *known ? known : w->paused ? "true" : "false",
+			    *known ? known : w->failsafe ? "true" : "false");
+	status_json_string(out, replica_streaming_names[w ? w->facts.streaming
+							  : REPLICA_STREAMING_NA]);
+	evbuffer_add_printf(out, "%s", ", \"streaming_evidence\": ");
+	status_json_string(out, w ? w->facts.why : "");
+	evbuffer_add_printf(out, "%s", "},");
+}
+
 void status_render(const struct status_view *v, struct evbuffer *out)
 {
 	const char *hash = strchr(v->line, '#');
@@ -136,6 +153,7 @@ void status_render(const struct status_view *v, struct evbuffer *out)
 	} else {
 		evbuffer_add_printf(out, "%s", "null,");
 	}
+	status_cluster(v->cluster, out);
 	evbuffer_add_printf(out, "%s", "\n  \"config\": {");
 	options_print_each(v->opts, status_config_one, &cfg);
 	if (cfg.in_list)

@@ -5,6 +5,7 @@
 #include "options.h"
 #include "probe.h"
 #include "profile.h"
+#include "replica.h"
 
 #include <stdint.h>
 
@@ -45,6 +46,7 @@ struct status_view {
 	const char *override_json; /* ctl status object, or NULL */
 	const char *pgb_admin_state; /* pgadmin_state_names, NULL: no admin probe */
 	double pgb_paused_s;      /* seconds of the current pause, 0 none */
+	const struct replica_watch *cluster; /* pause, failsafe, streaming */
 };
 
 /* Append the JSON document to out. */

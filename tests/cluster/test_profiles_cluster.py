@@ -152,7 +152,10 @@ def test_replica_lag_weights_and_cut(lab, healthy, extras):
     max_standby_streaming_delay (30 s by default) while WAL keeps arriving."""
     p, r = healthy
     conf = lab.node_dir(r) / "lag.conf"   # happac runs as postgres: its own directory
-    conf.write_text("[profile replica]\nrule = replica\nlag-full = 1MB\nlag-cut = 8MB\n")
+    # lag-hold 0: the cut at once, as this test watches the weights (the hold-down:
+    # test_replica_verdicts.py)
+    conf.write_text("[profile replica]\nrule = replica\nlag-full = 1MB\nlag-cut = 8MB\n"
+                    "lag-hold = 0\n")
     os.chmod(conf, 0o644)
     extras(r, "happac-lag", 5566, "-k", "replica", "-c", conf, "--pg-conninfo", CONNINFO)
     wait_reply(r, 5566, lambda x: x == "up 100%\n", DETECT + 1, what="up 100%")

@@ -37,6 +37,37 @@ static void test_primary_3x(void **state)
 	assert_false(j.pause);
 	assert_false(j.noloadbalance);
 	assert_string_equal(j.state, "running");
+	assert_int_equal(j.version[0], 3);
+	assert_int_equal(j.version[2], 2);
+	assert_int_equal(patroni_json_reports_replication(&j), 0);
+	assert_string_equal(j.replication_state, "");
+}
+
+/* Patroni 4 on a replica: replication_state, failsafe, the version, and a
+ * "version" key elsewhere that is not Patroni's. */
+static void test_replication_state_failsafe_version(void **state)
+{
+	struct patroni_json j;
+	const char *doc =
+		"{\"state\":\"running\",\"role\":\"replica\",\"server_version\":170000,"
+		"\"tags\":{\"version\":\"9.9.9\"},\"replication_state\":\"streaming\","
+		"\"failsafe_mode_is_active\":true,\"cluster_unlocked\":true,"
+		"\"patroni\":{\"version\":\"4.0.7\",\"scope\":\"demo\",\"name\":\"node2\"}}";
+
+	(void)state;
+	assert_int_equal(parse(doc, &j), 0);
+	assert_string_equal(j.replication_state, "streaming");
+	assert_true(j.failsafe_active);
+	assert_int_equal(j.version[0], 4);
+	assert_int_equal(j.version[1], 0);
+	assert_int_equal(j.version[2], 7);
+	assert_int_equal(patroni_json_reports_replication(&j), 1);
+	assert_int_equal(parse("{\"patroni\":{\"version\":\"3.0.4rc1\"}}", &j), 0);
+	assert_int_equal(patroni_json_reports_replication(&j), 1);
+	assert_int_equal(parse("{\"patroni\":{\"version\":\"3.0\"}}", &j), 0);
+	assert_int_equal(patroni_json_reports_replication(&j), 0);
+	assert_int_equal(parse("{\"role\":\"replica\"}", &j), 0);
+	assert_int_equal(patroni_json_reports_replication(&j), -1);
 }
 
 static void test_replica_tags_sync_pause(void **state)
@@ -125,6 +156,7 @@ static void test_not_json(void **state)
 }
 
 UNIT_MAIN(cmocka_unit_test(test_primary_3x),
+	  cmocka_unit_test(test_replication_state_failsafe_version),
 	  cmocka_unit_test(test_replica_tags_sync_pause),
 	  cmocka_unit_test(test_patroni_4_quorum_standby),
 	  cmocka_unit_test(test_other_roles),

@@ -27,6 +27,14 @@ static void world_init(struct world *w, const char *endpoint)
 	w->n = 1;
 }
 
+/* A replica, as Patroni and the routing probe see it. */
+static void replica_world(struct world *w)
+{
+	world_init(w, "replica");
+	w->u.json.role = PATRONI_JSON_ROLE_REPLICA;
+	w->u.pg.in_recovery = 1;
+}
+
 static int add(struct world *w, const char *name)
 {
 	assert_int_equal(profile_builtin(name, &w->profiles[w->n]), 0);
@@ -46,6 +54,16 @@ static const char *eval(struct world *w, int i)
 	assert_int_equal(line[len - 1], '\n');
 	assert_ptr_equal(strchr(line, '\n'), line + len - 1);
 	return line;
+}
+
+/* Profile 0 says `held` now and until hold_us has passed, then up. */
+static void assert_held(struct world *w, const char *held, int64_t hold_us)
+{
+	assert_string_equal(eval(w, 0), held);
+	w->u.in.now_us += hold_us - 1;
+	assert_string_equal(eval(w, 0), held);
+	w->u.in.now_us += 1;
+	assert_string_equal(eval(w, 0), "up\n");
 }
 
 static void test_predecessor_lines_unchanged(void **state)
@@ -220,13 +238,11 @@ static void test_lag_weights_and_hysteresis(void **state)
 	int rep;
 
 	(void)state;
-	world_init(&w, "replica");
-	w.u.pat.result = PROBE_OK;
-	w.u.json.role = PATRONI_JSON_ROLE_REPLICA;
-	w.u.pg.in_recovery = 1;
+	replica_world(&w);
 	rep = 0;
 	w.profiles[rep].lag_full = 1024 * 1024;
 	w.profiles[rep].lag_cut = 11 * 1024 * 1024;
+	w.profiles[rep].lag_hold_set = 1; /* no hold-down: test_lag_hold_down */
 	w.u.in.lag_bytes = 0;
 	assert_string_equal(eval(&w, rep), "up 100%\n");
 	w.u.in.lag_bytes = 6 * 1024 * 1024;   /* half way: ~50% in 5% steps */
@@ -259,11 +275,7 @@ static void test_new_role_is_held(void **state)
 	/* ...promoted: held for interval + timeout before "up" */
 	w.u.pat.result = PROBE_OK;
 	w.u.in.now_us += 1000000;
-	assert_string_equal(eval(&w, 0), "down #patroni: primary role is new, settling\n");
-	w.u.in.now_us += 1799999;
-	assert_string_equal(eval(&w, 0), "down #patroni: primary role is new, settling\n");
-	w.u.in.now_us += 1;
-	assert_string_equal(eval(&w, 0), "up\n");
+	assert_held(&w, "down #patroni: primary role is new, settling\n", 1800000);
 	/* a Patroni timeout in between starts the hold again */
 	w.u.pat.result = PROBE_TIMEOUT;
 	assert_string_equal(eval(&w, 0), "down #patroni: timeout after 800ms\n");
@@ -611,6 +623,150 @@ static void test_path_only_rules(void **state)
 	assert_string_equal(eval(&w, live), "down #patroni 127.0.0.1:8008: connection refused\n");
 }
 
+
+/* streaming = required (the default) on the replica-type rules: down at once
+ * when the replica does not stream, back after the hold; unknown changes
+ * nothing; `ignored` turns it off. */
+static void test_streaming_required(void **state)
+{
+	struct world w;
+	int ro, ign;
+
+	(void)state;
+	world_init(&w, "replica");
+	w.u.json.role = PATRONI_JSON_ROLE_REPLICA;
+	w.u.json.version[0] = 4;
+	w.u.in.hold_us = 2000000;
+	snprintf(w.u.json.replication_state, sizeof(w.u.json.replication_state), "streaming");
+	ro = add(&w, "read-only");
+	ign = add(&w, "replica");
+	snprintf(w.profiles[ign].name, sizeof(w.profiles[ign].name), "replica-any");
+	w.profiles[ign].streaming = PROFILE_STREAMING_IGNORED;
+	w.u.in.first_round = 1;
+	assert_string_equal(eval(&w, 0), "up\n");
+	assert_string_equal(eval(&w, ro), "up\n");
+	assert_string_equal(eval(&w, ign), "up\n");
+	w.u.in.first_round = 0;
+	/* the field disappears (walsender gone, replication logins refused) */
+	w.u.json.replication_state[0] = '\0';
+	assert_string_equal(eval(&w, 0),
+			    "down #replica not streaming (patroni: no replication_state)\n");
+	assert_string_equal(eval(&w, ro),
+			    "down #replica not streaming (patroni: no replication_state)\n");
+	assert_string_equal(eval(&w, ign), "up\n");
+	/* streaming again: held like a new role, so a flapping walreceiver
+	 * does not flap the server */
+	snprintf(w.u.json.replication_state, sizeof(w.u.json.replication_state), "streaming");
+	w.u.in.now_us += 1000000;
+	assert_held(&w, "down #replica streaming again, settling\n", 2000000);
+	/* Patroni 3.0.2 cannot say: nothing is checked (the log and /status
+	 * say so, replica_watch) */
+	w.u.json.version[0] = 3;
+	w.u.json.version[2] = 2;
+	w.u.json.replication_state[0] = '\0';
+	assert_string_equal(eval(&w, 0), "up\n");
+	/* the routing probe can: a walreceiver that is not streaming */
+	w.u.pg.in_recovery = 1;
+	w.u.pg.wal_receiver = 0;
+	assert_string_equal(eval(&w, 0), "down #replica not streaming (pg_stat_wal_receiver)\n");
+	/* the word lost while cut: stays cut, says why */
+	w.u.pg.in_recovery = -1;
+	w.u.pg.wal_receiver = -1;
+	assert_string_equal(eval(&w, 0),
+			    "down #replica not streaming (no word since: patroni 3.0.2 "
+			    "reports no replication_state (3.0.4+))\n");
+	/* a primary answering read-only streams nothing */
+	w.u.json.role = PATRONI_JSON_ROLE_PRIMARY;
+	w.u.in.leader = &w.u.vpat;
+	w.u.in.first_round = 1;
+	assert_string_equal(eval(&w, ro), "up\n");
+}
+
+/* A lag at or above lag-cut cuts only after lag-hold; the return waits for
+ * lag-full held as long; the lag in time works the same way. */
+static void test_lag_hold_down(void **state)
+{
+	struct world w;
+	const int64_t s = 1000000, mb = 1024 * 1024;
+
+	(void)state;
+	replica_world(&w);
+	w.profiles[0].lag_full = 1 * mb;
+	w.profiles[0].lag_cut = 8 * mb;
+	w.u.in.lag_bytes = 0;
+	assert_string_equal(eval(&w, 0), "up 100%\n");
+	/* a 4 s spike: weight 1%, never down */
+	w.u.in.lag_bytes = 20 * mb;
+	assert_string_equal(eval(&w, 0), "up 1%\n");
+	w.u.in.now_us += 4 * s;
+	assert_string_equal(eval(&w, 0), "up 1%\n");
+	w.u.in.lag_bytes = 0;
+	w.u.in.now_us += s;
+	assert_string_equal(eval(&w, 0), "up 100%\n");
+	/* 5 s at or above the cut: cut */
+	w.u.in.lag_bytes = 8 * mb;
+	assert_string_equal(eval(&w, 0), "up 1%\n");
+	w.u.in.now_us += 5 * s;
+	assert_string_equal(eval(&w, 0), "down #replication lag 8MB (cut at 8MB)\n");
+	/* under the cut but above lag-full: still cut */
+	w.u.in.lag_bytes = 2 * mb;
+	w.u.in.now_us += 10 * s;
+	assert_string_equal(eval(&w, 0), "down #replication lag 2MB (cut at 8MB)\n");
+	/* at lag-full: back 5 s later */
+	w.u.in.lag_bytes = 1 * mb;
+	assert_string_equal(eval(&w, 0), "down #replication lag 1MB (cut at 8MB)\n");
+	w.u.in.now_us += 5 * s - 1;
+	assert_string_equal(eval(&w, 0), "down #replication lag 1MB (cut at 8MB)\n");
+	w.u.in.now_us += 1;
+	assert_string_equal(eval(&w, 0), "up 100%\n");
+
+	/* in time: idle (replay at the primary's WAL end) is no lag */
+	replica_world(&w);
+	w.profiles[0].lag_full_ms = 1000;
+	w.profiles[0].lag_cut_ms = 10000;
+	w.profiles[0].lag_hold_set = 1;
+	w.profiles[0].lag_hold_ms = 2000;
+	w.u.pg.replay_age_ms = 0;
+	assert_string_equal(eval(&w, 0), "up 100%\n");
+	/* writes after an hour of idling: not an hour of lag */
+	w.u.pg.replay_age_ms = 3600 * 1000;
+	w.u.in.now_us += s;
+	assert_string_equal(eval(&w, 0), "up 100%\n");
+	/* really behind: counted from when it fell behind */
+	w.u.in.now_us += 10 * s;
+	assert_string_equal(eval(&w, 0), "up 1%\n");
+	w.u.in.now_us += 2 * s;
+	assert_string_equal(eval(&w, 0), "down #replication lag 12.0s (cut at 10.0s)\n");
+	w.u.pg.replay_age_ms = 0;
+	assert_string_equal(eval(&w, 0), "down #replication lag 0ms (cut at 10.0s)\n");
+	w.u.in.now_us += 2 * s;
+	assert_string_equal(eval(&w, 0), "up 100%\n");
+}
+
+/* Failsafe: the primary keeps the lead without a DCS view; a sync rule on a
+ * replica without one says why it is not sync. */
+static void test_failsafe_and_no_sync_view(void **state)
+{
+	struct world w;
+	int prim, sync;
+
+	(void)state;
+	world_init(&w, "health");
+	prim = add(&w, "primary");
+	sync = add(&w, "sync");
+	w.u.in.leader = &w.u.vpat; /* OPTIONS /leader: 200 */
+	w.u.in.first_round = 1;
+	w.u.json.cluster_unlocked = 1;
+	assert_string_equal(eval(&w, prim),
+			    "down #patroni: not primary (primary, running)\n");
+	w.u.json.failsafe_active = 1;
+	assert_string_equal(eval(&w, prim), "up\n");
+	w.u.json.role = PATRONI_JSON_ROLE_REPLICA;
+	assert_string_equal(eval(&w, sync),
+			    "down #patroni: not sync (replica, running, sync state unknown: "
+			    "no leader or no DCS)\n");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -620,6 +776,9 @@ int main(void)
 		cmocka_unit_test(test_wrong_role_drain_and_ready_window),
 		cmocka_unit_test(test_operator_override_and_ramp),
 		cmocka_unit_test(test_lag_weights_and_hysteresis),
+		cmocka_unit_test(test_streaming_required),
+		cmocka_unit_test(test_lag_hold_down),
+		cmocka_unit_test(test_failsafe_and_no_sync_view),
 		cmocka_unit_test(test_new_role_is_held),
 		cmocka_unit_test(test_parse_bytes_and_endpoints),
 		cmocka_unit_test(test_parse_bytes_bounds),

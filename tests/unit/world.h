@@ -25,6 +25,8 @@ static inline void unit_world_init(struct unit_world *u, const char *patroni_pat
 	u->pat.http_status = 200;
 	u->pat.in_recovery = -1;
 	u->pat.lag_bytes = -1;
+	u->pat.wal_receiver = -1;
+	u->pat.replay_age_ms = -1;
 	u->pg = u->pat;
 	u->pg.http_status = 0;
 	u->vpat = (struct verdict_probe){ "patroni", &u->pat, "127.0.0.1:8008", patroni_path,
