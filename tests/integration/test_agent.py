@@ -94,7 +94,9 @@ def test_endpoint_path_is_the_k_option(backends, happac):
     standin.set("replica")
     happac(endpoint="replica")
     assert check(AGENT_PORT)[0] == "up\n"
-    assert standin.stats()["last_request"] == "OPTIONS /replica"
+    # GET, not OPTIONS: a replica profile requires streaming by default, which
+    # Patroni's JSON tells (replication_state); -k primary needs no body.
+    assert standin.stats()["last_request"] == "GET /replica"
     happac(endpoint="primary", port=AGENT_PORT + 1)
     assert check(AGENT_PORT + 1)[0] == "down #patroni /primary: 503\n"
 
