@@ -80,12 +80,12 @@ static int main_lookup(void *arg, const char *name)
 /* Recompute every profile's line from the latest probe results and the
  * operator override: at the end of each round, and when an override or a
  * ramp moves. */
-static void main_evaluate(struct happac *h)
+void main_evaluate(struct happac *h)
 {
 	struct verdict_probe vp[MAIN_PROBE_COUNT];
 	struct profile_inputs in;
 	const struct probe_report *pa, *pb;
-	char summary[160];
+	char summary[400];
 	int first = !answer_ready(h->answer);
 
 	if (!h->run->probes[MAIN_PROBE_PATRONI].has_result)
@@ -120,6 +120,7 @@ static void main_evaluate(struct happac *h)
 	snprintf(summary, sizeof(summary), "patroni %s %.1fms, pgbouncer %s %.1fms",
 		 probe_result_names[pa->result], (double)pa->duration_us / 1000.0,
 		 probe_result_names[pb->result], (double)pb->duration_us / 1000.0);
+	main_hold_inputs(h, &in, summary, sizeof(summary));
 	if (answer_update(h->answer, &in, summary) && !first) {
 		size_t len;
 		const char *line = answer_line(h->answer, 0, &len, NULL);
@@ -148,6 +149,7 @@ static void main_round_done(void *arg)
 		metrics_probe_observe(h->metrics, i, h->run->probes[i].last.result,
 				      h->run->probes[i].last.duration_us);
 	main_evaluate(h);
+	main_hold_evaluated(h);
 }
 
 /* An operator changed the override, or a ramp moved. */
@@ -526,8 +528,10 @@ static void main_reload(evutil_socket_t sig, short what, void *arg)
 	}
 	h->ctl = ctl_reload_commit(h->ctl, n.ctl);
 	n.ctl = NULL;
+	ctl_set_probe(h->ctl, main_hold_ctl, h);
 	options_free(&h->opts);
 	h->opts = next;
+	main_hold_configure(h);
 	main_acl(&h->opts, &h->acl);
 	answer_set_profiles(h->answer, h->opts.profiles, h->opts.profile_count,
 			    options_stale_after_ms(&h->opts));
@@ -598,11 +602,16 @@ static int main_setup(struct happac *h)
 	h->run = main_probes_new(h, &h->opts, err, sizeof(err));
 	if (!h->run)
 		goto fail;
+	if (!main_hold_new(h)) {
+		snprintf(err, sizeof(err), "out of memory");
+		goto fail;
+	}
 	if (h->opts.control_socket) {
 		h->ctl = ctl_new(h->base, h->opts.control_socket, h->opts.state_file,
 				 main_ctl_changed, h, err, sizeof(err));
 		if (!h->ctl)
 			goto fail;
+		ctl_set_probe(h->ctl, main_hold_ctl, h);
 	}
 
 	h->sigterm = evsignal_new(h->base, SIGTERM, main_stop, h);
@@ -626,6 +635,7 @@ fail:
 static void main_teardown(struct happac *h)
 {
 	notify_free();
+	main_hold_free(h->hold);
 	main_probes_free(h->run);
 	ctl_free(h->ctl);
 	agent_free(h->agent);

@@ -56,6 +56,7 @@ struct happac {
 	uint64_t reloads_ok, reloads_failed;
 	struct answer *answer;  /* the lines the agent and HTTP answer with */
 	struct ctl *ctl;        /* operator overrides; NULL when off */
+	struct main_hold *hold; /* the handover: peers, fast rounds, stopping */
 };
 
 /* Each probe's name, target and latest report, for the verdict and /status. */
@@ -63,6 +64,28 @@ void main_view_probes(struct happac *h, struct verdict_probe *vp);
 
 /* The operator override in force, in the one mapping from ctl's states. */
 enum profile_admin main_view_admin(const struct happac *h);
+
+/* Compose every profile's line again (main.c): at the end of each round,
+ * when an override moves, when the peers end a hold. */
+void main_evaluate(struct happac *h);
+
+/* The handover (main_hold.c): a new role's hold ended by the peers
+ * (peer.h), fast rounds while a role changes, `happac ctl probe` and
+ * `stopping`. main_hold_new() NULL: out of memory. */
+struct main_hold *main_hold_new(struct happac *h);
+void main_hold_free(struct main_hold *mh);
+/* After a reload: the peers as the options now say. */
+void main_hold_configure(struct happac *h);
+/* Its part of a round's inputs; summary gets the release, if any. */
+void main_hold_inputs(struct happac *h, struct profile_inputs *in, char *summary,
+		      size_t len);
+/* At the end of a probe round, after its lines were composed: the pace of
+ * the next rounds, and the peers to ask. */
+void main_hold_evaluated(struct happac *h);
+/* The control socket's probe and stopping requests. */
+void main_hold_ctl(void *arg, int stopping);
+/* The /status object. */
+void main_hold_status(const struct happac *h, char *buf, size_t len);
 
 /* /health, /status and /metrics (main_view.c). */
 extern const struct http_routes main_view_routes;

@@ -150,7 +150,7 @@ static void main_view_status(void *arg, struct evbuffer *out)
 	struct happac *h = arg;
 	struct status_view v;
 	struct verdict_probe vp[MAIN_PROBE_COUNT];
-	char lines[PROFILE_MAX][VERDICT_LINE_MAX], override[512];
+	char lines[PROFILE_MAX][VERDICT_LINE_MAX], override[512], hold[1536];
 	size_t len;
 	enum profile_health health;
 
@@ -188,6 +188,8 @@ static void main_view_status(void *arg, struct evbuffer *out)
 		ctl_status(h->ctl, v.now_s, override, sizeof(override));
 		v.override_json = override;
 	}
+	main_hold_status(h, hold, sizeof(hold));
+	v.hold_json = hold;
 	status_render(&v, out);
 }
 

@@ -63,7 +63,7 @@ struct options_def {
 #define OFF(field) offsetof(struct options, field)
 
 /* The table (options.c); OPTIONS_COUNT sizes the getopt arrays. */
-#define OPTIONS_COUNT 29
+#define OPTIONS_COUNT 30
 extern const struct options_def options_table[OPTIONS_COUNT];
 
 /* A conninfo is a few keywords; this leaves room for many. */

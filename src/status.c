@@ -128,6 +128,7 @@ void status_render(const struct status_view *v, struct evbuffer *out)
 	}
 	evbuffer_add_printf(out, "\n  ],\n  \"override\": %s,",
 			    v->override_json ? v->override_json : "null");
+	evbuffer_add_printf(out, "\n  \"hold\": %s,", v->hold_json ? v->hold_json : "null");
 	evbuffer_add_printf(out, "%s", "\n  \"config\": {");
 	options_print_each(v->opts, status_config_one, &cfg);
 	if (cfg.in_list)

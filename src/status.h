@@ -43,6 +43,7 @@ struct status_view {
 	int profile_count;
 	struct status_profile profiles[PROFILE_MAX];
 	const char *override_json; /* ctl status object, or NULL */
+	const char *hold_json;     /* the new-role hold and its peers, or NULL */
 };
 
 /* Append the JSON document to out. */

@@ -1,0 +1,190 @@
+/* main_hold.c - the handover of a role: the hold of a role that has just
+ * become right ended by the peers' evidence (peer.h), faster rounds while a
+ * role changes, and Patroni's callbacks through `happac ctl probe` and
+ * `happac ctl stopping`. The hold itself is profile.c's; this decides when
+ * to ask and tells it what the peers said. */
+#include "main_int.h"
+
+#include "answer.h"
+#include "log.h"
+#include "peer.h"
+#include "util.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Rounds this often while a role changes: Patroni sees at most ten
+ * requests a second from this node, and only for MAIN_HOLD_FAST_FOR after
+ * the last change (or while a hold runs, which is bounded by its time). */
+#define MAIN_HOLD_FAST_MS 100
+
+/* Patroni's before_stop: the stopping line stays until a round shows
+ * Patroni's answer not right and then right again (PostgreSQL stopped and
+ * came back), or this long without Patroni ever answering otherwise (the
+ * stop did not happen). */
+#define MAIN_HOLD_STOPPING_MAX_MS 120000
+
+enum main_hold_stop { MAIN_HOLD_RUNNING, MAIN_HOLD_STOPPING, MAIN_HOLD_STOPPED };
+
+struct main_hold {
+	struct peer *peer;                 /* NULL: no peers (HTTPS to Patroni) */
+	int64_t clear_us[PROFILE_MAX];     /* per profile: peers all said down */
+	char names[PEER_MAX * (PEER_NAME_MAX + 1)];
+	int64_t fast_until_us;
+	int last_result, last_status;      /* Patroni's answer in the last round */
+	enum main_hold_stop stop;
+	int64_t stop_since_us;
+	uint64_t kicks;
+};
+
+static void main_hold_peers_done(void *arg, int profile, int clear, const char *names,
+				 int64_t asked_us)
+{
+	struct happac *h = arg;
+	struct main_hold *mh = h->hold;
+
+	if (!clear || profile < 0 || profile >= PROFILE_MAX)
+		return; /* the timer goes on */
+	mh->clear_us[profile] = asked_us;
+	snprintf(mh->names, sizeof(mh->names), "%s", names);
+	main_evaluate(h);
+}
+
+void main_hold_configure(struct happac *h)
+{
+	struct main_hold *mh = h->hold;
+	const struct options *o = &h->opts;
+
+	peer_free(mh->peer);
+	mh->peer = NULL;
+	memset(mh->clear_us, 0, sizeof(mh->clear_us));
+	if (strcmp(o->patroni_scheme, "http"))
+		return; /* /cluster would need libcurl's TLS: the timer only */
+	mh->peer = peer_new(h->base, o->patroni_host, o->patroni_port,
+			    o->peer_agent_port ? o->peer_agent_port : o->port, o->timeout_ms,
+			    main_hold_peers_done, h);
+	if (!mh->peer)
+		log_warn("hold: out of memory for the peers: the hold runs its full time");
+}
+
+struct main_hold *main_hold_new(struct happac *h)
+{
+	h->hold = calloc(1, sizeof(struct main_hold));
+	if (!h->hold)
+		return NULL;
+	h->hold->last_result = -1;
+	main_hold_configure(h);
+	return h->hold;
+}
+
+void main_hold_free(struct main_hold *mh)
+{
+	if (!mh)
+		return;
+	peer_free(mh->peer);
+	free(mh);
+}
+
+/* Whether this round's Patroni answer began after t. */
+static int main_hold_after(const struct probe_report *r, int64_t t)
+{
+	return r->finished_us - r->duration_us > t;
+}
+
+void main_hold_inputs(struct happac *h, struct profile_inputs *in, char *summary,
+		      size_t len)
+{
+	struct main_hold *mh = h->hold;
+	const struct probe_report *pa = &h->run->probes[MAIN_PROBE_PATRONI].last;
+	size_t used = strlen(summary);
+
+	in->peers_clear_us = mh->peer ? mh->clear_us : NULL;
+	if (mh->stop != MAIN_HOLD_RUNNING && main_hold_after(pa, mh->stop_since_us)) {
+		if (pa->result != PROBE_OK)
+			mh->stop = MAIN_HOLD_STOPPED;
+		else if (mh->stop == MAIN_HOLD_STOPPED ||
+			 in->now_us - mh->stop_since_us > MAIN_HOLD_STOPPING_MAX_MS * 1000LL) {
+			mh->stop = MAIN_HOLD_RUNNING;
+			log_info("patroni: running again after its before_stop");
+		}
+	}
+	in->patroni_stopping = mh->stop != MAIN_HOLD_RUNNING;
+	for (int i = 0; i < answer_count(h->answer) && i < PROFILE_MAX; i++) {
+		int64_t since = answer_hold_since(h->answer, i);
+
+		if (!since || !mh->peer || mh->clear_us[i] <= since || used >= len)
+			continue;
+		snprintf(summary + used, len - used, "; hold released by %s after %.2fs",
+			 mh->names, (double)(in->now_us - since) / 1e6);
+		break;
+	}
+}
+
+void main_hold_evaluated(struct happac *h)
+{
+	struct main_hold *mh = h->hold;
+	const struct probe_report *pa = &h->run->probes[MAIN_PROBE_PATRONI].last;
+	int64_t now = util_mono_us();
+	int holding = -1;
+
+	for (int i = answer_count(h->answer) - 1; i >= 0 && i < PROFILE_MAX; i--)
+		if (answer_hold_since(h->answer, i))
+			holding = i;
+	/* Patroni's answer moved: a role is changing somewhere. */
+	if (mh->last_result >= 0 &&
+	    ((int)pa->result != mh->last_result || pa->http_status != mh->last_status))
+		mh->fast_until_us = now + (int64_t)options_hold_ms(&h->opts) * 1000;
+	mh->last_result = (int)pa->result;
+	mh->last_status = pa->http_status;
+	if (h->run->sched)
+		probe_sched_fast(h->run->sched, holding >= 0 || now < mh->fast_until_us ||
+							mh->stop != MAIN_HOLD_RUNNING
+						? MAIN_HOLD_FAST_MS
+						: 0);
+	if (!mh->peer)
+		return;
+	if (holding < 0) {
+		/* No hold: the next one asks Patroni for the members again. */
+		peer_forget(mh->peer);
+		memset(mh->clear_us, 0, sizeof(mh->clear_us));
+		return;
+	}
+	peer_ask(mh->peer, holding, answer_profile(h->answer, holding)->name);
+}
+
+void main_hold_ctl(void *arg, int stopping)
+{
+	struct happac *h = arg;
+	struct main_hold *mh = h->hold;
+
+	mh->kicks++;
+	if (stopping && mh->stop == MAIN_HOLD_RUNNING) {
+		log_info("patroni: before_stop: saying down until Patroni runs again");
+		mh->stop = MAIN_HOLD_STOPPING;
+		mh->stop_since_us = util_mono_us();
+		main_evaluate(h);
+	}
+	if (h->run->sched && !h->stopping)
+		probe_sched_kick(h->run->sched);
+}
+
+void main_hold_status(const struct happac *h, char *buf, size_t len)
+{
+	const struct main_hold *mh = h->hold;
+	char peers[1024] = "null";
+	int64_t since = answer_count(h->answer) ? answer_hold_since(h->answer, 0) : 0;
+	int n;
+
+	if (mh->peer)
+		peer_status(mh->peer, peers, sizeof(peers));
+	n = snprintf(buf, len, "{\"holding\":%s,\"held_s\":%.3f,\"fast\":%s,"
+		     "\"patroni_stopping\":%s,\"probe_requests\":%llu,\"peers\":%s}",
+		     since ? "true" : "false",
+		     since ? (double)(util_mono_us() - since) / 1e6 : 0.0,
+		     util_mono_us() < mh->fast_until_us ? "true" : "false",
+		     mh->stop != MAIN_HOLD_RUNNING ? "true" : "false",
+		     (unsigned long long)mh->kicks, peers);
+	if (n < 0 || (size_t)n >= len)
+		snprintf(buf, len, "null");
+}
