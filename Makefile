@@ -118,7 +118,7 @@ test-systemd: bin/happac
 # haproxy/scenario-*.cfg are `happac recipe haproxy` output for the lab.
 haproxy-configs: bin/happac
 	for x in a b c; do \
-	    bin/happac $$(/usr/bin/python3 -c "import sys; sys.path.insert(0, 'tests/cluster'); \
+	    bin/happac $$(/usr/bin/python3 -c "import sys; sys.path[:0] = ['tests/cluster', 'tests/lib']; \
 	        import cluster; print(' '.join(cluster.recipe_argv('$$x')))") \
 	        > haproxy/scenario-$$x.cfg || exit 1; \
 	done

@@ -80,7 +80,7 @@ static int main_lookup(void *arg, const char *name)
 /* Recompute every profile's line from the latest probe results and the
  * operator override: at the end of each round, and when an override or a
  * ramp moves. */
-void main_evaluate(struct happac *h)
+static void main_evaluate(struct happac *h)
 {
 	struct verdict_probe vp[MAIN_PROBE_COUNT];
 	struct profile_inputs in;
@@ -602,7 +602,7 @@ static int main_setup(struct happac *h)
 	h->run = main_probes_new(h, &h->opts, err, sizeof(err));
 	if (!h->run)
 		goto fail;
-	if (!main_hold_new(h)) {
+	if (!main_hold_new(h, main_evaluate)) {
 		snprintf(err, sizeof(err), "out of memory");
 		goto fail;
 	}

@@ -36,6 +36,7 @@ struct main_hold {
 	enum main_hold_stop stop;
 	int64_t stop_since_us;
 	uint64_t kicks;
+	void (*evaluate)(struct happac *h);
 };
 
 static void main_hold_peers_done(void *arg, int profile, int clear, const char *names,
@@ -48,7 +49,7 @@ static void main_hold_peers_done(void *arg, int profile, int clear, const char *
 		return; /* the timer goes on */
 	mh->clear_us[profile] = asked_us;
 	snprintf(mh->names, sizeof(mh->names), "%s", names);
-	main_evaluate(h);
+	mh->evaluate(h);
 }
 
 void main_hold_configure(struct happac *h)
@@ -68,12 +69,13 @@ void main_hold_configure(struct happac *h)
 		log_warn("hold: out of memory for the peers: the hold runs its full time");
 }
 
-struct main_hold *main_hold_new(struct happac *h)
+struct main_hold *main_hold_new(struct happac *h, void (*evaluate)(struct happac *h))
 {
 	h->hold = calloc(1, sizeof(struct main_hold));
 	if (!h->hold)
 		return NULL;
 	h->hold->last_result = -1;
+	h->hold->evaluate = evaluate;
 	main_hold_configure(h);
 	return h->hold;
 }
@@ -163,7 +165,7 @@ void main_hold_ctl(void *arg, int stopping)
 		log_info("patroni: before_stop: saying down until Patroni runs again");
 		mh->stop = MAIN_HOLD_STOPPING;
 		mh->stop_since_us = util_mono_us();
-		main_evaluate(h);
+		mh->evaluate(h);
 	}
 	if (h->run->sched && !h->stopping)
 		probe_sched_kick(h->run->sched);

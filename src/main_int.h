@@ -65,14 +65,12 @@ void main_view_probes(struct happac *h, struct verdict_probe *vp);
 /* The operator override in force, in the one mapping from ctl's states. */
 enum profile_admin main_view_admin(const struct happac *h);
 
-/* Compose every profile's line again (main.c): at the end of each round,
- * when an override moves, when the peers end a hold. */
-void main_evaluate(struct happac *h);
-
 /* The handover (main_hold.c): a new role's hold ended by the peers
  * (peer.h), fast rounds while a role changes, `happac ctl probe` and
- * `stopping`. main_hold_new() NULL: out of memory. */
-struct main_hold *main_hold_new(struct happac *h);
+ * `stopping`. evaluate composes every line again (main.c: when the peers
+ * end a hold, when Patroni is stopping). main_hold_new() NULL: out of
+ * memory. */
+struct main_hold *main_hold_new(struct happac *h, void (*evaluate)(struct happac *h));
 void main_hold_free(struct main_hold *mh);
 /* After a reload: the peers as the options now say. */
 void main_hold_configure(struct happac *h);

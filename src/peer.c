@@ -300,6 +300,9 @@ int peer_cluster_parse(const char *json, size_t len, const char *self_host,
 				goto bad;
 			break;
 		}
+	peer_js_ws(&j);
+	if (j.i != j.n)
+		goto bad;
 	if (!seen) {
 		snprintf(err, errlen, "/cluster: no \"members\" array");
 		return -1;

@@ -19,14 +19,16 @@
 
 static void recipe_usage(FILE *out)
 {
-	fputs("Usage: happac recipe haproxy|consul|systemd [OPTION]...\n"
+	fputs("Usage: happac recipe haproxy|consul|systemd|patroni [OPTION]...\n"
 	      "Print configuration that goes with happac, matched to its defaults:\n\n"
 	      "  haproxy   HAProxy sections for scenario a, b or c (and --replicas)\n"
 	      "            happac recipe haproxy --scenario b --node n1=10.0.0.11 --node n2=10.0.0.12\n"
 	      "  consul    a Consul service definition checked through happac\n"
 	      "            happac recipe consul --service primary\n"
 	      "  systemd   the unit and its env file for the given happac options\n"
-	      "            happac recipe systemd -h 127.0.0.1 -r 6432\n\n"
+	      "            happac recipe systemd -h 127.0.0.1 -r 6432\n"
+	      "  patroni   patroni.yml callbacks that start a probe round at once\n"
+	      "            happac recipe patroni --socket /run/happac/happac.sock\n\n"
 	      "`happac recipe KIND --help` lists a recipe's options. A bad option gets one\n"
 	      "line naming it and exit status 2.\n", out);
 }
@@ -37,7 +39,7 @@ int recipe_main(int argc, char **argv)
 	enum recipe_parse r;
 
 	if (argc < 2) {
-		fprintf(stderr, "happac recipe: which recipe? haproxy, consul or systemd "
+		fprintf(stderr, "happac recipe: which recipe? haproxy, consul, systemd or patroni "
 			"(see happac recipe --help)\n");
 		return RECIPE_EXIT_USAGE;
 	}
@@ -62,10 +64,16 @@ int recipe_main(int argc, char **argv)
 		r = recipe_consul_parse(&c, argc - 1, argv + 1, stdout, err, sizeof(err));
 		if (r == RECIPE_PARSE_OK)
 			recipe_consul_render(&c, stdout);
+	} else if (!strcmp(argv[1], "patroni")) {
+		struct recipe_patroni p;
+
+		r = recipe_patroni_parse(&p, argc - 1, argv + 1, stdout, err, sizeof(err));
+		if (r == RECIPE_PARSE_OK)
+			recipe_patroni_render(&p, stdout);
 	} else if (!strcmp(argv[1], "systemd")) {
 		return recipe_systemd_main(argc - 1, argv + 1, stdout);
 	} else {
-		fprintf(stderr, "happac recipe: unknown recipe '%s' (haproxy, consul or systemd)\n",
+		fprintf(stderr, "happac recipe: unknown recipe '%s' (haproxy, consul, systemd or patroni)\n",
 			argv[1]);
 		return RECIPE_EXIT_USAGE;
 	}
