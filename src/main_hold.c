@@ -19,13 +19,14 @@
  * the last change (or while a hold runs, which is bounded by its time). */
 #define MAIN_HOLD_FAST_MS 100
 
-/* Patroni's before_stop: the stopping line stays until a round shows
- * Patroni's answer not right and then right again (PostgreSQL stopped and
- * came back), or this long without Patroni ever answering otherwise (the
- * stop did not happen). */
-#define MAIN_HOLD_STOPPING_MAX_MS 120000
+/* Patroni's before_stop: the stopping line stays until a round that began
+ * after it sees Patroni answer otherwise than it did then (the stop showed:
+ * from then on Patroni's own answer says what the node is), or for this
+ * long when Patroni's answer never moves (the stop did not happen, or was
+ * too quick for any round to see). */
+#define MAIN_HOLD_STOPPING_MAX_MS 60000
 
-enum main_hold_stop { MAIN_HOLD_RUNNING, MAIN_HOLD_STOPPING, MAIN_HOLD_STOPPED };
+enum main_hold_stop { MAIN_HOLD_RUNNING, MAIN_HOLD_STOPPING };
 
 struct main_hold {
 	struct peer *peer;                 /* NULL: no peers (HTTPS to Patroni) */
@@ -35,6 +36,7 @@ struct main_hold {
 	int last_result, last_status;      /* Patroni's answer in the last round */
 	enum main_hold_stop stop;
 	int64_t stop_since_us;
+	int stop_result, stop_status;      /* Patroni's answer when it began */
 	uint64_t kicks;
 	void (*evaluate)(struct happac *h);
 };
@@ -102,14 +104,12 @@ void main_hold_inputs(struct happac *h, struct profile_inputs *in, char *summary
 	size_t used = strlen(summary);
 
 	in->peers_clear_us = mh->peer ? mh->clear_us : NULL;
-	if (mh->stop != MAIN_HOLD_RUNNING && main_hold_after(pa, mh->stop_since_us)) {
-		if (pa->result != PROBE_OK)
-			mh->stop = MAIN_HOLD_STOPPED;
-		else if (mh->stop == MAIN_HOLD_STOPPED ||
-			 in->now_us - mh->stop_since_us > MAIN_HOLD_STOPPING_MAX_MS * 1000LL) {
-			mh->stop = MAIN_HOLD_RUNNING;
-			log_info("patroni: running again after its before_stop");
-		}
+	if (mh->stop != MAIN_HOLD_RUNNING && main_hold_after(pa, mh->stop_since_us) &&
+	    ((int)pa->result != mh->stop_result || pa->http_status != mh->stop_status ||
+	     in->now_us - mh->stop_since_us > MAIN_HOLD_STOPPING_MAX_MS * 1000LL)) {
+		mh->stop = MAIN_HOLD_RUNNING;
+		log_info("patroni: its answer moved after before_stop (%s %d): "
+			 "judging by it again", probe_result_names[pa->result], pa->http_status);
 	}
 	in->patroni_stopping = mh->stop != MAIN_HOLD_RUNNING;
 	for (int i = 0; i < answer_count(h->answer) && i < PROFILE_MAX; i++) {
@@ -162,9 +162,13 @@ void main_hold_ctl(void *arg, int stopping)
 
 	mh->kicks++;
 	if (stopping && mh->stop == MAIN_HOLD_RUNNING) {
-		log_info("patroni: before_stop: saying down until Patroni runs again");
+		log_info("patroni: before_stop: saying down until Patroni's answer moves");
+		const struct probe *pp = &h->run->probes[MAIN_PROBE_PATRONI];
+
 		mh->stop = MAIN_HOLD_STOPPING;
 		mh->stop_since_us = util_mono_us();
+		mh->stop_result = pp->has_result ? (int)pp->last.result : -1;
+		mh->stop_status = pp->has_result ? pp->last.http_status : -1;
 		mh->evaluate(h);
 	}
 	if (h->run->sched && !h->stopping)
