@@ -125,8 +125,11 @@ static int ctl_client_exchange(const char *path, const char *line, char *buf, si
 			return -1;
 		}
 		if (n < 0 && got == 0) {
+			int e = errno;
+
 			snprintf(why, whylen, "no reply from %s%s: %s", path,
-				errno == EAGAIN ? (tv.tv_sec ? " within 5s" : " in time") : "", strerror(errno));
+				 e == EAGAIN ? (tv.tv_sec ? " within 5s" : " in time") : "",
+				 strerror(e));
 			close(fd);
 			return -1;
 		}

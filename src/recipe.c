@@ -73,8 +73,8 @@ int recipe_main(int argc, char **argv)
 	} else if (!strcmp(argv[1], "systemd")) {
 		return recipe_systemd_main(argc - 1, argv + 1, stdout);
 	} else {
-		fprintf(stderr, "happac recipe: unknown recipe '%s' (haproxy, consul, systemd or patroni)\n",
-			argv[1]);
+		fprintf(stderr, "happac recipe: unknown recipe '%s' (haproxy, consul, systemd "
+			"or patroni)\n", argv[1]);
 		return RECIPE_EXIT_USAGE;
 	}
 	if (r == RECIPE_PARSE_ERROR) {

@@ -48,10 +48,12 @@ enum recipe_parse recipe_patroni_parse(struct recipe_patroni *p, int argc, char 
 			/* Both end up in a shell-like command line that Patroni
 			 * splits with shlex: no spaces, quotes or backslashes. */
 			if (!recipe_util_valid_bin(v) || strlen(v) >= sizeof(p->socket)) {
+				const char *opt =
+					ch == RECIPE_PATRONI_OPT_BIN ? "--bin" : "--socket";
+
 				recipe_util_errf(err, errlen,
 						 "%s: '%s' is not an absolute path without "
-						 "spaces or quotes",
-						 ch == RECIPE_PATRONI_OPT_BIN ? "--bin" : "--socket", v);
+						 "spaces or quotes", opt, v);
 				return RECIPE_PARSE_ERROR;
 			}
 			snprintf(ch == RECIPE_PATRONI_OPT_BIN ? p->bin : p->socket,

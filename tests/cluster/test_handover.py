@@ -122,7 +122,7 @@ def median(rows, key):
     return statistics.median(r[key] for r in rows)
 
 
-def report(report_lines, variant, rows):
+def report_line(report_lines, variant, rows):
     w = {k: statistics.median(r["windows"][k] for r in rows) for k in PORTS}
     line = (f"handover {variant}: new_happac_up " + ",".join(f"{r['up']:.2f}s" for r in rows)
             + f" (median {median(rows, 'up'):.2f}s), haproxy_B_new_up "
@@ -153,7 +153,7 @@ def test_handover_default_flags_no_callbacks(handover_lab, report):
     lab = handover_lab
     rows = [switchover(lab, f"nocb{i}") for i in range(3)]
     RESULTS["no callbacks"] = rows
-    report(report, "no callbacks", rows)
+    report_line(report, "no callbacks", rows)
     check_safe(rows)
     assert median(rows, "up") <= 0.6, [r["up"] for r in rows]
     released = [r for r in rows if "hold released by node" in r["log"]]
@@ -168,7 +168,7 @@ def test_handover_recipe_callbacks(handover_lab, report):
     lab.set_callbacks(True)
     rows = [switchover(lab, f"cb{i}") for i in range(3)]
     RESULTS["callbacks"] = rows
-    report(report, "recipe callbacks", rows)
+    report_line(report, "recipe callbacks", rows)
     check_safe(rows)
     assert median(rows, "up") <= 0.15, [r["up"] for r in rows]
     assert max(r["b"] for r in rows) <= 1.0, [r["b"] for r in rows]
