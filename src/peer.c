@@ -530,8 +530,10 @@ static void peer_deadline(evutil_socket_t fd, short what, void *arg)
 		probe_http_cancel(&p->http);
 		snprintf(p->cluster_err, sizeof(p->cluster_err),
 			 "/cluster: no answer within %dms", p->fetch_ms);
+		log_warn("hold: cannot ask the peers (%s): the hold runs its full time",
+			 p->cluster_err);
 		p->n = 0;
-		p->have_members = 0;
+		p->have_members = 1; /* not again in this hold */
 		peer_report(p);
 		return;
 	}
@@ -558,9 +560,13 @@ static void peer_fetched(void *arg, enum probe_result result, int status, const 
 	int n;
 
 	evtimer_del(p->deadline);
-	if (result != PROBE_OK || status != 200) {
-		snprintf(p->cluster_err, sizeof(p->cluster_err), "/cluster: %s %d %s",
-			 probe_result_names[result], status, detail ? detail : "");
+	if (result != PROBE_OK) {
+		snprintf(p->cluster_err, sizeof(p->cluster_err), "/cluster: %s%s%s",
+			 probe_result_names[result], detail && *detail ? " " : "",
+			 detail ? detail : "");
+		n = -1;
+	} else if (status != 200) {
+		snprintf(p->cluster_err, sizeof(p->cluster_err), "/cluster: HTTP %d", status);
 		n = -1;
 	} else {
 		n = peer_cluster_parse(p->body, p->http.reply.body_len, p->patroni_addr,
@@ -568,9 +574,12 @@ static void peer_fetched(void *arg, enum probe_result result, int status, const 
 				       sizeof(p->cluster_err));
 	}
 	if (n < 0) {
+		/* Once per hold: the list stays empty (and Patroni unasked)
+		 * until peer_forget(). */
 		log_warn("hold: cannot ask the peers (%s): the hold runs its full time",
 			 p->cluster_err);
 		p->n = 0;
+		p->have_members = 1;
 		peer_report(p);
 		return;
 	}

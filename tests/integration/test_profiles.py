@@ -273,7 +273,8 @@ def test_primary_profile_needs_the_leader_lock(happac, backends):
     assert ask(AGENT_PORT, b"read-only\n") == "up\n"
     stats = standin.stats()
     assert set(stats["by_method"]) == {"GET", "OPTIONS"}, stats
-    assert abs(stats["by_method"]["GET"] - stats["by_method"]["OPTIONS"]) <= 1, stats
+    # (plus the one GET /cluster of the hold: the peers, issue 16)
+    assert abs(stats["by_method"]["GET"] - stats["by_method"]["OPTIONS"]) <= 2, stats
     # it loses the lock: down within one detection
     standin.set("isolated")
     wait_reply(REPLICA_PORT, starts("down #patroni: not primary"), bound())
