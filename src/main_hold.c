@@ -15,8 +15,9 @@
 #include <string.h>
 
 /* Rounds this often while a role changes: Patroni sees at most ten
- * requests a second from this node, and only for MAIN_HOLD_FAST_FOR after
- * the last change (or while a hold runs, which is bounded by its time). */
+ * requests a second from this node, and only for a hold's time (interval +
+ * timeout + agent-inter) after its answer changed or a callback asked for a
+ * round, or while a hold runs (bounded by the same time). */
 #define MAIN_HOLD_FAST_MS 100
 
 /* Patroni's before_stop: the stopping line stays until a round that began
@@ -161,6 +162,11 @@ void main_hold_ctl(void *arg, int stopping)
 	struct main_hold *mh = h->hold;
 
 	mh->kicks++;
+	/* Patroni calls on_role_change right after `pg_ctl promote`, before
+	 * its /primary says 200 (that waits for the promotion to finish): the
+	 * round started now may still see 503, so the next ones follow fast
+	 * for a hold's time. */
+	mh->fast_until_us = util_mono_us() + (int64_t)options_hold_ms(&h->opts) * 1000;
 	if (stopping && mh->stop == MAIN_HOLD_RUNNING) {
 		log_info("patroni: before_stop: saying down until Patroni's answer moves");
 		const struct probe *pp = &h->run->probes[MAIN_PROBE_PATRONI];

@@ -82,8 +82,9 @@ def switchover(lab, label):
     writers = {k: hc.Writer(port, f"{label}:{k}", WRITE_PERIOD, WATCH_MAX, deadline_s=2.0)
                for k, port in PORTS.items()}
     watches = [Watch(lambda: hc.patroni_status(new, "/primary", "OPTIONS", 0.5), "patroni"),
-               Watch(_agents, "agents"), Watch(lambda: _b_status(lab, new), "haproxy")]
-    pat, ags, hap = watches
+               Watch(_agents, "agents"), Watch(lambda: _b_status(lab, new), "haproxy"),
+               Watch(lambda: hc.patroni_status(p, "/primary", "OPTIONS", 0.5), "patroni-old")]
+    pat, ags, hap, pat_old = watches
     for w in list(writers.values()) + watches:
         w.start()
     try:
@@ -112,7 +113,12 @@ def switchover(lab, label):
     late = {k: [r for r in list(w.records) if r[2] and r[3] == hc.node_addr(p) and r[1] >= t_200]
             for k, w in writers.items()}
     old_lines = {v[p] for t, v in ags.samples if not isinstance(v, Exception) and t >= t_sw}
+    t_503 = pat_old.first(lambda v: v != 200, t_sw)
+    # Patroni's 200 -> the first write acknowledged by the new primary, per port
+    routed = {k: min([r[1] for r in list(w.records) if r[2] and r[3] == hc.node_addr(new)
+                      and r[0] >= t_sw], default=t_200) - t_200 for k, w in writers.items()}
     return {"old": p, "new": new, "up": t_up - t_200, "b": t_b - t_200, "two_up": two_up,
+            "patroni": t_200 - t_503 if t_503 else None, "routed": routed,
             "late": late, "old_lines": old_lines,
             "windows": {k: _failed_window(w, t_sw) for k, w in writers.items()},
             "log": lab.tail(f"happac{new}", 40)}
@@ -127,7 +133,11 @@ def report_line(report_lines, variant, rows):
     line = (f"handover {variant}: new_happac_up " + ",".join(f"{r['up']:.2f}s" for r in rows)
             + f" (median {median(rows, 'up'):.2f}s), haproxy_B_new_up "
             + ",".join(f"{r['b']:.2f}s" for r in rows)
-            + " failed_write_windows(median) " + " ".join(f"{k}={v:.2f}s" for k, v in w.items()))
+            + " failed_write_windows(median) " + " ".join(f"{k}={v:.2f}s" for k, v in w.items())
+            + " first_write_on_new_after_200(median) " + " ".join(
+                f"{k}={statistics.median(r['routed'][k] for r in rows):.2f}s" for k in PORTS)
+            + " patroni_503_to_200 " + ",".join(
+                "-" if r["patroni"] is None else f"{r['patroni']:.2f}s" for r in rows))
     report_lines.append(line)
     print(line)
 
