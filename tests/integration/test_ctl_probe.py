@@ -4,15 +4,17 @@ coalesced (rounds at most every 50 ms), the call never blocks Patroni (bounded, 
 when happac is not running), and `stopping` says down at once until Patroni's answer
 moves. The Patroni stand-in counts the rounds (one request each)."""
 
+import json
 import os
 import socket
+import urllib.request
 import subprocess
 import threading
 import time
 
 from agent_client import equals, starts, wait_reply
 from harness import happac_bin
-from procs import AGENT_PORT, poll_until
+from procs import ADDR, AGENT_PORT, poll_until
 
 KICK_GAP = 0.05   # PROBE_KICK_GAP_MS
 
@@ -102,12 +104,16 @@ def test_probe_never_blocks_patroni(tmp_path):
 def test_stopping_says_down_at_once_until_patronis_answer_moves(happac, backends, workdir):
     _, standin = backends
     sock = os.path.join(workdir, "stop.sock")
-    happac("--control-socket", sock)
+    happac("--control-socket", sock, "--http-listen", f"{ADDR}:8097")
     wait_reply(AGENT_PORT, equals("up\n"), 5)
     r, took = ctl(sock, "stopping")
     assert (r.returncode, r.stdout) == (0, "ok stopping\n")
     # at once: the reply came after the line changed
     wait_reply(AGENT_PORT, equals("down #patroni: stopping\n"), 0.05)
+    with urllib.request.urlopen(f"http://{ADDR}:8097/status", timeout=5) as resp:
+        hold = json.loads(resp.read())["hold"]
+    assert hold["patroni_stopping"] is True and hold["probe_requests"] == 1, hold
+    assert hold["holding"] is False and hold["peers"]["agent_port"] == AGENT_PORT, hold
     # Patroni still answers 200 (PostgreSQL not stopped yet): still stopping
     time.sleep(0.5)  # several rounds (200 ms each) that must not end it
     wait_reply(AGENT_PORT, equals("down #patroni: stopping\n"), 0.05)
