@@ -452,10 +452,10 @@ static void peer_conn_io(evutil_socket_t fd, short what, void *arg)
 	}
 	if (c->sent < strlen(p->request)) {
 		r = send(fd, p->request + c->sent, strlen(p->request) - c->sent, MSG_NOSIGNAL);
-		if (r < 0 && errno != EAGAIN && errno != EINTR) {
-			peer_conn_end(c, PEER_UNREACHABLE);
-			goto out;
-		}
+		/* An agent with one profile answers without reading and may
+		 * have closed already: its line can still be waiting here. */
+		if (r < 0 && errno != EAGAIN && errno != EINTR)
+			c->sent = strlen(p->request);
 		if (r > 0)
 			c->sent += (size_t)r;
 		if (c->sent == strlen(p->request)) {
@@ -474,6 +474,8 @@ static void peer_conn_io(evutil_socket_t fd, short what, void *arg)
 	{
 		enum peer_answer a = peer_line_classify(c->buf, c->got, r <= 0);
 
+		if (a == PEER_GARBAGE && r < 0 && !c->got)
+			a = PEER_UNREACHABLE; /* reset before any byte */
 		if (a != PEER_PENDING)
 			peer_conn_end(c, a);
 	}
