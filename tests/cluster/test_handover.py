@@ -124,6 +124,10 @@ def switchover(lab, label):
             "log": lab.tail(f"happac{new}", 40)}
 
 
+def _version(text):
+    return tuple(int(x) for x in text.split(".") if x.isdigit())
+
+
 def median(rows, key):
     return statistics.median(r[key] for r in rows)
 
@@ -173,14 +177,22 @@ def test_handover_default_flags_no_callbacks(handover_lab, report):
 def test_handover_recipe_callbacks(handover_lab, report):
     """With `happac recipe patroni` in patroni.yml: up within 0.15 s (median of three),
     HAProxy B uses the new primary within 1.0 s of Patroni's 200, and B's failed-write
-    window is below A's (A: HAProxy asking Patroni itself)."""
+    window is below A's (A: HAProxy asking Patroni itself).
+
+    The 0.15 s needs before_stop (Patroni 3.0.3+): the old primary's agent must say down
+    before the new one may say up, and Patroni 3.0.2 keeps the old primary's /primary at
+    200 for about a second after its PostgreSQL stopped (until it releases the leader
+    key), without any callback: there the old agent's own round decides, as without
+    callbacks, and the bound is the same 0.6 s."""
     lab = handover_lab
     lab.set_callbacks(True)
     rows = [switchover(lab, f"cb{i}") for i in range(3)]
     RESULTS["callbacks"] = rows
     report_line(report, "recipe callbacks", rows)
     check_safe(rows)
-    assert median(rows, "up") <= 0.15, [r["up"] for r in rows]
+    patroni = lab.stack.versions().get("Patroni", "0")
+    bound = 0.15 if _version(patroni) >= (3, 0, 3) else 0.6
+    assert median(rows, "up") <= bound, (patroni, [r["up"] for r in rows])
     assert max(r["b"] for r in rows) <= 1.0, [r["b"] for r in rows]
     a = statistics.median(r["windows"]["A"] for r in rows)
     b = statistics.median(r["windows"]["B"] for r in rows)
