@@ -211,12 +211,16 @@ static void main_warn_settings(const struct options *o)
 			 "they are not used");
 }
 
-/* The round keeps Patroni's status JSON when more than one profile reads it,
- * or when the side port serves Patroni's paths (each judged from it; a body
- * that is not the JSON then leaves those paths 503, not the agent down). */
+/* The round keeps Patroni's status JSON always: profiles beyond the first
+ * and the side port's paths are judged from it, and the handover reads a
+ * state change from it (main_hold.c: Patroni 3.0.2 keeps an old primary's
+ * /primary at 200 for a second after its PostgreSQL stopped). Patroni
+ * builds the same status for OPTIONS, so GET costs it only the body. Only
+ * when profiles need it does a body that is not the JSON fail the probe. */
 static int main_wants_json(const struct options *o)
 {
-	return o->profile_count > 1 || o->http_listen != NULL;
+	(void)o;
+	return 1;
 }
 
 /* OPTIONS /leader each round when a profile needs the leader lock that the

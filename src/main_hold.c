@@ -8,6 +8,7 @@
 #include "answer.h"
 #include "log.h"
 #include "peer.h"
+#include "probe_patroni.h"
 #include "util.h"
 
 #include <stdio.h>
@@ -35,6 +36,8 @@ struct main_hold {
 	char names[PEER_MAX * (PEER_NAME_MAX + 1)];
 	int64_t fast_until_us;
 	int last_result, last_status;      /* Patroni's answer in the last round */
+	int last_json;                     /* its status JSON's state: running,
+					      role, unlocked (-1: none) */
 	enum main_hold_stop stop;
 	int64_t stop_since_us;
 	int stop_result, stop_status;      /* Patroni's answer when it began */
@@ -78,6 +81,7 @@ struct main_hold *main_hold_new(struct happac *h, void (*evaluate)(struct happac
 	if (!h->hold)
 		return NULL;
 	h->hold->last_result = -1;
+	h->hold->last_json = -1;
 	h->hold->evaluate = evaluate;
 	main_hold_configure(h);
 	return h->hold;
@@ -128,18 +132,25 @@ void main_hold_evaluated(struct happac *h)
 {
 	struct main_hold *mh = h->hold;
 	const struct probe_report *pa = &h->run->probes[MAIN_PROBE_PATRONI].last;
+	const struct patroni_json *j = probe_patroni_json(h->run->patroni);
+	int js = j ? j->running | (int)j->role << 1 | j->cluster_unlocked << 4 : -1;
 	int64_t now = util_mono_us();
 	int holding = -1;
 
 	for (int i = answer_count(h->answer) - 1; i >= 0 && i < PROFILE_MAX; i--)
 		if (answer_hold_since(h->answer, i))
 			holding = i;
-	/* Patroni's answer moved: a role is changing somewhere. */
-	if (mh->last_result >= 0 &&
-	    ((int)pa->result != mh->last_result || pa->http_status != mh->last_status))
+	/* Patroni's answer moved, or what its status says (PostgreSQL
+	 * stopped or started, another role, the leader lock gone): a role is
+	 * changing somewhere. Edges only, so a node that stays stopped is
+	 * probed at the interval again after a hold's time. */
+	if ((mh->last_result >= 0 &&
+	     ((int)pa->result != mh->last_result || pa->http_status != mh->last_status)) ||
+	    (mh->last_json >= 0 && js >= 0 && js != mh->last_json))
 		mh->fast_until_us = now + (int64_t)options_hold_ms(&h->opts) * 1000;
 	mh->last_result = (int)pa->result;
 	mh->last_status = pa->http_status;
+	mh->last_json = js;
 	if (h->run->sched)
 		probe_sched_fast(h->run->sched, holding >= 0 || now < mh->fast_until_us ||
 							mh->stop != MAIN_HOLD_RUNNING
