@@ -17,6 +17,7 @@ import statistics
 import threading
 import time
 
+import psycopg2
 import pytest
 
 import happac_cluster as hc
@@ -75,10 +76,38 @@ def _failed_window(writer, t_from):
     return failed[-1][1] - failed[0][0] if failed else 0.0
 
 
+LAST_OLD = []                      # the old primary of each switchover so far
+
+
+def _pgbouncer_reaches_postgres(n):
+    """A query through node n's PgBouncer succeeds (it is not in its server_login_retry
+    after its PostgreSQL was stopped: a lab artifact that would hold every port's writes
+    alike and hide what routing does)."""
+    try:
+        conn = psycopg2.connect(host=hc.node_addr(n), port=hc.PGBOUNCER_PORT, dbname="postgres",
+                                user=hc.POSTGRES_USER, connect_timeout=2)
+    except psycopg2.Error as e:
+        return hc.Pending(str(e).strip())
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT 1")
+            return cur.fetchone() == (1,)
+    except psycopg2.Error as e:
+        return hc.Pending(str(e).strip())
+    finally:
+        conn.close()
+
+
 def switchover(lab, label):
-    """One switchover from the primary to a replica, watched; returns the measurements."""
+    """One switchover from the primary to a replica, watched; returns the measurements.
+    The candidate is the replica that was not the last old primary, once its PgBouncer
+    reaches its PostgreSQL."""
     p = lab.wait_healthy()
-    new = [n for n in hc.NODES if n != p][0]
+    replicas = [n for n in hc.NODES if n != p]
+    new = ([n for n in replicas if n not in LAST_OLD[-1:]] or replicas)[0]
+    LAST_OLD.append(p)
+    hc.wait_for(f"node{new}'s PgBouncer reaching PostgreSQL", lambda: _pgbouncer_reaches_postgres(
+        new), 30, 0.2)
     writers = {k: hc.Writer(port, f"{label}:{k}", WRITE_PERIOD, WATCH_MAX, deadline_s=2.0)
                for k, port in PORTS.items()}
     watches = [Watch(lambda: hc.patroni_status(new, "/primary", "OPTIONS", 0.5), "patroni"),
