@@ -25,6 +25,16 @@
  * bounded time the rounds follow every 50 ms (at most 20 requests a second
  * to the local Patroni, about 40 per callback). */
 #define MAIN_HOLD_CALLBACK_FAST_MS 50
+/* The fast pace lasts a hold's time, at most this long (a long --interval
+ * must not mean a long fast phase). */
+#define MAIN_HOLD_FAST_FOR_MAX_MS 3000
+
+static int64_t main_hold_fast_for_us(const struct happac *h)
+{
+	int ms = options_hold_ms(&h->opts);
+
+	return (int64_t)(ms < MAIN_HOLD_FAST_FOR_MAX_MS ? ms : MAIN_HOLD_FAST_FOR_MAX_MS) * 1000;
+}
 
 /* Patroni's before_stop: the stopping line stays until a round that began
  * after it sees Patroni answer otherwise than it did then (the stop showed:
@@ -153,7 +163,7 @@ void main_hold_evaluated(struct happac *h)
 	if ((mh->last_result >= 0 &&
 	     ((int)pa->result != mh->last_result || pa->http_status != mh->last_status)) ||
 	    (mh->last_json >= 0 && js >= 0 && js != mh->last_json))
-		mh->fast_until_us = now + (int64_t)options_hold_ms(&h->opts) * 1000;
+		mh->fast_until_us = now + main_hold_fast_for_us(h);
 	mh->last_result = (int)pa->result;
 	mh->last_status = pa->http_status;
 	mh->last_json = js;
@@ -187,7 +197,7 @@ void main_hold_ctl(void *arg, int stopping)
 	 * its /primary says 200 (that waits for the promotion to finish): the
 	 * round started now may still see 503, so the next ones follow fast
 	 * for a hold's time. */
-	mh->fast_until_us = util_mono_us() + (int64_t)options_hold_ms(&h->opts) * 1000;
+	mh->fast_until_us = util_mono_us() + main_hold_fast_for_us(h);
 	mh->callback_until_us = mh->fast_until_us;
 	if (stopping && mh->stop == MAIN_HOLD_RUNNING) {
 		log_info("patroni: before_stop: saying down until Patroni's answer moves");
