@@ -108,6 +108,7 @@ static void answer_update_paths(struct answer *a, const struct profile_inputs *i
 		return;
 	all[0] = a->slots[in->patroni_code_profile].profile;
 	pin.patroni_code_profile = 0;
+	pin.peers_clear_us = NULL; /* asked per configured profile only */
 	for (int r = 0; r < PROFILE_RULE_ENDPOINT; r++)
 		all[1 + r] = a->paths[r].profile;
 	for (int r = 0; r < PROFILE_RULE_ENDPOINT; r++) {
@@ -155,9 +156,11 @@ int answer_update(struct answer *a, const struct profile_inputs *in, const char 
 	return changed;
 }
 
-void answer_keep(struct answer *a)
+int64_t answer_hold_since(const struct answer *a, int i)
 {
-	a->updated_us = util_mono_us();
+	const struct profile_state *st = &a->slots[i].state;
+
+	return st->role_ok_since_us && !st->hold_over ? st->role_ok_since_us : 0;
 }
 
 void answer_admin_was_said(struct answer *a)

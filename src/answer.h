@@ -27,10 +27,6 @@ void answer_set_profiles(struct answer *a, const struct profile *profiles, int n
  * Returns the number of profiles whose line changed. */
 int answer_update(struct answer *a, const struct profile_inputs *in, const char *summary);
 
-/* A round ended but the lines stay as they are (PgBouncer paused): they
- * are fresh, not stale. */
-void answer_keep(struct answer *a);
-
 /* After a restart, an override that was cleared while happac was down must
  * still be followed by `ready`: mark every profile as having said it. */
 void answer_admin_was_said(struct answer *a);
@@ -51,6 +47,9 @@ const char *answer_path_line(struct answer *a, enum profile_rule rule, size_t *l
  * the stale line): computed when the line was built, so /health and the
  * metrics never re-read it from the text. */
 enum profile_health answer_health(const struct answer *a, int i);
+/* When profile i's hold began (monotonic), while it holds back a role
+ * that has just become right (profile.c); 0 when no hold runs. */
+int64_t answer_hold_since(const struct answer *a, int i);
 /* The index of the profile called name (exact, case-sensitive), or -1. */
 int answer_lookup(const struct answer *a, const char *name);
 int answer_count(const struct answer *a);

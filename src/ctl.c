@@ -59,6 +59,8 @@ struct ctl {
 	struct ctl *next_live;     /* every live ctl, for same-file hand-overs */
 	int64_t ramp_mono_start_us;
 	int ramp_last_weight;
+	void (*probe)(void *arg, int stopping); /* ctl_set_probe(); NULL: none */
+	void *probe_arg;
 };
 
 /* ---- small helpers */
@@ -229,6 +231,13 @@ static uint64_t ctl_apply(void *arg, const struct ctl_request *req, uid_t uid,
 	case CTL_CMD_STATUS:
 		ctl_status(c, now, reply, len);
 		return 0;
+	case CTL_CMD_PROBE:
+	case CTL_CMD_STOPPING:
+		/* Patroni's callbacks: act, answer at once, keep no state. */
+		if (c->probe)
+			c->probe(c->probe_arg, req->cmd == CTL_CMD_STOPPING);
+		snprintf(reply, len, "ok %s", ctl_request_cmd_names[req->cmd]);
+		return 0;
 	case CTL_CMD_DRAIN:
 		want = CTL_ADMIN_DRAIN;
 		break;
@@ -278,6 +287,14 @@ static uint64_t ctl_apply(void *arg, const struct ctl_request *req, uid_t uid,
 	 * agent line already says it, however slow the disk. */
 	c->changed(c->arg);
 	return gen;
+}
+
+void ctl_set_probe(struct ctl *c, void (*probe)(void *arg, int stopping), void *arg)
+{
+	if (!c)
+		return;
+	c->probe = probe;
+	c->probe_arg = arg;
 }
 
 /* ---- the socket */

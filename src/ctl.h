@@ -52,6 +52,10 @@ void ctl_answered(struct ctl *c, int64_t now_us, int ready_window_ms);
 /* The status JSON object (no newline) into buf; returns its length. The same
  * text `happac ctl status` prints, for the HTTP /status page. */
 size_t ctl_status(const struct ctl *c, double now_s, char *buf, size_t len);
+/* `happac ctl probe` and `happac ctl stopping` (Patroni's callbacks and
+ * before_stop hook) call probe(arg, stopping) and are answered at once.
+ * Set again after every ctl_new() and ctl_reload_commit(). NULL is fine. */
+void ctl_set_probe(struct ctl *c, void (*probe)(void *arg, int stopping), void *arg);
 /* Close the connections and the socket, and unlink the socket file if it
  * is still ours. NULL is fine. */
 void ctl_free(struct ctl *c);

@@ -19,6 +19,9 @@
 
 /* How long `happac ctl` waits for the daemon; above its CTL_DEADLINE_MS. */
 #define CTL_CLIENT_TIMEOUT_S 5
+/* probe and stopping run inside Patroni (callbacks, before_stop): each of
+ * connect and reply gets half of this, so the call ends within it. */
+#define CTL_CLIENT_HOOK_MS 100
 
 static void ctl_usage(FILE *out)
 {
@@ -29,10 +32,16 @@ static void ctl_usage(FILE *out)
 		"  ready [--ramp D]   clear drain/maint; with --ramp, raise the weight from 1%%\n"
 		"                     to 100%% over D (e.g. 60s, 2m; 1s-24h)\n"
 		"  status             print the override in force as JSON\n"
+		"  probe              start a probe round now (Patroni's callbacks; words\n"
+		"                     after it are ignored)\n"
+		"  stopping           say down #patroni: stopping until a round sees Patroni\n"
+		"                     running again (Patroni's before_stop)\n"
 		"  --socket PATH      the daemon's control socket (default: $HAPPAC_CONTROL_SOCKET,\n"
 		"                     else %s)\n"
-		"Exit status: 0 ok, 1 the daemon refused, 2 bad usage or no daemon.\n",
-		CTL_DEFAULT_SOCKET);
+		"Exit status: 0 ok, 1 the daemon refused, 2 bad usage or no daemon.\n"
+		"probe and stopping never block Patroni: they give up after %dms and exit 0\n"
+		"also when happac is not running (with a note on stderr).\n",
+		CTL_DEFAULT_SOCKET, CTL_CLIENT_HOOK_MS);
 }
 
 /* Who may connect, for the EACCES message: the group of the socket, or of
@@ -55,26 +64,26 @@ static void ctl_client_group(const char *path, char *buf, size_t len)
 		snprintf(buf, len, "%u", (unsigned)st.st_gid);
 }
 
-/* Send line to the daemon at path and read its reply into buf. Returns 0, or
- * -1 after printing why. */
-static int ctl_client_exchange(const char *path, const char *line, char *buf, size_t len)
+/* Send line to the daemon at path and read its reply into buf, each step
+ * bounded by tv. Returns 0, or -1 with why set (one line, no newline). */
+static int ctl_client_exchange(const char *path, const char *line, char *buf, size_t len,
+			       struct timeval tv, char *why, size_t whylen)
 {
 	struct sockaddr_un sa;
-	struct timeval tv = { CTL_CLIENT_TIMEOUT_S, 0 };
 	size_t got = 0;
 	int fd, send_errno = 0;
 
 	memset(&sa, 0, sizeof(sa));
 	sa.sun_family = AF_UNIX;
 	if (!*path || strlen(path) >= sizeof(sa.sun_path)) {
-		fprintf(stderr, "happac ctl: control socket path '%s' is empty or too long\n",
+		snprintf(why, whylen, "control socket path '%s' is empty or too long",
 			path);
 		return -1;
 	}
 	memcpy(sa.sun_path, path, strlen(path) + 1);
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
-		fprintf(stderr, "happac ctl: socket: %s\n", strerror(errno));
+		snprintf(why, whylen, "socket: %s", strerror(errno));
 		return -1;
 	}
 	/* Both bound connect() too on a unix socket: a wedged daemon cannot
@@ -87,13 +96,13 @@ static int ctl_client_exchange(const char *path, const char *line, char *buf, si
 
 		if (e == EACCES) {
 			ctl_client_group(path, group, sizeof(group));
-			fprintf(stderr, "happac ctl: cannot connect to %s: %s (only root and the "
-				"members of %s%s may use it)\n", path, strerror(e),
+			snprintf(why, whylen, "cannot connect to %s: %s (only root and the "
+				"members of %s%s may use it)", path, strerror(e),
 				*group ? "group " : "the socket's group", group);
 			close(fd);
 			return -1;
 		}
-		fprintf(stderr, "happac ctl: cannot connect to %s: %s%s\n", path, strerror(e),
+		snprintf(why, whylen, "cannot connect to %s: %s%s", path, strerror(e),
 			e == ENOENT || e == ECONNREFUSED
 				? " (is happac running with --control-socket at this path?)"
 				: "");
@@ -110,14 +119,17 @@ static int ctl_client_exchange(const char *path, const char *line, char *buf, si
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0 && got == 0 && send_errno) {
-			fprintf(stderr, "happac ctl: cannot send to %s: %s\n", path,
+			snprintf(why, whylen, "cannot send to %s: %s", path,
 				strerror(send_errno));
 			close(fd);
 			return -1;
 		}
 		if (n < 0 && got == 0) {
-			fprintf(stderr, "happac ctl: no reply from %s%s: %s\n", path,
-				errno == EAGAIN ? " within 5s" : "", strerror(errno));
+			int e = errno;
+
+			snprintf(why, whylen, "no reply from %s%s: %s", path,
+				 e == EAGAIN ? (tv.tv_sec ? " within 5s" : " in time") : "",
+				 strerror(e));
 			close(fd);
 			return -1;
 		}
@@ -127,7 +139,7 @@ static int ctl_client_exchange(const char *path, const char *line, char *buf, si
 	close(fd);
 	buf[got] = '\0';
 	if (got == 0) {
-		fprintf(stderr, "happac ctl: %s closed the connection without a reply\n", path);
+		snprintf(why, whylen, "%s closed the connection without a reply", path);
 		return -1;
 	}
 	return 0;
@@ -136,10 +148,12 @@ static int ctl_client_exchange(const char *path, const char *line, char *buf, si
 int ctl_client_main(int argc, char **argv)
 {
 	const char *path = getenv("HAPPAC_CONTROL_SOCKET");
-	char line[CTL_LINE_MAX + 1] = "", reply[4096], err[200];
+	char line[CTL_LINE_MAX + 1] = "", reply[4096], err[200], why[PATH_MAX + 200];
 	struct ctl_request req;
 	size_t used = 0;
 	char *nl;
+	int hook = 0;
+	struct timeval tv = { CTL_CLIENT_TIMEOUT_S, 0 };
 
 	if (!path || !*path)
 		path = CTL_DEFAULT_SOCKET;
@@ -159,6 +173,11 @@ int ctl_client_main(int argc, char **argv)
 			}
 			continue;
 		}
+		/* Patroni appends its callback's arguments (action, role,
+		 * scope): after probe or stopping, words are not the request. */
+		if (hook)
+			continue;
+		hook = !used && (!strcmp(a, "probe") || !strcmp(a, "stopping"));
 		n = snprintf(line + used, sizeof(line) - used, "%s%s", used ? " " : "", a);
 		if (n < 0 || (size_t)n >= sizeof(line) - used) {
 			fprintf(stderr, "happac ctl: request too long\n");
@@ -178,8 +197,22 @@ int ctl_client_main(int argc, char **argv)
 	}
 	line[used++] = '\n';
 	line[used] = '\0';
-	if (ctl_client_exchange(path, line, reply, sizeof(reply)) != 0)
+	if (hook) {
+		tv.tv_sec = 0;
+		tv.tv_usec = CTL_CLIENT_HOOK_MS * 1000 / 2;
+	}
+	if (ctl_client_exchange(path, line, reply, sizeof(reply), tv, why,
+				sizeof(why)) != 0) {
+		/* A hook must never fail Patroni's action: happac not running
+		 * (or not answering in time) is nothing to do. */
+		if (hook) {
+			fprintf(stderr, "happac ctl %s: not delivered, nothing to do: %s\n",
+				ctl_request_cmd_names[req.cmd], why);
+			return 0;
+		}
+		fprintf(stderr, "happac ctl: %s\n", why);
 		return 2;
+	}
 	nl = strchr(reply, '\n');
 	if (nl)
 		*nl = '\0';

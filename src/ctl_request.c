@@ -12,6 +12,8 @@ const char *const ctl_request_cmd_names[CTL_CMD_COUNT] = {
 	[CTL_CMD_MAINT] = "maint",
 	[CTL_CMD_READY] = "ready",
 	[CTL_CMD_STATUS] = "status",
+	[CTL_CMD_PROBE] = "probe",
+	[CTL_CMD_STOPPING] = "stopping",
 };
 
 static int ctl_parse_ramp(const char *value, struct ctl_request *req, char *err,
@@ -76,7 +78,7 @@ int ctl_request_parse(const char *line, size_t len, struct ctl_request *req,
 	}
 	if (ntok == 0) {
 		snprintf(err, errlen, "empty request (expected drain, maint, ready "
-			 "[--ramp DURATION] or status)");
+			 "[--ramp DURATION], status, probe or stopping)");
 		return -1;
 	}
 	for (cmd = 0; cmd < CTL_CMD_COUNT; cmd++)
@@ -84,7 +86,7 @@ int ctl_request_parse(const char *line, size_t len, struct ctl_request *req,
 			break;
 	if (cmd == CTL_CMD_COUNT) {
 		snprintf(err, errlen, "unknown command '%.40s' (expected drain, maint, "
-			 "ready [--ramp DURATION] or status)", tok[0]);
+			 "ready [--ramp DURATION], status, probe or stopping)", tok[0]);
 		return -1;
 	}
 	req->cmd = (enum ctl_cmd)cmd;

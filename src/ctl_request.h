@@ -3,7 +3,8 @@
  *
  * One request line per connection (at most CTL_LINE_MAX bytes with its
  * newline), one reply line, close. Requests: "drain", "maint", "ready",
- * "ready --ramp DURATION", "status". Replies: "ok <admin>" (an accepted
+ * "ready --ramp DURATION", "status", "probe" (start a probe round now),
+ * "stopping" (Patroni is about to stop PostgreSQL). Replies: "ok <admin>" (an accepted
  * change or a no-op), "error <message>", or for status one JSON object. */
 #ifndef HAPPAC_CTL_REQUEST_H
 #define HAPPAC_CTL_REQUEST_H
@@ -18,7 +19,8 @@
 #define CTL_RAMP_MIN_MS 1000      /* below one agent-inter a ramp means nothing */
 #define CTL_RAMP_MAX_MS 86400000  /* a day */
 
-enum ctl_cmd { CTL_CMD_DRAIN, CTL_CMD_MAINT, CTL_CMD_READY, CTL_CMD_STATUS, CTL_CMD_COUNT };
+enum ctl_cmd { CTL_CMD_DRAIN, CTL_CMD_MAINT, CTL_CMD_READY, CTL_CMD_STATUS, CTL_CMD_PROBE,
+	       CTL_CMD_STOPPING, CTL_CMD_COUNT };
 extern const char *const ctl_request_cmd_names[CTL_CMD_COUNT];
 
 struct ctl_request {

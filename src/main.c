@@ -85,12 +85,13 @@ static void main_evaluate(struct happac *h)
 	struct verdict_probe vp[MAIN_PROBE_COUNT];
 	struct profile_inputs in;
 	const struct probe_report *pa, *pb;
-	char summary[160];
+	char summary[400];
 	int first = !answer_ready(h->answer);
 
 	if (!h->run->probes[MAIN_PROBE_PATRONI].has_result)
 		return; /* no round has ended yet */
 	main_view_probes(h, vp);
+	main_pgbouncer_pause_view(h, &vp[MAIN_PROBE_PG], first);
 	memset(&in, 0, sizeof(in));
 	in.patroni = &vp[MAIN_PROBE_PATRONI];
 	in.pg = &vp[MAIN_PROBE_PG];
@@ -123,10 +124,8 @@ static void main_evaluate(struct happac *h)
 	snprintf(summary, sizeof(summary), "patroni %s %.1fms, pgbouncer %s %.1fms",
 		 probe_result_names[pa->result], (double)pa->duration_us / 1000.0,
 		 probe_result_names[pb->result], (double)pb->duration_us / 1000.0);
-	/* PgBouncer paused: every line stays what it was before the pause. */
-	if (h->pause.effect == PAUSE_HOLD && !first)
-		answer_keep(h->answer);
-	else if (answer_update(h->answer, &in, summary) && !first) {
+	main_hold_inputs(h, &in, summary, sizeof(summary));
+	if (answer_update(h->answer, &in, summary) && !first) {
 		size_t len;
 		const char *line = answer_line(h->answer, 0, &len, NULL);
 
@@ -145,29 +144,6 @@ static void main_evaluate(struct happac *h)
 	}
 }
 
-/* What PgBouncer's admin console said this round, and what it means: a
- * pause holds the lines and keeps the routing probe out of the paused
- * database from the next round on. */
-static void main_pgbouncer_state(struct happac *h)
-{
-	struct main_probes *r = h->run;
-	const struct probe_report *ar = &r->probes[r->admin_slot].last;
-	const struct probe_report *pr = &r->probes[MAIN_PROBE_PG].last;
-	enum pgadmin_state st = ar->result == PROBE_OK ? r->procs[0].state.state
-						       : PGADMIN_UNKNOWN;
-	char why[96];
-
-	snprintf(why, sizeof(why), "%s%s%s", probe_result_names[ar->result],
-		 ar->detail[0] ? ": " : "", ar->detail);
-	/* Several PgBouncers: the worst state of them. */
-	st = pgbouncers_state(r->procs + 1, r->nprocs - 1, st);
-	pause_update(&h->pause, st, why, r->procs[0].state.dbname,
-		     pr->result != PROBE_OK ? PAUSE_ROUTING_FAILED
-		     : !strncmp(pr->detail, "not run", 7) ? PAUSE_ROUTING_SKIPPED
-							: PAUSE_ROUTING_OK,
-		     util_mono_us(), h->opts.pause_grace_ms);
-}
-
 /* Every round ends here. */
 static void main_round_done(void *arg)
 {
@@ -179,6 +155,7 @@ static void main_round_done(void *arg)
 	if (h->run->admin)
 		main_pgbouncer_state(h);
 	main_evaluate(h);
+	main_hold_evaluated(h);
 }
 
 /* An operator changed the override, or a ramp moved. */
@@ -245,18 +222,17 @@ static void main_warn_settings(const struct options *o)
 			 "they are not used");
 }
 
-/* The round keeps Patroni's status JSON when more than one profile reads it,
- * or when the side port serves Patroni's paths (each judged from it; a body
- * that is not the JSON then leaves those paths 503, not the agent down). */
+/* The round keeps Patroni's status JSON always: profiles beyond the first
+ * and the side port's paths are judged from it, and the handover reads a
+ * state change from it (main_hold.c: Patroni 3.0.2 keeps an old primary's
+ * /primary at 200 for a second after its PostgreSQL stopped), and
+ * streaming = required reads replication_state from it (replica.h). Patroni
+ * builds the same status for OPTIONS, so GET costs it only the body. Only
+ * when profiles need it does a body that is not the JSON fail the probe. */
 static int main_wants_json(const struct options *o)
 {
-	int streams = 0;
-
-	/* streaming = required reads replication_state (replica.h). */
-	for (int i = 0; i < o->profile_count; i++)
-		streams |= o->profiles[i].streaming == PROFILE_STREAMING_REQUIRED &&
-			   profile_rule_streams(o->profiles[i].rule);
-	return o->profile_count > 1 || o->http_listen != NULL || streams;
+	(void)o;
+	return 1;
 }
 
 /* OPTIONS /leader each round when a profile needs the leader lock that the
@@ -596,8 +572,10 @@ static void main_reload(evutil_socket_t sig, short what, void *arg)
 	}
 	h->ctl = ctl_reload_commit(h->ctl, n.ctl);
 	n.ctl = NULL;
+	ctl_set_probe(h->ctl, main_hold_ctl, h);
 	options_free(&h->opts);
 	h->opts = next;
+	main_hold_configure(h);
 	main_acl(&h->opts, &h->acl);
 	answer_set_profiles(h->answer, h->opts.profiles, h->opts.profile_count,
 			    options_stale_after_ms(&h->opts));
@@ -668,11 +646,16 @@ static int main_setup(struct happac *h)
 	h->run = main_probes_new(h, &h->opts, err, sizeof(err));
 	if (!h->run)
 		goto fail;
+	if (!main_hold_new(h, main_evaluate)) {
+		snprintf(err, sizeof(err), "out of memory");
+		goto fail;
+	}
 	if (h->opts.control_socket) {
 		h->ctl = ctl_new(h->base, h->opts.control_socket, h->opts.state_file,
 				 main_ctl_changed, h, err, sizeof(err));
 		if (!h->ctl)
 			goto fail;
+		ctl_set_probe(h->ctl, main_hold_ctl, h);
 	}
 
 	h->sigterm = evsignal_new(h->base, SIGTERM, main_stop, h);
@@ -696,6 +679,7 @@ fail:
 static void main_teardown(struct happac *h)
 {
 	notify_free();
+	main_hold_free(h->hold);
 	main_probes_free(h->run);
 	ctl_free(h->ctl);
 	agent_free(h->agent);

@@ -70,14 +70,44 @@ struct happac {
 	struct answer *answer;  /* the lines the agent and HTTP answer with */
 	struct ctl *ctl;        /* operator overrides; NULL when off */
 	struct pause pause;     /* PgBouncer's pause/disable, per round */
+	/* PgBouncer's view from the last round it was not paused: a pause
+	 * stands in with it, so Patroni still moves the lines. */
+	struct probe_report pg_unpaused;
+	int pg_unpaused_valid;
 	struct replica_watch watch; /* pause, failsafe, streaming: /status */
+	struct main_hold *hold; /* the handover: peers, fast rounds, stopping */
 };
+
+/* main_pgbouncer.c: this round's admin-console answer into h->pause; and
+ * during a pause, PgBouncer's view from before it in place of pg. */
+void main_pgbouncer_state(struct happac *h);
+void main_pgbouncer_pause_view(struct happac *h, struct verdict_probe *pg, int first);
 
 /* Each probe's name, target and latest report, for the verdict and /status. */
 void main_view_probes(struct happac *h, struct verdict_probe *vp);
 
 /* The operator override in force, in the one mapping from ctl's states. */
 enum profile_admin main_view_admin(const struct happac *h);
+
+/* The handover (main_hold.c): a new role's hold ended by the peers
+ * (peer.h), fast rounds while a role changes, `happac ctl probe` and
+ * `stopping`. evaluate composes every line again (main.c: when the peers
+ * end a hold, when Patroni is stopping). main_hold_new() NULL: out of
+ * memory. */
+struct main_hold *main_hold_new(struct happac *h, void (*evaluate)(struct happac *h));
+void main_hold_free(struct main_hold *mh);
+/* After a reload: the peers as the options now say. */
+void main_hold_configure(struct happac *h);
+/* Its part of a round's inputs; summary gets the release, if any. */
+void main_hold_inputs(struct happac *h, struct profile_inputs *in, char *summary,
+		      size_t len);
+/* At the end of a probe round, after its lines were composed: the pace of
+ * the next rounds, and the peers to ask. */
+void main_hold_evaluated(struct happac *h);
+/* The control socket's probe and stopping requests. */
+void main_hold_ctl(void *arg, int stopping);
+/* The /status object. */
+void main_hold_status(const struct happac *h, char *buf, size_t len);
 
 /* /health, /status and /metrics (main_view.c). */
 extern const struct http_routes main_view_routes;

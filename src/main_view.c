@@ -162,7 +162,7 @@ static void main_view_status(void *arg, struct evbuffer *out)
 	struct happac *h = arg;
 	struct status_view v;
 	struct verdict_probe vp[MAIN_PROBE_COUNT];
-	char lines[PROFILE_MAX][VERDICT_LINE_MAX], override[512];
+	char lines[PROFILE_MAX][VERDICT_LINE_MAX], override[512], hold[1536];
 	size_t len;
 	enum profile_health health;
 
@@ -205,6 +205,8 @@ static void main_view_status(void *arg, struct evbuffer *out)
 		v.override_json = override;
 	}
 	v.cluster = &h->watch;
+	main_hold_status(h, hold, sizeof(hold));
+	v.hold_json = hold;
 	status_render(&v, out);
 }
 

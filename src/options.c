@@ -110,6 +110,10 @@ const struct options_def options_table[OPTIONS_COUNT] = {
 	  "'happac recipe haproxy' writes it); a new primary is held back "
 	  "interval + timeout + this long",
 	  OPTIONS_ANYWHERE },
+	{ "peer-agent-port", 0, OPTIONS_KIND_PORT, "PORT", NULL, 0, 0, OFF(peer_agent_port),
+	  "The agent port of the other members' happac, asked to end a new "
+	  "primary's hold early (default: --port)",
+	  OPTIONS_ANYWHERE },
 	{ "stale-after", 0, OPTIONS_KIND_DURATION, "DURATION", NULL, 500, 600000,
 	  OFF(stale_after_ms),
 	  "Answer 'down #stale' when no probe round ended for this long "

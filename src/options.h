@@ -62,6 +62,7 @@ struct options {
 	int timeout_ms;
 	int stale_after_ms;     /* 0 = derived from interval and timeout */
 	int haproxy_agent_inter_ms; /* HAProxy's agent-inter: part of the hold */
+	int peer_agent_port;    /* the peers' agent port; 0: port */
 	int verbose;
 	int run_as_root;        /* --run-as-root: allow uid 0 */
 	struct options_list profile_use; /* --profile NAME[:PORT] */
@@ -116,7 +117,7 @@ int options_validate(struct options *o, char *err, size_t errlen);
 
 /* HAProxy's agent-inter that `happac recipe haproxy` writes, and the
  * default of --haproxy-agent-inter: the two must agree (tests/recipe). */
-#define OPTIONS_HAPROXY_AGENT_INTER "1s"
+#define OPTIONS_HAPROXY_AGENT_INTER "250ms"
 
 /* How long a profile's right role must last before it counts (profile.c's
  * hold): interval + timeout + haproxy-agent-inter, so that the old

@@ -64,7 +64,7 @@ struct options_def {
 #define OFF(field) offsetof(struct options, field)
 
 /* The table (options.c); OPTIONS_COUNT sizes the getopt arrays. */
-#define OPTIONS_COUNT 32
+#define OPTIONS_COUNT 33
 extern const struct options_def options_table[OPTIONS_COUNT];
 
 /* A conninfo is a few keywords; this leaves room for many. */

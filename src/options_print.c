@@ -95,6 +95,8 @@ static void options_render(const struct options *o, const struct options_def *d,
 	case OPTIONS_KIND_PORT:
 		if (*num)
 			snprintf(buf, len, "%d", *num);
+		else if (d->offset == OFF(peer_agent_port)) /* its default: --port */
+			snprintf(buf, len, "%d", o->port);
 		break;
 	case OPTIONS_KIND_DURATION:
 		if (d->offset == OFF(stale_after_ms))

@@ -42,6 +42,8 @@ struct probe_sched {
 	uint64_t rounds;
 	struct event *tick;
 	unsigned int seed;
+	int fast_ms;          /* > 0: rounds this often for now (probe_sched_fast) */
+	int again;            /* a kick came during a round: one more after it */
 };
 
 static void probe_sched_round(evutil_socket_t fd, short what, void *arg);
@@ -51,11 +53,18 @@ static void probe_sched_round(evutil_socket_t fd, short what, void *arg);
  * interval + timeout. Never overlaps a round still in flight. */
 static void probe_sched_next(struct probe_sched *s)
 {
-	int64_t jitter = (int64_t)(rand_r(&s->seed) % 1000) * s->interval_ms / 10;
-	int64_t due = s->round_start_us + (int64_t)s->interval_ms * 1000 - jitter;
-	int64_t wait = due - util_mono_us();
+	int every = s->fast_ms > 0 && s->fast_ms < s->interval_ms ? s->fast_ms : s->interval_ms;
+	int64_t jitter = (int64_t)(rand_r(&s->seed) % 1000) * every / 10;
+	int64_t due = s->round_start_us + (int64_t)every * 1000 - jitter;
+	int64_t wait;
 	struct timeval tv;
 
+	/* A kick during the round: the next one as soon as the gap allows. */
+	if (s->again) {
+		s->again = 0;
+		due = s->round_start_us + (int64_t)PROBE_KICK_GAP_MS * 1000;
+	}
+	wait = due - util_mono_us();
 	if (wait < 0)
 		wait = 0;
 	tv.tv_sec = wait / 1000000;
@@ -200,6 +209,34 @@ void probe_sched_free(struct probe_sched *s)
 	}
 	event_free(s->tick);
 	free(s);
+}
+
+void probe_sched_kick(struct probe_sched *s)
+{
+	int64_t due = s->round_start_us + (int64_t)PROBE_KICK_GAP_MS * 1000;
+	int64_t wait = s->rounds || s->pending ? due - util_mono_us() : 0;
+	struct timeval tv;
+
+	if (s->pending) {
+		s->again = 1; /* coalesced: one more round once this one ends */
+		return;
+	}
+	if (wait < 0)
+		wait = 0;
+	tv.tv_sec = wait / 1000000;
+	tv.tv_usec = wait % 1000000;
+	evtimer_add(s->tick, &tv); /* replaces the scheduled round */
+}
+
+void probe_sched_fast(struct probe_sched *s, int fast_ms)
+{
+	int was = s->fast_ms;
+
+	s->fast_ms = fast_ms;
+	/* The round already scheduled may be a whole interval away. */
+	if (fast_ms > 0 && (was <= 0 || fast_ms < was) && !s->pending &&
+	    evtimer_pending(s->tick, NULL))
+		probe_sched_next(s);
 }
 
 uint64_t probe_sched_rounds(const struct probe_sched *s)

@@ -92,6 +92,15 @@ int probe_sched_add(struct probe_sched *s, struct probe *p, const char *name,
 void probe_sched_start(struct probe_sched *s);
 /* Cancel what is in flight and stop scheduling; then free. */
 void probe_sched_free(struct probe_sched *s);
+/* Start a round now: at once when none is in flight and the last one
+ * started PROBE_KICK_GAP_MS ago, else as soon as that gap has passed; a
+ * kick during a round gets one more round after it. However many kicks
+ * come, rounds start at most once per PROBE_KICK_GAP_MS. */
+#define PROBE_KICK_GAP_MS 50
+void probe_sched_kick(struct probe_sched *s);
+/* While fast_ms > 0, rounds follow each other every fast_ms (when that is
+ * shorter than the interval) instead of every interval; 0 goes back. */
+void probe_sched_fast(struct probe_sched *s, int fast_ms);
 /* Number of rounds completed so far. */
 uint64_t probe_sched_rounds(const struct probe_sched *s);
 

@@ -474,6 +474,13 @@ static int profile_role(const struct profile *profiles, int i, struct profile_st
 	const struct probe_report *pat = in->patroni->report;
 	int role_ok;
 
+	if (in->patroni_stopping) {
+		/* Before PostgreSQL stops: the node leaves before its clients
+		 * see the shutdown, whatever this round's answer was. */
+		st->role_ok_since_us = 0;
+		snprintf(e->reason, sizeof(e->reason), "patroni: stopping");
+		return -1;
+	}
 	if (!pat || (pat->result != PROBE_OK && pat->result != PROBE_HTTP_STATUS)) {
 		st->role_ok_since_us = 0;
 		verdict_reason(in->patroni, in->timeout_ms, e->reason, sizeof(e->reason));
@@ -516,15 +523,22 @@ static int profile_role(const struct profile *profiles, int i, struct profile_st
 		st->role_ok_since_us = 0;
 		return 0;
 	}
-	if (!st->role_ok_since_us)
+	if (!st->role_ok_since_us) {
 		st->role_ok_since_us = in->first_round ? in->now_us - in->hold_us : in->now_us;
-	if (in->now_us - st->role_ok_since_us < in->hold_us) {
+		st->hold_over = 0;
+	}
+	/* Evidence ends it early: every other member's agent said down in an
+	 * ask that began after the hold did, so none of them says up now. */
+	if (in->peers_clear_us && in->peers_clear_us[i] > st->role_ok_since_us)
+		st->hold_over = 1;
+	if (!st->hold_over && in->now_us - st->role_ok_since_us < in->hold_us) {
 		snprintf(e->role_reason, sizeof(e->role_reason),
 			 "patroni: %s role is new, settling",
 			 p->rule == PROFILE_RULE_ENDPOINT ? p->endpoint :
 							    profile_rule_names[p->rule]);
 		return 0;
 	}
+	st->hold_over = 1;
 	return 1;
 }
 

@@ -99,6 +99,8 @@ struct profile_state {
 	int weight;               /* last weight said (0: none) */
 	int64_t role_ok_since_us; /* when Patroni first said "right role" in the
 				     current run of such answers; 0: not now */
+	int hold_over;            /* the hold of that run ended (its time, or
+				     the peers: peers_clear_us) */
 };
 
 /* Everything one round found, shared by all profiles. */
@@ -124,6 +126,15 @@ struct profile_inputs {
 						 #reason for down (DISABLE) */
 	const char *pgb_drain;                /* ... for up drain (a pause past
 						 --pause-grace); NULL: none */
+	const int64_t *peers_clear_us;        /* per profile: when the latest ask
+						 of the other members' agents
+						 that all said down began (0:
+						 none); later than the hold's
+						 start, it ends the hold (peer.h).
+						 NULL: no peers */
+	int patroni_stopping;                 /* Patroni's before_stop ran: down
+						 until a round sees it running
+						 again */
 	const struct verdict_probe *leader;   /* OPTIONS /leader when a profile
 						 needs the leader lock that the
 						 -k endpoint's code cannot show

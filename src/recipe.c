@@ -19,7 +19,7 @@
 
 static void recipe_usage(FILE *out)
 {
-	fputs("Usage: happac recipe haproxy|consul|systemd|k8s [OPTION]...\n"
+	fputs("Usage: happac recipe haproxy|consul|systemd|patroni|k8s [OPTION]...\n"
 	      "Print configuration that goes with happac, matched to its defaults:\n\n"
 	      "  haproxy   HAProxy sections for scenario a, b or c (and --replicas)\n"
 	      "            happac recipe haproxy --scenario b --node n1=10.0.0.11 --node n2=10.0.0.12\n"
@@ -27,6 +27,8 @@ static void recipe_usage(FILE *out)
 	      "            happac recipe consul --service primary\n"
 	      "  systemd   the unit and its env file for the given happac options\n"
 	      "            happac recipe systemd -h 127.0.0.1 -r 6432\n"
+	      "  patroni   patroni.yml callbacks that start a probe round at once\n"
+	      "            happac recipe patroni --socket /run/happac/happac.sock\n"
 	      "  k8s       Kubernetes readiness and liveness probes on happac's HTTP port\n"
 	      "            happac recipe k8s --profile primary\n\n"
 	      "`happac recipe KIND --help` lists a recipe's options. A bad option gets one\n"
@@ -39,8 +41,8 @@ int recipe_main(int argc, char **argv)
 	enum recipe_parse r;
 
 	if (argc < 2) {
-		fprintf(stderr, "happac recipe: which recipe? haproxy, consul, systemd or k8s "
-			"(see happac recipe --help)\n");
+		fprintf(stderr, "happac recipe: which recipe? haproxy, consul, systemd, patroni "
+			"or k8s (see happac recipe --help)\n");
 		return RECIPE_EXIT_USAGE;
 	}
 	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
@@ -64,6 +66,12 @@ int recipe_main(int argc, char **argv)
 		r = recipe_consul_parse(&c, argc - 1, argv + 1, stdout, err, sizeof(err));
 		if (r == RECIPE_PARSE_OK)
 			recipe_consul_render(&c, stdout);
+	} else if (!strcmp(argv[1], "patroni")) {
+		struct recipe_patroni p;
+
+		r = recipe_patroni_parse(&p, argc - 1, argv + 1, stdout, err, sizeof(err));
+		if (r == RECIPE_PARSE_OK)
+			recipe_patroni_render(&p, stdout);
 	} else if (!strcmp(argv[1], "k8s")) {
 		struct recipe_k8s k;
 
@@ -73,9 +81,8 @@ int recipe_main(int argc, char **argv)
 	} else if (!strcmp(argv[1], "systemd")) {
 		return recipe_systemd_main(argc - 1, argv + 1, stdout);
 	} else {
-		fprintf(stderr,
-			"happac recipe: unknown recipe '%s' (haproxy, consul, systemd or k8s)\n",
-			argv[1]);
+		fprintf(stderr, "happac recipe: unknown recipe '%s' (haproxy, consul, systemd, "
+			"patroni or k8s)\n", argv[1]);
 		return RECIPE_EXIT_USAGE;
 	}
 	if (r == RECIPE_PARSE_ERROR) {

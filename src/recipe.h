@@ -1,13 +1,13 @@
-/* recipe.h - `happac recipe`: print the HAProxy, Consul, systemd and
- * Kubernetes configuration that goes with happac, instead of asking users to copy
- * blocks out of a README.
+/* recipe.h - `happac recipe`: print the HAProxy, Consul, systemd, Patroni
+ * and Kubernetes configuration that goes with happac, instead of asking
+ * users to copy blocks out of a README.
  *
  * Everything here is a one-shot command that writes text to stdout and
  * exits; the daemon never calls it. recipe.c only dispatches;
- * recipe_haproxy.c, recipe_consul.c, recipe_systemd.c and recipe_k8s.c hold one recipe
- * each, recipe_util.c (recipe_util.h) what they share. The parse functions
- * are exported so that the unit tests can check every rejected input and its
- * message. */
+ * recipe_haproxy.c, recipe_consul.c, recipe_systemd.c, recipe_patroni.c and
+ * recipe_k8s.c hold one recipe each, recipe_util.c (recipe_util.h) what
+ * they share. The parse functions are exported so that the unit tests can
+ * check every rejected input and its message. */
 #ifndef HAPPAC_RECIPE_H
 #define HAPPAC_RECIPE_H
 
@@ -130,6 +130,16 @@ enum recipe_parse recipe_haproxy_parse(struct recipe_haproxy *r, int argc, char 
 void recipe_haproxy_render(const struct recipe_haproxy *r, FILE *out);
 /* Its comment header (recipe_haproxy_head.c). */
 void recipe_haproxy_head(const struct recipe_haproxy *r, FILE *out);
+
+/* `recipe patroni`: the patroni.yml lines for Patroni's callbacks. */
+struct recipe_patroni {
+	char bin[RECIPE_PATH_MAX];
+	char socket[RECIPE_PATH_MAX];
+};
+/* Parse the options of `recipe patroni` (argv[0] == "patroni"). */
+enum recipe_parse recipe_patroni_parse(struct recipe_patroni *p, int argc, char **argv,
+				       FILE *out, char *err, size_t errlen);
+void recipe_patroni_render(const struct recipe_patroni *p, FILE *out);
 
 /* Parse the options of `recipe consul` (argv[0] == "consul"), as above. */
 enum recipe_parse recipe_consul_parse(struct recipe_consul *c, int argc, char **argv,

@@ -4,6 +4,7 @@
  * The sections keep the names and the shape of haproxy/scenario-*.cfg, so
  * that the cluster harness can run the failure matrix on generated
  * configurations: what the tests prove is what users get. */
+#include "options.h"
 #include "recipe_util.h"
 #include "util.h"
 
@@ -501,8 +502,8 @@ static void recipe_haproxy_back(const struct recipe_haproxy *r, enum recipe_chec
 	} else {
 		fprintf(out,
 			"    # check: TCP connect to PgBouncer. agent-check: happac's verdict on port %d.\n"
-			"    default-server inter 1s fall 2 rise 2 agent-check agent-port %d agent-inter 1s on-marked-down shutdown-sessions%s\n",
-			agent_port, agent_port, init_addr);
+			"    default-server inter 1s fall 2 rise 2 agent-check agent-port %d agent-inter %s on-marked-down shutdown-sessions%s\n",
+			agent_port, agent_port, OPTIONS_HAPROXY_AGENT_INTER, init_addr);
 	}
 	fputs("    .if version_atleast(3.1)\n"
 	      "    default-server init-state fully-down\n"

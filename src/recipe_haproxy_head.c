@@ -1,6 +1,7 @@
 /* recipe_haproxy_head.c - the comment header of `happac recipe haproxy`:
  * what the scenario does, the command that prints it again, and why each
  * timing and state setting is what it is. */
+#include "options.h"
 #include "recipe_util.h"
 #include "util.h"
 
@@ -184,9 +185,12 @@ void recipe_haproxy_head(const struct recipe_haproxy *r, FILE *out)
 	fputs("# Check it with: haproxy -c -f FILE\n#\n", out);
 	fputs("# Timing, matched to happac's defaults (a probe round every 1s, each probe\n"
 	      "# with an 800ms deadline: happac's verdict follows a node within 1.8s):\n"
-	      "#   agent-inter 1s   HAProxy asks each agent every second. happac answers from\n"
-	      "#                    its cache at once, so asking often costs Patroni nothing.\n"
-	      "#                    An agent's \"down\" acts at once: rise/fall do not apply.\n"
+	      "#   agent-inter " OPTIONS_HAPROXY_AGENT_INTER
+	      " HAProxy asks each agent four times a second. happac answers\n"
+	      "#                    from its cache at once (~20us), so asking often costs\n"
+	      "#                    Patroni nothing, and a switchover reaches HAProxy within\n"
+	      "#                    a quarter second of happac's verdict. An agent's \"down\"\n"
+	      "#                    acts at once: rise/fall do not apply.\n"
 	      "#   inter 1s fall 2  a regular check must fail twice in a row before the\n"
 	      "#                    server goes DOWN: one lost packet, or one moment of\n"
 	      "#                    Patroni's 5-thread REST server being busy, does not\n"

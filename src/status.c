@@ -154,6 +154,7 @@ void status_render(const struct status_view *v, struct evbuffer *out)
 		evbuffer_add_printf(out, "%s", "null,");
 	}
 	status_cluster(v->cluster, out);
+	evbuffer_add_printf(out, "\n  \"hold\": %s,", v->hold_json ? v->hold_json : "null");
 	evbuffer_add_printf(out, "%s", "\n  \"config\": {");
 	options_print_each(v->opts, status_config_one, &cfg);
 	if (cfg.in_list)

@@ -47,6 +47,7 @@ struct status_view {
 	const char *pgb_admin_state; /* pgadmin_state_names, NULL: no admin probe */
 	double pgb_paused_s;      /* seconds of the current pause, 0 none */
 	const struct replica_watch *cluster; /* pause, failsafe, streaming */
+	const char *hold_json;     /* the new-role hold and its peers, or NULL */
 };
 
 /* Append the JSON document to out. */

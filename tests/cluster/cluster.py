@@ -514,6 +514,7 @@ class Cluster:
         # More HAProxy files a test adds to the lab's (for a while: it empties
         # the list and restarts HAProxy when done).
         self.haproxy_extra = []
+        self.callbacks = False   # patroni.yml carries `happac recipe patroni` (set_callbacks)
 
     # -- context manager -------------------------------------------------------------
     def __enter__(self):
@@ -820,6 +821,8 @@ class Cluster:
                      **(tags or {})},
         }
         cfg["scope"] = scope
+        if self.callbacks:
+            cfg["postgresql"].update(self.patroni_recipe(n)["postgresql"])
         if standby_of:
             cfg["bootstrap"]["dcs"]["standby_cluster"] = {"host": standby_of[0],
                                                           "port": standby_of[1]}
@@ -827,6 +830,36 @@ class Cluster:
         path.write_text(yaml.safe_dump(cfg, sort_keys=False))
         os.chown(path, self._pw.pw_uid, self._pw.pw_gid)
         os.chmod(path, 0o600)
+
+    def lab_happac(self):
+        """The binary under test, copied into the lab directory: a chrooted Patroni sees it
+        there (it needs only libc and libevent, which every stack root has)."""
+        path = self.dir / "bin" / "happac"
+        if not path.exists():
+            path.parent.mkdir(mode=0o755, exist_ok=True)
+            shutil.copyfile(self.happac_bin, path)
+            os.chmod(path, 0o755)
+        return path
+
+    def patroni_recipe(self, n):
+        """`happac recipe patroni` for node n's control socket, parsed: what the lab merges
+        into patroni.yml, exactly as the recipe prints it."""
+        r = subprocess.run([str(self.happac_bin), "recipe", "patroni", "--socket",
+                            str(self.node_dir(n) / "happac.sock"), "--bin",
+                            str(self.lab_happac())], capture_output=True, text=True, timeout=10)
+        if r.returncode != 0:
+            raise ClusterError(f"happac recipe patroni failed: {r.stderr}")
+        return yaml.safe_load(r.stdout)
+
+    def set_callbacks(self, on):
+        """Patroni's callbacks and before_stop as `happac recipe patroni` prints them (on),
+        or none; every node's patroni.yml rewritten and reloaded (patronictl reload)."""
+        self.callbacks = on
+        for n in NODES:
+            self._write_patroni_yml(n)
+        r = self.patronictl("reload", SCOPE, "--force")
+        if r.returncode != 0:
+            raise ClusterError(f"patronictl reload failed: {r.stdout}\n{r.stderr}")
 
     def retag_patroni(self, n, tags):
         """Rewrite node n's Patroni tags and make it reload them (patronictl reload)."""

@@ -69,7 +69,7 @@ def test_scenario_b_agent_check():
     assert f"bind 127.0.0.1:{hc.PORT_B}" in lines
     ds = [l for l in lines if l.startswith("default-server ") and "init-state" not in l]
     assert len(ds) == 1
-    for want in (f"agent-check agent-port {hc.AGENT_PORT} agent-inter 1s", "on-marked-down shutdown-sessions"):
+    for want in (f"agent-check agent-port {hc.AGENT_PORT} agent-inter 250ms", "on-marked-down shutdown-sessions"):
         assert want in ds[0]
     for n, line in zip(hc.NODES, servers(lines)):
         assert line.startswith(f"server node{n} {hc.node_addr(n)}:{hc.PGBOUNCER_PORT} check")
@@ -95,8 +95,8 @@ def test_scenario_c_nbsrv_fallback():
 
 def test_bounds_are_read_from_the_files():
     s = hc.haproxy_check_settings()
-    assert s["scenario_b_write"]["agent_inter"] == 1.0
-    assert s["scenario_c_pgbouncer"]["agent_inter"] == 1.0
+    assert s["scenario_b_write"]["agent_inter"] == 0.25
+    assert s["scenario_c_pgbouncer"]["agent_inter"] == 0.25
     assert s["scenario_a_write"]["agent_inter"] is None
     # the recipe sets each backend's own timeout check (2s), over the defaults' 1s
     assert s["scenario_b_write"]["timeout_check"] == 2.0

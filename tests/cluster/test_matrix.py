@@ -472,7 +472,8 @@ def test_5_switchover(case, lab):
     assert steady_old == down_reply("patroni /primary: 503")
     assert t_old_down - t_old_503 <= HAPPAC_DETECT, f"old primary's happac down {t_old_down - t_old_503:.2f}s after Patroni"
     assert t_new_up - t_new_200 <= HAPPAC_PROMOTE, f"new primary's happac up {t_new_up - t_new_200:.2f}s after Patroni"
-    assert t_new_up - t_new_200 >= ROLE_HOLD - OBS, f"new primary's happac up only {t_new_up - t_new_200:.2f}s after Patroni: not held"
+    # The hold may end early, once the other agents all say down (issue 16); the
+    # samplers below show that no two agents said up at once.
     assert t_b_old - t_old_503 <= AGENT_MARKDOWN
     assert t_b_new - t_new_200 <= AGENT_MARKUP, f"B used the new primary {t_b_new - t_new_200:.2f}s after Patroni"
     for port in (PORT_B, PORT_C):

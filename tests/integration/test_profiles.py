@@ -203,10 +203,10 @@ def test_new_primary_is_held_interval_plus_timeout(happac, backends):
     may keep its cached up for interval + timeout) is down by then, and so is
     its server in HAProxy (which hears that at its next agent check, up to
     agent-inter later), so two servers are never UP together. Here with the
-    default agent-inter, 1s, as `happac recipe haproxy` writes it."""
+    default agent-inter, 250ms, as `happac recipe haproxy` writes it."""
     standin = backends[1]
     h = happac(agent_inter=None)
-    hold = 0.2 + 0.15 + 1.0
+    hold = 0.2 + 0.15 + 0.25
     standin.set("replica")
     wait_reply(AGENT_PORT, equals("down #patroni /primary: 503\n"), bound())
     t0 = time.monotonic()
@@ -273,7 +273,8 @@ def test_primary_profile_needs_the_leader_lock(happac, backends):
     assert ask(AGENT_PORT, b"read-only\n") == "up\n"
     stats = standin.stats()
     assert set(stats["by_method"]) == {"GET", "OPTIONS"}, stats
-    assert abs(stats["by_method"]["GET"] - stats["by_method"]["OPTIONS"]) <= 1, stats
+    # (plus the one GET /cluster of the hold: the peers, issue 16)
+    assert abs(stats["by_method"]["GET"] - stats["by_method"]["OPTIONS"]) <= 2, stats
     # it loses the lock: down within one detection
     standin.set("isolated")
     wait_reply(REPLICA_PORT, starts("down #patroni: not primary"), bound())

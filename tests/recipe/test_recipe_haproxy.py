@@ -173,7 +173,7 @@ def test_timing_matches_happac(scenario):
             assert all(s.endswith("check port 8008") for s in servers), servers
             assert "agent-check" not in words
         else:
-            assert "agent-check" in words and kv["agent-inter"] == "1s", ds
+            assert "agent-check" in words and kv["agent-inter"] == "250ms", ds
             expected = "5556" if name.endswith("_replica") else "5555"
             assert kv["agent-port"] == expected, ds
             assert all(s.endswith(":6432 check") for s in servers), servers

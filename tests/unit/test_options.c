@@ -107,8 +107,8 @@ static void test_hold_covers_haproxy_agent_inter(void **state)
 	(void)state;
 	assert_int_equal(parse(&o, err, sizeof(err), "-h", "db1", "-r", "6432", NULL),
 			 OPTIONS_OK);
-	assert_int_equal(o.haproxy_agent_inter_ms, 1000);
-	assert_int_equal(options_hold_ms(&o), 1000 + 800 + 1000);
+	assert_int_equal(o.haproxy_agent_inter_ms, 250);
+	assert_int_equal(options_hold_ms(&o), 1000 + 800 + 250);
 	options_free(&o);
 	assert_int_equal(parse(&o, err, sizeof(err), "-h", "db1", "-r", "6432", "--interval",
 			       "500ms", "--timeout", "300ms", "--haproxy-agent-inter", "2s",

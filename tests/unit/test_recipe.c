@@ -227,7 +227,7 @@ static void test_haproxy_render_ipv6_and_sections(void **state)
 	assert_non_null(strstr(text, "bind [::]:5433\n"));
 	assert_non_null(strstr(text, "nbsrv(scenario_c_pgbouncer) gt 0"));
 	assert_non_null(strstr(text, "nbsrv(scenario_c_replica) gt 0"));
-	assert_non_null(strstr(text, "agent-port 5556 agent-inter 1s"));
+	assert_non_null(strstr(text, "agent-port 5556 agent-inter 250ms"));
 	assert_null(strstr(text, "\nglobal"));
 	/* Issue 11: servers start as saved or DOWN. The TCP check of an agent backend
 	 * rises in two, Patroni's in one; no init-addr without DNS names. */

@@ -1,0 +1,234 @@
+/* main_hold.c - the handover of a role: the hold of a role that has just
+ * become right ended by the peers' evidence (peer.h), faster rounds while a
+ * role changes, and Patroni's callbacks through `happac ctl probe` and
+ * `happac ctl stopping`. The hold itself is profile.c's; this decides when
+ * to ask and tells it what the peers said. */
+#include "main_int.h"
+
+#include "answer.h"
+#include "log.h"
+#include "peer.h"
+#include "probe_patroni.h"
+#include "util.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Rounds this often while a role changes: Patroni sees at most ten
+ * requests a second from this node, and only for a hold's time (interval +
+ * timeout + agent-inter) after its answer changed or a callback asked for a
+ * round, or while a hold runs (bounded by the same time). */
+#define MAIN_HOLD_FAST_MS 100
+/* After Patroni's callback asked for a round: it is about to promote (or
+ * has stopped) and the new answer is due within moments, so for the same
+ * bounded time the rounds follow every 50 ms (at most 20 requests a second
+ * to the local Patroni, about 40 per callback). */
+#define MAIN_HOLD_CALLBACK_FAST_MS 50
+/* The fast pace lasts a hold's time, at most this long (a long --interval
+ * must not mean a long fast phase). */
+#define MAIN_HOLD_FAST_FOR_MAX_MS 3000
+
+static int64_t main_hold_fast_for_us(const struct happac *h)
+{
+	int ms = options_hold_ms(&h->opts);
+
+	return (int64_t)(ms < MAIN_HOLD_FAST_FOR_MAX_MS ? ms : MAIN_HOLD_FAST_FOR_MAX_MS) * 1000;
+}
+
+/* Patroni's before_stop: the stopping line stays until a round that began
+ * after it sees Patroni answer otherwise than it did then (the stop showed:
+ * from then on Patroni's own answer says what the node is), or for this
+ * long when Patroni's answer never moves (the stop did not happen, or was
+ * too quick for any round to see). */
+#define MAIN_HOLD_STOPPING_MAX_MS 60000
+
+enum main_hold_stop { MAIN_HOLD_RUNNING, MAIN_HOLD_STOPPING };
+
+struct main_hold {
+	struct peer *peer;                 /* NULL: no peers (HTTPS to Patroni) */
+	int64_t clear_us[PROFILE_MAX];     /* per profile: peers all said down */
+	char names[PEER_MAX * (PEER_NAME_MAX + 1)];
+	int64_t fast_until_us;
+	int64_t callback_until_us;         /* MAIN_HOLD_CALLBACK_FAST_MS until then */
+	int last_result, last_status;      /* Patroni's answer in the last round */
+	int last_json;                     /* its status JSON's state: running,
+					      role, unlocked (-1: none) */
+	enum main_hold_stop stop;
+	int64_t stop_since_us;
+	int stop_result, stop_status;      /* Patroni's answer when it began */
+	uint64_t kicks;
+	void (*evaluate)(struct happac *h);
+};
+
+static void main_hold_peers_done(void *arg, int profile, int clear, const char *names,
+				 int64_t asked_us)
+{
+	struct happac *h = arg;
+	struct main_hold *mh = h->hold;
+
+	if (!clear || profile < 0 || profile >= PROFILE_MAX)
+		return; /* the timer goes on */
+	mh->clear_us[profile] = asked_us;
+	snprintf(mh->names, sizeof(mh->names), "%s", names);
+	mh->evaluate(h);
+}
+
+void main_hold_configure(struct happac *h)
+{
+	struct main_hold *mh = h->hold;
+	const struct options *o = &h->opts;
+
+	peer_free(mh->peer);
+	mh->peer = NULL;
+	memset(mh->clear_us, 0, sizeof(mh->clear_us));
+	if (strcmp(o->patroni_scheme, "http"))
+		return; /* /cluster would need libcurl's TLS: the timer only */
+	mh->peer = peer_new(h->base, o->patroni_host, o->patroni_port,
+			    o->peer_agent_port ? o->peer_agent_port : o->port, o->timeout_ms,
+			    main_hold_peers_done, h);
+	if (!mh->peer)
+		log_warn("hold: out of memory for the peers: the hold runs its full time");
+}
+
+struct main_hold *main_hold_new(struct happac *h, void (*evaluate)(struct happac *h))
+{
+	h->hold = calloc(1, sizeof(struct main_hold));
+	if (!h->hold)
+		return NULL;
+	h->hold->last_result = -1;
+	h->hold->last_json = -1;
+	h->hold->evaluate = evaluate;
+	main_hold_configure(h);
+	return h->hold;
+}
+
+void main_hold_free(struct main_hold *mh)
+{
+	if (!mh)
+		return;
+	peer_free(mh->peer);
+	free(mh);
+}
+
+/* Whether this round's Patroni answer began after t. */
+static int main_hold_after(const struct probe_report *r, int64_t t)
+{
+	return r->finished_us - r->duration_us > t;
+}
+
+void main_hold_inputs(struct happac *h, struct profile_inputs *in, char *summary,
+		      size_t len)
+{
+	struct main_hold *mh = h->hold;
+	const struct probe_report *pa = &h->run->probes[MAIN_PROBE_PATRONI].last;
+	size_t used = strlen(summary);
+
+	in->peers_clear_us = mh->peer ? mh->clear_us : NULL;
+	if (mh->stop != MAIN_HOLD_RUNNING && main_hold_after(pa, mh->stop_since_us) &&
+	    ((int)pa->result != mh->stop_result || pa->http_status != mh->stop_status ||
+	     in->now_us - mh->stop_since_us > MAIN_HOLD_STOPPING_MAX_MS * 1000LL)) {
+		mh->stop = MAIN_HOLD_RUNNING;
+		log_info("patroni: its answer moved after before_stop (%s %d): "
+			 "judging by it again", probe_result_names[pa->result], pa->http_status);
+	}
+	in->patroni_stopping = mh->stop != MAIN_HOLD_RUNNING;
+	for (int i = 0; i < answer_count(h->answer) && i < PROFILE_MAX; i++) {
+		int64_t since = answer_hold_since(h->answer, i);
+
+		if (!since || !mh->peer || mh->clear_us[i] <= since || used >= len)
+			continue;
+		snprintf(summary + used, len - used, "; hold released by %s after %.2fs",
+			 mh->names, (double)(in->now_us - since) / 1e6);
+		break;
+	}
+}
+
+void main_hold_evaluated(struct happac *h)
+{
+	struct main_hold *mh = h->hold;
+	const struct probe_report *pa = &h->run->probes[MAIN_PROBE_PATRONI].last;
+	const struct patroni_json *j = probe_patroni_json(h->run->patroni);
+	int js = j ? j->running | (int)j->role << 1 | j->cluster_unlocked << 4 : -1;
+	int64_t now = util_mono_us();
+	int holding = -1;
+
+	for (int i = answer_count(h->answer) - 1; i >= 0 && i < PROFILE_MAX; i--)
+		if (answer_hold_since(h->answer, i))
+			holding = i;
+	/* Patroni's answer moved, or what its status says (PostgreSQL
+	 * stopped or started, another role, the leader lock gone): a role is
+	 * changing somewhere. Edges only, so a node that stays stopped is
+	 * probed at the interval again after a hold's time. */
+	if ((mh->last_result >= 0 &&
+	     ((int)pa->result != mh->last_result || pa->http_status != mh->last_status)) ||
+	    (mh->last_json >= 0 && js >= 0 && js != mh->last_json))
+		mh->fast_until_us = now + main_hold_fast_for_us(h);
+	mh->last_result = (int)pa->result;
+	mh->last_status = pa->http_status;
+	mh->last_json = js;
+	if (h->run->sched) {
+		int fast = 0;
+
+		if (holding >= 0 || now < mh->fast_until_us || mh->stop != MAIN_HOLD_RUNNING)
+			fast = MAIN_HOLD_FAST_MS;
+		if (now < mh->callback_until_us)
+			fast = MAIN_HOLD_CALLBACK_FAST_MS;
+		probe_sched_fast(h->run->sched, fast);
+	}
+	if (!mh->peer)
+		return;
+	if (holding < 0) {
+		/* No hold: the next one asks Patroni for the members again. */
+		peer_forget(mh->peer);
+		memset(mh->clear_us, 0, sizeof(mh->clear_us));
+		return;
+	}
+	peer_ask(mh->peer, holding, answer_profile(h->answer, holding)->name);
+}
+
+void main_hold_ctl(void *arg, int stopping)
+{
+	struct happac *h = arg;
+	struct main_hold *mh = h->hold;
+
+	mh->kicks++;
+	/* Patroni calls on_role_change right after `pg_ctl promote`, before
+	 * its /primary says 200 (that waits for the promotion to finish): the
+	 * round started now may still see 503, so the next ones follow fast
+	 * for a hold's time. */
+	mh->fast_until_us = util_mono_us() + main_hold_fast_for_us(h);
+	mh->callback_until_us = mh->fast_until_us;
+	if (stopping && mh->stop == MAIN_HOLD_RUNNING) {
+		log_info("patroni: before_stop: saying down until Patroni's answer moves");
+		const struct probe *pp = &h->run->probes[MAIN_PROBE_PATRONI];
+
+		mh->stop = MAIN_HOLD_STOPPING;
+		mh->stop_since_us = util_mono_us();
+		mh->stop_result = pp->has_result ? (int)pp->last.result : -1;
+		mh->stop_status = pp->has_result ? pp->last.http_status : -1;
+		mh->evaluate(h);
+	}
+	if (h->run->sched && !h->stopping)
+		probe_sched_kick(h->run->sched);
+}
+
+void main_hold_status(const struct happac *h, char *buf, size_t len)
+{
+	const struct main_hold *mh = h->hold;
+	char peers[1024] = "null";
+	int64_t since = answer_count(h->answer) ? answer_hold_since(h->answer, 0) : 0;
+	int n;
+
+	if (mh->peer)
+		peer_status(mh->peer, peers, sizeof(peers));
+	n = snprintf(buf, len, "{\"holding\":%s,\"held_s\":%.3f,\"fast\":%s,"
+		     "\"patroni_stopping\":%s,\"probe_requests\":%llu,\"peers\":%s}",
+		     since ? "true" : "false",
+		     since ? (double)(util_mono_us() - since) / 1e6 : 0.0,
+		     util_mono_us() < mh->fast_until_us ? "true" : "false",
+		     mh->stop != MAIN_HOLD_RUNNING ? "true" : "false",
+		     (unsigned long long)mh->kicks, peers);
+	if (n < 0 || (size_t)n >= len)
+		snprintf(buf, len, "null");
+}
