@@ -62,8 +62,9 @@ def admin_happac(lab, healthy):
         console(p, pause_commands(lab)[1])
     except psycopg2.Error:
         pass  # not paused any more
-    # HAProxy must hear `ready` (a drain happac said) before happac restarts.
-    lab.wait_haproxy(p)
+    # HAProxy must hear `ready` (a drain happac said) before happac restarts;
+    # p may not be the primary any more (a switchover during the pause).
+    lab.wait_healthy(timeout=120)
     lab.happac_extra.pop(p, None)
     restart_and_wait(lab, p)
 
@@ -73,8 +74,7 @@ def restart_and_wait(lab, p):
     one's UP, and a happac stopped before it has its SIGTERM handler (the lab's
     teardown right after this) dies of the signal (exit -15)."""
     lab.restart_happac(p)
-    lab.wait_agents(p)
-    lab.wait_haproxy(p)
+    lab.wait_healthy(timeout=120)
 
 
 def pause_commands(lab):
@@ -134,6 +134,41 @@ def test_pause_keeps_server_up_then_drain(lab, admin_happac):
     assert answer.get("value") == 7, (answer, replies, states, log)
     assert answer["after"] >= PAUSE_FOR - 1.0
     lab.wait_haproxy(p)
+
+
+def test_switchover_during_pause_moves_the_line(lab, admin_happac):
+    """PAUSE, switchover, RESUME -- the usual way to switch without dropping
+    clients. The pause keeps the line only against PgBouncer's own failures:
+    once Patroni has demoted the paused primary its happac says down, and no
+    sample ever sees two agents up."""
+    p = admin_happac
+    pause, resume = pause_commands(lab)
+    c = next(n for n in hc.NODES if n != p)
+    console(p, pause)
+    try:
+        hc.wait_for("happac sees the pause",
+                    lambda: "paused" in lab.tail("happac%d" % p, 30).split(
+                        "pgbouncer admin:")[-1], 10)
+        # The paused primary's line before the switchover: still up.
+        assert hc.reply_word(hc.agent_reply(p)[0]) == "up", lab.tail("happac%d" % p, 30)
+        lab.switchover(p, c)
+        samples = []
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < 30.0:
+            lines = {n: hc.agent_reply(n, timeout=0.5)[0] for n in hc.NODES}
+            samples.append((round(time.monotonic() - t0, 2), lines))
+            if hc.reply_word(lines[p]) == "down" and hc.reply_word(lines[c]) == "up":
+                break
+            time.sleep(0.05)
+        log = lab.tail("happac%d" % p, 40)
+        ups = [(t, [n for n, r in lines.items() if hc.reply_word(r) == "up"])
+               for t, lines in samples]
+        assert all(len(u) <= 1 for _, u in ups), (ups, log)
+        assert hc.reply_word(samples[-1][1][p]) == "down", (samples[-3:], log)
+        assert hc.reply_word(samples[-1][1][c]) == "up", (samples[-3:], log)
+    finally:
+        console(p, resume)
+    lab.wait_healthy(timeout=120)
 
 
 def watch(lab, p, seconds, stop=None):
