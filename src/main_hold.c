@@ -162,8 +162,10 @@ void main_hold_evaluated(struct happac *h)
 	 * probed at the interval again after a hold's time. */
 	if ((mh->last_result >= 0 &&
 	     ((int)pa->result != mh->last_result || pa->http_status != mh->last_status)) ||
-	    (mh->last_json >= 0 && js >= 0 && js != mh->last_json))
+	    (mh->last_json >= 0 && js >= 0 && js != mh->last_json)) {
 		mh->fast_until_us = now + main_hold_fast_for_us(h);
+		peer_prefetch(mh->peer);
+	}
 	mh->last_result = (int)pa->result;
 	mh->last_status = pa->http_status;
 	mh->last_json = js;
@@ -179,7 +181,11 @@ void main_hold_evaluated(struct happac *h)
 	if (!mh->peer)
 		return;
 	if (holding < 0) {
-		/* No hold: the next one asks Patroni for the members again. */
+		/* No hold and no role changing: the next hold asks Patroni for
+		 * the members again. While one changes, a list fetched ahead
+		 * (peer_prefetch) waits for the hold. */
+		if (now < mh->fast_until_us)
+			return;
 		peer_forget(mh->peer);
 		memset(mh->clear_us, 0, sizeof(mh->clear_us));
 		return;
@@ -199,6 +205,7 @@ void main_hold_ctl(void *arg, int stopping)
 	 * for a hold's time. */
 	mh->fast_until_us = util_mono_us() + main_hold_fast_for_us(h);
 	mh->callback_until_us = mh->fast_until_us;
+	peer_prefetch(mh->peer);
 	if (stopping && mh->stop == MAIN_HOLD_RUNNING) {
 		log_info("patroni: before_stop: saying down until Patroni's answer moves");
 		const struct probe *pp = &h->run->probes[MAIN_PROBE_PATRONI];

@@ -373,6 +373,8 @@ struct peer {
 	struct probe_http http;
 	char body[PEER_BODY_MAX];
 	int have_members;              /* members[] is this hold's list */
+	int prefetch;                  /* the fetch running asks nobody yet */
+	int prefetched;                /* one try ahead per role change */
 	struct peer_member members[PEER_MAX];
 	int n;
 	char cluster_err[120];         /* why the list is unusable, for /status */
@@ -528,6 +530,12 @@ static void peer_deadline(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
+	if (p->phase == PEER_FETCHING && p->prefetch) {
+		probe_http_cancel(&p->http);
+		p->prefetch = 0;
+		p->phase = PEER_IDLE; /* the hold fetches again */
+		return;
+	}
 	if (p->phase == PEER_FETCHING) {
 		probe_http_cancel(&p->http);
 		snprintf(p->cluster_err, sizeof(p->cluster_err),
@@ -562,6 +570,20 @@ static void peer_fetched(void *arg, enum probe_result result, int status, const 
 	int n;
 
 	evtimer_del(p->deadline);
+	if (p->prefetch) {
+		/* Ahead of a hold: keep a good list for it, nothing else (a
+		 * failure is the hold's to find and log). */
+		p->prefetch = 0;
+		p->phase = PEER_IDLE;
+		if (result == PROBE_OK && status == 200) {
+			n = peer_cluster_parse(p->body, p->http.reply.body_len, p->patroni_addr,
+					       p->members, PEER_MAX, p->cluster_err,
+					       sizeof(p->cluster_err));
+			p->n = n < 0 ? 0 : n;
+			p->have_members = n >= 0;
+		}
+		return;
+	}
 	if (result != PROBE_OK) {
 		snprintf(p->cluster_err, sizeof(p->cluster_err), "/cluster: %s%s%s",
 			 probe_result_names[result], detail && *detail ? " " : "",
@@ -591,19 +613,13 @@ static void peer_fetched(void *arg, enum probe_result result, int status, const 
 	peer_start_asks(p);
 }
 
-void peer_ask(struct peer *p, int profile, const char *profile_name)
+/* GET /cluster; prefetch: for a later ask. */
+static void peer_fetch(struct peer *p, int prefetch)
 {
 	struct timeval tv = { p->fetch_ms / 1000, (p->fetch_ms % 1000) * 1000 };
 
-	if (p->phase != PEER_IDLE)
-		return;
-	p->profile = profile;
-	snprintf(p->request, sizeof(p->request), "%s\n", profile_name);
-	if (p->have_members) {
-		peer_start_asks(p);
-		return;
-	}
 	p->phase = PEER_FETCHING;
+	p->prefetch = prefetch;
 	p->asked_us = util_mono_us();
 	if (!resolve_is_literal(p->patroni_addr)) {
 		snprintf(p->cluster_err, sizeof(p->cluster_err),
@@ -619,6 +635,35 @@ void peer_ask(struct peer *p, int profile, const char *profile_name)
 			 p->patroni_addr, p->body, sizeof(p->body));
 }
 
+void peer_ask(struct peer *p, int profile, const char *profile_name)
+{
+	if (p->phase == PEER_FETCHING && p->prefetch) {
+		/* The list is on its way: this ask starts when it comes. */
+		p->prefetch = 0;
+		p->profile = profile;
+		snprintf(p->request, sizeof(p->request), "%s\n", profile_name);
+		return;
+	}
+	if (p->phase != PEER_IDLE)
+		return;
+	p->profile = profile;
+	snprintf(p->request, sizeof(p->request), "%s\n", profile_name);
+	if (p->have_members) {
+		peer_start_asks(p);
+		return;
+	}
+	peer_fetch(p, 0);
+}
+
+void peer_prefetch(struct peer *p)
+{
+	if (!p || p->phase != PEER_IDLE || p->have_members || p->prefetched ||
+	    !resolve_is_literal(p->patroni_addr))
+		return;
+	p->prefetched = 1; /* a flood of callbacks is one GET /cluster */
+	peer_fetch(p, 1);
+}
+
 static void peer_cancel(struct peer *p)
 {
 	if (p->phase == PEER_FETCHING)
@@ -628,6 +673,7 @@ static void peer_cancel(struct peer *p)
 	evtimer_del(p->deadline);
 	event_del(p->finish);
 	p->phase = PEER_IDLE;
+	p->prefetch = 0;
 }
 
 void peer_forget(struct peer *p)
@@ -636,6 +682,7 @@ void peer_forget(struct peer *p)
 		return;
 	peer_cancel(p);
 	p->have_members = 0;
+	p->prefetched = 0;
 }
 
 struct peer *peer_new(struct event_base *base, const char *patroni_addr, int patroni_port,

@@ -10,7 +10,10 @@
  * deadline or answers anything else keeps the timer.
  *
  * The members come from the local Patroni's GET /cluster, fetched at the
- * first ask of a hold (peer_forget() drops them when the hold ends). Each
+ * first ask of a hold, or just before it while a role is changing
+ * (peer_prefetch(): a Patroni callback, Patroni's answer moving), so that
+ * the hold's first ask goes straight to the agents; peer_forget() drops
+ * them once no role is changing. Each
  * ask is one connection per member, started at once, with one short
  * deadline for all of them, all on the caller's loop; nothing here runs on
  * the agent's accept path. */
@@ -79,6 +82,10 @@ void peer_free(struct peer *p);
  * would, name and newline). Does nothing while an ask is running. done()
  * is called once per ask, never from inside peer_ask(). */
 void peer_ask(struct peer *p, int profile, const char *profile_name);
+/* A role is changing: fetch the members now, for the hold that may come
+ * (nothing when they are known or a fetch or ask runs). A failure here is
+ * silent: the hold fetches again and says why. */
+void peer_prefetch(struct peer *p);
 /* The hold ended: forget the members (the next hold fetches them again)
  * and cancel an ask in flight (done() is not called). */
 void peer_forget(struct peer *p);

@@ -80,6 +80,7 @@ class State:
     def reset(self):
         self.requests = 0
         self.by_method = {}
+        self.by_path = {}
         self.last_request = None
         self.hung_open = 0          # hanging connections still open right now
         self.hung_total = 0         # requests that were left hanging
@@ -91,6 +92,7 @@ class State:
             "mode": self.mode,
             "requests": self.requests,
             "by_method": self.by_method,
+            "by_path": self.by_path,
             "last_request": self.last_request,
             "hung_open": self.hung_open,
             "hung_total": self.hung_total,
@@ -166,6 +168,7 @@ async def serve_probe(state, reader, writer):
     mode = state.mode
     state.requests += 1
     state.by_method[method] = state.by_method.get(method, 0) + 1
+    state.by_path[path] = state.by_path.get(path, 0) + 1
     state.last_request = "%s %s" % (method, target)
     try:
         if mode == "hang":
