@@ -36,6 +36,28 @@ static int64_t main_hold_fast_for_us(const struct happac *h)
 	return (int64_t)(ms < MAIN_HOLD_FAST_FOR_MAX_MS ? ms : MAIN_HOLD_FAST_FOR_MAX_MS) * 1000;
 }
 
+/* The node whose agent says up for a role only one node may have (the
+ * primary, the leader, the standby leader) is the one every handover
+ * waits for: the new node's hold ends when this agent says down, so its
+ * cached up must follow its own Patroni's demotion quickly even without a
+ * callback. Its rounds run at interval / MAIN_HOLD_LEADING_DIVISOR: two
+ * requests a second to the leader's own Patroni at the default --interval,
+ * one on every other node. */
+#define MAIN_HOLD_LEADING_DIVISOR 2
+
+static int main_hold_leading(const struct happac *h)
+{
+	for (int i = 0; i < answer_count(h->answer); i++) {
+		enum profile_rule r = answer_profile(h->answer, i)->rule;
+
+		if ((r == PROFILE_RULE_PRIMARY || r == PROFILE_RULE_LEADER ||
+		     r == PROFILE_RULE_STANDBY_LEADER) &&
+		    answer_health(h->answer, i) != PROFILE_HEALTH_DOWN)
+			return 1;
+	}
+	return 0;
+}
+
 /* Patroni's before_stop: the stopping line stays until a round that began
  * after it sees Patroni answer otherwise than it did then (the stop showed:
  * from then on Patroni's own answer says what the node is), or for this
@@ -51,7 +73,6 @@ struct main_hold {
 	char names[PEER_MAX * (PEER_NAME_MAX + 1)];
 	int64_t fast_until_us;
 	int64_t callback_until_us;         /* MAIN_HOLD_CALLBACK_FAST_MS until then */
-	int last_result, last_status;      /* Patroni's answer in the last round */
 	int last_json;                     /* its status JSON's state: running,
 					      role, unlocked (-1: none) */
 	enum main_hold_stop stop;
@@ -96,7 +117,6 @@ struct main_hold *main_hold_new(struct happac *h, void (*evaluate)(struct happac
 	h->hold = calloc(1, sizeof(struct main_hold));
 	if (!h->hold)
 		return NULL;
-	h->hold->last_result = -1;
 	h->hold->last_json = -1;
 	h->hold->evaluate = evaluate;
 	main_hold_configure(h);
@@ -147,27 +167,29 @@ void main_hold_inputs(struct happac *h, struct profile_inputs *in, char *summary
 void main_hold_evaluated(struct happac *h)
 {
 	struct main_hold *mh = h->hold;
-	const struct probe_report *pa = &h->run->probes[MAIN_PROBE_PATRONI].last;
 	const struct patroni_json *j = probe_patroni_json(h->run->patroni);
-	int js = j ? j->running | (int)j->role << 1 | j->cluster_unlocked << 4 : -1;
+	/* A replica's replication_state (Patroni 3.0.4+) ends when its
+	 * primary stops: in a switchover that is the candidate's first sign,
+	 * some 0.3 s before its own /primary says 200. */
+	int js = j ? j->running | (int)j->role << 1 | j->cluster_unlocked << 4 |
+			     !!j->replication_state[0] << 5 : -1;
 	int64_t now = util_mono_us();
 	int holding = -1;
 
 	for (int i = answer_count(h->answer) - 1; i >= 0 && i < PROFILE_MAX; i--)
 		if (answer_hold_since(h->answer, i))
 			holding = i;
-	/* Patroni's answer moved, or what its status says (PostgreSQL
-	 * stopped or started, another role, the leader lock gone): a role is
-	 * changing somewhere. Edges only, so a node that stays stopped is
-	 * probed at the interval again after a hold's time. */
-	if ((mh->last_result >= 0 &&
-	     ((int)pa->result != mh->last_result || pa->http_status != mh->last_status)) ||
-	    (mh->last_json >= 0 && js >= 0 && js != mh->last_json)) {
+	/* What Patroni's status says moved (PostgreSQL stopped or started,
+	 * another role, the leader lock gone, replication from the primary
+	 * ended or began): a role is changing somewhere. Edges between two
+	 * status documents only: a Patroni that fails (no document: garbage,
+	 * a timeout, refused) is never probed faster than the interval, and a
+	 * node that stays stopped is probed at the interval again after a
+	 * hold's time. */
+	if (mh->last_json >= 0 && js >= 0 && js != mh->last_json) {
 		mh->fast_until_us = now + main_hold_fast_for_us(h);
 		peer_prefetch(mh->peer);
 	}
-	mh->last_result = (int)pa->result;
-	mh->last_status = pa->http_status;
 	mh->last_json = js;
 	if (h->run->sched) {
 		int fast = 0;
@@ -176,6 +198,8 @@ void main_hold_evaluated(struct happac *h)
 			fast = MAIN_HOLD_FAST_MS;
 		if (now < mh->callback_until_us)
 			fast = MAIN_HOLD_CALLBACK_FAST_MS;
+		if (!fast && main_hold_leading(h))
+			fast = h->opts.interval_ms / MAIN_HOLD_LEADING_DIVISOR;
 		probe_sched_fast(h->run->sched, fast);
 	}
 	if (!mh->peer)
