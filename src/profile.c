@@ -334,10 +334,11 @@ static const char *profile_lock_word(const struct patroni_json *j,
 static int profile_rule_ok(enum profile_rule rule, const struct patroni_json *j,
 			   const struct profile_lock *lk, int *no_lock)
 {
-	/* In failsafe mode Patroni keeps the leader without a DCS view, so
-	 * its JSON says cluster_unlocked while it still holds the lead. */
-	int primary_role = j->role == PATRONI_JSON_ROLE_PRIMARY && j->running &&
-			   (!j->cluster_unlocked || j->failsafe_active);
+	/* The lock is the evidence's (lk), as for Patroni's own /primary
+	 * (is_leader()): the JSON's cluster_unlocked is this node's DCS view,
+	 * which a DCS outage empties while Patroni still holds the lead (until
+	 * its key would expire, and on in failsafe mode). */
+	int primary_role = j->role == PATRONI_JSON_ROLE_PRIMARY && j->running;
 	int standby_role = j->role == PATRONI_JSON_ROLE_STANDBY_LEADER && j->running;
 	int primary = primary_role && lk->primary == 1;
 	int standby_leader = standby_role && lk->standby_leader == 1;
