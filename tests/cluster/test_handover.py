@@ -183,6 +183,13 @@ def handover_lab(lab):
     yield lab
     if lab.callbacks:
         lab.set_callbacks(False)
+    # Leave the lab as the next module expects it: every PgBouncer out of the
+    # server_login_retry that this module's demotions left it in (a steady
+    # state's writes would fail on it).
+    lab.wait_healthy()
+    for n in hc.NODES:
+        hc.wait_for(f"node{n}'s PgBouncer reaching PostgreSQL",
+                    lambda n=n: _pgbouncer_reaches_postgres(n), 30, 0.2)
 
 
 NOCB_SWITCHOVERS = 5

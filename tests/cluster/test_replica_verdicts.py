@@ -369,7 +369,11 @@ def test_standby_leader_streams(lab, agents):
     n = STANDBY
     knows = reports_replication_state(lab)
     try:
-        lab.start_standby_cluster(n, (hc.node_addr(p), hc.PG_PORT))
+        # A scope of its own: a standby cluster started earlier in the session
+        # (test_patroni_modes) left its configuration in etcd, with that time's
+        # primary as the source, which bootstrap settings do not replace.
+        lab.start_standby_cluster(n, (hc.node_addr(p), hc.PG_PORT),
+                                  scope=hc.SCOPE + "-standby-streams")
         hc.wait_for("Patroni on node4: /standby-leader 200",
                     lambda: (hc.patroni_status(n, "/standby-leader") == 200
                              or (not lab.running(f"patroni{n}")
