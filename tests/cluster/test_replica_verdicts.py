@@ -416,6 +416,10 @@ def test_standby_leader_streams(lab, agents):
             hc.wait_for("standby leader up again",
                         lambda: ask(n, ROUTE) == "up\n" and ask(n, PING) == "up\n",
                         5 + HOLD + DETECT + 10)
+            # ... and the recorder has sampled it too (it asks every 0.1 s).
+            hc.wait_for("the recorder's latest samples up",
+                        lambda: all(rec.samples[t] and rec.samples[t][-1][1] == "up\n"
+                                    for t in rec.targets), 5)
         finally:
             restore_replication(p)
             rec.stop()
