@@ -392,11 +392,15 @@ def test_standby_leader_streams(lab, agents):
 
             def cut_visible():
                 # A walsender not yet listed when the cut ended the others keeps
-                # streaming (NOREPLICATION only refuses new logins): end it too.
+                # streaming (NOREPLICATION only refuses new logins): end it too,
+                # on every node (the role change replicates; a standby leader
+                # whose data directory an earlier standby left may follow
+                # another node than its configured source).
                 if receiver_streams(n):
-                    sql(p, "SELECT pg_terminate_backend(pid) FROM pg_stat_replication")
-                    return hc.Pending(sql(p, "SELECT application_name, usename, state "
-                                             "FROM pg_stat_replication"))
+                    for m in hc.NODES:
+                        sql(m, "SELECT pg_terminate_backend(pid) FROM pg_stat_replication")
+                    return hc.Pending(sql(n, "SELECT sender_host, status "
+                                             "FROM pg_stat_wal_receiver"))
                 return True
             hc.wait_for("the cut visible on node4", cut_visible, 15, 0.5)
             want = "down #standby leader not streaming (pg_stat_wal_receiver)\n"
