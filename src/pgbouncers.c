@@ -79,8 +79,9 @@ fail:
 
 void pgbouncers_close(struct pgbouncers_proc *p)
 {
-	probe_pg_free(p->admin);
+	/* The routing probe first: its gate is the admin probe. */
 	probe_pg_free(p->pg);
+	probe_pg_free(p->admin);
 	p->admin = NULL;
 	p->pg = NULL;
 }
