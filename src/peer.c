@@ -570,20 +570,6 @@ static void peer_fetched(void *arg, enum probe_result result, int status, const 
 	int n;
 
 	evtimer_del(p->deadline);
-	if (p->prefetch) {
-		/* Ahead of a hold: keep a good list for it, nothing else (a
-		 * failure is the hold's to find and log). */
-		p->prefetch = 0;
-		p->phase = PEER_IDLE;
-		if (result == PROBE_OK && status == 200) {
-			n = peer_cluster_parse(p->body, p->http.reply.body_len, p->patroni_addr,
-					       p->members, PEER_MAX, p->cluster_err,
-					       sizeof(p->cluster_err));
-			p->n = n < 0 ? 0 : n;
-			p->have_members = n >= 0;
-		}
-		return;
-	}
 	if (result != PROBE_OK) {
 		snprintf(p->cluster_err, sizeof(p->cluster_err), "/cluster: %s%s%s",
 			 probe_result_names[result], detail && *detail ? " " : "",
@@ -596,6 +582,15 @@ static void peer_fetched(void *arg, enum probe_result result, int status, const 
 		n = peer_cluster_parse(p->body, p->http.reply.body_len, p->patroni_addr,
 				       p->members, PEER_MAX, p->cluster_err,
 				       sizeof(p->cluster_err));
+	}
+	if (p->prefetch) {
+		/* Ahead of a hold: keep a good list for it, nothing else (a
+		 * failure is the hold's to find and log: it fetches again). */
+		p->prefetch = 0;
+		p->phase = PEER_IDLE;
+		p->n = n < 0 ? 0 : n;
+		p->have_members = n >= 0;
+		return;
 	}
 	if (n < 0) {
 		/* Once per hold: the list stays empty (and Patroni unasked)
