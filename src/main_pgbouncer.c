@@ -11,11 +11,10 @@
 #include "verdict.h"
 
 #include <stdio.h>
-#include <string.h>
 
 /* What PgBouncer's admin console said this round, and what it means: a
- * pause holds the lines and keeps the routing probe out of the paused
- * database from the next round on. */
+ * pause keeps PgBouncer's own failures out of the lines and the routing
+ * probe out of the paused database from the next round on. */
 void main_pgbouncer_state(struct happac *h)
 {
 	struct main_probes *r = h->run;
@@ -31,8 +30,7 @@ void main_pgbouncer_state(struct happac *h)
 	st = pgbouncers_state(r->procs + 1, r->nprocs - 1, st);
 	pause_update(&h->pause, st, why, r->procs[0].state.dbname,
 		     pr->result != PROBE_OK ? PAUSE_ROUTING_FAILED
-		     : !strncmp(pr->detail, "not run", 7) ? PAUSE_ROUTING_SKIPPED
-							: PAUSE_ROUTING_OK,
+		     : pr->skipped ? PAUSE_ROUTING_SKIPPED : PAUSE_ROUTING_OK,
 		     util_mono_us(), h->opts.pause_grace_ms);
 }
 

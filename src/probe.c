@@ -96,6 +96,7 @@ void probe_done(struct probe *p, enum probe_result result, int http_status,
 	p->last.lag_bytes = p->lag_bytes;
 	p->last.wal_receiver = p->wal_receiver;
 	p->last.replay_age_ms = p->replay_age_ms;
+	p->last.skipped = p->skipped;
 	p->last.http_status = http_status;
 	p->last.duration_us = now - p->started_us;
 	p->last.finished_us = now;
@@ -139,6 +140,7 @@ static void probe_sched_round(evutil_socket_t fd, short what, void *arg)
 		p->lag_bytes = -1;
 		p->wal_receiver = -1;
 		p->replay_age_ms = -1;
+		p->skipped = 0;
 		p->started_us = util_mono_us();
 		evtimer_add(p->deadline, &tv);
 		p->ops->start(p->impl, p);

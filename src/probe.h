@@ -49,6 +49,7 @@ struct probe_report {
 	int64_t replay_age_ms;/* routing probe: 0 when replay has reached the
 				 primary's WAL end, else now() minus the last
 				 replayed commit's time; -1 unknown */
+	int skipped;          /* routing probe: not run, PgBouncer paused */
 };
 
 struct probe;
@@ -76,6 +77,7 @@ struct probe {
 	int64_t lag_bytes;         /* likewise */
 	int wal_receiver;          /* likewise */
 	int64_t replay_age_ms;     /* likewise */
+	int skipped;               /* likewise */
 	int64_t started_us;
 	struct event *deadline;
 	struct probe_sched *sched;

@@ -583,6 +583,7 @@ static void probe_pg_gate_open(struct probe_pg *pg)
 	if (a->waiter == pg)
 		a->waiter = NULL;
 	if (a->admin_ok && pgadmin_is_pause(a->admin->state)) {
+		pg->probe->skipped = 1;
 		probe_pg_finish(pg, PROBE_OK, "not run: pgbouncer paused");
 		return;
 	}
