@@ -78,6 +78,16 @@ def reports_replication_state(lab):
     return v >= (3, 0, 4)
 
 
+def changes(samples, t0):
+    """Each change of reply in samples [(t, reply)] from t0 on, as 'seconds: reply'."""
+    out, last = [], None
+    for t, r in samples:
+        if t >= t0 and r != last:
+            out.append(f"{t - t0:.2f}s: {r!r}")
+            last = r
+    return out
+
+
 def words(samples):
     """The run of up/down words in samples [(t, reply)], repeats folded."""
     out = []
@@ -324,14 +334,21 @@ def test_lag_hold_down(lab, agents):
         released = hold_replay(p, r, 10.0)
         writer.stop()
         hc.wait_for("up 100% again", lambda: ask(r, ROUTE) == "up 100%\n", LAG_HOLD + 10)
+        # ... and the recorder has sampled it too (it asks every 0.1 s).
+        hc.wait_for("the recorder's latest sample up 100%",
+                    lambda: rec.samples[(r, ROUTE)][-1][1] == "up 100%\n", 5)
     finally:
         writer.stop()
         rec.stop()
         sql(p, "DROP TABLE IF EXISTS happac_lagw; DROP TABLE IF EXISTS happac_lock")
     assert not writer.errors, writer.errors
+    seen = changes(rec.samples[(r, ROUTE)], t_long)
     over = rec.first((r, ROUTE), lambda x: x == "up 1%\n", t_long)
+    assert over is not None, f"the long spike never reached lag-cut: {seen}"
     down = rec.first((r, ROUTE), lambda x: x.startswith("down"), t_long)
+    assert down is not None, f"the long spike never cut: {seen}"
     up = rec.first((r, ROUTE), lambda x: x.startswith("up"), down)
+    assert up is not None, f"never up again after the long spike: {seen}"
     print(f"long spike: at lag-cut {over - t_long:.2f}s in, down {down - over:.2f}s later; "
           f"up {up - released:.2f}s after replay was let go")
     assert down is not None and down - over >= LAG_HOLD - I, (over, down)
