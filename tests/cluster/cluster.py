@@ -959,12 +959,30 @@ class Cluster:
                                               + list(args)),
                               capture_output=True, text=True, timeout=timeout)
 
-    def switchover(self, leader, candidate):
-        r = self.patronictl("switchover", "--leader", node_name(leader),
-                            "--candidate", node_name(candidate), "--force")
-        if r.returncode != 0:
-            raise ClusterError(f"patronictl switchover failed: {r.stdout}\n{r.stderr}")
-        return r.stdout
+    def switchover(self, leader, candidate, timeout=30):
+        """patronictl switchover from leader to candidate; returns its output once Patroni
+        has taken it. patronictl exits 0 when Patroni refuses ("Switchover failed, details:
+        503, ..."): the leader found the candidate not yet eligible, e.g. just after a rejoin
+        (Patroni 4 also weighs the candidate's timeline). Asked again each second until
+        Patroni takes it, up to timeout."""
+        deadline = time.monotonic() + timeout
+
+        def taken():
+            r = self.patronictl("switchover", "--leader", node_name(leader),
+                                "--candidate", node_name(candidate), "--force")
+            if r.returncode != 0:
+                raise ClusterError(f"patronictl switchover failed: {r.stdout}\n{r.stderr}")
+            if "failed, details" in r.stdout:
+                print(f"[cluster] Patroni refused the switchover to node{candidate}: "
+                      f"{r.stdout.strip()}", flush=True)
+                return Pending(r.stdout.strip())
+            return r.stdout
+        out = wait_for(f"Patroni to take the switchover to node{candidate}", taken, timeout, 1.0)
+        if "status unknown" in out:   # asked, not yet seen done: it may still come
+            wait_for(f"node{candidate} primary after '{out.strip()}'",
+                     lambda: self.primary() == candidate or Pending(self.roles()),
+                     max(1, deadline - time.monotonic()), 0.2)
+        return out
 
     # PgBouncer ---------------------------------------------------------------------------
     def _write_pgbouncer_ini(self, n, backend=None):
