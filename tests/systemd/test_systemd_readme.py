@@ -55,16 +55,26 @@ def test_ctl_section_verbatim(node, lab):
     cmds = readme_block("## Profiles, agent-send, operator overrides", "happac ctl drain")
     assert [x.split()[:3] for x in cmds] == [
         ["happac", "ctl", "drain"], ["happac", "ctl", "maint"],
-        ["happac", "ctl", "ready"], ["happac", "ctl", "status"]], cmds
+        ["happac", "ctl", "ready"], ["happac", "ctl", "status"],
+        ["happac", "ctl", "probe"], ["happac", "ctl", "stopping"]], cmds
     seen = []
     try:
         for cmd in cmds:
             r = c.run(["sh", "-ec", cmd])
             seen.append((cmd, r.out.strip(), agent(lab)))
-        drain, maint, ramp, status = seen
+        drain, maint, ramp, status, probe, stopping = seen
         assert drain[1].startswith("ok drain") and drain[2].split()[:2] == ["up", "drain"], drain
         assert maint[1].startswith("ok maint") and "maint" in maint[2].split(), maint
         assert ramp[1].startswith("ok ready") and re.search(r" \d+%\n$", ramp[2]), ramp
         assert '"admin":"ready"' in status[1] and '"ramp_ms":60000' in status[1], status
+        # Patroni's callback and before_stop hook, through the unit's socket: a round
+        # now (the line is unchanged), then down at once until Patroni's answer moves.
+        assert probe[1] == "ok probe" and re.search(r"^up .*\d+%\n$", probe[2]), probe
+        # (`ready` rides along while the ready window lasts: "down ready #...")
+        assert stopping[1] == "ok stopping" and stopping[2].split()[0] == "down" and \
+            stopping[2].endswith(" #patroni: stopping\n"), stopping
     finally:
+        # `stopping` lasts until Patroni's answer moves (up to 60 s): a restart ends it.
+        c.run(["systemctl", "restart", "happac"], timeout=60, check=False)
         c.run(["happac", "ctl", "ready"], check=False)
+    assert agent(lab).startswith("up"), agent(lab)

@@ -86,6 +86,12 @@ def test_ctl_root_group_member_and_outsider(node, lab):
             assert words[0] == "up" and any(w.endswith("%") for w in words), words
             st = c.run(["happac", "ctl", "status"], user=user).out
             assert '"admin":"ready"' in st and '"ramp_ms":10000' in st, st
+        # Patroni's callback as a member of the group (Patroni's own user must be one).
+        r = c.run(["happac", "ctl", "probe"], user="op")
+        assert r.out.strip() == "ok probe", r
+        # ... and where it may not reach happac, it never fails Patroni's action.
+        r = c.run(["happac", "ctl", "probe"], user="outsider", check=False)
+        assert r.rc == 0 and r.out == "" and "not delivered, nothing to do" in r.err, r
         journal = c.journal(UNIT)
         op_uid = c.run(["id", "-u", "op"]).out.strip()
         assert "override: drain set by uid 0" in journal
