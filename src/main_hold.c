@@ -36,23 +36,26 @@ static int64_t main_hold_fast_for_us(const struct happac *h)
 	return (int64_t)(ms < MAIN_HOLD_FAST_FOR_MAX_MS ? ms : MAIN_HOLD_FAST_FOR_MAX_MS) * 1000;
 }
 
-/* The node whose agent says up for a role only one node may have (the
- * primary, the leader, the standby leader) is the one every handover
- * waits for: the new node's hold ends when this agent says down, so its
- * cached up must follow its own Patroni's demotion quickly even without a
- * callback. Its rounds run at interval / MAIN_HOLD_LEADING_DIVISOR: two
- * requests a second to the leader's own Patroni at the default --interval,
- * one on every other node. */
-#define MAIN_HOLD_LEADING_DIVISOR 2
+/* A role only one node may have (the primary, the leader, the standby
+ * leader) changes hands between two agents, and each can learn of its own
+ * side only at its own round when no callback tells it: the old one of its
+ * demotion (the new node's hold ends when that agent says down), the
+ * candidate of its promotion (Patroni 3.0.2 gives it no earlier sign in its
+ * status; 3.0.4+ does, see main_hold_evaluated). At one round per interval
+ * the candidate's delay alone spread over a whole interval and its median
+ * sat at the 0.6 s the handover allows. So every agent serving such a
+ * profile rounds at interval / MAIN_HOLD_ONE_NODE_DIVISOR: two requests a
+ * second to its own Patroni at the default --interval; agents serving only
+ * replica profiles keep the interval. */
+#define MAIN_HOLD_ONE_NODE_DIVISOR 2
 
-static int main_hold_leading(const struct happac *h)
+static int main_hold_one_node_role(const struct happac *h)
 {
 	for (int i = 0; i < answer_count(h->answer); i++) {
 		enum profile_rule r = answer_profile(h->answer, i)->rule;
 
-		if ((r == PROFILE_RULE_PRIMARY || r == PROFILE_RULE_LEADER ||
-		     r == PROFILE_RULE_STANDBY_LEADER) &&
-		    answer_health(h->answer, i) != PROFILE_HEALTH_DOWN)
+		if (r == PROFILE_RULE_PRIMARY || r == PROFILE_RULE_LEADER ||
+		    r == PROFILE_RULE_STANDBY_LEADER)
 			return 1;
 	}
 	return 0;
@@ -198,8 +201,8 @@ void main_hold_evaluated(struct happac *h)
 			fast = MAIN_HOLD_FAST_MS;
 		if (now < mh->callback_until_us)
 			fast = MAIN_HOLD_CALLBACK_FAST_MS;
-		if (!fast && main_hold_leading(h))
-			fast = h->opts.interval_ms / MAIN_HOLD_LEADING_DIVISOR;
+		if (!fast && main_hold_one_node_role(h))
+			fast = h->opts.interval_ms / MAIN_HOLD_ONE_NODE_DIVISOR;
 		probe_sched_fast(h->run->sched, fast);
 	}
 	if (!mh->peer)
