@@ -37,25 +37,32 @@ static int64_t main_hold_fast_for_us(const struct happac *h)
 }
 
 /* A role only one node may have (the primary, the leader, the standby
- * leader) changes hands between two agents, and each can learn of its own
- * side only at its own round when no callback tells it: the old one of its
- * demotion (the new node's hold ends when that agent says down), the
- * candidate of its promotion (Patroni 3.0.2 gives it no earlier sign in its
- * status; 3.0.4+ does, see main_hold_evaluated). At one round per interval
- * the candidate's delay alone spread over a whole interval and its median
- * sat at the 0.6 s the handover allows. So every agent serving such a
- * profile rounds at interval / MAIN_HOLD_ONE_NODE_DIVISOR: two requests a
- * second to its own Patroni at the default --interval; agents serving only
- * replica profiles keep the interval. */
+ * leader) changes hands between two agents, and without a callback each
+ * learns of its own side at its own round. The one that says up must see
+ * its demotion quickly (the new node's hold ends when it says down). The
+ * candidate must see its promotion: Patroni 3.0.4+ gives it a sign first
+ * (its replication_state ends when the old primary stops, which starts the
+ * fast rounds, see main_hold_evaluated); older Patroni (3.0.2) gives none,
+ * and at one round per interval the candidate's delay spread over a whole
+ * interval, its median at the 0.6 s a handover allows. So these agents
+ * round at interval / MAIN_HOLD_ONE_NODE_DIVISOR: two requests a second to
+ * their own Patroni at the default --interval. Every other agent keeps the
+ * interval: halving a candidate's rounds on Patroni 4 too made the
+ * callbacks' handover slower there (median 0.16 s against 0.02-0.07 s),
+ * probably as the round a callback asks for queues behind one in flight. */
 #define MAIN_HOLD_ONE_NODE_DIVISOR 2
 
 static int main_hold_one_node_role(const struct happac *h)
 {
+	const struct patroni_json *j = probe_patroni_json(h->run->patroni);
+	int no_sign = j && patroni_json_reports_replication(j) != 1;
+
 	for (int i = 0; i < answer_count(h->answer); i++) {
 		enum profile_rule r = answer_profile(h->answer, i)->rule;
 
-		if (r == PROFILE_RULE_PRIMARY || r == PROFILE_RULE_LEADER ||
-		    r == PROFILE_RULE_STANDBY_LEADER)
+		if ((r == PROFILE_RULE_PRIMARY || r == PROFILE_RULE_LEADER ||
+		     r == PROFILE_RULE_STANDBY_LEADER) &&
+		    (no_sign || answer_health(h->answer, i) != PROFILE_HEALTH_DOWN))
 			return 1;
 	}
 	return 0;

@@ -269,8 +269,8 @@ def test_ten_thousand_checks_cost_patroni_the_schedule(lab, healthy, extras):  #
     assert not failed, failed[:5]
     assert len(answered) == 10000 and set(answered) <= {200, 503}
     # Patroni saw the schedule: one GET per round (-k primary: no leader
-    # probe), rounds following the clock, not the checks -- at half the
-    # interval for the primary profile (main_hold.c: a handover waits for it).
+    # probe), rounds following the clock, not the checks -- on the primary
+    # at half the interval (main_hold.c: the agent a handover waits for).
     assert 1 <= asked <= took / (I / 2) + 2, (asked, took)
     assert abs(asked - rounds) <= 1, (asked, rounds)
     lab.log(f"#17: 10000 checks from 16 clients in {took:.1f}s; Patroni asked {asked} times "
