@@ -42,7 +42,8 @@ static int64_t main_hold_fast_for_us(const struct happac *h)
  * its demotion quickly (the new node's hold ends when it says down). The
  * candidate must see its promotion: Patroni 3.0.4+ gives it a sign first
  * (its replication_state ends when the old primary stops, which starts the
- * fast rounds, see main_hold_evaluated); older Patroni (3.0.2) gives none,
+ * fast rounds, see main_hold_evaluated); older Patroni (3.0.2, by the
+ * version in its status; without one, nothing is assumed) gives none,
  * and at one round per interval the candidate's delay spread over a whole
  * interval, its median at the 0.6 s a handover allows. So these agents
  * round at interval / MAIN_HOLD_ONE_NODE_DIVISOR: two requests a second to
@@ -55,7 +56,7 @@ static int64_t main_hold_fast_for_us(const struct happac *h)
 static int main_hold_one_node_role(const struct happac *h)
 {
 	const struct patroni_json *j = probe_patroni_json(h->run->patroni);
-	int no_sign = j && patroni_json_reports_replication(j) != 1;
+	int no_sign = j && patroni_json_reports_replication(j) == 0;
 
 	for (int i = 0; i < answer_count(h->answer); i++) {
 		enum profile_rule r = answer_profile(h->answer, i)->rule;
