@@ -195,6 +195,12 @@ class Stack:
             "etcd": ask(["etcd", "--version"], r"etcd Version: ([\d.]+)"),
         }
 
+    def at_least(self, program, version):
+        """Whether the stack's `program` is at least `version` ("3.0.3"); False when its
+        version could not be told (versions() says why)."""
+        have = self.versions().get(program, "?")
+        return have[:1].isdigit() and version_tuple(have) >= version_tuple(version)
+
     def banner(self):
         return f"stack {self.name}: " + ", ".join(f"{k} {v}" for k, v in self.versions().items())
 
@@ -267,6 +273,11 @@ def haproxy_check_settings(paths=None):
 
 class ClusterError(RuntimeError):
     pass
+
+
+def version_tuple(text):
+    """"3.0.2" -> (3, 0, 2), for comparing the stack's program versions."""
+    return tuple(int(x) for x in text.split(".") if x.isdigit())
 
 
 class Pending:

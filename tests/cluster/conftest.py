@@ -117,10 +117,6 @@ def stack():
     return _STACK
 
 
-def _version(text):
-    return tuple(int(x) for x in text.split(".") if x.isdigit())
-
-
 def pytest_configure(config):
     config.addinivalue_line(
         "markers", "needs(program, version, why): runs only on a stack whose `program` "
@@ -134,7 +130,7 @@ def pytest_runtest_setup(item):
         have = stack().versions().get(program, "?")
         if not have[:1].isdigit():
             pytest.fail(f"cannot tell the {program} version of stack {stack().name}: {have}")
-        if _version(have) < _version(want):
+        if not stack().at_least(program, want):
             pytest.skip(f"needs {program} >= {want} ({why}); stack {stack().name} has {have}")
 
 

@@ -153,10 +153,6 @@ def switchover(lab, label):
             "log": lab.tail(f"happac{new}", 40)}
 
 
-def _version(text):
-    return tuple(int(x) for x in text.split(".") if x.isdigit())
-
-
 def median(rows, key):
     return statistics.median(r[key] for r in rows)
 
@@ -235,7 +231,7 @@ def test_handover_recipe_callbacks(handover_lab, report):
     report_line(report, "recipe callbacks", rows)
     check_safe(rows)
     patroni = lab.stack.versions().get("Patroni", "0")
-    bound = 0.15 if _version(patroni) >= (3, 0, 3) else 0.3
+    bound = 0.15 if lab.stack.at_least("Patroni", "3.0.3") else 0.3
     assert median(rows, "up") <= bound, (patroni, [r["up"] for r in rows])
     assert max(r["b"] for r in rows) <= 1.0, [r["b"] for r in rows]
     a = statistics.median(r["windows"]["A"] for r in rows)

@@ -74,8 +74,7 @@ def patroni_json(n):
 
 
 def reports_replication_state(lab):
-    v = tuple(int(x) for x in lab.stack.versions()["Patroni"].split(".")[:3])
-    return v >= (3, 0, 4)
+    return lab.stack.at_least("Patroni", "3.0.4")
 
 
 def changes(samples, t0):
