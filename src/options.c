@@ -99,7 +99,8 @@ const struct options_def options_table[OPTIONS_COUNT] = {
 	  "line), /status and /metrics over HTTP here (default: off)",
 	  OPTIONS_ANYWHERE },
 	{ "interval", 0, OPTIONS_KIND_DURATION, "DURATION", "1s", 100, 60000,
-	  OFF(interval_ms), "Time between probe rounds (half of it while up for the primary)",
+	  OFF(interval_ms), "Time between probe rounds (half of it while up for the primary, "
+	  "and on Patroni before 3.0.4 for every agent serving it)",
 	  OPTIONS_ANYWHERE },
 	{ "timeout", 0, OPTIONS_KIND_DURATION, "DURATION", "800ms", 10, 30000,
 	  OFF(timeout_ms), "Hard deadline of each probe",

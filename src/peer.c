@@ -583,6 +583,8 @@ static void peer_fetched(void *arg, enum probe_result result, int status, const 
 				       p->members, PEER_MAX, p->cluster_err,
 				       sizeof(p->cluster_err));
 	}
+	if (n >= 0)
+		p->cluster_err[0] = '\0'; /* a list again: an old failure is over */
 	if (p->prefetch) {
 		/* Ahead of a hold: keep a good list for it, nothing else (a
 		 * failure is the hold's to find and log: it fetches again). */
@@ -604,7 +606,6 @@ static void peer_fetched(void *arg, enum probe_result result, int status, const 
 	}
 	p->n = n;
 	p->have_members = 1;
-	p->cluster_err[0] = '\0';
 	peer_start_asks(p);
 }
 
